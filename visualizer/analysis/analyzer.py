@@ -1,0 +1,543 @@
+"""Sans-IO analysis of TCP and UDP conversations, the way Wireshark does it.
+
+Feed packet records in capture order to :class:`Analyzer.add` (or call
+:func:`analyse`); each call returns the frame's :class:`FrameAnalysis`, and
+:meth:`Analyzer.finish` returns the :class:`Report`. Time is the records'
+timestamps, never a clock; nothing here reads a file or a socket.
+
+The TCP rules follow Wireshark's ``tcp_analyze_sequence_number``
+(epan/dissectors/packet-tcp.c) so that a frame's flags can be cross-checked in
+Wireshark: the same state per direction (next expected sequence number, last
+ACK, last window, duplicate-ACK count), the same order of tests and the same
+thresholds. Where sockstory knowingly differs, the rule says so:
+
+* A Linux zero-window probe (a 0- or 1-byte segment at snd.una - 1 while the
+  peer advertises a zero window, RFC 9293 s3.8.6.1) is called
+  ``zero_window_probe``; Wireshark calls it ``keep_alive``.
+
+Streams are numbered in order of first appearance, like tcp.stream and
+udp.stream; a SYN with a new initial sequence number on a known port pair
+starts a new stream ("reused_ports").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from visualizer.analysis import states
+from visualizer.analysis.report import (
+    ACK_LOST_SEGMENT,
+    DUPLICATE_ACK,
+    FAST_RETRANSMISSION,
+    KEEP_ALIVE,
+    KEEP_ALIVE_ACK,
+    LOST_SEGMENT,
+    OUT_OF_ORDER,
+    RETRANSMISSION,
+    REUSED_PORTS,
+    SPURIOUS_RETRANSMISSION,
+    STATE_ANOMALY,
+    WINDOW_FULL,
+    WINDOW_UPDATE,
+    ZERO_WINDOW,
+    ZERO_WINDOW_PROBE,
+    ZERO_WINDOW_PROBE_ACK,
+    ConversationSummary,
+    FrameAnalysis,
+    Finding,
+    Report,
+    analysis_names,
+)
+from visualizer.analysis.sequence import HALF_SPACE, SEQUENCE_MASK
+from visualizer.model import (
+    ACK,
+    FIN,
+    PROTOCOL_ICMP,
+    PROTOCOL_ICMPV6,
+    PROTOCOL_TCP,
+    PROTOCOL_UDP,
+    RST,
+    SYN,
+    PacketRecord,
+    parse_tcp_options,
+)
+
+State = states.State
+Event = states.Event
+
+# Wireshark's thresholds (packet-tcp.c), in nanoseconds.
+FAST_RETRANSMISSION_WINDOW_NS = 20_000_000
+"""A retransmission within 20 ms of the second duplicate ACK is "fast" (cf. RFC 5681 s3.2)."""
+OUT_OF_ORDER_DEFAULT_THRESHOLD_NS = 3_000_000
+"""Without a measured first RTT, a segment filling a gap within 3 ms is out of order."""
+FAST_RETRANSMISSION_DUPLICATE_ACKS = 2
+"""Wireshark counts a fast retransmission after 2 duplicate ACKs, not RFC 5681's 3: some may be missing."""
+MAXIMUM_WINDOW_SHIFT = 14
+"""RFC 7323 s2.3: a window-scale shift above 14 is taken as 14."""
+
+_UNKNOWN_WINDOW = 0xFFFFFFFF
+_SYN_FIN_RST = SYN | FIN | RST
+_PROTOCOL_NAMES = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp", PROTOCOL_ICMP: "icmp", PROTOCOL_ICMPV6: "icmpv6"}
+
+# Pre-computed state events (to keep the per-frame path short).
+_TRANSITIONS = states.TRANSITIONS
+_RECEIVE_ACK = Event.RECEIVE_ACK
+_SEND_ACK = Event.SEND_ACK
+
+
+class _Direction:
+    """What one endpoint has sent, as Wireshark's ``tcp_flow_t`` keeps it."""
+
+    __slots__ = (
+        "address", "port", "base_seq", "base_set", "nextseq", "nextseq_time", "nextseq_frame",
+        "maxseqtobeacked", "lastack", "lastack_time", "window", "window_scale", "dupacknum",
+        "lastnondupack", "last_flags", "state", "fin_next", "frames", "bytes",
+    )
+
+    def __init__(self, address: str, port: int, state: State) -> None:
+        self.address = address
+        self.port = port
+        self.base_seq = 0
+        self.base_set = False
+        self.nextseq = 0
+        self.nextseq_time = 0
+        self.nextseq_frame = 0
+        self.maxseqtobeacked = 0
+        self.lastack = 0
+        self.lastack_time = 0
+        self.window = _UNKNOWN_WINDOW
+        self.window_scale = -1  # -1: not known; -2: no scaling (Wireshark's convention)
+        self.dupacknum = 0
+        self.lastnondupack = 0
+        self.last_flags = 0
+        self.state = state
+        self.fin_next = -1  # relative sequence number that ACKs this endpoint's FIN
+        self.frames = 0
+        self.bytes = 0
+
+
+class _Conversation:
+    __slots__ = (
+        "summary", "first", "second", "first_rtt", "last_syn_time", "syn_seen", "synack_seen",
+        "handshake_done", "fin_seen", "rst_seen", "refused",
+    )
+
+    def __init__(self, summary: ConversationSummary, first: _Direction, second: _Direction) -> None:
+        self.summary = summary
+        self.first = first  # the direction of the first frame (endpoint A)
+        self.second = second
+        self.first_rtt = 0
+        self.last_syn_time = 0
+        self.syn_seen = False
+        self.synack_seen = False
+        self.handshake_done = False
+        self.fin_seen = False
+        self.rst_seen = False
+        self.refused = False
+
+
+class Analyzer:
+    """Streaming analysis: one :meth:`add` per frame, then :meth:`finish`."""
+
+    def __init__(self, *, source: str = "", keep_frames: bool = False) -> None:
+        self._report = Report(source=source)
+        self._keep_frames = keep_frames
+        # (source, destination, source port, destination port) -> (conversation, is_first_direction)
+        self._tcp: dict[tuple[str, str, int, int], tuple[_Conversation, bool]] = {}
+        self._udp: dict[tuple[str, str, int, int], tuple[ConversationSummary, bool]] = {}
+        self._tcp_conversations: list[_Conversation] = []
+        self._tcp_streams = 0
+        self._udp_streams = 0
+        self._first_time: int | None = None
+
+    # -- the public interface ---------------------------------------------------------------
+
+    def add(self, record: PacketRecord) -> FrameAnalysis:
+        """Analyse the next frame of the capture."""
+        report = self._report
+        report.frames += 1
+        timestamp = record.timestamp_ns
+        if timestamp is not None and self._first_time is None:
+            self._first_time = report.first_time_ns = timestamp
+        transport = record.transport
+        if transport == PROTOCOL_TCP:
+            result = self._add_tcp(record, record.tcp_flags, timestamp or 0)
+        elif transport == PROTOCOL_UDP:
+            result = self._add_udp(record, timestamp or 0)
+        else:
+            result = self._add_other(record)
+        if record.problem:
+            report.undecoded_frames += 1
+            report.findings.append(Finding("undecoded", record.number, result.stream, record.problem))
+        if self._keep_frames:
+            report.frame_analyses.append(result)
+        return result
+
+    def finish(self) -> Report:
+        """Close the analysis: conversation outcomes and final states."""
+        for conversation in self._tcp_conversations:
+            summary = conversation.summary
+            summary.state_a = conversation.first.state.value
+            summary.state_b = conversation.second.state.value
+            summary.outcome = _outcome(conversation)
+        self._report.conversations.sort(key=lambda item: (item.protocol, item.stream))
+        return self._report
+
+    # -- TCP ----------------------------------------------------------------------------------
+
+    def _new_tcp(self, record: PacketRecord, flags: int, timestamp: int) -> tuple[_Conversation, bool]:
+        syn_only = flags & (SYN | ACK) == SYN
+        if syn_only:
+            sender_state, receiver_state = State.CLOSED, State.LISTEN
+        elif flags & (SYN | ACK) == SYN | ACK:
+            sender_state, receiver_state = State.SYN_RECEIVED, State.SYN_SENT
+        else:
+            sender_state = receiver_state = State.ESTABLISHED
+        first = _Direction(record.source, record.source_port, sender_state)
+        second = _Direction(record.destination, record.destination_port, receiver_state)
+        summary = ConversationSummary(
+            "tcp", self._tcp_streams, record.source, record.source_port, record.destination,
+            record.destination_port, record.number, timestamp,
+        )
+        self._tcp_streams += 1
+        conversation = _Conversation(summary, first, second)
+        self._tcp_conversations.append(conversation)
+        self._report.conversations.append(summary)
+        self._tcp[(record.source, record.destination, record.source_port, record.destination_port)] = (
+            conversation, True,
+        )
+        self._tcp[(record.destination, record.source, record.destination_port, record.source_port)] = (
+            conversation, False,
+        )
+        return conversation, True
+
+    def _add_tcp(self, record: PacketRecord, flags: int, now: int) -> FrameAnalysis:
+        key = (record.source, record.destination, record.source_port, record.destination_port)
+        found = self._tcp.get(key)
+        analysis = 0
+        raw_seq = record.seq
+        if found is None:
+            found = self._new_tcp(record, flags, now)
+        elif flags & (SYN | ACK) == SYN:
+            conversation, forward = found
+            sender = conversation.first if forward else conversation.second
+            if sender.base_set and raw_seq != sender.base_seq:
+                # A new SYN with another ISN on a known port pair: a new connection.
+                found = self._new_tcp(record, flags, now)
+                analysis = REUSED_PORTS
+        conversation, forward = found
+        if forward:
+            fwd, rev = conversation.first, conversation.second
+        else:
+            fwd, rev = conversation.second, conversation.first
+        summary = conversation.summary
+        number = record.number
+        seglen = record.payload_length
+        raw_ack = record.ack
+        options = None
+
+        # Base sequence numbers (Wireshark: the SYN's ISN, or seq - 1 mid-stream; the peer's
+        # from the first ACK, as ack - 1).
+        if not fwd.base_set:
+            fwd.base_seq = raw_seq if flags & SYN else (raw_seq - 1) & SEQUENCE_MASK
+            fwd.base_set = True
+        if flags & ACK and not rev.base_set:
+            rev.base_seq = (raw_ack - 1) & SEQUENCE_MASK
+            rev.base_set = True
+        seq = (raw_seq - fwd.base_seq) & SEQUENCE_MASK
+        ack = (raw_ack - rev.base_seq) & SEQUENCE_MASK if flags & ACK else raw_ack
+
+        # Window scaling (RFC 7323 s2.2): announced in SYNs, applied to every other segment.
+        if flags & SYN:
+            options = parse_tcp_options(record.tcp_options)
+            shift = options.window_scale
+            if shift is not None:
+                fwd.window_scale = min(shift, MAXIMUM_WINDOW_SHIFT)
+            if flags & ACK:
+                if shift is None or rev.window_scale == -2:
+                    fwd.window_scale = rev.window_scale = -2
+            elif shift is None:
+                fwd.window_scale = rev.window_scale = -2
+            window = record.window
+            window_scale = 0
+        else:
+            scale = fwd.window_scale
+            window = record.window << scale if scale >= 0 else record.window
+            window_scale = 1 << scale if scale >= 0 else scale
+
+        # Handshake bookkeeping: Wireshark's first RTT (the latest SYN to the first ACK after it).
+        if flags & SYN:
+            if flags & ACK:
+                conversation.synack_seen = True
+            else:
+                conversation.syn_seen = True
+                conversation.last_syn_time = now
+        elif flags & ACK and not conversation.first_rtt and conversation.last_syn_time:
+            conversation.first_rtt = now - conversation.last_syn_time
+
+        # --- Wireshark's tcp_analyze_sequence_number, test by test. ---
+        nextseq = fwd.nextseq
+        rev_window = rev.window
+        syn_fin_rst = flags & _SYN_FIN_RST
+        duplicate_ack_number = 0
+        finished = False
+        if seglen == 1 and seq == nextseq and rev_window == 0:
+            # RFC 9293 s3.8.6.1 zero-window probe: one byte at the window's edge.
+            analysis |= ZERO_WINDOW_PROBE
+            finished = True
+        if not finished:
+            if window == 0 and not syn_fin_rst:
+                analysis |= ZERO_WINDOW
+            if nextseq and seq != nextseq and (seq - nextseq) & SEQUENCE_MASK < HALF_SPACE and not flags & RST:
+                analysis |= LOST_SEGMENT
+            if seglen <= 1 and seq == (nextseq - 1) & SEQUENCE_MASK and not syn_fin_rst:
+                # Our deviation: a keep-alive-shaped segment into a zero window is Linux's probe.
+                analysis |= ZERO_WINDOW_PROBE if rev_window == 0 else KEEP_ALIVE
+            if seglen == 0 and not syn_fin_rst and seq == nextseq and ack == fwd.lastack:
+                if window and window != fwd.window:
+                    analysis |= WINDOW_UPDATE
+            if (
+                seglen > 0
+                and rev.window_scale != -1
+                and not syn_fin_rst
+                and (seq + seglen) & SEQUENCE_MASK
+                == (rev.lastack + (rev_window << (0 if rev.window_scale == -2 else rev.window_scale))) & SEQUENCE_MASK
+            ):
+                analysis |= WINDOW_FULL
+            if seglen == 0 and not syn_fin_rst and seq == nextseq and ack == fwd.lastack and window == fwd.window:
+                if window and rev.last_flags & KEEP_ALIVE:
+                    analysis |= KEEP_ALIVE_ACK
+                elif window == 0 and rev.last_flags & ZERO_WINDOW_PROBE:
+                    analysis |= ZERO_WINDOW_PROBE_ACK
+                elif window:
+                    # -1 marks "ACKed unseen segment already reported"; a duplicate ACK counts as the first.
+                    fwd.dupacknum = 1 if fwd.dupacknum < 0 else fwd.dupacknum + 1
+                    duplicate_ack_number = fwd.dupacknum
+                    analysis |= DUPLICATE_ACK
+        if ack != fwd.lastack:
+            fwd.lastnondupack = number
+            fwd.dupacknum = 0
+        if (
+            flags & ACK
+            and rev.maxseqtobeacked
+            and ack != rev.maxseqtobeacked
+            and (ack - rev.maxseqtobeacked) & SEQUENCE_MASK < HALF_SPACE
+        ):
+            # Flag once per gap. When the peer has sent past the mark, move the mark up;
+            # while it only sends pure ACKs, its duplicate-ACK counter (-1) says "flagged".
+            gap = (rev.nextseq - rev.maxseqtobeacked) & SEQUENCE_MASK
+            if gap and gap < HALF_SPACE:
+                rev.maxseqtobeacked = rev.nextseq
+                analysis |= ACK_LOST_SEGMENT
+            else:
+                if rev.dupacknum == 0:
+                    analysis |= ACK_LOST_SEGMENT
+                rev.dupacknum = -1
+        segment_end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & SEQUENCE_MASK
+        if (seglen > 0 or flags & (SYN | FIN)) and not analysis & (KEEP_ALIVE | ZERO_WINDOW_PROBE):
+            not_advanced = bool(nextseq) and seq != nextseq and (nextseq - seq) & SEQUENCE_MASK < HALF_SPACE
+            if seglen > 1 and (nextseq - 1) & SEQUENCE_MASK == seq:
+                not_advanced = False  # new data after a possible zero-window probe
+            if seglen > 0 and rev.lastack and (rev.lastack - seq - seglen) & SEQUENCE_MASK < HALF_SPACE:
+                # Data the receiver had already acknowledged.
+                analysis |= SPURIOUS_RETRANSMISSION | RETRANSMISSION
+            elif (
+                not_advanced
+                and rev.dupacknum >= FAST_RETRANSMISSION_DUPLICATE_ACKS
+                and rev.lastack == seq
+                and now - rev.lastack_time < FAST_RETRANSMISSION_WINDOW_NS
+            ):
+                analysis |= FAST_RETRANSMISSION | RETRANSMISSION
+            elif (
+                not_advanced
+                and now - fwd.nextseq_time < (conversation.first_rtt or OUT_OF_ORDER_DEFAULT_THRESHOLD_NS)
+                and nextseq != segment_end  # SYN and FIN count (tshark 4.0 agrees on duplicated SYN/FIN)
+            ):
+                analysis |= OUT_OF_ORDER
+            elif not_advanced:
+                analysis |= RETRANSMISSION
+        if not analysis & ZERO_WINDOW_PROBE:  # probes do not advance the sequence space
+            if not nextseq or (segment_end != nextseq and (segment_end - nextseq) & SEQUENCE_MASK < HALF_SPACE):
+                fwd.nextseq = segment_end
+                fwd.nextseq_time = now
+                fwd.nextseq_frame = number
+            if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+                fwd.maxseqtobeacked = fwd.nextseq
+        fwd.window = window
+        fwd.lastack = ack
+        fwd.lastack_time = now
+        fwd.last_flags = analysis
+
+        # --- The endpoints' states (RFC 9293 s3.3.2), from the same segment. ---
+        if flags & FIN:
+            fwd.fin_next = segment_end
+            conversation.fin_seen = True
+        if flags & RST:
+            conversation.rst_seen = True
+            if not conversation.synack_seen and not conversation.handshake_done:
+                conversation.refused = conversation.syn_seen
+            sender_events: tuple[Event, ...] = (Event.SEND_RST,)
+            receiver_events: tuple[Event, ...] = (Event.RECEIVE_RST,)
+        elif flags & SYN:
+            if flags & ACK:
+                sender_events, receiver_events = (Event.SEND_SYN_ACK,), (Event.RECEIVE_SYN_ACK,)
+            else:
+                sender_events, receiver_events = (Event.SEND_SYN,), (Event.RECEIVE_SYN,)
+        else:
+            acks_fin = flags & ACK and rev.fin_next >= 0 and ack == rev.fin_next
+            received = Event.RECEIVE_ACK_OF_FIN if acks_fin else _RECEIVE_ACK
+            if flags & FIN:
+                sender_events = (_SEND_ACK, Event.SEND_FIN)
+                receiver_events = (received, Event.RECEIVE_FIN)
+            else:
+                sender_events, receiver_events = (_SEND_ACK,), (received,)
+        for event in sender_events:
+            following = _TRANSITIONS.get((fwd.state, event))
+            if following is None:
+                analysis |= STATE_ANOMALY
+            else:
+                fwd.state = following
+        for event in receiver_events:
+            following = _TRANSITIONS.get((rev.state, event))
+            if following is None:
+                analysis |= STATE_ANOMALY
+            else:
+                rev.state = following
+        if flags & SYN:
+            phase = "handshake"
+        elif not conversation.handshake_done and conversation.synack_seen and not flags & (FIN | RST):
+            conversation.handshake_done = True  # the ACK that completes the three-way handshake
+            phase = "handshake"
+        elif conversation.fin_seen or conversation.rst_seen:
+            phase = "teardown"
+        else:
+            conversation.handshake_done = True
+            phase = "data"
+
+        # --- Counting. ---
+        if forward:
+            summary.frames_a_to_b += 1
+            summary.bytes_a_to_b += record.original_length
+        else:
+            summary.frames_b_to_a += 1
+            summary.bytes_b_to_a += record.original_length
+        summary.last_time_ns = now
+        if analysis:
+            self._record_findings(record, summary, analysis, duplicate_ack_number)
+        return FrameAnalysis(
+            record, "tcp", summary.stream, seq, ack, segment_end if seglen or flags & (SYN | FIN) else seq,
+            window, window_scale, analysis, duplicate_ack_number, fwd.state.value, rev.state.value, phase,
+            forward,
+        )
+
+    def _record_findings(
+        self, record: PacketRecord, summary: ConversationSummary, analysis: int, duplicate_ack_number: int
+    ) -> None:
+        names = analysis_names(analysis)
+        summary.analysis_counts.update(names)
+        self._report.analysis_counts.update(names)
+        findings = self._report.findings
+        for name in names:
+            reason = _REASONS[name]
+            if name == "duplicate_ack":
+                reason = f"duplicate ACK #{duplicate_ack_number}"
+            findings.append(Finding(name, record.number, summary.stream, reason))
+
+    # -- UDP and the rest ---------------------------------------------------------------------
+
+    def _udp_conversation(
+        self, source: str, destination: str, source_port: int, destination_port: int, number: int, now: int
+    ) -> tuple[ConversationSummary, bool]:
+        found = self._udp.get((source, destination, source_port, destination_port))
+        if found is None:
+            summary = ConversationSummary("udp", self._udp_streams, source, source_port, destination,
+                                          destination_port, number, now)
+            self._udp_streams += 1
+            self._report.conversations.append(summary)
+            found = (summary, True)
+            self._udp[(source, destination, source_port, destination_port)] = found
+            self._udp[(destination, source, destination_port, source_port)] = (summary, False)
+        return found
+
+    def _add_udp(self, record: PacketRecord, now: int) -> FrameAnalysis:
+        summary, forward = self._udp_conversation(
+            record.source, record.destination, record.source_port, record.destination_port, record.number, now
+        )
+        if forward:
+            summary.frames_a_to_b += 1
+            summary.bytes_a_to_b += record.original_length
+        else:
+            summary.frames_b_to_a += 1
+            summary.bytes_b_to_a += record.original_length
+        summary.last_time_ns = now
+        return FrameAnalysis(record, "udp", summary.stream, -1, -1, -1, -1, -1, 0, 0, "", "", "", forward)
+
+    def _add_other(self, record: PacketRecord) -> FrameAnalysis:
+        protocol = _PROTOCOL_NAMES.get(record.transport, "ip" if record.network else "other")
+        stream = -1
+        quoted = record.quoted
+        if quoted is not None and quoted.source_port:
+            if quoted.transport == PROTOCOL_UDP:
+                summary, _ = self._udp_conversation(
+                    quoted.source, quoted.destination, quoted.source_port, quoted.destination_port,
+                    record.number, record.timestamp_ns or 0,
+                )
+                stream = summary.stream
+            elif quoted.transport == PROTOCOL_TCP:
+                found = self._tcp.get((quoted.source, quoted.destination, quoted.source_port, quoted.destination_port))
+                if found is not None:
+                    stream = found[0].summary.stream
+        return FrameAnalysis(record, protocol, stream, -1, -1, -1, -1, -1, 0, 0, "", "", "", True)
+
+
+_REASONS = {
+    "retransmission": "a segment that does not advance the sequence number",
+    "fast_retransmission": "retransmitted within 20 ms of two or more duplicate ACKs",
+    "spurious_retransmission": "retransmits data the receiver had already acknowledged",
+    "duplicate_ack": "duplicate ACK",
+    "out_of_order": "fills a gap sooner than a retransmission timer could have fired",
+    "zero_window": "the receiver advertises a zero window: the sender must stop",
+    "zero_window_probe": "probes a zero window",
+    "zero_window_probe_ack": "answers a zero-window probe",
+    "keep_alive": "keep-alive: one byte before the next expected sequence number",
+    "keep_alive_ack": "answers a keep-alive",
+    "window_full": "fills the receiver's advertised window",
+    "window_update": "only changes the advertised window",
+    "lost_segment": "previous segment not captured",
+    "ack_lost_segment": "acknowledges data that was not captured",
+    "reused_ports": "a new connection on a port pair already seen",
+    "state_anomaly": "a segment the endpoint's TCP state does not expect",
+}
+
+
+def _outcome(conversation: _Conversation) -> str:
+    first, second = conversation.first, conversation.second
+    if conversation.refused:
+        return "refused"
+    if conversation.rst_seen:
+        return "reset"
+    closed = (State.TIME_WAIT, State.CLOSED)
+    if first.fin_next >= 0 and second.fin_next >= 0:
+        return "complete" if first.state in closed or second.state in closed else "closing"
+    if first.fin_next >= 0 or second.fin_next >= 0:
+        return "half-closed"
+    if conversation.syn_seen and not conversation.synack_seen:
+        return "unanswered"
+    return "open"
+
+
+def analyse(records: Iterable[PacketRecord], *, source: str = "", keep_frames: bool = False) -> Report:
+    """Analyse a whole sequence of records and return the report."""
+    analyzer = Analyzer(source=source, keep_frames=keep_frames)
+    add = analyzer.add
+    for record in records:
+        add(record)
+    return analyzer.finish()
+
+
+def iter_analysis(records: Iterable[PacketRecord], analyzer: Analyzer) -> Iterator[FrameAnalysis]:
+    """Analyse records one by one, yielding each frame's result as it is computed."""
+    add = analyzer.add
+    for record in records:
+        yield add(record)

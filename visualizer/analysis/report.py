@@ -1,0 +1,165 @@
+"""What the analysis returns: per-frame results, conversations, findings.
+
+Plain data (NamedTuples and dataclasses), so renderers, exporters and tests
+read it without knowing how it was computed. Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from visualizer.model import PacketRecord
+
+# Analysis flags, named after Wireshark's tcp.analysis.* fields so users can
+# cross-check a frame in Wireshark. Bits, so a frame carries several cheaply.
+RETRANSMISSION = 1 << 0
+FAST_RETRANSMISSION = 1 << 1
+SPURIOUS_RETRANSMISSION = 1 << 2
+DUPLICATE_ACK = 1 << 3
+OUT_OF_ORDER = 1 << 4
+ZERO_WINDOW = 1 << 5
+ZERO_WINDOW_PROBE = 1 << 6
+ZERO_WINDOW_PROBE_ACK = 1 << 7
+KEEP_ALIVE = 1 << 8
+KEEP_ALIVE_ACK = 1 << 9
+WINDOW_FULL = 1 << 10
+WINDOW_UPDATE = 1 << 11
+LOST_SEGMENT = 1 << 12
+ACK_LOST_SEGMENT = 1 << 13
+REUSED_PORTS = 1 << 14
+STATE_ANOMALY = 1 << 15
+"""Not Wireshark's: a segment the RFC 9293 state table has no transition for."""
+
+ANALYSIS_NAMES: tuple[tuple[int, str], ...] = (
+    (RETRANSMISSION, "retransmission"),
+    (FAST_RETRANSMISSION, "fast_retransmission"),
+    (SPURIOUS_RETRANSMISSION, "spurious_retransmission"),
+    (DUPLICATE_ACK, "duplicate_ack"),
+    (OUT_OF_ORDER, "out_of_order"),
+    (ZERO_WINDOW, "zero_window"),
+    (ZERO_WINDOW_PROBE, "zero_window_probe"),
+    (ZERO_WINDOW_PROBE_ACK, "zero_window_probe_ack"),
+    (KEEP_ALIVE, "keep_alive"),
+    (KEEP_ALIVE_ACK, "keep_alive_ack"),
+    (WINDOW_FULL, "window_full"),
+    (WINDOW_UPDATE, "window_update"),
+    (LOST_SEGMENT, "lost_segment"),
+    (ACK_LOST_SEGMENT, "ack_lost_segment"),
+    (REUSED_PORTS, "reused_ports"),
+    (STATE_ANOMALY, "state_anomaly"),
+)
+
+_names_cache: dict[int, tuple[str, ...]] = {}
+
+
+def analysis_names(mask: int) -> tuple[str, ...]:
+    """The flag names set in ``mask``, in a fixed order."""
+    names = _names_cache.get(mask)
+    if names is None:
+        names = _names_cache[mask] = tuple(name for bit, name in ANALYSIS_NAMES if mask & bit)
+    return names
+
+
+class FrameAnalysis(NamedTuple):
+    """The analysis of one frame. Fields that do not apply hold -1 or ``""``."""
+
+    record: PacketRecord
+    protocol: str
+    """``tcp``, ``udp``, ``icmp``, ``icmpv6``, ``ip`` (no transport decoded) or ``other``."""
+    stream: int
+    """Wireshark's tcp.stream / udp.stream; for an ICMP error, the stream it quotes."""
+    seq: int
+    """Relative sequence number (Wireshark's tcp.seq)."""
+    ack: int
+    """Relative acknowledgement number (tcp.ack); the raw field when the ACK flag is clear."""
+    next_seq: int
+    window: int
+    """The advertised window after scaling (tcp.window_size)."""
+    window_scale: int
+    """Wireshark's tcp.window_size_scalefactor: the multiplier, -1 unknown, -2 no scaling."""
+    analysis: int
+    """Bit set of analysis flags; :func:`analysis_names` names them."""
+    duplicate_ack_number: int
+    state: str
+    """The sender's TCP state after this frame."""
+    receiver_state: str
+    phase: str
+    """``handshake``, ``data`` or ``teardown`` for TCP; ``""`` otherwise."""
+    from_initiator: bool
+    """Sent by the conversation's initiator (the first frame's sender, or the SYN's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something the analysis observed: data, never an exception."""
+
+    kind: str
+    frame: int
+    stream: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ConversationSummary:
+    """One TCP or UDP conversation, like a row of ``tshark -z conv``."""
+
+    protocol: str
+    stream: int
+    address_a: str
+    port_a: int
+    address_b: str
+    port_b: int
+    first_frame: int
+    first_time_ns: int
+    last_time_ns: int = 0
+    frames_a_to_b: int = 0
+    bytes_a_to_b: int = 0
+    frames_b_to_a: int = 0
+    bytes_b_to_a: int = 0
+    outcome: str = ""
+    """TCP only: complete, reset, refused, unanswered, half-closed, open."""
+    state_a: str = ""
+    state_b: str = ""
+    analysis_counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def frames(self) -> int:
+        return self.frames_a_to_b + self.frames_b_to_a
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_a_to_b + self.bytes_b_to_a
+
+    @property
+    def duration_ns(self) -> int:
+        return self.last_time_ns - self.first_time_ns
+
+
+@dataclass(slots=True)
+class Report:
+    """The analysis of a whole capture."""
+
+    source: str = ""
+    frames: int = 0
+    first_time_ns: int | None = None
+    conversations: list[ConversationSummary] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    analysis_counts: Counter[str] = field(default_factory=Counter)
+    undecoded_frames: int = 0
+    frame_analyses: list[FrameAnalysis] = field(default_factory=list)
+    """Filled only when the caller asks to keep frames (a ladder needs them; a 1M-frame summary does not)."""
+
+    def tcp_conversations(self) -> list[ConversationSummary]:
+        return [conversation for conversation in self.conversations if conversation.protocol == "tcp"]
+
+    def udp_conversations(self) -> list[ConversationSummary]:
+        return [conversation for conversation in self.conversations if conversation.protocol == "udp"]
+
+    def stream(self, protocol: str, number: int) -> ConversationSummary | None:
+        for conversation in self.conversations:
+            if conversation.protocol == protocol and conversation.stream == number:
+                return conversation
+        return None

@@ -1,0 +1,186 @@
+"""The packet record and the small vocabulary every layer shares.
+
+Every input (a pcap or pcapng file, live sniffing, a list of crafted packets)
+becomes a :class:`PacketRecord`, built in exactly one place:
+:func:`visualizer.sources.decode.decode_frame`. Nothing above the sources knows
+a link type or a Scapy layer name.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+# IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
+PROTOCOL_ICMP = 1
+PROTOCOL_TCP = 6
+PROTOCOL_UDP = 17
+PROTOCOL_ICMPV6 = 58
+
+# TCP header flag bits, RFC 9293 s3.1 (plus ECN bits from RFC 3168 and AE/NS).
+FIN = 0x001
+SYN = 0x002
+RST = 0x004
+PSH = 0x008
+ACK = 0x010
+URG = 0x020
+ECE = 0x040
+CWR = 0x080
+AE = 0x100  # RFC 3540's NS bit, now "AE" (accurate ECN)
+
+FLAG_NAMES: tuple[tuple[int, str], ...] = (
+    (SYN, "SYN"),
+    (FIN, "FIN"),
+    (RST, "RST"),
+    (PSH, "PSH"),
+    (ACK, "ACK"),
+    (URG, "URG"),
+    (ECE, "ECE"),
+    (CWR, "CWR"),
+    (AE, "AE"),
+)
+
+_flag_text_cache: dict[int, str] = {}
+
+
+def flag_text(flags: int) -> str:
+    """TCP flags as names joined by ``|`` in the customary order, e.g. ``SYN|ACK``."""
+    text = _flag_text_cache.get(flags)
+    if text is None:
+        text = "|".join(name for bit, name in FLAG_NAMES if flags & bit)
+        _flag_text_cache[flags] = text
+    return text
+
+
+class PacketRecord(NamedTuple):
+    """One captured frame, decoded as far as sockstory understands it.
+
+    A NamedTuple: immutable, no per-instance dict, and cheap to build (a
+    million of them stream through the analysis of a large file).
+    Fields that do not apply hold neutral values (``0``, ``""``, ``b""``, -1).
+    """
+
+    number: int
+    """Frame number from 1 in file order, as Wireshark numbers frames."""
+    timestamp_ns: int | None
+    """Capture time in nanoseconds since the epoch; None when the block has none."""
+    interface: int
+    link_type: int
+    """The capture's link-layer type (LINKTYPE_*), -1 for a non-packet block."""
+    captured_length: int
+    original_length: int
+    layers: str
+    """The layers decoded, tshark style: ``eth:ethertype:ip:tcp``."""
+    network: int
+    """4, 6, or 0 when there is no IP layer."""
+    source: str
+    destination: str
+    transport: int
+    """IP protocol number of the transport header decoded here (0 when none)."""
+    source_port: int
+    destination_port: int
+    seq: int
+    ack: int
+    tcp_flags: int
+    window: int
+    """The raw 16-bit TCP window field, before any scaling."""
+    tcp_options: bytes
+    payload_length: int
+    """Transport payload length according to the headers (not the snap length)."""
+    payload: bytes
+    """The transport payload bytes that were captured (may be shorter)."""
+    fragment: bool
+    """An IP fragment that did not complete a datagram: no transport header here."""
+    icmp_type: int
+    icmp_code: int
+    quoted: QuotedFlow | None
+    """For an ICMP error, the flow whose header it quotes."""
+    problem: str
+    """Why decoding stopped early (truncated or malformed); empty when it did not."""
+
+
+class QuotedFlow(NamedTuple):
+    """The addresses and ports of the datagram an ICMP error quotes (RFC 792, RFC 4443)."""
+
+    source: str
+    destination: str
+    transport: int
+    source_port: int
+    destination_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TcpOptions:
+    """The TCP options sockstory understands (RFC 9293 s3.2, RFC 7323, RFC 2018)."""
+
+    mss: int | None = None
+    window_scale: int | None = None
+    sack_permitted: bool = False
+    sack_blocks: tuple[tuple[int, int], ...] = ()
+    timestamp: tuple[int, int] | None = None
+    malformed: bool = False
+
+
+# Option kinds, IANA "TCP Option Kind Numbers".
+OPTION_END = 0
+OPTION_NOP = 1
+OPTION_MSS = 2
+OPTION_WINDOW_SCALE = 3
+OPTION_SACK_PERMITTED = 4
+OPTION_SACK = 5
+OPTION_TIMESTAMP = 8
+
+
+def parse_tcp_options(raw: bytes) -> TcpOptions:
+    """Decode TCP options; a malformed list stops decoding and sets ``malformed``."""
+    mss = window_scale = timestamp = None
+    sack_permitted = malformed = False
+    sack_blocks: list[tuple[int, int]] = []
+    index, end = 0, len(raw)
+    while index < end:
+        kind = raw[index]
+        if kind == OPTION_END:
+            break
+        if kind == OPTION_NOP:
+            index += 1
+            continue
+        if index + 1 >= end or raw[index + 1] < 2 or index + raw[index + 1] > end:
+            malformed = True
+            break
+        length = raw[index + 1]
+        body = raw[index + 2 : index + length]
+        if kind == OPTION_MSS and length == 4:
+            mss = int.from_bytes(body, "big")
+        elif kind == OPTION_WINDOW_SCALE and length == 3:
+            window_scale = body[0]
+        elif kind == OPTION_SACK_PERMITTED and length == 2:
+            sack_permitted = True
+        elif kind == OPTION_SACK:
+            if (length - 2) % 8 or length == 2:
+                malformed = True
+            for start in range(0, len(body) - 7, 8):
+                sack_blocks.append(
+                    (int.from_bytes(body[start : start + 4], "big"), int.from_bytes(body[start + 4 : start + 8], "big"))
+                )
+        elif kind == OPTION_TIMESTAMP and length == 10:
+            timestamp = (int.from_bytes(body[:4], "big"), int.from_bytes(body[4:], "big"))
+        index += length
+    return TcpOptions(mss, window_scale, sack_permitted, tuple(sack_blocks), timestamp, malformed)
+
+
+def describe_options(options: TcpOptions) -> str:
+    """Stevens-style option summary: ``mss 65495, sack, ts, ws 7``."""
+    parts = []
+    if options.mss is not None:
+        parts.append(f"mss {options.mss}")
+    if options.sack_permitted:
+        parts.append("sack")
+    if options.timestamp is not None:
+        parts.append("ts")
+    if options.window_scale is not None:
+        parts.append(f"ws {options.window_scale}")
+    if options.sack_blocks:
+        parts.append("sack " + " ".join(f"{left}-{right}" for left, right in options.sack_blocks))
+    return ", ".join(parts)

@@ -1,0 +1,332 @@
+"""Streaming readers for pcap and pcapng files.
+
+Files are read in chunks, never whole, so memory does not grow with the file.
+Each frame comes out as a :class:`RawFrame`; :mod:`visualizer.sources.decode`
+turns it into a packet record. Frame numbers start at 1 and count every frame
+Wireshark would show, including the pcapng custom blocks that tshark 4.0 turns
+into frames.
+
+A file that cannot be read at all raises :class:`CaptureFileError`. A file that
+goes bad part-way (cut short, an impossible record) yields the frames read
+before the problem and records a warning in :attr:`CaptureReader.warnings`.
+
+Formats: pcap (draft-ietf-opsawg-pcap), pcapng (draft-ietf-opsawg-pcapng).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO, NamedTuple
+
+from visualizer.errors import CaptureFileError
+
+PCAP_MAGIC_MICROSECONDS = 0xA1B2C3D4
+PCAP_MAGIC_NANOSECONDS = 0xA1B23C4D
+PCAPNG_SECTION_HEADER = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+
+BLOCK_INTERFACE_DESCRIPTION = 0x00000001
+BLOCK_OBSOLETE_PACKET = 0x00000002
+BLOCK_SIMPLE_PACKET = 0x00000003
+BLOCK_ENHANCED_PACKET = 0x00000006
+BLOCK_CUSTOM = 0x00000BAD
+BLOCK_CUSTOM_NO_COPY = 0x40000BAD
+
+OPTION_IF_TSRESOL = 9
+OPTION_IF_TSOFFSET = 14
+
+# Wireshark refuses records larger than this (WTAP_MAX_PACKET_SIZE_STANDARD).
+MAXIMUM_RECORD_LENGTH = 262_144
+# pcapng blocks larger than this are taken as corruption (wiretap uses 16 MiB).
+MAXIMUM_BLOCK_LENGTH = 16 * 1024 * 1024
+
+LINKTYPE_NONE = -1
+"""Link type of a frame that carries no packet (a pcapng custom block)."""
+
+_CHUNK = 1 << 22
+
+
+class RawFrame(NamedTuple):
+    """A frame as the file holds it, before decoding."""
+
+    number: int
+    timestamp_ns: int | None
+    interface: int
+    link_type: int
+    captured_length: int
+    original_length: int
+    data: bytes
+
+
+class _Interface(NamedTuple):
+    link_type: int
+    snap_length: int
+    units_per_second: int
+    offset_seconds: int
+
+
+def _open(path: str) -> BinaryIO:
+    try:
+        if os.path.isdir(path):
+            raise CaptureFileError(path, "is a directory, not a capture file")
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise CaptureFileError(path, "no such file") from None
+    except PermissionError:
+        raise CaptureFileError(path, "permission denied") from None
+    except IsADirectoryError:
+        raise CaptureFileError(path, "is a directory, not a capture file") from None
+    except OSError as error:
+        raise CaptureFileError(path, error.strerror or str(error)) from None
+
+
+class CaptureReader:
+    """Iterate over the frames of a pcap or pcapng file.
+
+    >>> reader = CaptureReader("captures/story.pcap")   # doctest: +SKIP
+    >>> for frame in reader: ...                          # doctest: +SKIP
+    >>> reader.warnings                                   # doctest: +SKIP
+
+    The format is checked when the reader is created, so a file that is not a
+    capture fails at once, before any output.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.warnings: list[str] = []
+        self.format = ""
+        self.link_types: set[int] = set()
+        self.frames_read = 0
+        self.bytes_read = 0
+        self.size = 0
+        handle = _open(self.path)
+        try:
+            self.size = os.fstat(handle.fileno()).st_size
+            head = handle.read(24)
+        except OSError as error:
+            handle.close()
+            raise CaptureFileError(self.path, error.strerror or str(error)) from None
+        if not head:
+            handle.close()
+            raise CaptureFileError(self.path, "empty file, not a capture")
+        if len(head) >= 4 and int.from_bytes(head[:4], "little") == PCAPNG_SECTION_HEADER:
+            self.format = "pcapng"
+        elif len(head) >= 4 and (
+            int.from_bytes(head[:4], "little") in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS)
+            or int.from_bytes(head[:4], "big") in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS)
+        ):
+            self.format = "pcap"
+            if len(head) < 24:
+                handle.close()
+                raise CaptureFileError(self.path, f"pcap file header cut short ({len(head)} of 24 bytes)")
+        else:
+            handle.close()
+            raise CaptureFileError(
+                self.path, f"not a pcap or pcapng file (starts with 0x{head[:4].hex()})"
+            )
+        handle.seek(0)
+        self._handle = handle
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        try:
+            if self.format == "pcap":
+                yield from self._read_pcap()
+            else:
+                yield from self._read_pcapng()
+        finally:
+            self.close()
+
+    def _warn(self, problem: str) -> None:
+        self.warnings.append(f"{self.path}: {problem} after {self.frames_read} frames")
+
+    # -- pcap -------------------------------------------------------------------------------
+
+    def _read_pcap(self) -> Iterator[RawFrame]:
+        handle = self._handle
+        header = handle.read(24)
+        magic_little = int.from_bytes(header[:4], "little")
+        order = "<" if magic_little in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS) else ">"
+        magic, major, minor, _zone, _sigfigs, _snap, network = struct.unpack(order + "IHHiIII", header)
+        nanoseconds = magic == PCAP_MAGIC_NANOSECONDS
+        link_type = network & 0xFFFF
+        self.link_types.add(link_type)
+        # Before pcap 2.3 libpcap wrote the two lengths the other way round; 2.3 files may be
+        # either (wiretap's libpcap.c applies the same correction).
+        lengths_swapped = (major, minor) < (2, 3)
+        lengths_maybe_swapped = (major, minor) == (2, 3)
+        record = struct.Struct(order + "IIII").unpack_from
+        fraction = 1 if nanoseconds else 1000
+        number = 0
+        buffer = b""
+        position = 0
+        consumed = 24
+        read = handle.read
+        while True:
+            chunk = read(_CHUNK)
+            if not chunk:
+                if position < len(buffer):
+                    self._warn("file cut short in the middle of a packet")
+                break
+            buffer = buffer[position:] + chunk if position < len(buffer) else chunk
+            position = 0
+            end = len(buffer)
+            while position + 16 <= end:
+                seconds, fractional, captured, original = record(buffer, position)
+                if lengths_swapped or (lengths_maybe_swapped and captured <= original):
+                    captured, original = original, captured
+                if captured > MAXIMUM_RECORD_LENGTH:
+                    self._warn(
+                        f"damaged record: {captured}-byte packet, bigger than the maximum of {MAXIMUM_RECORD_LENGTH}"
+                    )
+                    self.bytes_read = consumed + position
+                    return
+                start = position + 16
+                stop = start + captured
+                if stop > end:
+                    break
+                number += 1
+                self.frames_read = number
+                yield RawFrame(
+                    number, seconds * 1_000_000_000 + fractional * fraction, 0, link_type,
+                    captured, original, buffer[start:stop],
+                )
+                position = stop
+            consumed += position
+            self.bytes_read = consumed
+
+    # -- pcapng -----------------------------------------------------------------------------
+
+    def _read_pcapng(self) -> Iterator[RawFrame]:
+        handle = self._handle
+        order = "<"
+        interfaces: list[_Interface] = []
+        number = 0
+        while True:
+            head = handle.read(8)
+            if not head:
+                return
+            if len(head) < 8:
+                self._warn("file cut short in the middle of a block")
+                return
+            block_type = int.from_bytes(head[:4], "little" if order == "<" else "big")
+            if block_type == PCAPNG_SECTION_HEADER:
+                peek = handle.read(4)
+                if len(peek) < 4:
+                    self._warn("file cut short in a section header")
+                    return
+                if int.from_bytes(peek, "little") == PCAPNG_BYTE_ORDER_MAGIC:
+                    order = "<"
+                elif int.from_bytes(peek, "big") == PCAPNG_BYTE_ORDER_MAGIC:
+                    order = ">"
+                else:
+                    self._warn("section header with a bad byte-order magic")
+                    return
+                (length,) = struct.unpack(order + "I", head[4:])
+                if length < 28 or length % 4 or length > MAXIMUM_BLOCK_LENGTH:
+                    self._warn(f"section header with an impossible length {length}")
+                    return
+                rest = handle.read(length - 12)
+                if len(rest) < length - 12:
+                    self._warn("file cut short in a section header")
+                    return
+                major, minor = struct.unpack_from(order + "HH", rest, 0)
+                if major != 1 or minor not in (0, 2):
+                    self._warn(f"unsupported pcapng section version {major}.{minor}")
+                    return
+                interfaces = []
+                continue
+            (length,) = struct.unpack(order + "I", head[4:])
+            if length < 12 or length % 4 or length > MAXIMUM_BLOCK_LENGTH:
+                self._warn(f"block with an impossible length {length}")
+                return
+            body = handle.read(length - 8)
+            self.bytes_read = handle.tell()
+            if len(body) < length - 8:
+                self._warn("file cut short in the middle of a packet")
+                return
+            body = body[:-4]
+            if block_type == BLOCK_INTERFACE_DESCRIPTION:
+                if len(body) < 8:
+                    self._warn("interface description block too short")
+                    return
+                link_type, _reserved, snap = struct.unpack_from(order + "HHI", body, 0)
+                units, offset = self._interface_options(body[8:], order)
+                interfaces.append(_Interface(link_type, snap, units, offset))
+                self.link_types.add(link_type)
+            elif block_type in (BLOCK_ENHANCED_PACKET, BLOCK_OBSOLETE_PACKET):
+                if block_type == BLOCK_ENHANCED_PACKET:
+                    if len(body) < 20:
+                        self._warn("enhanced packet block too short")
+                        return
+                    interface, high, low, captured, original = struct.unpack_from(order + "IIIII", body, 0)
+                    data_start = 20
+                else:
+                    if len(body) < 20:
+                        self._warn("packet block too short")
+                        return
+                    interface, _drops, high, low, captured, original = struct.unpack_from(
+                        order + "HHIIII", body, 0
+                    )
+                    data_start = 20
+                if interface >= len(interfaces):
+                    self._warn(f"packet for undeclared interface {interface}")
+                    return
+                if data_start + captured > len(body):
+                    self._warn("packet block shorter than its captured length")
+                    return
+                description = interfaces[interface]
+                ticks = (high << 32) | low
+                timestamp = ticks * 1_000_000_000 // description.units_per_second
+                timestamp += description.offset_seconds * 1_000_000_000
+                number += 1
+                self.frames_read = number
+                yield RawFrame(
+                    number, timestamp, interface, description.link_type, captured, original,
+                    body[data_start : data_start + captured],
+                )
+            elif block_type == BLOCK_SIMPLE_PACKET:
+                if not interfaces or len(body) < 4:
+                    self._warn("simple packet block without an interface")
+                    return
+                (original,) = struct.unpack_from(order + "I", body, 0)
+                description = interfaces[0]
+                captured = min(original, len(body) - 4)
+                if description.snap_length:
+                    captured = min(captured, description.snap_length)
+                number += 1
+                self.frames_read = number
+                yield RawFrame(number, None, 0, description.link_type, captured, original, body[4 : 4 + captured])
+            elif block_type in (BLOCK_CUSTOM, BLOCK_CUSTOM_NO_COPY):
+                # tshark 4.0 shows a custom block as a frame of its own ("data").
+                number += 1
+                self.frames_read = number
+                yield RawFrame(number, None, -1, LINKTYPE_NONE, len(body), len(body), body)
+            # Other blocks (name resolution, statistics, decryption secrets) carry no frame.
+
+    @staticmethod
+    def _interface_options(options: bytes, order: str) -> tuple[int, int]:
+        units, offset = 1_000_000, 0
+        index = 0
+        while index + 4 <= len(options):
+            code, length = struct.unpack_from(order + "HH", options, index)
+            value = options[index + 4 : index + 4 + length]
+            if code == 0:
+                break
+            if code == OPTION_IF_TSRESOL and length >= 1:
+                resolution = value[0]
+                units = 2 ** (resolution & 0x7F) if resolution & 0x80 else 10 ** resolution
+            elif code == OPTION_IF_TSOFFSET and length == 8:
+                (offset,) = struct.unpack(order + "q", value)
+            index += 4 + length + (-length % 4)
+        return units, offset
