@@ -83,6 +83,8 @@ _PROTOCOL_NAMES = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp", PROTOCOL_ICMP: "icm
 # Pre-computed state events (to keep the per-frame path short).
 _TRANSITIONS = states.TRANSITIONS
 _RECEIVE_ACK = Event.RECEIVE_ACK
+_ESTABLISHED = State.ESTABLISHED
+_new_frame_analysis = tuple.__new__  # builds the NamedTuple from one tuple, without keyword handling
 _SEND_ACK = Event.SEND_ACK
 
 
@@ -178,8 +180,8 @@ class Analyzer:
         """Close the analysis: conversation outcomes and final states."""
         for conversation in self._tcp_conversations:
             summary = conversation.summary
-            summary.state_a = conversation.first.state.value
-            summary.state_b = conversation.second.state.value
+            summary.state_a = conversation.first.state
+            summary.state_b = conversation.second.state
             summary.outcome = _outcome(conversation)
         self._report.conversations.sort(key=lambda item: (item.protocol, item.stream))
         return self._report
@@ -370,40 +372,28 @@ class Analyzer:
         fwd.last_flags = analysis
 
         # --- The endpoints' states (RFC 9293 s3.3.2), from the same segment. ---
-        if flags & FIN:
-            fwd.fin_next = segment_end
-            conversation.fin_seen = True
-        if flags & RST:
+        fwd_state, rev_state = fwd.state, rev.state
+        if fwd_state is _ESTABLISHED and rev_state is _ESTABLISHED and not syn_fin_rst:
+            pass  # the common case: data and ACKs between two established endpoints change nothing
+        elif flags & RST:
             conversation.rst_seen = True
             if not conversation.synack_seen and not conversation.handshake_done:
                 conversation.refused = conversation.syn_seen
-            sender_events: tuple[Event, ...] = (Event.SEND_RST,)
-            receiver_events: tuple[Event, ...] = (Event.RECEIVE_RST,)
+            analysis |= self._transition(fwd, rev, (Event.SEND_RST,), (Event.RECEIVE_RST,))
         elif flags & SYN:
             if flags & ACK:
-                sender_events, receiver_events = (Event.SEND_SYN_ACK,), (Event.RECEIVE_SYN_ACK,)
+                analysis |= self._transition(fwd, rev, (Event.SEND_SYN_ACK,), (Event.RECEIVE_SYN_ACK,))
             else:
-                sender_events, receiver_events = (Event.SEND_SYN,), (Event.RECEIVE_SYN,)
+                analysis |= self._transition(fwd, rev, (Event.SEND_SYN,), (Event.RECEIVE_SYN,))
         else:
             acks_fin = flags & ACK and rev.fin_next >= 0 and ack == rev.fin_next
             received = Event.RECEIVE_ACK_OF_FIN if acks_fin else _RECEIVE_ACK
             if flags & FIN:
-                sender_events = (_SEND_ACK, Event.SEND_FIN)
-                receiver_events = (received, Event.RECEIVE_FIN)
+                fwd.fin_next = segment_end
+                conversation.fin_seen = True
+                analysis |= self._transition(fwd, rev, (_SEND_ACK, Event.SEND_FIN), (received, Event.RECEIVE_FIN))
             else:
-                sender_events, receiver_events = (_SEND_ACK,), (received,)
-        for event in sender_events:
-            following = _TRANSITIONS.get((fwd.state, event))
-            if following is None:
-                analysis |= STATE_ANOMALY
-            else:
-                fwd.state = following
-        for event in receiver_events:
-            following = _TRANSITIONS.get((rev.state, event))
-            if following is None:
-                analysis |= STATE_ANOMALY
-            else:
-                rev.state = following
+                analysis |= self._transition(fwd, rev, (_SEND_ACK,), (received,))
         if flags & SYN:
             phase = "handshake"
         elif not conversation.handshake_done and conversation.synack_seen and not flags & (FIN | RST):
@@ -425,11 +415,28 @@ class Analyzer:
         summary.last_time_ns = now
         if analysis:
             self._record_findings(record, summary, analysis, duplicate_ack_number)
-        return FrameAnalysis(
-            record, "tcp", summary.stream, seq, ack, segment_end if seglen or flags & (SYN | FIN) else seq,
-            window, window_scale, analysis, duplicate_ack_number, fwd.state.value, rev.state.value, phase,
-            forward,
+        return _new_frame_analysis(
+            FrameAnalysis,
+            (
+                record, "tcp", summary.stream, seq, ack, segment_end if seglen or flags & (SYN | FIN) else seq,
+                window, window_scale, analysis, duplicate_ack_number, fwd.state, rev.state, phase, forward,
+            ),
         )
+
+    @staticmethod
+    def _transition(
+        sender: _Direction, receiver: _Direction, sent: tuple[Event, ...], received: tuple[Event, ...]
+    ) -> int:
+        """Apply the state table to both endpoints; STATE_ANOMALY when a pair has no transition."""
+        anomaly = 0
+        for endpoint, events in ((sender, sent), (receiver, received)):
+            for event in events:
+                following = _TRANSITIONS.get((endpoint.state, event))
+                if following is None:
+                    anomaly = STATE_ANOMALY
+                else:
+                    endpoint.state = following
+        return anomaly
 
     def _record_findings(
         self, record: PacketRecord, summary: ConversationSummary, analysis: int, duplicate_ack_number: int

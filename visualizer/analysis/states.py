@@ -23,10 +23,10 @@ The state-diagram figure and the tests read this same table.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class State(str, Enum):
+class State(StrEnum):
     """RFC 9293 s3.3.2 connection states."""
 
     CLOSED = "CLOSED"
@@ -42,7 +42,7 @@ class State(str, Enum):
     TIME_WAIT = "TIME-WAIT"
 
 
-class Event(str, Enum):
+class Event(StrEnum):
     """What an endpoint does or receives, from one segment."""
 
     SEND_SYN = "send SYN"

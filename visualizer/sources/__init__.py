@@ -13,6 +13,4 @@ __all__ = ["CaptureReader", "FrameDecoder", "RawFrame", "iter_records"]
 
 def iter_records(reader: CaptureReader) -> Iterator[PacketRecord]:
     """Decode every frame of ``reader`` into a packet record, in file order."""
-    decode = FrameDecoder().decode
-    for frame in reader:
-        yield decode(frame)
+    return reader.read(FrameDecoder().decode_from)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Protocol, TypeVar
 
 from visualizer.errors import CaptureFileError
 
@@ -58,6 +58,25 @@ class RawFrame(NamedTuple):
     captured_length: int
     original_length: int
     data: bytes
+
+
+T = TypeVar("T", covariant=True)
+
+
+class FrameMaker(Protocol[T]):
+    """Builds what a reader yields from a frame's place in the read buffer."""
+
+    def __call__(
+        self, buffer: bytes, start: int, number: int, timestamp_ns: int | None, interface: int, link_type: int,
+        captured: int, original: int, /,
+    ) -> T: ...
+
+
+def _raw_frame(
+    buffer: bytes, start: int, number: int, timestamp_ns: int | None, interface: int, link_type: int,
+    captured: int, original: int, /,
+) -> RawFrame:
+    return RawFrame(number, timestamp_ns, interface, link_type, captured, original, buffer[start : start + captured])
 
 
 class _Interface(NamedTuple):
@@ -139,20 +158,29 @@ class CaptureReader:
         self._handle.close()
 
     def __iter__(self) -> Iterator[RawFrame]:
+        return self.read(_raw_frame)
+
+    def read(self, make: FrameMaker[T]) -> Iterator[T]:
+        """Yield ``make(buffer, start, number, timestamp_ns, interface, link_type, captured, original)``
+        for every frame, where the frame's bytes are ``buffer[start:start + captured]``.
+
+        Lets a decoder work on the read buffer directly instead of on a copy of each frame.
+        """
         try:
             if self.format == "pcap":
-                yield from self._read_pcap()
+                yield from self._read_pcap(make)
             else:
-                yield from self._read_pcapng()
+                yield from self._read_pcapng(make)
         finally:
             self.close()
 
     def _warn(self, problem: str) -> None:
-        self.warnings.append(f"{self.path}: {problem} after {self.frames_read} frames")
+        read = self.frames_read
+        self.warnings.append(f"{self.path}: {problem}; read {read} frame{'' if read == 1 else 's'} before it")
 
     # -- pcap -------------------------------------------------------------------------------
 
-    def _read_pcap(self) -> Iterator[RawFrame]:
+    def _read_pcap(self, make: FrameMaker[T]) -> Iterator[T]:
         handle = self._handle
         header = handle.read(24)
         magic_little = int.from_bytes(header[:4], "little")
@@ -197,9 +225,9 @@ class CaptureReader:
                     break
                 number += 1
                 self.frames_read = number
-                yield RawFrame(
-                    number, seconds * 1_000_000_000 + fractional * fraction, 0, link_type,
-                    captured, original, buffer[start:stop],
+                yield make(
+                    buffer, start, number, seconds * 1_000_000_000 + fractional * fraction, 0, link_type,
+                    captured, original,
                 )
                 position = stop
             consumed += position
@@ -207,7 +235,7 @@ class CaptureReader:
 
     # -- pcapng -----------------------------------------------------------------------------
 
-    def _read_pcapng(self) -> Iterator[RawFrame]:
+    def _read_pcapng(self, make: FrameMaker[T]) -> Iterator[T]:
         handle = self._handle
         order = "<"
         interfaces: list[_Interface] = []
@@ -291,10 +319,7 @@ class CaptureReader:
                 timestamp += description.offset_seconds * 1_000_000_000
                 number += 1
                 self.frames_read = number
-                yield RawFrame(
-                    number, timestamp, interface, description.link_type, captured, original,
-                    body[data_start : data_start + captured],
-                )
+                yield make(body, data_start, number, timestamp, interface, description.link_type, captured, original)
             elif block_type == BLOCK_SIMPLE_PACKET:
                 if not interfaces or len(body) < 4:
                     self._warn("simple packet block without an interface")
@@ -306,12 +331,12 @@ class CaptureReader:
                     captured = min(captured, description.snap_length)
                 number += 1
                 self.frames_read = number
-                yield RawFrame(number, None, 0, description.link_type, captured, original, body[4 : 4 + captured])
+                yield make(body, 4, number, None, 0, description.link_type, captured, original)
             elif block_type in (BLOCK_CUSTOM, BLOCK_CUSTOM_NO_COPY):
                 # tshark 4.0 shows a custom block as a frame of its own ("data").
                 number += 1
                 self.frames_read = number
-                yield RawFrame(number, None, -1, LINKTYPE_NONE, len(body), len(body), body)
+                yield make(body, 0, number, None, -1, LINKTYPE_NONE, len(body), len(body))
             # Other blocks (name resolution, statistics, decryption secrets) carry no frame.
 
     @staticmethod

@@ -90,6 +90,17 @@ def _ipv4(raw: bytes) -> str:
     return text
 
 
+_ipv4_pairs: dict[bytes, tuple[str, str]] = {}
+
+
+def _ipv4_pair(raw: bytes) -> tuple[str, str]:
+    """Source and destination text of an IPv4 header's 8 address bytes (cached)."""
+    if len(_ipv4_pairs) > 100_000:
+        _ipv4_pairs.clear()
+    pair = _ipv4_pairs[raw] = (_ipv4(raw[:4]), _ipv4(raw[4:]))
+    return pair
+
+
 def _ipv6(raw: bytes) -> str:
     text = _ipv6_text.get(raw)
     if text is None:
@@ -136,35 +147,60 @@ class FrameDecoder:
 
     def decode(self, frame: RawFrame) -> PacketRecord:
         """Decode one frame. Never raises for bad bytes: it records a problem instead."""
-        data = frame.data
-        link_type = frame.link_type
-        # Fast path: Ethernet, IPv4 without options or fragmentation, TCP.
+        return self.decode_from(
+            frame.data, 0, frame.number, frame.timestamp_ns, frame.interface, frame.link_type,
+            frame.captured_length, frame.original_length,
+        )
+
+    def decode_from(
+        self,
+        buffer: bytes,
+        start: int,
+        number: int,
+        timestamp: int | None,
+        interface: int,
+        link_type: int,
+        captured: int,
+        original: int,
+    ) -> PacketRecord:
+        """Decode the frame at ``buffer[start:start + captured]`` without copying it first.
+
+        Readers call this straight on their read buffer; most frames of a large
+        capture (Ethernet, IPv4 without options or fragments, TCP) take the fast
+        path below, which builds the record from fixed offsets.
+        """
         if (
             link_type == LINKTYPE_ETHERNET
-            and len(data) >= 54
-            and data[12] == 8
-            and data[13] == 0
-            and data[14] == 0x45
-            and data[23] == PROTOCOL_TCP
-            and not (data[20] & 0x3F or data[21])
+            and captured >= 54
+            and buffer[start + 12] == 8
+            and buffer[start + 13] == 0
+            and buffer[start + 14] == 0x45
+            and buffer[start + 23] == PROTOCOL_TCP
+            and not (buffer[start + 20] & 0x3F or buffer[start + 21])
         ):
-            total = data[16] << 8 | data[17]
-            source_port, destination_port, seq, ack, offset, flags, window = _tcp_header(data, 34)
+            total = buffer[start + 16] << 8 | buffer[start + 17]
+            source_port, destination_port, seq, ack, offset, flags, window = _tcp_header(buffer, start + 34)
             header = (offset >> 4) * 4
-            if header >= 20 and 34 + header <= len(data) and total >= 20 + header:
-                end = min(len(data), 14 + total)
+            if header >= 20 and 34 + header <= captured and total >= 20 + header:
+                pair = buffer[start + 26 : start + 34]
+                addresses = _ipv4_pairs.get(pair)
+                if addresses is None:
+                    addresses = _ipv4_pair(pair)
+                payload_start = start + 34 + header
                 return _new_record(
                     PacketRecord,
                     (
-                        frame.number, frame.timestamp_ns, frame.interface, link_type,
-                        frame.captured_length, frame.original_length, "eth:ethertype:ip:tcp",
-                        4, _ipv4(data[26:30]), _ipv4(data[30:34]), PROTOCOL_TCP,
+                        number, timestamp, interface, link_type, captured, original, "eth:ethertype:ip:tcp",
+                        4, addresses[0], addresses[1], PROTOCOL_TCP,
                         source_port, destination_port, seq, ack, flags | (offset & 1) << 8, window,
-                        data[54 : 34 + header], total - 20 - header, data[34 + header : end],
+                        buffer[start + 54 : payload_start], total - 20 - header,
+                        buffer[payload_start : start + min(captured, 14 + total)],
                         False, -1, -1, None, "",
                     ),
                 )
-        return self._decode_slowly(frame)
+        return self._decode_slowly(
+            RawFrame(number, timestamp, interface, link_type, captured, original, buffer[start : start + captured])
+        )
 
     # -- the general path -------------------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""pcap and pcapng reading: formats, byte orders, resolutions, blocks, damage, bad input."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from visualizer.errors import CaptureFileError
+from visualizer.sources.capture_file import CaptureReader
+from visualizer.sources.pcap_writer import PcapWriter
+
+FRAME = bytes(range(60))
+
+
+def pcap_bytes(order: str, magic: int, records: list[tuple[int, int, bytes]], version: tuple[int, int] = (2, 4),
+               link_type: int = 1) -> bytes:
+    out = struct.pack(order + "IHHiIII", magic, *version, 0, 0, 65535, link_type)
+    for seconds, fraction, data in records:
+        out += struct.pack(order + "IIII", seconds, fraction, len(data), len(data)) + data
+    return out
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize(("magic", "fraction", "expected_ns"), [(0xA1B2C3D4, 250_000, 250_000_000),
+                                                               (0xA1B23C4D, 250_000, 250_000)])
+def test_pcap_in_both_byte_orders_and_resolutions(tmp_path: Path, order: str, magic: int, fraction: int,
+                                                  expected_ns: int) -> None:
+    path = tmp_path / "a.pcap"
+    path.write_bytes(pcap_bytes(order, magic, [(10, fraction, FRAME), (11, 0, FRAME[:20])]))
+    frames = list(CaptureReader(path))
+    assert [frame.number for frame in frames] == [1, 2]
+    assert frames[0].timestamp_ns == 10 * 10**9 + expected_ns
+    assert frames[0].data == FRAME and frames[1].captured_length == 20
+    assert frames[0].link_type == 1
+
+
+def test_old_pcap_versions_have_their_lengths_swapped(tmp_path: Path) -> None:
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 0, 0, 0, 0, 1)
+    record = struct.pack("<IIII", 1, 0, 1000, 10) + b"x" * 10
+    path = tmp_path / "old.pcap"
+    path.write_bytes(header + record)
+    (frame,) = CaptureReader(path)
+    assert (frame.captured_length, frame.original_length) == (10, 1000)
+
+
+def test_pcap_writer_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "w.pcap"
+    with PcapWriter(path) as writer:
+        writer.write(FRAME, 1_700_000_000_123_456_789)
+    (frame,) = CaptureReader(path)
+    assert frame.timestamp_ns == 1_700_000_000_123_456_789 and frame.data == FRAME
+
+
+def block(order: str, kind: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    length = len(body) + 12
+    return struct.pack(order + "II", kind, length) + body + struct.pack(order + "I", length)
+
+
+def section(order: str) -> bytes:
+    return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def interface(order: str, link_type: int, tsresol: int | None = None) -> bytes:
+    options = b""
+    if tsresol is not None:
+        options = struct.pack(order + "HH", 9, 1) + bytes([tsresol]) + b"\0\0\0" + struct.pack(order + "HH", 0, 0)
+    return block(order, 1, struct.pack(order + "HHI", link_type, 0, 0) + options)
+
+
+def enhanced(order: str, interface_id: int, ticks: int, data: bytes) -> bytes:
+    return block(order, 6, struct.pack(order + "IIIII", interface_id, ticks >> 32, ticks & 0xFFFFFFFF,
+                                       len(data), len(data)) + data)
+
+
+def test_pcapng_sections_interfaces_resolutions_and_special_blocks(tmp_path: Path) -> None:
+    content = (
+        section("<") + interface("<", 1) + interface("<", 101, tsresol=9)
+        + enhanced("<", 0, 1_500_000, FRAME)  # microseconds by default
+        + enhanced("<", 1, 2_000_000_001, FRAME[:30])  # nanoseconds
+        + block("<", 0x00000BAD, b"\0\0\0\0custom")  # tshark 4.0 shows custom blocks as frames
+        + block("<", 3, struct.pack("<I", len(FRAME)) + FRAME)  # simple packet block: no time
+        + section(">") + interface(">", 113) + enhanced(">", 0, 7, FRAME)
+    )
+    path = tmp_path / "multi.pcapng"
+    path.write_bytes(content)
+    reader = CaptureReader(path)
+    frames = list(reader)
+    assert [frame.number for frame in frames] == [1, 2, 3, 4, 5]
+    assert [frame.link_type for frame in frames] == [1, 101, -1, 1, 113]
+    assert [frame.timestamp_ns for frame in frames] == [1_500_000_000, 2_000_000_001, None, None, 7000]
+    assert frames[1].interface == 1 and frames[3].data == FRAME
+    assert reader.warnings == []
+
+
+def test_truncated_pcap_gives_frames_before_the_damage_and_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(pcap_bytes("<", 0xA1B2C3D4, [(1, 0, FRAME), (2, 0, FRAME)])[:-10])
+    reader = CaptureReader(path)
+    frames = list(reader)
+    assert len(frames) == 1
+    (warning,) = reader.warnings
+    assert "cut.pcap" in warning and "cut short" in warning and "read 1 frame" in warning
+
+
+def test_impossible_record_length_stops_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "huge.pcap"
+    path.write_bytes(pcap_bytes("<", 0xA1B2C3D4, [(1, 0, FRAME)]) + struct.pack("<IIII", 2, 0, 5_000_000, 5_000_000))
+    reader = CaptureReader(path)
+    assert len(list(reader)) == 1
+    assert "bigger than the maximum" in reader.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"", "empty file"), (b"hello world, not a capture", "not a pcap or pcapng file"),
+     (struct.pack("<I", 0xA1B2C3D4) + b"\0" * 4, "header cut short")],
+)
+def test_bad_files_raise_one_clear_error(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(content)
+    with pytest.raises(CaptureFileError) as raised:
+        CaptureReader(path)
+    assert str(path) in str(raised.value) and problem in str(raised.value)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(CaptureFileError, match="no such file"):
+        CaptureReader(tmp_path / "missing.pcap")
+    with pytest.raises(CaptureFileError, match="is a directory"):
+        CaptureReader(tmp_path)

@@ -1,0 +1,342 @@
+"""The ``sockstory`` command line: argparse glue that returns an exit code.
+
+Exit codes: 0 success; 1 the input could not be read at all (missing file, not a
+capture, no permission); 2 a bad request (unknown option, stream or format);
+3 the capture is damaged part-way: everything before the damage was analysed
+and printed, and a warning says where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from visualizer import __version__
+from visualizer.errors import CaptureFileError, SockstoryError, UsageError
+
+EXIT_OK = 0
+EXIT_UNREADABLE = 1
+EXIT_USAGE = 2
+EXIT_DAMAGED = 3
+
+EVENT_COLUMNS = (
+    "frame", "time", "src", "dst", "sport", "dport", "proto", "stream", "flags", "seq", "ack",
+    "seq_raw", "ack_raw", "len", "window", "analysis", "state",
+)
+
+_EXAMPLES = """\
+examples:
+  sockstory flows captures/story.pcap
+      conversation table (like tshark -z conv,tcp -z conv,udp) with each TCP outcome
+  sockstory events captures/story.pcap
+      one row per frame: relative seq/ack, flags, window, analysis, TCP state
+  sockstory events big.pcapng --stream 3 --format jsonl > stream3.jsonl
+  sockstory events capture.pcap | awk -F'\\t' '$16 ~ /retransmission/'
+
+exit codes: 0 ok, 1 unreadable input, 2 bad request, 3 capture damaged part-way
+(what could be read is printed, with a warning).
+"""
+
+
+class _Progress:
+    """A one-line progress bar on a terminal's stderr; silent when piped."""
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        self.stream = stream
+        self.label = label
+        self.last = 0.0
+        self.started = time.monotonic()
+        self.drawn = False
+
+    def __call__(self, frames: int, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        fraction = done / total if total else 1.0
+        width = 30
+        filled = int(fraction * width)
+        rate = frames / max(now - self.started, 1e-9)
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} "
+            f"{frames:,} frames ({rate:,.0f}/s)"
+        )
+        self.stream.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sockstory",
+        description="A socket's story with real packets: read captures, analyse TCP and UDP "
+        "conversations the way Wireshark does, and tell what happened.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sockstory {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    def add_common(command: argparse.ArgumentParser) -> None:
+        command.add_argument("file", metavar="FILE", help="a pcap or pcapng capture")
+        command.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
+
+    flows = commands.add_parser(
+        "flows",
+        help="conversation table with each TCP stream's outcome",
+        description="List TCP and UDP conversations like tshark -z conv,tcp -z conv,udp, with each "
+        "TCP stream's outcome (complete, reset, refused, unanswered, half-closed, open) and its events.",
+        epilog="example:\n  sockstory flows captures/story.pcap",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common(flows)
+    flows.add_argument("--format", choices=("table", "tsv", "json"), default="table", help="output format")
+
+    events = commands.add_parser(
+        "events",
+        help="one row per frame: relative seq/ack, flags, analysis, TCP state",
+        description="One row per frame with the columns: " + " ".join(EVENT_COLUMNS) + ". time is seconds "
+        "since the first frame; flags are TCP flag names joined by '|'; seq/ack are relative "
+        "(Wireshark's tcp.seq/tcp.ack); analysis names Wireshark's tcp.analysis.* flags, comma-separated; "
+        "state is the sender's RFC 9293 state after the frame.",
+        epilog="examples:\n  sockstory events captures/story.pcap\n"
+        "  sockstory events big.pcap --stream 2 --format jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common(events)
+    events.add_argument("--format", choices=("tsv", "jsonl"), default="tsv", help="output format (default tsv)")
+    events.add_argument("--stream", type=int, metavar="N", help="only TCP or UDP stream N")
+    events.add_argument(
+        "--protocol", choices=("tcp", "udp"), help="with --stream: a TCP (default) or a UDP stream"
+    )
+    return parser
+
+
+def _seconds(value: int | None, origin: int | None) -> str:
+    if value is None or origin is None:
+        return ""
+    return f"{(value - origin) / 1e9:.6f}"
+
+
+def _event_row(frame: object, origin: int | None) -> dict[str, object]:
+    from visualizer.analysis.report import FrameAnalysis, analysis_names
+    from visualizer.model import flag_text
+
+    assert isinstance(frame, FrameAnalysis)
+    record = frame.record
+    is_tcp = frame.protocol == "tcp"
+    has_ports = frame.protocol in ("tcp", "udp")
+    protocol = frame.protocol
+    if protocol in ("ip", "other"):
+        protocol = record.layers.rsplit(":", 1)[-1] if record.layers else "unknown"
+    return {
+        "frame": record.number,
+        "time": _seconds(record.timestamp_ns, origin),
+        "src": record.source,
+        "dst": record.destination,
+        "sport": record.source_port if has_ports else "",
+        "dport": record.destination_port if has_ports else "",
+        "proto": protocol,
+        "stream": frame.stream if frame.stream >= 0 else "",
+        "flags": flag_text(record.tcp_flags) if is_tcp else "",
+        "seq": frame.seq if is_tcp else "",
+        "ack": frame.ack if is_tcp else "",
+        "seq_raw": record.seq if is_tcp else "",
+        "ack_raw": record.ack if is_tcp else "",
+        "len": record.payload_length if has_ports else "",
+        "window": frame.window if is_tcp else "",
+        "analysis": ",".join(analysis_names(frame.analysis)),
+        "state": frame.state,
+    }
+
+
+def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from visualizer.pipeline import iter_file_analysis
+
+    progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
+    analyzer, reader, frames = iter_file_analysis(arguments.file, progress=progress)
+    wanted_stream = arguments.stream
+    wanted_protocol = arguments.protocol
+    from visualizer.model import PROTOCOL_TCP, PROTOCOL_UDP
+
+    if wanted_protocol and wanted_stream is None:
+        raise UsageError("--protocol needs --stream N")
+    origin: int | None = None
+    jsonl = arguments.format == "jsonl"
+    write = out.write
+    if not jsonl:
+        write("\t".join(EVENT_COLUMNS) + "\n")
+    selected = 0
+    for frame in frames:
+        timestamp = frame.record.timestamp_ns
+        if origin is None and timestamp is not None:
+            origin = timestamp
+        if wanted_stream is not None:
+            if frame.stream != wanted_stream:
+                continue
+            kind = frame.record.quoted.transport if frame.record.quoted is not None else frame.record.transport
+            if kind != (PROTOCOL_UDP if wanted_protocol == "udp" else PROTOCOL_TCP):
+                continue
+        selected += 1
+        row = _event_row(frame, origin)
+        if jsonl:
+            row["analysis"] = [name for name in str(row["analysis"]).split(",") if name]
+            write(json.dumps(row) + "\n")
+        else:
+            write("\t".join(str(value) for value in row.values()) + "\n")
+    if progress is not None:
+        progress.clear()
+    report = analyzer.finish()
+    report.warnings.extend(reader.warnings)
+    if wanted_stream is not None and not selected:
+        _finish(report, arguments, err)
+        raise UsageError(f"{arguments.file}: no stream {wanted_stream} (the capture has "
+                         f"{len(report.tcp_conversations())} TCP and {len(report.udp_conversations())} UDP streams)")
+    return _finish(report, arguments, err)
+
+
+def _finish(report: object, arguments: argparse.Namespace, err: TextIO) -> int:
+    from visualizer.analysis.report import Report
+
+    assert isinstance(report, Report)
+    for warning in report.warnings:
+        err.write(f"sockstory: warning: {warning}\n")
+    if not arguments.quiet:
+        err.write(
+            f"sockstory: {_count(report.frames, 'frame')}, {_count(len(report.tcp_conversations()), 'TCP stream')}, "
+            f"{_count(len(report.udp_conversations()), 'UDP stream')}, {_count(len(report.warnings), 'warning')}\n"
+        )
+    if report.warnings:
+        return EXIT_DAMAGED if report.frames else EXIT_UNREADABLE
+    return EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def _format_bytes(count: int) -> str:
+    for unit, size in (("MB", 1_000_000), ("kB", 1_000)):
+        if count >= size * 10:
+            return f"{count / size:.0f} {unit}"
+    return f"{count} B"
+
+
+def _run_flows(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from visualizer.pipeline import analyse_file
+
+    progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
+    report = analyse_file(arguments.file, progress=progress)
+    if progress is not None:
+        progress.clear()
+    origin = report.first_time_ns or 0
+    rows = []
+    for conversation in report.conversations:
+        events = ", ".join(f"{name} {count}" for name, count in sorted(conversation.analysis_counts.items()))
+        rows.append({
+            "protocol": conversation.protocol,
+            "stream": conversation.stream,
+            "a": f"{conversation.address_a}:{conversation.port_a}",
+            "b": f"{conversation.address_b}:{conversation.port_b}",
+            "frames_a_to_b": conversation.frames_a_to_b,
+            "bytes_a_to_b": conversation.bytes_a_to_b,
+            "frames_b_to_a": conversation.frames_b_to_a,
+            "bytes_b_to_a": conversation.bytes_b_to_a,
+            "frames": conversation.frames,
+            "bytes": conversation.bytes,
+            "start": round((conversation.first_time_ns - origin) / 1e9, 6),
+            "duration": round(conversation.duration_ns / 1e9, 6),
+            "outcome": conversation.outcome,
+            "events": events,
+        })
+    if arguments.format == "json":
+        json.dump(rows, out, indent=1)
+        out.write("\n")
+    elif arguments.format == "tsv":
+        columns = list(rows[0]) if rows else ["protocol", "stream"]
+        out.write("\t".join(columns) + "\n")
+        for row in rows:
+            out.write("\t".join(str(row[column]) for column in columns) + "\n")
+    else:
+        _print_flow_table(rows, out)
+    return _finish(report, arguments, err)
+
+
+def _print_flow_table(rows: list[dict[str, object]], out: TextIO) -> None:
+    for protocol in ("tcp", "udp"):
+        chosen = [row for row in rows if row["protocol"] == protocol]
+        out.write(f"{protocol.upper()} conversations: {len(chosen)}\n")
+        if not chosen:
+            out.write("\n")
+            continue
+        headers = ["stream", "A", "", "B", "A→B frames", "A→B bytes", "B→A frames", "B→A bytes",
+                   "start", "duration"]
+        if protocol == "tcp":
+            headers += ["outcome", "events"]
+        table = []
+        for row in chosen:
+            line = [
+                str(row["stream"]), str(row["a"]), "<->", str(row["b"]), str(row["frames_a_to_b"]),
+                _format_bytes(int(str(row["bytes_a_to_b"]))), str(row["frames_b_to_a"]),
+                _format_bytes(int(str(row["bytes_b_to_a"]))), f"{row['start']:.6f}", f"{row['duration']:.4f}",
+            ]
+            if protocol == "tcp":
+                line += [str(row["outcome"]), str(row["events"]) or "-"]
+            table.append(line)
+        widths = [max(len(headers[index]), *(len(line[index]) for line in table)) for index in range(len(headers))]
+        numeric = {0, 4, 5, 6, 7, 8, 9}
+        def fmt(cells: list[str]) -> str:
+            return "  ".join(
+                cell.rjust(widths[index]) if index in numeric else cell.ljust(widths[index])
+                for index, cell in enumerate(cells)
+            ).rstrip()
+        out.write(fmt(headers) + "\n")
+        for line in table:
+            out.write(fmt(line) + "\n")
+        out.write("\n")
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code instead of exiting."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = _parser()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            arguments = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    try:
+        if arguments.command == "flows":
+            return _run_flows(arguments, out, err)
+        if arguments.command == "events":
+            return _run_events(arguments, out, err)
+        raise UsageError(f"unknown command {arguments.command}")
+    except CaptureFileError as error:
+        err.write(f"sockstory: error: {error}\n")
+        return EXIT_UNREADABLE
+    except UsageError as error:
+        err.write(f"sockstory: error: {error}\n")
+        return EXIT_USAGE
+    except SockstoryError as error:
+        err.write(f"sockstory: error: {error}\n")
+        return EXIT_UNREADABLE
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        err.write("sockstory: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
