@@ -57,6 +57,9 @@ def flag_text(flags: int) -> str:
 class PacketRecord(NamedTuple):
     """One captured frame, decoded as far as sockstory understands it.
 
+    ``record[FLOW_KEY]`` is (source, destination, source port, destination port):
+    the four fields stand together so the analysis takes them in one slice.
+
     A NamedTuple: immutable, no per-instance dict, and cheap to build (a
     million of them stream through the analysis of a large file).
     Fields that do not apply hold neutral values (``0``, ``""``, ``b""``, -1).
@@ -75,10 +78,10 @@ class PacketRecord(NamedTuple):
     """The layers decoded, tshark style: ``eth:ethertype:ip:tcp``."""
     network: int
     """4, 6, or 0 when there is no IP layer."""
-    source: str
-    destination: str
     transport: int
     """IP protocol number of the transport header decoded here (0 when none)."""
+    source: str
+    destination: str
     source_port: int
     destination_port: int
     seq: int
@@ -99,6 +102,10 @@ class PacketRecord(NamedTuple):
     """For an ICMP error, the flow whose header it quotes."""
     problem: str
     """Why decoding stopped early (truncated or malformed); empty when it did not."""
+
+
+FLOW_KEY = slice(9, 13)
+"""``record[FLOW_KEY] == (source, destination, source_port, destination_port)``."""
 
 
 class QuotedFlow(NamedTuple):

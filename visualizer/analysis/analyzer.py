@@ -59,6 +59,7 @@ from visualizer.model import (
     PROTOCOL_UDP,
     RST,
     SYN,
+    FLOW_KEY,
     PacketRecord,
     parse_tcp_options,
 )
@@ -122,7 +123,7 @@ class _Direction:
 class _Conversation:
     __slots__ = (
         "summary", "first", "second", "first_rtt", "last_syn_time", "syn_seen", "synack_seen",
-        "handshake_done", "fin_seen", "rst_seen", "refused",
+        "handshake_done", "fin_seen", "rst_seen", "refused", "bases_known", "last_time",
     )
 
     def __init__(self, summary: ConversationSummary, first: _Direction, second: _Direction) -> None:
@@ -137,58 +138,88 @@ class _Conversation:
         self.fin_seen = False
         self.rst_seen = False
         self.refused = False
+        self.bases_known = False
+        self.last_time = summary.first_time_ns
+
+
+# What the flow table holds for each direction of a conversation.
+_Entry = tuple[_Conversation, _Direction, _Direction, bool]
 
 
 class Analyzer:
-    """Streaming analysis: one :meth:`add` per frame, then :meth:`finish`."""
+    """Streaming analysis: one :meth:`add` (or :meth:`count`) per frame, then :meth:`finish`."""
 
     def __init__(self, *, source: str = "", keep_frames: bool = False) -> None:
         self._report = Report(source=source)
         self._keep_frames = keep_frames
-        # (source, destination, source port, destination port) -> (conversation, is_first_direction)
-        self._tcp: dict[tuple[str, str, int, int], tuple[_Conversation, bool]] = {}
+        # (source, destination, source port, destination port) -> the conversation and its directions
+        self._tcp: dict[tuple[str, str, int, int], _Entry] = {}
         self._udp: dict[tuple[str, str, int, int], tuple[ConversationSummary, bool]] = {}
         self._tcp_conversations: list[_Conversation] = []
         self._tcp_streams = 0
         self._udp_streams = 0
+        self._frames = 0
         self._first_time: int | None = None
 
     # -- the public interface ---------------------------------------------------------------
 
     def add(self, record: PacketRecord) -> FrameAnalysis:
-        """Analyse the next frame of the capture."""
+        """Analyse the next frame of the capture and return its analysis."""
+        result = self._add(record, True)
+        assert result is not None
+        return result
+
+    def count(self, record: PacketRecord) -> None:
+        """Analyse the next frame for the report only (faster: no per-frame result is built)."""
+        self._add(record, self._keep_frames)
+
+    def finish(self) -> Report:
+        """Close the analysis: conversation totals, outcomes and final states."""
         report = self._report
-        report.frames += 1
+        report.frames = self._frames
+        for conversation in self._tcp_conversations:
+            summary = conversation.summary
+            first, second = conversation.first, conversation.second
+            summary.frames_a_to_b, summary.bytes_a_to_b = first.frames, first.bytes
+            summary.frames_b_to_a, summary.bytes_b_to_a = second.frames, second.bytes
+            summary.last_time_ns = conversation.last_time
+            summary.state_a = first.state
+            summary.state_b = second.state
+            summary.outcome = _outcome(conversation)
+        report.conversations.sort(key=lambda item: (item.protocol, item.stream))
+        return report
+
+    def _add(self, record: PacketRecord, build: bool) -> FrameAnalysis | None:
+        self._frames += 1
         timestamp = record.timestamp_ns
-        if timestamp is not None and self._first_time is None:
-            self._first_time = report.first_time_ns = timestamp
+        if self._first_time is None:
+            report = self._report
+            if not report.first_frame:
+                report.first_frame = record.number
+            if timestamp is not None:
+                self._first_time = report.first_time_ns = timestamp
         transport = record.transport
         if transport == PROTOCOL_TCP:
-            result = self._add_tcp(record, record.tcp_flags, timestamp or 0)
+            result = self._add_tcp(record, timestamp or 0, build)
         elif transport == PROTOCOL_UDP:
             result = self._add_udp(record, timestamp or 0)
         else:
             result = self._add_other(record)
         if record.problem:
+            if result is None:
+                result = self._add_other(record)
+            report = self._report
             report.undecoded_frames += 1
-            report.findings.append(Finding("undecoded", record.number, result.stream, record.problem))
+            protocol = result.protocol if result.stream >= 0 and result.protocol in ("tcp", "udp") else ""
+            report.findings.append(Finding("undecoded", record.number, protocol, result.stream, record.problem))
         if self._keep_frames:
-            report.frame_analyses.append(result)
+            assert result is not None
+            self._report.frame_analyses.append(result)
         return result
-
-    def finish(self) -> Report:
-        """Close the analysis: conversation outcomes and final states."""
-        for conversation in self._tcp_conversations:
-            summary = conversation.summary
-            summary.state_a = conversation.first.state
-            summary.state_b = conversation.second.state
-            summary.outcome = _outcome(conversation)
-        self._report.conversations.sort(key=lambda item: (item.protocol, item.stream))
-        return self._report
 
     # -- TCP ----------------------------------------------------------------------------------
 
-    def _new_tcp(self, record: PacketRecord, flags: int, timestamp: int) -> tuple[_Conversation, bool]:
+    def _new_tcp(self, record: PacketRecord, flags: int, timestamp: int) -> _Entry:
         syn_only = flags & (SYN | ACK) == SYN
         if syn_only:
             sender_state, receiver_state = State.CLOSED, State.LISTEN
@@ -206,129 +237,119 @@ class Analyzer:
         conversation = _Conversation(summary, first, second)
         self._tcp_conversations.append(conversation)
         self._report.conversations.append(summary)
-        self._tcp[(record.source, record.destination, record.source_port, record.destination_port)] = (
-            conversation, True,
-        )
+        entry = (conversation, first, second, True)
+        self._tcp[(record.source, record.destination, record.source_port, record.destination_port)] = entry
         self._tcp[(record.destination, record.source, record.destination_port, record.source_port)] = (
-            conversation, False,
+            conversation, second, first, False,
         )
-        return conversation, True
+        return entry
 
-    def _add_tcp(self, record: PacketRecord, flags: int, now: int) -> FrameAnalysis:
-        key = (record.source, record.destination, record.source_port, record.destination_port)
-        found = self._tcp.get(key)
+    def _add_tcp(self, record: PacketRecord, now: int, build: bool) -> FrameAnalysis | None:
+        flags = record.tcp_flags
+        entry = self._tcp.get(record[FLOW_KEY])
         analysis = 0
         raw_seq = record.seq
-        if found is None:
-            found = self._new_tcp(record, flags, now)
-        elif flags & (SYN | ACK) == SYN:
-            conversation, forward = found
-            sender = conversation.first if forward else conversation.second
-            if sender.base_set and raw_seq != sender.base_seq:
-                # A new SYN with another ISN on a known port pair: a new connection.
-                found = self._new_tcp(record, flags, now)
-                analysis = REUSED_PORTS
-        conversation, forward = found
-        if forward:
-            fwd, rev = conversation.first, conversation.second
-        else:
-            fwd, rev = conversation.second, conversation.first
-        summary = conversation.summary
+        if entry is None:
+            entry = self._new_tcp(record, flags, now)
+        elif flags & (SYN | ACK) == SYN and entry[1].base_set and raw_seq != entry[1].base_seq:
+            # A new SYN with another ISN on a known port pair: a new connection.
+            entry = self._new_tcp(record, flags, now)
+            analysis = REUSED_PORTS
+        conversation, fwd, rev, forward = entry
         number = record.number
         seglen = record.payload_length
         raw_ack = record.ack
-        options = None
+        fwd.frames += 1
+        fwd.bytes += record.original_length
+        conversation.last_time = now
 
         # Base sequence numbers (Wireshark: the SYN's ISN, or seq - 1 mid-stream; the peer's
         # from the first ACK, as ack - 1).
-        if not fwd.base_set:
-            fwd.base_seq = raw_seq if flags & SYN else (raw_seq - 1) & SEQUENCE_MASK
-            fwd.base_set = True
-        if flags & ACK and not rev.base_set:
-            rev.base_seq = (raw_ack - 1) & SEQUENCE_MASK
-            rev.base_set = True
+        if not conversation.bases_known:
+            if not fwd.base_set:
+                fwd.base_seq = raw_seq if flags & SYN else (raw_seq - 1) & SEQUENCE_MASK
+                fwd.base_set = True
+            if flags & ACK and not rev.base_set:
+                rev.base_seq = (raw_ack - 1) & SEQUENCE_MASK
+                rev.base_set = True
+            conversation.bases_known = fwd.base_set and rev.base_set
         seq = (raw_seq - fwd.base_seq) & SEQUENCE_MASK
         ack = (raw_ack - rev.base_seq) & SEQUENCE_MASK if flags & ACK else raw_ack
 
-        # Window scaling (RFC 7323 s2.2): announced in SYNs, applied to every other segment.
         if flags & SYN:
-            options = parse_tcp_options(record.tcp_options)
-            shift = options.window_scale
+            # Window scaling (RFC 7323 s2.2): announced in SYNs, applied to every later segment.
+            shift = parse_tcp_options(record.tcp_options).window_scale
             if shift is not None:
                 fwd.window_scale = min(shift, MAXIMUM_WINDOW_SHIFT)
             if flags & ACK:
+                conversation.synack_seen = True
                 if shift is None or rev.window_scale == -2:
                     fwd.window_scale = rev.window_scale = -2
-            elif shift is None:
-                fwd.window_scale = rev.window_scale = -2
+            else:
+                conversation.syn_seen = True
+                conversation.last_syn_time = now
+                if shift is None:
+                    fwd.window_scale = rev.window_scale = -2
             window = record.window
             window_scale = 0
         else:
             scale = fwd.window_scale
-            window = record.window << scale if scale >= 0 else record.window
-            window_scale = 1 << scale if scale >= 0 else scale
-
-        # Handshake bookkeeping: Wireshark's first RTT (the latest SYN to the first ACK after it).
-        if flags & SYN:
-            if flags & ACK:
-                conversation.synack_seen = True
+            if scale >= 0:
+                window = record.window << scale
+                window_scale = 1 << scale
             else:
-                conversation.syn_seen = True
-                conversation.last_syn_time = now
-        elif flags & ACK and not conversation.first_rtt and conversation.last_syn_time:
-            conversation.first_rtt = now - conversation.last_syn_time
+                window = record.window
+                window_scale = scale
+            # Wireshark's first RTT: from the latest SYN to the first ACK after it.
+            if not conversation.first_rtt and flags & ACK and conversation.last_syn_time:
+                conversation.first_rtt = now - conversation.last_syn_time
 
         # --- Wireshark's tcp_analyze_sequence_number, test by test. ---
         nextseq = fwd.nextseq
         rev_window = rev.window
         syn_fin_rst = flags & _SYN_FIN_RST
         duplicate_ack_number = 0
-        finished = False
         if seglen == 1 and seq == nextseq and rev_window == 0:
             # RFC 9293 s3.8.6.1 zero-window probe: one byte at the window's edge.
             analysis |= ZERO_WINDOW_PROBE
-            finished = True
-        if not finished:
+        else:
             if window == 0 and not syn_fin_rst:
                 analysis |= ZERO_WINDOW
-            if nextseq and seq != nextseq and (seq - nextseq) & SEQUENCE_MASK < HALF_SPACE and not flags & RST:
+            if seq != nextseq and nextseq and (seq - nextseq) & SEQUENCE_MASK < HALF_SPACE and not flags & RST:
                 analysis |= LOST_SEGMENT
-            if seglen <= 1 and seq == (nextseq - 1) & SEQUENCE_MASK and not syn_fin_rst:
-                # Our deviation: a keep-alive-shaped segment into a zero window is Linux's probe.
-                analysis |= ZERO_WINDOW_PROBE if rev_window == 0 else KEEP_ALIVE
-            if seglen == 0 and not syn_fin_rst and seq == nextseq and ack == fwd.lastack:
-                if window and window != fwd.window:
-                    analysis |= WINDOW_UPDATE
-            if (
-                seglen > 0
-                and rev.window_scale != -1
-                and not syn_fin_rst
-                and (seq + seglen) & SEQUENCE_MASK
-                == (rev.lastack + (rev_window << (0 if rev.window_scale == -2 else rev.window_scale))) & SEQUENCE_MASK
-            ):
-                analysis |= WINDOW_FULL
-            if seglen == 0 and not syn_fin_rst and seq == nextseq and ack == fwd.lastack and window == fwd.window:
-                if window and rev.last_flags & KEEP_ALIVE:
-                    analysis |= KEEP_ALIVE_ACK
-                elif window == 0 and rev.last_flags & ZERO_WINDOW_PROBE:
-                    analysis |= ZERO_WINDOW_PROBE_ACK
-                elif window:
-                    # -1 marks "ACKed unseen segment already reported"; a duplicate ACK counts as the first.
-                    fwd.dupacknum = 1 if fwd.dupacknum < 0 else fwd.dupacknum + 1
-                    duplicate_ack_number = fwd.dupacknum
-                    analysis |= DUPLICATE_ACK
+            if seglen == 0:
+                if not syn_fin_rst:
+                    if seq == (nextseq - 1) & SEQUENCE_MASK:
+                        # Our deviation: a keep-alive-shaped segment into a zero window is Linux's probe.
+                        analysis |= ZERO_WINDOW_PROBE if rev_window == 0 else KEEP_ALIVE
+                    elif seq == nextseq and ack == fwd.lastack:
+                        if window != fwd.window:
+                            if window:
+                                analysis |= WINDOW_UPDATE
+                        elif window and rev.last_flags & KEEP_ALIVE:
+                            analysis |= KEEP_ALIVE_ACK
+                        elif window == 0 and rev.last_flags & ZERO_WINDOW_PROBE:
+                            analysis |= ZERO_WINDOW_PROBE_ACK
+                        elif window:
+                            # -1 marks "ACKed unseen segment already reported"; a duplicate counts as the first.
+                            fwd.dupacknum = duplicate_ack_number = 1 if fwd.dupacknum < 0 else fwd.dupacknum + 1
+                            analysis |= DUPLICATE_ACK
+            elif not syn_fin_rst:
+                if seglen == 1 and seq == (nextseq - 1) & SEQUENCE_MASK:
+                    analysis |= ZERO_WINDOW_PROBE if rev_window == 0 else KEEP_ALIVE
+                scale = rev.window_scale
+                if scale != -1 and (seq + seglen) & SEQUENCE_MASK == (
+                    rev.lastack + (rev_window << (0 if scale == -2 else scale))
+                ) & SEQUENCE_MASK:
+                    analysis |= WINDOW_FULL
         if ack != fwd.lastack:
             fwd.lastnondupack = number
             fwd.dupacknum = 0
-        if (
-            flags & ACK
-            and rev.maxseqtobeacked
-            and ack != rev.maxseqtobeacked
-            and (ack - rev.maxseqtobeacked) & SEQUENCE_MASK < HALF_SPACE
-        ):
+        mark = rev.maxseqtobeacked
+        if flags & ACK and mark and ack != mark and (ack - mark) & SEQUENCE_MASK < HALF_SPACE:
             # Flag once per gap. When the peer has sent past the mark, move the mark up;
             # while it only sends pure ACKs, its duplicate-ACK counter (-1) says "flagged".
-            gap = (rev.nextseq - rev.maxseqtobeacked) & SEQUENCE_MASK
+            gap = (rev.nextseq - mark) & SEQUENCE_MASK
             if gap and gap < HALF_SPACE:
                 rev.maxseqtobeacked = rev.nextseq
                 analysis |= ACK_LOST_SEGMENT
@@ -336,29 +357,29 @@ class Analyzer:
                 if rev.dupacknum == 0:
                     analysis |= ACK_LOST_SEGMENT
                 rev.dupacknum = -1
-        segment_end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & SEQUENCE_MASK
-        if (seglen > 0 or flags & (SYN | FIN)) and not analysis & (KEEP_ALIVE | ZERO_WINDOW_PROBE):
-            not_advanced = bool(nextseq) and seq != nextseq and (nextseq - seq) & SEQUENCE_MASK < HALF_SPACE
-            if seglen > 1 and (nextseq - 1) & SEQUENCE_MASK == seq:
+        segment_end = (seq + seglen + 1) & SEQUENCE_MASK if flags & (SYN | FIN) else (seq + seglen) & SEQUENCE_MASK
+        if (seglen or flags & (SYN | FIN)) and not analysis & (KEEP_ALIVE | ZERO_WINDOW_PROBE):
+            not_advanced = seq != nextseq and nextseq and (nextseq - seq) & SEQUENCE_MASK < HALF_SPACE
+            if not_advanced and seglen > 1 and (nextseq - 1) & SEQUENCE_MASK == seq:
                 not_advanced = False  # new data after a possible zero-window probe
-            if seglen > 0 and rev.lastack and (rev.lastack - seq - seglen) & SEQUENCE_MASK < HALF_SPACE:
+            lastack = rev.lastack
+            if seglen and lastack and (lastack - seq - seglen) & SEQUENCE_MASK < HALF_SPACE:
                 # Data the receiver had already acknowledged.
                 analysis |= SPURIOUS_RETRANSMISSION | RETRANSMISSION
-            elif (
-                not_advanced
-                and rev.dupacknum >= FAST_RETRANSMISSION_DUPLICATE_ACKS
-                and rev.lastack == seq
-                and now - rev.lastack_time < FAST_RETRANSMISSION_WINDOW_NS
-            ):
-                analysis |= FAST_RETRANSMISSION | RETRANSMISSION
-            elif (
-                not_advanced
-                and now - fwd.nextseq_time < (conversation.first_rtt or OUT_OF_ORDER_DEFAULT_THRESHOLD_NS)
-                and nextseq != segment_end  # SYN and FIN count (tshark 4.0 agrees on duplicated SYN/FIN)
-            ):
-                analysis |= OUT_OF_ORDER
             elif not_advanced:
-                analysis |= RETRANSMISSION
+                if (
+                    rev.dupacknum >= FAST_RETRANSMISSION_DUPLICATE_ACKS
+                    and lastack == seq
+                    and now - rev.lastack_time < FAST_RETRANSMISSION_WINDOW_NS
+                ):
+                    analysis |= FAST_RETRANSMISSION | RETRANSMISSION
+                elif (
+                    now - fwd.nextseq_time < (conversation.first_rtt or OUT_OF_ORDER_DEFAULT_THRESHOLD_NS)
+                    and nextseq != segment_end  # SYN and FIN count (tshark 4.0 agrees on duplicated SYN/FIN)
+                ):
+                    analysis |= OUT_OF_ORDER
+                else:
+                    analysis |= RETRANSMISSION
         if not analysis & ZERO_WINDOW_PROBE:  # probes do not advance the sequence space
             if not nextseq or (segment_end != nextseq and (segment_end - nextseq) & SEQUENCE_MASK < HALF_SPACE):
                 fwd.nextseq = segment_end
@@ -372,28 +393,12 @@ class Analyzer:
         fwd.last_flags = analysis
 
         # --- The endpoints' states (RFC 9293 s3.3.2), from the same segment. ---
-        fwd_state, rev_state = fwd.state, rev.state
-        if fwd_state is _ESTABLISHED and rev_state is _ESTABLISHED and not syn_fin_rst:
-            pass  # the common case: data and ACKs between two established endpoints change nothing
-        elif flags & RST:
-            conversation.rst_seen = True
-            if not conversation.synack_seen and not conversation.handshake_done:
-                conversation.refused = conversation.syn_seen
-            analysis |= self._transition(fwd, rev, (Event.SEND_RST,), (Event.RECEIVE_RST,))
-        elif flags & SYN:
-            if flags & ACK:
-                analysis |= self._transition(fwd, rev, (Event.SEND_SYN_ACK,), (Event.RECEIVE_SYN_ACK,))
-            else:
-                analysis |= self._transition(fwd, rev, (Event.SEND_SYN,), (Event.RECEIVE_SYN,))
-        else:
-            acks_fin = flags & ACK and rev.fin_next >= 0 and ack == rev.fin_next
-            received = Event.RECEIVE_ACK_OF_FIN if acks_fin else _RECEIVE_ACK
-            if flags & FIN:
-                fwd.fin_next = segment_end
-                conversation.fin_seen = True
-                analysis |= self._transition(fwd, rev, (_SEND_ACK, Event.SEND_FIN), (received, Event.RECEIVE_FIN))
-            else:
-                analysis |= self._transition(fwd, rev, (_SEND_ACK,), (received,))
+        if syn_fin_rst or fwd.state is not _ESTABLISHED or rev.state is not _ESTABLISHED:
+            analysis |= self._change_states(conversation, fwd, rev, flags, ack, segment_end)
+        if analysis:
+            self._record_findings(record, conversation.summary, analysis, duplicate_ack_number)
+        if not build:
+            return None
         if flags & SYN:
             phase = "handshake"
         elif not conversation.handshake_done and conversation.synack_seen and not flags & (FIN | RST):
@@ -404,24 +409,35 @@ class Analyzer:
         else:
             conversation.handshake_done = True
             phase = "data"
-
-        # --- Counting. ---
-        if forward:
-            summary.frames_a_to_b += 1
-            summary.bytes_a_to_b += record.original_length
-        else:
-            summary.frames_b_to_a += 1
-            summary.bytes_b_to_a += record.original_length
-        summary.last_time_ns = now
-        if analysis:
-            self._record_findings(record, summary, analysis, duplicate_ack_number)
         return _new_frame_analysis(
             FrameAnalysis,
             (
-                record, "tcp", summary.stream, seq, ack, segment_end if seglen or flags & (SYN | FIN) else seq,
-                window, window_scale, analysis, duplicate_ack_number, fwd.state, rev.state, phase, forward,
+                record, "tcp", conversation.summary.stream, seq, ack,
+                segment_end if seglen or flags & (SYN | FIN) else seq, window, window_scale, analysis,
+                duplicate_ack_number, fwd.state, rev.state, phase, forward,
             ),
         )
+
+    def _change_states(
+        self, conversation: _Conversation, fwd: _Direction, rev: _Direction, flags: int, ack: int, segment_end: int
+    ) -> int:
+        """Feed one segment's events to the sender's and the receiver's state; returns STATE_ANOMALY or 0."""
+        if flags & RST:
+            conversation.rst_seen = True
+            if not conversation.synack_seen and not conversation.handshake_done:
+                conversation.refused = conversation.syn_seen
+            return self._transition(fwd, rev, (Event.SEND_RST,), (Event.RECEIVE_RST,))
+        if flags & SYN:
+            if flags & ACK:
+                return self._transition(fwd, rev, (Event.SEND_SYN_ACK,), (Event.RECEIVE_SYN_ACK,))
+            return self._transition(fwd, rev, (Event.SEND_SYN,), (Event.RECEIVE_SYN,))
+        acks_fin = flags & ACK and rev.fin_next >= 0 and ack == rev.fin_next
+        received = Event.RECEIVE_ACK_OF_FIN if acks_fin else _RECEIVE_ACK
+        if flags & FIN:
+            fwd.fin_next = segment_end
+            conversation.fin_seen = True
+            return self._transition(fwd, rev, (_SEND_ACK, Event.SEND_FIN), (received, Event.RECEIVE_FIN))
+        return self._transition(fwd, rev, (_SEND_ACK,), (received,))
 
     @staticmethod
     def _transition(
@@ -449,7 +465,7 @@ class Analyzer:
             reason = _REASONS[name]
             if name == "duplicate_ack":
                 reason = f"duplicate ACK #{duplicate_ack_number}"
-            findings.append(Finding(name, record.number, summary.stream, reason))
+            findings.append(Finding(name, record.number, "tcp", summary.stream, reason))
 
     # -- UDP and the rest ---------------------------------------------------------------------
 
@@ -537,9 +553,9 @@ def _outcome(conversation: _Conversation) -> str:
 def analyse(records: Iterable[PacketRecord], *, source: str = "", keep_frames: bool = False) -> Report:
     """Analyse a whole sequence of records and return the report."""
     analyzer = Analyzer(source=source, keep_frames=keep_frames)
-    add = analyzer.add
+    count = analyzer.count
     for record in records:
-        add(record)
+        count(record)
     return analyzer.finish()
 
 

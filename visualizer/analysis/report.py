@@ -97,6 +97,8 @@ class Finding:
 
     kind: str
     frame: int
+    protocol: str
+    """``tcp`` or ``udp`` when the frame belongs to a stream, else ``""``."""
     stream: int
     reason: str
 
@@ -143,6 +145,8 @@ class Report:
 
     source: str = ""
     frames: int = 0
+    first_frame: int = 0
+    """Number of the first frame analysed (1 unless a worker saw only part of the file)."""
     first_time_ns: int | None = None
     conversations: list[ConversationSummary] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)

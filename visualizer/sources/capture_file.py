@@ -69,7 +69,7 @@ class FrameMaker(Protocol[T]):
     def __call__(
         self, buffer: bytes, start: int, number: int, timestamp_ns: int | None, interface: int, link_type: int,
         captured: int, original: int, /,
-    ) -> T: ...
+    ) -> T | None: ...
 
 
 def _raw_frame(
@@ -165,6 +165,8 @@ class CaptureReader:
         for every frame, where the frame's bytes are ``buffer[start:start + captured]``.
 
         Lets a decoder work on the read buffer directly instead of on a copy of each frame.
+        When ``make`` returns None the frame is skipped (a worker that analyses only some
+        conversations uses that); frame numbers still count every frame.
         """
         try:
             if self.format == "pcap":
@@ -225,11 +227,13 @@ class CaptureReader:
                     break
                 number += 1
                 self.frames_read = number
-                yield make(
+                item = make(
                     buffer, start, number, seconds * 1_000_000_000 + fractional * fraction, 0, link_type,
                     captured, original,
                 )
                 position = stop
+                if item is not None:
+                    yield item
             consumed += position
             self.bytes_read = consumed
 
@@ -319,7 +323,9 @@ class CaptureReader:
                 timestamp += description.offset_seconds * 1_000_000_000
                 number += 1
                 self.frames_read = number
-                yield make(body, data_start, number, timestamp, interface, description.link_type, captured, original)
+                item = make(body, data_start, number, timestamp, interface, description.link_type, captured, original)
+                if item is not None:
+                    yield item
             elif block_type == BLOCK_SIMPLE_PACKET:
                 if not interfaces or len(body) < 4:
                     self._warn("simple packet block without an interface")
@@ -331,12 +337,16 @@ class CaptureReader:
                     captured = min(captured, description.snap_length)
                 number += 1
                 self.frames_read = number
-                yield make(body, 4, number, None, 0, description.link_type, captured, original)
+                item = make(body, 4, number, None, 0, description.link_type, captured, original)
+                if item is not None:
+                    yield item
             elif block_type in (BLOCK_CUSTOM, BLOCK_CUSTOM_NO_COPY):
                 # tshark 4.0 shows a custom block as a frame of its own ("data").
                 number += 1
                 self.frames_read = number
-                yield make(body, 0, number, None, -1, LINKTYPE_NONE, len(body), len(body))
+                item = make(body, 0, number, None, -1, LINKTYPE_NONE, len(body), len(body))
+                if item is not None:
+                    yield item
             # Other blocks (name resolution, statistics, decryption secrets) carry no frame.
 
     @staticmethod

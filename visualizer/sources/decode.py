@@ -191,7 +191,7 @@ class FrameDecoder:
                     PacketRecord,
                     (
                         number, timestamp, interface, link_type, captured, original, "eth:ethertype:ip:tcp",
-                        4, addresses[0], addresses[1], PROTOCOL_TCP,
+                        4, PROTOCOL_TCP, addresses[0], addresses[1],
                         source_port, destination_port, seq, ack, flags | (offset & 1) << 8, window,
                         buffer[start + 54 : payload_start], total - 20 - header,
                         buffer[payload_start : start + min(captured, 14 + total)],
@@ -253,7 +253,7 @@ class FrameDecoder:
             (
                 frame.number, frame.timestamp_ns, frame.interface, link_type,
                 frame.captured_length, frame.original_length, ":".join(layers),
-                fields.network, fields.source, fields.destination, fields.transport,
+                fields.network, fields.transport, fields.source, fields.destination,
                 fields.source_port, fields.destination_port, fields.seq, fields.ack,
                 fields.tcp_flags, fields.window, fields.tcp_options, fields.payload_length,
                 fields.payload, fields.fragment, fields.icmp_type, fields.icmp_code,
