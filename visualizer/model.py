@@ -104,6 +104,28 @@ class PacketRecord(NamedTuple):
     """Why decoding stopped early (truncated or malformed); empty when it did not."""
 
 
+class SegmentRun(NamedTuple):
+    """Consecutive plain TCP segments of a capture as columns: row i is one frame.
+
+    Bulk decoding of large files (:func:`visualizer.sources.decode.decode_pcap_chunk_runs`)
+    gives the analysis these instead of records for frames on the common path
+    (Ethernet, IPv4 without options or fragments, TCP), skipping the cost of a record
+    per frame. Every column holds exactly what the record's field of the same name
+    would; ``keys`` is ``record[FLOW_KEY]``. Only the analysis's fields are here.
+    """
+
+    numbers: list[int]
+    timestamps: list[int]
+    keys: list[tuple[str, str, int, int]]
+    seqs: list[int]
+    acks: list[int]
+    flags: list[int]
+    windows: list[int]
+    options: list[bytes]
+    payload_lengths: list[int]
+    original_lengths: list[int]
+
+
 FLOW_KEY = slice(9, 13)
 """``record[FLOW_KEY] == (source, destination, source_port, destination_port)``."""
 

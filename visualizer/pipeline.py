@@ -12,25 +12,33 @@ number them. Per-frame results (``keep_frames``) always come from one process.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 from dataclasses import replace
 from multiprocessing.connection import Connection
 
 from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding
-from visualizer.model import PROTOCOL_TCP, PROTOCOL_UDP, PacketRecord
+from visualizer.model import PacketRecord, SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder, iter_records
-from visualizer.sources.decode import LINKTYPE_ETHERNET
+from visualizer.sources.decode import decode_pcap_chunk, share_of
 
 ProgressCallback = Callable[[int, int, int], None]
 """Called now and then with (frames so far, bytes read so far, file size)."""
 
 PROGRESS_EVERY = 1 << 14
+PROGRESS_ITEMS = 256
+"""Report progress every this many items (records, or column runs of many frames)."""
+T = TypeVar("T")
 PARALLEL_MINIMUM_BYTES = 64 * 1024 * 1024
 """Files smaller than this are read by one process: starting workers would cost more than it saves."""
 MAXIMUM_WORKERS = 4
+BULK_MINIMUM_BYTES = 16 * 1024 * 1024
+"""pcap files from this size on are decoded a read buffer at a time (NumPy loads only then)."""
 
 
 def iter_file_analysis(
@@ -66,6 +74,40 @@ def iter_file_analysis(
     return analyzer, reader, frames()
 
 
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while records stream through the analysis.
+
+    A large capture allocates millions of short-lived tuples; each allocation burst
+    wakes the collector, which then walks every live object (tripling the cost of
+    decoding). Records and analysis state form no reference cycles, so reference
+    counting frees them as usual; the collector runs again afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _with_progress(
+    items: Iterator[T], reader: CaptureReader, progress: ProgressCallback | None
+) -> Iterator[T]:
+    if progress is None:
+        return items
+
+    def reporting() -> Iterator[T]:
+        for count, item in enumerate(items):
+            yield item
+            if not count % PROGRESS_ITEMS:
+                progress(reader.frames_read, reader.bytes_read, reader.size)
+        progress(reader.frames_read, reader.size, reader.size)
+
+    return reporting()
+
+
 def default_workers(path: str | os.PathLike[str]) -> int:
     """How many processes to use for ``path``: one for small files, one per CPU for large ones."""
     try:
@@ -94,87 +136,63 @@ def analyse_file(
         return _analyse_in_parallel(path, count, progress)
     reader = CaptureReader(path)
     analyzer = Analyzer(source=os.fspath(path), keep_frames=keep_frames)
-    add = analyzer.count
-    frames = 0
-    for record in iter_records(reader):
-        add(record)
-        frames += 1
-        if progress is not None and not frames % PROGRESS_EVERY:
-            progress(frames, reader.bytes_read, reader.size)
-    if progress is not None:
-        progress(frames, reader.size, reader.size)
+    with collection_paused():
+        analyzer.feed(_with_progress(_records(reader), reader, progress))
     report = analyzer.finish()
     report.frames = reader.frames_read
     report.warnings.extend(reader.warnings)
     return report
 
 
-# -- parallel analysis ------------------------------------------------------------------------
+# -- parallel analysis: see visualizer.sources.decode.share_of for how conversations are shared --
 
 
-def share_of(record: PacketRecord, workers: int) -> int:
-    """The worker that analyses ``record``: the same for both directions of a conversation.
-
-    For IPv4 it must equal the fast test in :func:`_analyse_share` (last address
-    bytes and low port bytes, combined with XOR), so that a conversation whose
-    frames take different decoding paths stays with one worker.
-    """
-    quoted = record.quoted
-    if quoted is not None and quoted.transport in (PROTOCOL_TCP, PROTOCOL_UDP):
-        source, destination = quoted.source, quoted.destination
-        source_port, destination_port = quoted.source_port, quoted.destination_port
-    elif record.transport in (PROTOCOL_TCP, PROTOCOL_UDP):
-        source, destination = record.source, record.destination
-        source_port, destination_port = record.source_port, record.destination_port
-    else:
-        return 0
-    if "." in source and ":" not in source:
-        mixed = int(source.rsplit(".", 1)[1]) ^ int(destination.rsplit(".", 1)[1])
-    else:
-        mixed = sum(source.encode()) + sum(destination.encode())
-    return (mixed ^ (source_port & 0xFF) ^ (destination_port & 0xFF)) % workers
-
-
-def _analyse_share(path: str, index: int, workers: int, shared_bytes: object) -> tuple[Report, int, list[str]]:
+def _analyse_share(
+    path: str, index: int, workers: int, progress: ProgressCallback | None = None
+) -> tuple[Report, int, list[str]]:
     reader = CaptureReader(path)
-    decode_from = FrameDecoder().decode_from
     analyzer = Analyzer(source=path)
-    add = analyzer.count
-    counter = shared_bytes if index == 0 else None
+    with collection_paused():
+        analyzer.feed(_with_progress(_records(reader, (index, workers)), reader, progress))
+    return analyzer.finish(), reader.frames_read, reader.warnings
+
+
+def _records(
+    reader: CaptureReader, share: tuple[int, int] | None = None
+) -> Iterator[PacketRecord] | Iterator[PacketRecord | SegmentRun]:
+    """The records of a capture, or only those of one worker's share of its conversations.
+
+    A large pcap file is decoded a read buffer at a time (NumPy, same records);
+    anything else frame by frame. Every worker decodes the frames it cannot assign
+    from their bytes (IP reassembly needs all fragments) and keeps its share.
+    """
+    decoder = FrameDecoder()
+    if reader.format == "pcap" and reader.pcap_header is not None and reader.size >= BULK_MINIMUM_BYTES:
+        header = reader.pcap_header
+
+        def by_chunk() -> Iterator[PacketRecord | SegmentRun]:
+            for chunk in reader.pcap_chunks():
+                yield from decode_pcap_chunk(decoder, chunk, header, share, runs=True)
+
+        return by_chunk()
+    if share is None:
+        return iter_records(reader)
+    index, workers = share
+    decode_from = decoder.decode_from
 
     def make(
         buffer: bytes, start: int, number: int, timestamp: int | None, interface: int, link_type: int,
         captured: int, original: int, /,
     ) -> PacketRecord | None:
-        if (
-            link_type == LINKTYPE_ETHERNET
-            and captured >= 38
-            and buffer[start + 12] == 8
-            and buffer[start + 13] == 0
-            and buffer[start + 14] == 0x45
-            and not (buffer[start + 20] & 0x3F or buffer[start + 21])
-            and (buffer[start + 23] == PROTOCOL_TCP or buffer[start + 23] == PROTOCOL_UDP)
-        ):
-            mixed = buffer[start + 29] ^ buffer[start + 33] ^ buffer[start + 35] ^ buffer[start + 37]
-            if mixed % workers != index:
-                return None
-            return decode_from(buffer, start, number, timestamp, interface, link_type, captured, original)
-        # Every worker decodes the other frames (IP reassembly needs them all), then keeps its share.
         record = decode_from(buffer, start, number, timestamp, interface, link_type, captured, original)
         return record if share_of(record, workers) == index else None
 
-    count = 0
-    for record in reader.read(make):
-        add(record)
-        count += 1
-        if counter is not None and not count % PROGRESS_EVERY:
-            counter.value = reader.bytes_read  # type: ignore[attr-defined]
-    return analyzer.finish(), reader.frames_read, reader.warnings
+    return reader.read(make)
 
 
-def _worker(path: str, index: int, workers: int, shared_bytes: object, connection: Connection) -> None:
+def _worker(path: str, index: int, workers: int, connection: Connection) -> None:
     try:
-        connection.send(("ok", _analyse_share(path, index, workers, shared_bytes)))
+        connection.send(("ok", _analyse_share(path, index, workers)))
     except BaseException as error:  # reported to the parent, which raises it
         connection.send(("error", f"{type(error).__name__}: {error}"))
     finally:
@@ -182,28 +200,25 @@ def _worker(path: str, index: int, workers: int, shared_bytes: object, connectio
 
 
 def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: ProgressCallback | None) -> Report:
+    """Share 0 is analysed here (drawing the progress bar); shares 1.. in forked processes."""
     name = os.fspath(path)
-    CaptureReader(name).close()  # a file that is not a capture fails here, in this process
+    probe = CaptureReader(name)  # a file that is not a capture fails here, in this process
+    probe.close()
+    if probe.format == "pcap" and probe.size >= BULK_MINIMUM_BYTES:
+        import numpy  # noqa: F401  (loaded once here, shared by the forked workers)
     context = multiprocessing.get_context("fork")
-    shared_bytes = context.RawValue("q", 0)
-    size = os.path.getsize(name)
     processes = []
     connections = []
     try:
-        for index in range(workers):
+        for index in range(1, workers):
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_worker, args=(name, index, workers, shared_bytes, sender), daemon=True
-            )
+            process = context.Process(target=_worker, args=(name, index, workers, sender), daemon=True)
             process.start()
             sender.close()
             processes.append(process)
             connections.append(receiver)
-        results: list[tuple[Report, int, list[str]]] = []
+        results = [_analyse_share(name, 0, workers, progress)]
         for receiver in connections:
-            while not receiver.poll(0.1):
-                if progress is not None:
-                    progress(0, shared_bytes.value, size)
             status, payload = receiver.recv()
             if status != "ok":
                 raise RuntimeError(f"{name}: analysis worker failed: {payload}")
@@ -213,8 +228,6 @@ def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: P
             if process.is_alive():
                 process.terminate()
             process.join()
-    if progress is not None:
-        progress(0, size, size)
     return merge_reports([report for report, _, _ in results], frames=results[0][1], warnings=results[0][2])
 
 
@@ -251,4 +264,4 @@ def merge_reports(reports: list[Report], *, frames: int, warnings: list[str]) ->
     return merged
 
 
-__all__ = ["analyse_file", "default_workers", "iter_file_analysis", "merge_reports", "share_of"]
+__all__ = ["analyse_file", "default_workers", "iter_file_analysis", "merge_reports"]

@@ -101,3 +101,12 @@ def test_tcp_option_parsing() -> None:
     assert (options.mss, options.sack_permitted, options.timestamp, options.window_scale) == (1460, True, (1, 2), 7)
     assert options.sack_blocks == ((16, 32),)
     assert parse_tcp_options(b"\x05\x02").malformed and parse_tcp_options(b"\x02\x09\x00").malformed
+
+
+def test_record_field_order_that_the_analysis_slices_on() -> None:
+    from visualizer.analysis.analyzer import _TCP_FIELDS
+    from visualizer.model import FLOW_KEY, PacketRecord
+
+    assert PacketRecord._fields[FLOW_KEY] == ("source", "destination", "source_port", "destination_port")
+    assert PacketRecord._fields[_TCP_FIELDS] == ("seq", "ack", "tcp_flags", "window", "tcp_options", "payload_length")
+    assert PacketRecord._fields[0] == "number" and PacketRecord._fields[5] == "original_length"

@@ -61,6 +61,7 @@ from visualizer.model import (
     SYN,
     FLOW_KEY,
     PacketRecord,
+    SegmentRun,
     parse_tcp_options,
 )
 
@@ -85,6 +86,8 @@ _PROTOCOL_NAMES = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp", PROTOCOL_ICMP: "icm
 _TRANSITIONS = states.TRANSITIONS
 _RECEIVE_ACK = Event.RECEIVE_ACK
 _ESTABLISHED = State.ESTABLISHED
+# record[_TCP_FIELDS] == (seq, ack, tcp_flags, window, tcp_options, payload_length)
+_TCP_FIELDS = slice(13, 19)
 _new_frame_analysis = tuple.__new__  # builds the NamedTuple from one tuple, without keyword handling
 _SEND_ACK = Event.SEND_ACK
 
@@ -123,7 +126,7 @@ class _Direction:
 class _Conversation:
     __slots__ = (
         "summary", "first", "second", "first_rtt", "last_syn_time", "syn_seen", "synack_seen",
-        "handshake_done", "fin_seen", "rst_seen", "refused", "bases_known", "last_time",
+        "handshake_done", "fin_seen", "rst_seen", "refused", "bases_known", "last_time", "settled",
     )
 
     def __init__(self, summary: ConversationSummary, first: _Direction, second: _Direction) -> None:
@@ -140,6 +143,8 @@ class _Conversation:
         self.refused = False
         self.bases_known = False
         self.last_time = summary.first_time_ns
+        self.settled = first.state is State.ESTABLISHED and second.state is State.ESTABLISHED
+        """Both endpoints ESTABLISHED: plain data and ACKs change no state (the common case)."""
 
 
 # What the flow table holds for each direction of a conversation.
@@ -173,6 +178,39 @@ class Analyzer:
         """Analyse the next frame for the report only (faster: no per-frame result is built)."""
         self._add(record, self._keep_frames)
 
+    def feed(self, records: Iterable[PacketRecord | SegmentRun]) -> int:
+        """Analyse many frames for the report only; the fastest way through a large capture.
+
+        Takes packet records, and also the column runs of plain TCP segments that
+        bulk decoding produces (:class:`visualizer.model.SegmentRun`), in frame order.
+        Returns how many frames were analysed. Same results as :meth:`count` on each.
+        """
+        done = 0
+        build = self._keep_frames
+        add_tcp = self._add_tcp
+        add = self._add
+        feed_run = self._feed_run
+        for item in records:
+            if type(item) is SegmentRun:
+                if self._first_time is None:
+                    self._first_frame_seen(item.numbers[0], item.timestamps[0])
+                feed_run(item)
+                done += len(item.numbers)
+            elif build or self._first_time is None or item.transport != PROTOCOL_TCP or item.problem:
+                add(item, build)
+            else:
+                add_tcp(item, item.timestamp_ns or 0, False)
+                done += 1
+        self._frames += done
+        return done
+
+    def _first_frame_seen(self, number: int, timestamp: int | None) -> None:
+        report = self._report
+        if not report.first_frame:
+            report.first_frame = number
+        if timestamp is not None:
+            self._first_time = report.first_time_ns = timestamp
+
     def finish(self) -> Report:
         """Close the analysis: conversation totals, outcomes and final states."""
         report = self._report
@@ -193,11 +231,7 @@ class Analyzer:
         self._frames += 1
         timestamp = record.timestamp_ns
         if self._first_time is None:
-            report = self._report
-            if not report.first_frame:
-                report.first_frame = record.number
-            if timestamp is not None:
-                self._first_time = report.first_time_ns = timestamp
+            self._first_frame_seen(record.number, timestamp)
         transport = record.transport
         if transport == PROTOCOL_TCP:
             result = self._add_tcp(record, timestamp or 0, build)
@@ -219,7 +253,8 @@ class Analyzer:
 
     # -- TCP ----------------------------------------------------------------------------------
 
-    def _new_tcp(self, record: PacketRecord, flags: int, timestamp: int) -> _Entry:
+    def _new_tcp(self, key: tuple[str, str, int, int], number: int, flags: int, timestamp: int) -> _Entry:
+        source, destination, source_port, destination_port = key
         syn_only = flags & (SYN | ACK) == SYN
         if syn_only:
             sender_state, receiver_state = State.CLOSED, State.LISTEN
@@ -227,40 +262,55 @@ class Analyzer:
             sender_state, receiver_state = State.SYN_RECEIVED, State.SYN_SENT
         else:
             sender_state = receiver_state = State.ESTABLISHED
-        first = _Direction(record.source, record.source_port, sender_state)
-        second = _Direction(record.destination, record.destination_port, receiver_state)
+        first = _Direction(source, source_port, sender_state)
+        second = _Direction(destination, destination_port, receiver_state)
         summary = ConversationSummary(
-            "tcp", self._tcp_streams, record.source, record.source_port, record.destination,
-            record.destination_port, record.number, timestamp,
+            "tcp", self._tcp_streams, source, source_port, destination, destination_port, number, timestamp
         )
         self._tcp_streams += 1
         conversation = _Conversation(summary, first, second)
         self._tcp_conversations.append(conversation)
         self._report.conversations.append(summary)
         entry = (conversation, first, second, True)
-        self._tcp[(record.source, record.destination, record.source_port, record.destination_port)] = entry
-        self._tcp[(record.destination, record.source, record.destination_port, record.source_port)] = (
-            conversation, second, first, False,
-        )
+        self._tcp[key] = entry
+        self._tcp[(destination, source, destination_port, source_port)] = (conversation, second, first, False)
         return entry
 
     def _add_tcp(self, record: PacketRecord, now: int, build: bool) -> FrameAnalysis | None:
-        flags = record.tcp_flags
-        entry = self._tcp.get(record[FLOW_KEY])
+        # Fields come out of the record in slices (see PacketRecord's field order).
+        raw_seq, raw_ack, flags, raw_window, options, seglen = record[_TCP_FIELDS]
+        return self._segment(
+            record[0], now, record[FLOW_KEY], raw_seq, raw_ack, flags, raw_window, options, seglen, record[5],
+            record if build else None,
+        )
+
+    def _feed_run(self, run: SegmentRun) -> None:
+        """Analyse a run of plain TCP segments given as columns (bulk decoding of large files)."""
+        segment = self._segment
+        for number, now, key, raw_seq, raw_ack, flags, raw_window, options, seglen, original in zip(*run):
+            segment(number, now, key, raw_seq, raw_ack, flags, raw_window, options, seglen, original, None)
+
+    def _segment(
+        self, number: int, now: int, key: tuple[str, str, int, int], raw_seq: int, raw_ack: int, flags: int,
+        raw_window: int, options: bytes, seglen: int, original_length: int, record: PacketRecord | None,
+    ) -> FrameAnalysis | None:
+        """The TCP analysis of one segment: the per-frame hot path.
+
+        Takes the segment's fields rather than a record so that column runs from
+        bulk decoding reach it without a record being built; ``record`` is given
+        when the caller wants the frame's :class:`FrameAnalysis` back.
+        """
+        entry = self._tcp.get(key)
         analysis = 0
-        raw_seq = record.seq
         if entry is None:
-            entry = self._new_tcp(record, flags, now)
-        elif flags & (SYN | ACK) == SYN and entry[1].base_set and raw_seq != entry[1].base_seq:
+            entry = self._new_tcp(key, number, flags, now)
+        elif flags & SYN and not flags & ACK and entry[1].base_set and raw_seq != entry[1].base_seq:
             # A new SYN with another ISN on a known port pair: a new connection.
-            entry = self._new_tcp(record, flags, now)
+            entry = self._new_tcp(key, number, flags, now)
             analysis = REUSED_PORTS
         conversation, fwd, rev, forward = entry
-        number = record.number
-        seglen = record.payload_length
-        raw_ack = record.ack
         fwd.frames += 1
-        fwd.bytes += record.original_length
+        fwd.bytes += original_length
         conversation.last_time = now
 
         # Base sequence numbers (Wireshark: the SYN's ISN, or seq - 1 mid-stream; the peer's
@@ -278,7 +328,7 @@ class Analyzer:
 
         if flags & SYN:
             # Window scaling (RFC 7323 s2.2): announced in SYNs, applied to every later segment.
-            shift = parse_tcp_options(record.tcp_options).window_scale
+            shift = parse_tcp_options(options).window_scale
             if shift is not None:
                 fwd.window_scale = min(shift, MAXIMUM_WINDOW_SHIFT)
             if flags & ACK:
@@ -290,16 +340,10 @@ class Analyzer:
                 conversation.last_syn_time = now
                 if shift is None:
                     fwd.window_scale = rev.window_scale = -2
-            window = record.window
-            window_scale = 0
+            window = raw_window
         else:
             scale = fwd.window_scale
-            if scale >= 0:
-                window = record.window << scale
-                window_scale = 1 << scale
-            else:
-                window = record.window
-                window_scale = scale
+            window = raw_window << scale if scale >= 0 else raw_window
             # Wireshark's first RTT: from the latest SYN to the first ACK after it.
             if not conversation.first_rtt and flags & ACK and conversation.last_syn_time:
                 conversation.first_rtt = now - conversation.last_syn_time
@@ -357,7 +401,7 @@ class Analyzer:
                 if rev.dupacknum == 0:
                     analysis |= ACK_LOST_SEGMENT
                 rev.dupacknum = -1
-        segment_end = (seq + seglen + 1) & SEQUENCE_MASK if flags & (SYN | FIN) else (seq + seglen) & SEQUENCE_MASK
+        segment_end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & SEQUENCE_MASK
         if (seglen or flags & (SYN | FIN)) and not analysis & (KEEP_ALIVE | ZERO_WINDOW_PROBE):
             not_advanced = seq != nextseq and nextseq and (nextseq - seq) & SEQUENCE_MASK < HALF_SPACE
             if not_advanced and seglen > 1 and (nextseq - 1) & SEQUENCE_MASK == seq:
@@ -393,12 +437,18 @@ class Analyzer:
         fwd.last_flags = analysis
 
         # --- The endpoints' states (RFC 9293 s3.3.2), from the same segment. ---
-        if syn_fin_rst or fwd.state is not _ESTABLISHED or rev.state is not _ESTABLISHED:
+        if syn_fin_rst or not conversation.settled:
             analysis |= self._change_states(conversation, fwd, rev, flags, ack, segment_end)
+            conversation.settled = fwd.state is _ESTABLISHED and rev.state is _ESTABLISHED
         if analysis:
-            self._record_findings(record, conversation.summary, analysis, duplicate_ack_number)
-        if not build:
+            self._record_findings(number, conversation.summary, analysis, duplicate_ack_number)
+        if record is None:
             return None
+        if flags & SYN:
+            window_scale = 0
+        else:
+            scale = fwd.window_scale
+            window_scale = 1 << scale if scale >= 0 else scale
         if flags & SYN:
             phase = "handshake"
         elif not conversation.handshake_done and conversation.synack_seen and not flags & (FIN | RST):
@@ -455,7 +505,7 @@ class Analyzer:
         return anomaly
 
     def _record_findings(
-        self, record: PacketRecord, summary: ConversationSummary, analysis: int, duplicate_ack_number: int
+        self, number: int, summary: ConversationSummary, analysis: int, duplicate_ack_number: int
     ) -> None:
         names = analysis_names(analysis)
         summary.analysis_counts.update(names)
@@ -465,7 +515,7 @@ class Analyzer:
             reason = _REASONS[name]
             if name == "duplicate_ack":
                 reason = f"duplicate ACK #{duplicate_ack_number}"
-            findings.append(Finding(name, record.number, "tcp", summary.stream, reason))
+            findings.append(Finding(name, number, "tcp", summary.stream, reason))
 
     # -- UDP and the rest ---------------------------------------------------------------------
 
@@ -553,9 +603,7 @@ def _outcome(conversation: _Conversation) -> str:
 def analyse(records: Iterable[PacketRecord], *, source: str = "", keep_frames: bool = False) -> Report:
     """Analyse a whole sequence of records and return the report."""
     analyzer = Analyzer(source=source, keep_frames=keep_frames)
-    count = analyzer.count
-    for record in records:
-        count(record)
+    analyzer.feed(records)
     return analyzer.finish()
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple, Protocol, TypeVar
 
 from visualizer.errors import CaptureFileError
@@ -45,7 +45,7 @@ MAXIMUM_BLOCK_LENGTH = 16 * 1024 * 1024
 LINKTYPE_NONE = -1
 """Link type of a frame that carries no packet (a pcapng custom block)."""
 
-_CHUNK = 1 << 22
+_CHUNK = 1 << 23
 
 
 class RawFrame(NamedTuple):
@@ -77,6 +77,49 @@ def _raw_frame(
     captured: int, original: int, /,
 ) -> RawFrame:
     return RawFrame(number, timestamp_ns, interface, link_type, captured, original, buffer[start : start + captured])
+
+
+class PcapChunk(NamedTuple):
+    """Whole frames of a pcap file found in one read buffer."""
+
+    buffer: bytes
+    offsets: list[int]
+    """Where each frame's 16-byte record header starts in ``buffer``."""
+    first_number: int
+
+
+class PcapHeader(NamedTuple):
+    """What a pcap file header says about every record."""
+
+    byte_order: str
+    fraction_ns: int
+    """Nanoseconds per unit of the records' second field (1000 for microsecond files)."""
+    link_type: int
+    lengths_swapped: bool
+    lengths_maybe_swapped: bool
+    record: Callable[[bytes, int], tuple[int, int, int]]
+    """(timestamp in ns, captured length, original length) of the record header at an offset."""
+
+
+def _record_reader(
+    byte_order: str, fraction_ns: int, swapped: bool, maybe_swapped: bool
+) -> Callable[[bytes, int], tuple[int, int, int]]:
+    unpack = struct.Struct(byte_order + "IIII").unpack_from
+    if swapped:
+        def record(buffer: bytes, offset: int) -> tuple[int, int, int]:
+            seconds, fractional, original, captured = unpack(buffer, offset)
+            return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
+    elif maybe_swapped:
+        def record(buffer: bytes, offset: int) -> tuple[int, int, int]:
+            seconds, fractional, captured, original = unpack(buffer, offset)
+            if captured <= original:
+                captured, original = original, captured
+            return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
+    else:
+        def record(buffer: bytes, offset: int) -> tuple[int, int, int]:
+            seconds, fractional, captured, original = unpack(buffer, offset)
+            return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
+    return record
 
 
 class _Interface(NamedTuple):
@@ -145,8 +188,13 @@ class CaptureReader:
             raise CaptureFileError(
                 self.path, f"not a pcap or pcapng file (starts with 0x{head[:4].hex()})"
             )
-        handle.seek(0)
         self._handle = handle
+        self.pcap_header: PcapHeader | None = None
+        if self.format == "pcap":
+            handle.seek(0)
+            self.pcap_header = self._pcap_header()
+        else:
+            handle.seek(0)
 
     def __enter__(self) -> CaptureReader:
         return self
@@ -176,66 +224,103 @@ class CaptureReader:
         finally:
             self.close()
 
+
+
     def _warn(self, problem: str) -> None:
         read = self.frames_read
         self.warnings.append(f"{self.path}: {problem}; read {read} frame{'' if read == 1 else 's'} before it")
 
     # -- pcap -------------------------------------------------------------------------------
 
-    def _read_pcap(self, make: FrameMaker[T]) -> Iterator[T]:
-        handle = self._handle
-        header = handle.read(24)
+    def _pcap_header(self) -> PcapHeader:
+        header = self._handle.read(24)
         magic_little = int.from_bytes(header[:4], "little")
         order = "<" if magic_little in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS) else ">"
         magic, major, minor, _zone, _sigfigs, _snap, network = struct.unpack(order + "IHHiIII", header)
-        nanoseconds = magic == PCAP_MAGIC_NANOSECONDS
-        link_type = network & 0xFFFF
-        self.link_types.add(link_type)
+        self.link_types.add(network & 0xFFFF)
         # Before pcap 2.3 libpcap wrote the two lengths the other way round; 2.3 files may be
         # either (wiretap's libpcap.c applies the same correction).
-        lengths_swapped = (major, minor) < (2, 3)
-        lengths_maybe_swapped = (major, minor) == (2, 3)
-        record = struct.Struct(order + "IIII").unpack_from
-        fraction = 1 if nanoseconds else 1000
+        fraction = 1 if magic == PCAP_MAGIC_NANOSECONDS else 1000
+        swapped, maybe_swapped = (major, minor) < (2, 3), (major, minor) == (2, 3)
+        return PcapHeader(
+            order, fraction, network & 0xFFFF, swapped, maybe_swapped,
+            _record_reader(order, fraction, swapped, maybe_swapped),
+        )
+
+    def pcap_chunks(self) -> Iterator[PcapChunk]:
+        """The frames of a pcap file, a read buffer at a time (the fast way through a big file).
+
+        Each chunk's ``offsets`` point at 16-byte record headers in ``buffer``, each followed
+        by its whole frame; :meth:`PcapHeader.record` decodes such a header. Only for pcap
+        files (``format == "pcap"``); damage stops the chunks and records a warning.
+        """
+        if self.format != "pcap":
+            raise ValueError("pcap_chunks() reads pcap files only")
+        header = self.pcap_header
+        assert header is not None
+        # The captured length is the third header field, or the fourth when the lengths are swapped.
+        length_at = 12 if header.lengths_swapped else 8
+        other_at = 8 if header.lengths_swapped else 12
+        length_of = struct.Struct(header.byte_order + "I").unpack_from
+        maybe_swapped = header.lengths_maybe_swapped
         number = 0
         buffer = b""
         position = 0
         consumed = 24
-        read = handle.read
-        while True:
-            chunk = read(_CHUNK)
-            if not chunk:
-                if position < len(buffer):
-                    self._warn("file cut short in the middle of a packet")
-                break
-            buffer = buffer[position:] + chunk if position < len(buffer) else chunk
-            position = 0
-            end = len(buffer)
-            while position + 16 <= end:
-                seconds, fractional, captured, original = record(buffer, position)
-                if lengths_swapped or (lengths_maybe_swapped and captured <= original):
-                    captured, original = original, captured
-                if captured > MAXIMUM_RECORD_LENGTH:
-                    self._warn(
-                        f"damaged record: {captured}-byte packet, bigger than the maximum of {MAXIMUM_RECORD_LENGTH}"
-                    )
-                    self.bytes_read = consumed + position
+        read = self._handle.read
+        try:
+            while True:
+                chunk = read(_CHUNK)
+                if not chunk:
+                    if position < len(buffer):
+                        self._warn("file cut short in the middle of a packet")
                     return
-                start = position + 16
-                stop = start + captured
-                if stop > end:
-                    break
-                number += 1
+                buffer = buffer[position:] + chunk if position < len(buffer) else chunk
+                position = 0
+                end = len(buffer)
+                offsets: list[int] = []
+                append = offsets.append
+                first = number + 1
+                while position + 16 <= end:
+                    (captured,) = length_of(buffer, position + length_at)
+                    if maybe_swapped:
+                        (original,) = length_of(buffer, position + other_at)
+                        captured = min(captured, original)
+                    if captured > MAXIMUM_RECORD_LENGTH:
+                        if offsets:
+                            yield PcapChunk(buffer, offsets, first)
+                        self._warn(
+                            f"damaged record: {captured}-byte packet, bigger than the maximum of "
+                            f"{MAXIMUM_RECORD_LENGTH}"
+                        )
+                        self.bytes_read = consumed + position
+                        return
+                    stop = position + 16 + captured
+                    if stop > end:
+                        break
+                    append(position)
+                    number += 1
+                    position = stop
                 self.frames_read = number
-                item = make(
-                    buffer, start, number, seconds * 1_000_000_000 + fractional * fraction, 0, link_type,
-                    captured, original,
-                )
-                position = stop
+                consumed += position
+                self.bytes_read = consumed
+                if offsets:
+                    yield PcapChunk(buffer, offsets, first)
+        finally:
+            self.close()
+
+    def _read_pcap(self, make: FrameMaker[T]) -> Iterator[T]:
+        header = self.pcap_header
+        assert header is not None
+        for buffer, offsets, number in self.pcap_chunks():
+            record = header.record
+            link_type = header.link_type
+            for offset in offsets:
+                timestamp, captured, original = record(buffer, offset)
+                item = make(buffer, offset + 16, number, timestamp, 0, link_type, captured, original)
+                number += 1
                 if item is not None:
                     yield item
-            consumed += position
-            self.bytes_read = consumed
 
     # -- pcapng -----------------------------------------------------------------------------
 

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterable, Iterator
+from functools import partial
+from itertools import repeat
+from operator import itemgetter
 
 from visualizer.model import (
     PROTOCOL_ICMP,
@@ -23,8 +27,9 @@ from visualizer.model import (
     PROTOCOL_UDP,
     PacketRecord,
     QuotedFlow,
+    SegmentRun,
 )
-from visualizer.sources.capture_file import LINKTYPE_NONE, RawFrame
+from visualizer.sources.capture_file import LINKTYPE_NONE, PcapChunk, PcapHeader, RawFrame
 
 # LINKTYPE_* values (tcpdump.org link-layer header types).
 LINKTYPE_NULL = 0
@@ -99,6 +104,16 @@ def _ipv4_pair(raw: bytes) -> tuple[str, str]:
         _ipv4_pairs.clear()
     pair = _ipv4_pairs[raw] = (_ipv4(raw[:4]), _ipv4(raw[4:]))
     return pair
+
+
+_ipv4_by_number: dict[int, str] = {}
+
+
+def _ipv4_from_number(value: int) -> str:
+    if len(_ipv4_by_number) > 100_000:
+        _ipv4_by_number.clear()
+    text = _ipv4_by_number[value] = _ipv4(value.to_bytes(4, "big"))
+    return text
 
 
 def _ipv6(raw: bytes) -> str:
@@ -506,3 +521,189 @@ def _quoted_flow(inner: bytes) -> QuotedFlow | None:
     else:
         source_port = destination_port = 0
     return QuotedFlow(source, destination, protocol, source_port, destination_port)
+
+
+# -- Sharing conversations among worker processes -----------------------------------------------
+
+
+def share_of(record: PacketRecord, workers: int) -> int:
+    """The worker (0 .. workers-1) that analyses ``record``: the same for both directions.
+
+    For IPv4 this equals :func:`shares_by_bytes` (last address bytes and low port
+    bytes combined with XOR), so that a conversation whose frames take different
+    decoding paths stays with one worker. An ICMP error goes with the flow it
+    quotes; a frame without ports goes to worker 0.
+    """
+    quoted = record.quoted
+    if quoted is not None and quoted.transport in (PROTOCOL_TCP, PROTOCOL_UDP):
+        source, destination = quoted.source, quoted.destination
+        source_port, destination_port = quoted.source_port, quoted.destination_port
+    elif record.transport in (PROTOCOL_TCP, PROTOCOL_UDP):
+        source, destination = record.source, record.destination
+        source_port, destination_port = record.source_port, record.destination_port
+    else:
+        return 0
+    if "." in source and ":" not in source:
+        mixed = int(source.rsplit(".", 1)[1]) ^ int(destination.rsplit(".", 1)[1])
+    else:
+        mixed = sum(source.encode()) + sum(destination.encode())
+    return (mixed ^ (source_port & 0xFF) ^ (destination_port & 0xFF)) % workers
+
+
+# -- Decoding a whole pcap read buffer at once -----------------------------------------------------
+
+
+def decode_pcap_chunk(
+    decoder: FrameDecoder, chunk: PcapChunk, header: PcapHeader, share: tuple[int, int] | None = None,
+    *, runs: bool = False,
+) -> list[PacketRecord] | list[PacketRecord | SegmentRun]:
+    """Decode every frame of a pcap chunk (or only worker ``index``'s share of ``workers``).
+
+    Frames on the common path (Ethernet, IPv4 without options or fragments, TCP)
+    are decoded for the whole buffer at once with NumPy, giving exactly the records
+    :meth:`FrameDecoder.decode_from` gives; every other frame goes through it.
+    With ``runs`` the common-path frames come as :class:`SegmentRun` columns
+    instead of records (for the analysis of large files), still in frame order.
+    """
+    import numpy
+
+    buffer, offsets, first_number = chunk
+    count = len(offsets)
+    link_type = header.link_type
+    if share is None:
+        index, workers = 0, 1
+    else:
+        index, workers = share
+
+    def one_by_one(positions: Iterable[int]) -> Iterator[PacketRecord]:
+        for record in one_by_one_all(decoder, chunk, header, positions):
+            if workers == 1 or share_of(record, workers) == index:
+                yield record
+
+    if link_type != LINKTYPE_ETHERNET or header.lengths_maybe_swapped or not count:
+        return list(one_by_one(range(count)))
+    data = numpy.frombuffer(buffer, numpy.uint8)
+    frames = numpy.asarray(offsets, dtype=numpy.int64)
+    fields = data[frames[:, None] + _PCAP_RECORD_BYTES].view(numpy.dtype(header.byte_order + "u4"))
+    seconds, fractional = fields[:, 0], fields[:, 1]
+    captured, original = (fields[:, 3], fields[:, 2]) if header.lengths_swapped else (fields[:, 2], fields[:, 3])
+    starts = frames + 16
+    # Only the bytes the tests need: every frame is at least 16 bytes from the buffer's end
+    # or shorter than 38 bytes (then the mask drops it), so clip the indices.
+    probe = data[numpy.minimum(starts[:, None] + _PROBE_OFFSETS, len(buffer) - 1)]
+    ethertype_high, ethertype_low, version, fragment_high, fragment_low, protocol = probe[:, :6].T
+    total = probe[:, 6].astype(numpy.int64) << 8 | probe[:, 7]
+    tcp_header = (probe[:, 8] >> 4).astype(numpy.int64) * 4
+    assignable = (
+        (captured >= 38) & (ethertype_high == 8) & (ethertype_low == 0) & (version == 0x45)
+        & ((fragment_high & 0x3F) == 0) & (fragment_low == 0) & ((protocol == PROTOCOL_TCP) | (protocol == PROTOCOL_UDP))
+    )
+    fast = (
+        assignable & (protocol == PROTOCOL_TCP) & (captured >= 54) & (tcp_header >= 20)
+        & (34 + tcp_header <= captured) & (total >= 20 + tcp_header)
+    )
+    if workers > 1:
+        mine = (probe[:, 9] ^ probe[:, 10] ^ probe[:, 11] ^ probe[:, 12]) % workers == index
+        fast &= mine
+        chosen = ~assignable | mine
+    else:
+        chosen = numpy.ones(count, dtype=bool)
+    picked = numpy.flatnonzero(fast)
+    others = numpy.flatnonzero(chosen & ~fast).tolist()
+    length = len(picked)
+    if not length:
+        return list(one_by_one(others))
+    frame_starts = starts[picked]
+    head = data[frame_starts[:, None] + _HEADER_OFFSETS]  # IPv4 addresses and the TCP header
+    addresses = head[:, :8].copy().view(">u4")
+    tcp = head[:, 8:]
+    ports = tcp[:, 0:4].copy().view(">u2")
+    numbers = (picked + first_number).tolist()
+    timestamps = (seconds[picked].astype(numpy.int64) * 1_000_000_000 + fractional[picked].astype(numpy.int64)
+                  * header.fraction_ns).tolist()
+    sources = _ipv4_texts(addresses[:, 0].tolist())
+    destinations = _ipv4_texts(addresses[:, 1].tolist())
+    source_ports = ports[:, 0].tolist()
+    destination_ports = ports[:, 1].tolist()
+    picked_header = tcp_header[picked]
+    picked_total = total[picked]
+    payload_start = frame_starts + 34 + picked_header
+    flag_bits = tcp[:, 13].astype(numpy.int64) | (tcp[:, 12].astype(numpy.int64) & 1) << 8
+    seqs = tcp[:, 4:8].copy().view(">u4")[:, 0].tolist()
+    acks = tcp[:, 8:12].copy().view(">u4")[:, 0].tolist()
+    windows = tcp[:, 14:16].copy().view(">u2")[:, 0].tolist()
+    payload_lengths = (picked_total - 20 - picked_header).tolist()
+    originals = original[picked].tolist()
+    flags = flag_bits.tolist()
+    if runs:
+        # The analysis reads options only from SYN segments.
+        options = [b""] * length
+        for row in numpy.flatnonzero(flag_bits & 0x02).tolist():
+            options[row] = buffer[int(frame_starts[row]) + 54 : int(payload_start[row])]
+        keys = list(zip(sources, destinations, source_ports, destination_ports))
+        columns = (numbers, timestamps, keys, seqs, acks, flags, windows, options, payload_lengths, originals)
+        if not others:
+            return [SegmentRun(*columns)]
+        # Cut the columns where frames decoded one by one fall in between.
+        items: list[PacketRecord | SegmentRun] = []
+        cuts = numpy.searchsorted(picked, others).tolist()
+        previous = 0
+        for cut, record in zip(cuts, one_by_one_all(decoder, chunk, header, others)):
+            if cut > previous:
+                items.append(SegmentRun(*(column[previous:cut] for column in columns)))
+                previous = cut
+            if record is not None and (workers == 1 or share_of(record, workers) == index):
+                items.append(record)
+        if previous < length:
+            items.append(SegmentRun(*(column[previous:] for column in columns)))
+        return items
+    options_start = (frame_starts + 54).tolist()
+    payload_starts = payload_start.tolist()
+    payload_end = (frame_starts + numpy.minimum(captured[picked], 14 + picked_total)).tolist()
+    records = list(map(_record_from_fields, zip(
+        numbers, timestamps, repeat(0, length), repeat(link_type, length),
+        captured[picked].tolist(), originals, repeat("eth:ethertype:ip:tcp", length),
+        repeat(4, length), repeat(PROTOCOL_TCP, length), sources, destinations, source_ports, destination_ports,
+        seqs, acks, flags, windows,
+        [buffer[start:stop] for start, stop in zip(options_start, payload_starts)],
+        payload_lengths,
+        [buffer[start:stop] for start, stop in zip(payload_starts, payload_end)],
+        repeat(False, length), repeat(-1, length), repeat(-1, length), repeat(None, length), repeat("", length),
+    )))
+    if not others:
+        return records
+    # Interleave in frame order with the frames decoded one by one.
+    everything = records + list(one_by_one(others))
+    numbers_all = numpy.fromiter((record.number for record in everything), dtype=numpy.int64, count=len(everything))
+    return list(itemgetter(*numpy.argsort(numbers_all, kind="stable").tolist())(everything))
+
+
+def one_by_one_all(
+    decoder: FrameDecoder, chunk: PcapChunk, header: PcapHeader, positions: Iterable[int]
+) -> Iterator[PacketRecord]:
+    """Decode the frames at ``positions`` of a chunk, one record each, in order."""
+    buffer, offsets, first_number = chunk
+    decode_from = decoder.decode_from
+    record_header = header.record
+    link_type = header.link_type
+    for position in positions:
+        offset = offsets[position]
+        timestamp, captured, original = record_header(buffer, offset)
+        yield decode_from(buffer, offset + 16, first_number + position, timestamp, 0, link_type, captured, original)
+
+
+_record_from_fields = partial(tuple.__new__, PacketRecord)
+# Byte offsets read from every frame: ethertype (12, 13), IPv4 version/IHL (14), flags and
+# fragment offset (20, 21), protocol (23), total length (16, 17), TCP data offset (46), and the
+# bytes that choose a worker: last address bytes (29, 33) and low port bytes (35, 37).
+_PCAP_RECORD_BYTES = tuple(range(16))
+_PROBE_OFFSETS = (12, 13, 14, 20, 21, 23, 16, 17, 46, 29, 33, 35, 37)
+_HEADER_OFFSETS = tuple(range(26, 54))
+
+
+def _ipv4_texts(numbers: list[int]) -> list[str]:
+    """Dotted-quad text of IPv4 addresses given as integers (cached)."""
+    texts: list[str | None] = list(map(_ipv4_by_number.get, numbers))
+    if None in texts:
+        texts = [text or _ipv4_from_number(number) for text, number in zip(texts, numbers)]
+    return texts  # type: ignore[return-value]
