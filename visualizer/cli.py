@@ -14,10 +14,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from visualizer import __version__
 from visualizer.errors import CaptureFileError, SockstoryError, UsageError
+
+if TYPE_CHECKING:
+    from visualizer.analysis.report import ConversationSummary
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -240,10 +243,11 @@ def _run_flows(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if progress is not None:
         progress.clear()
     origin = report.first_time_ns or 0
-    rows = []
-    for conversation in report.conversations:
-        events = ", ".join(f"{name} {count}" for name, count in sorted(conversation.analysis_counts.items()))
-        rows.append({
+    if arguments.format == "table":
+        _print_flow_table(report.conversations, origin, out)
+        return _finish(report, arguments, err)
+    rows = [
+        {
             "protocol": conversation.protocol,
             "stream": conversation.stream,
             "a": f"{conversation.address_a}:{conversation.port_a}",
@@ -257,53 +261,57 @@ def _run_flows(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "start": round((conversation.first_time_ns - origin) / 1e9, 6),
             "duration": round(conversation.duration_ns / 1e9, 6),
             "outcome": conversation.outcome,
-            "events": events,
-        })
+            "events": _events_text(conversation),
+        }
+        for conversation in report.conversations
+    ]
     if arguments.format == "json":
         json.dump(rows, out, indent=1)
         out.write("\n")
-    elif arguments.format == "tsv":
+    else:
         columns = list(rows[0]) if rows else ["protocol", "stream"]
         out.write("\t".join(columns) + "\n")
         for row in rows:
             out.write("\t".join(str(row[column]) for column in columns) + "\n")
-    else:
-        _print_flow_table(rows, out)
     return _finish(report, arguments, err)
 
 
-def _print_flow_table(rows: list[dict[str, object]], out: TextIO) -> None:
+def _events_text(conversation: ConversationSummary) -> str:
+    counts = conversation.analysis_counts
+    return ", ".join(f"{name} {counts[name]}" for name in sorted(counts)) if counts else ""
+
+
+_FLOW_HEADERS = ("stream", "A", "", "B", "A→B frames", "A→B bytes", "B→A frames", "B→A bytes", "start", "duration",
+                 "outcome", "events")
+_FLOW_RIGHT_ALIGNED = (True, False, False, False, True, True, True, True, True, True, False, False)
+
+
+def _print_flow_table(conversations: list[ConversationSummary], origin: int, out: TextIO) -> None:
+    """The conversation tables, one per protocol, in aligned columns (like tshark -z conv)."""
     for protocol in ("tcp", "udp"):
-        chosen = [row for row in rows if row["protocol"] == protocol]
+        chosen = [conversation for conversation in conversations if conversation.protocol == protocol]
         out.write(f"{protocol.upper()} conversations: {len(chosen)}\n")
         if not chosen:
             out.write("\n")
             continue
-        headers = ["stream", "A", "", "B", "A→B frames", "A→B bytes", "B→A frames", "B→A bytes",
-                   "start", "duration"]
-        if protocol == "tcp":
-            headers += ["outcome", "events"]
-        table = []
-        for row in chosen:
-            line = [
-                str(row["stream"]), str(row["a"]), "<->", str(row["b"]), str(row["frames_a_to_b"]),
-                _format_bytes(int(str(row["bytes_a_to_b"]))), str(row["frames_b_to_a"]),
-                _format_bytes(int(str(row["bytes_b_to_a"]))), f"{row['start']:.6f}", f"{row['duration']:.4f}",
-            ]
-            if protocol == "tcp":
-                line += [str(row["outcome"]), str(row["events"]) or "-"]
-            table.append(line)
-        widths = [max(len(headers[index]), *(len(line[index]) for line in table)) for index in range(len(headers))]
-        numeric = {0, 4, 5, 6, 7, 8, 9}
-        def fmt(cells: list[str]) -> str:
-            return "  ".join(
-                cell.rjust(widths[index]) if index in numeric else cell.ljust(widths[index])
-                for index, cell in enumerate(cells)
-            ).rstrip()
-        out.write(fmt(headers) + "\n")
-        for line in table:
-            out.write(fmt(line) + "\n")
-        out.write("\n")
+        columns = 12 if protocol == "tcp" else 10
+        table = [
+            (
+                str(conversation.stream), f"{conversation.address_a}:{conversation.port_a}", "<->",
+                f"{conversation.address_b}:{conversation.port_b}", str(conversation.frames_a_to_b),
+                _format_bytes(conversation.bytes_a_to_b), str(conversation.frames_b_to_a),
+                _format_bytes(conversation.bytes_b_to_a), f"{(conversation.first_time_ns - origin) / 1e9:.6f}",
+                f"{conversation.duration_ns / 1e9:.4f}", conversation.outcome, _events_text(conversation) or "-",
+            )[:columns]
+            for conversation in chosen
+        ]
+        headers = _FLOW_HEADERS[:columns]
+        widths = [max(len(headers[index]), max(len(line[index]) for line in table)) for index in range(columns)]
+        template = "  ".join(
+            f"{{:{'>' if _FLOW_RIGHT_ALIGNED[index] else '<'}{widths[index]}}}" for index in range(columns)
+        )
+        out.write(template.format(*headers).rstrip() + "\n")
+        out.write("\n".join(template.format(*line).rstrip() for line in table) + "\n\n")
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

@@ -25,7 +25,7 @@ from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding
 from visualizer.model import PacketRecord, SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder, iter_records
-from visualizer.sources.decode import decode_pcap_chunk, share_of
+from visualizer.sources.decode import WHOLE, Share, decode_pcap_chunk, in_share, plan_shares
 
 ProgressCallback = Callable[[int, int, int], None]
 """Called now and then with (frames so far, bytes read so far, file size)."""
@@ -144,27 +144,34 @@ def analyse_file(
     return report
 
 
-# -- parallel analysis: see visualizer.sources.decode.share_of for how conversations are shared --
+# -- Parallel analysis ---------------------------------------------------------------------------
+#
+# Conversations are independent, so each worker analyses a share of them (see
+# visualizer.sources.decode.Share) and merge_reports joins the reports. Every worker
+# reads the whole file (the page cache serves it once) and decodes only the frames of
+# its share, plus the frames it cannot assign from their bytes. (Letting one process
+# find the frames and hand their offsets to the others measured no faster.)
 
 
 def _analyse_share(
-    path: str, index: int, workers: int, progress: ProgressCallback | None = None
+    path: str, share: Share, progress: ProgressCallback | None = None
 ) -> tuple[Report, int, list[str]]:
+    """Read the whole file and analyse the conversations of ``share``."""
     reader = CaptureReader(path)
     analyzer = Analyzer(source=path)
     with collection_paused():
-        analyzer.feed(_with_progress(_records(reader, (index, workers)), reader, progress))
+        analyzer.feed(_with_progress(_records(reader, share), reader, progress))
     return analyzer.finish(), reader.frames_read, reader.warnings
 
 
 def _records(
-    reader: CaptureReader, share: tuple[int, int] | None = None
+    reader: CaptureReader, share: Share = WHOLE
 ) -> Iterator[PacketRecord] | Iterator[PacketRecord | SegmentRun]:
-    """The records of a capture, or only those of one worker's share of its conversations.
+    """The records of a capture (or of one share of its conversations), in frame order.
 
-    A large pcap file is decoded a read buffer at a time (NumPy, same records);
-    anything else frame by frame. Every worker decodes the frames it cannot assign
-    from their bytes (IP reassembly needs all fragments) and keeps its share.
+    A large pcap file is decoded a read buffer at a time (NumPy; plain TCP frames
+    come as column runs); anything else frame by frame. Every worker decodes the
+    frames it cannot assign from their bytes (IP reassembly needs all fragments).
     """
     decoder = FrameDecoder()
     if reader.format == "pcap" and reader.pcap_header is not None and reader.size >= BULK_MINIMUM_BYTES:
@@ -175,9 +182,8 @@ def _records(
                 yield from decode_pcap_chunk(decoder, chunk, header, share, runs=True)
 
         return by_chunk()
-    if share is None:
+    if share == WHOLE:
         return iter_records(reader)
-    index, workers = share
     decode_from = decoder.decode_from
 
     def make(
@@ -185,50 +191,52 @@ def _records(
         captured: int, original: int, /,
     ) -> PacketRecord | None:
         record = decode_from(buffer, start, number, timestamp, interface, link_type, captured, original)
-        return record if share_of(record, workers) == index else None
+        return record if in_share(record, share) else None
 
     return reader.read(make)
 
 
-def _worker(path: str, index: int, workers: int, connection: Connection) -> None:
+def _worker(path: str, share: Share, results: Connection) -> None:
     try:
-        connection.send(("ok", _analyse_share(path, index, workers)))
+        results.send(("ok", _analyse_share(path, share)))
     except BaseException as error:  # reported to the parent, which raises it
-        connection.send(("error", f"{type(error).__name__}: {error}"))
+        results.send(("error", f"{type(error).__name__}: {error}"))
     finally:
-        connection.close()
+        results.close()
 
 
 def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: ProgressCallback | None) -> Report:
-    """Share 0 is analysed here (drawing the progress bar); shares 1.. in forked processes."""
+    """Share 0 is analysed in this process (drawing the progress bar), the others in forked ones."""
     name = os.fspath(path)
     probe = CaptureReader(name)  # a file that is not a capture fails here, in this process
     probe.close()
     if probe.format == "pcap" and probe.size >= BULK_MINIMUM_BYTES:
         import numpy  # noqa: F401  (loaded once here, shared by the forked workers)
+    shares = plan_shares(workers)
     context = multiprocessing.get_context("fork")
     processes = []
-    connections = []
+    results: list[Connection] = []
     try:
-        for index in range(1, workers):
+        for share in shares[1:]:
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_worker, args=(name, index, workers, sender), daemon=True)
+            process = context.Process(target=_worker, args=(name, share, sender), daemon=True)
             process.start()
             sender.close()
             processes.append(process)
-            connections.append(receiver)
-        results = [_analyse_share(name, 0, workers, progress)]
-        for receiver in connections:
+            results.append(receiver)
+        collected = [_analyse_share(name, shares[0], progress)]
+        for receiver in results:
             status, payload = receiver.recv()
             if status != "ok":
                 raise RuntimeError(f"{name}: analysis worker failed: {payload}")
-            results.append(payload)
+            collected.append(payload)
     finally:
         for process in processes:
             if process.is_alive():
                 process.terminate()
             process.join()
-    return merge_reports([report for report, _, _ in results], frames=results[0][1], warnings=results[0][2])
+    own = collected[0]
+    return merge_reports([report for report, _, _ in collected], frames=own[1], warnings=own[2])
 
 
 def merge_reports(reports: list[Report], *, frames: int, warnings: list[str]) -> Report:

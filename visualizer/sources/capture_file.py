@@ -45,7 +45,7 @@ MAXIMUM_BLOCK_LENGTH = 16 * 1024 * 1024
 LINKTYPE_NONE = -1
 """Link type of a frame that carries no packet (a pcapng custom block)."""
 
-_CHUNK = 1 << 23
+_CHUNK = 1 << 21
 
 
 class RawFrame(NamedTuple):
@@ -86,6 +86,8 @@ class PcapChunk(NamedTuple):
     offsets: list[int]
     """Where each frame's 16-byte record header starts in ``buffer``."""
     first_number: int
+    file_offset: int = 0
+    """Where ``buffer`` starts in the file."""
 
 
 class PcapHeader(NamedTuple):
@@ -288,7 +290,7 @@ class CaptureReader:
                         captured = min(captured, original)
                     if captured > MAXIMUM_RECORD_LENGTH:
                         if offsets:
-                            yield PcapChunk(buffer, offsets, first)
+                            yield PcapChunk(buffer, offsets, first, consumed)
                         self._warn(
                             f"damaged record: {captured}-byte packet, bigger than the maximum of "
                             f"{MAXIMUM_RECORD_LENGTH}"
@@ -302,17 +304,18 @@ class CaptureReader:
                     number += 1
                     position = stop
                 self.frames_read = number
+                start_of_buffer = consumed
                 consumed += position
                 self.bytes_read = consumed
                 if offsets:
-                    yield PcapChunk(buffer, offsets, first)
+                    yield PcapChunk(buffer, offsets, first, start_of_buffer)
         finally:
             self.close()
 
     def _read_pcap(self, make: FrameMaker[T]) -> Iterator[T]:
         header = self.pcap_header
         assert header is not None
-        for buffer, offsets, number in self.pcap_chunks():
+        for buffer, offsets, number, _ in self.pcap_chunks():
             record = header.record
             link_type = header.link_type
             for offset in offsets:

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from functools import partial
 from itertools import repeat
 from operator import itemgetter
+from typing import Any, NamedTuple
 
 from visualizer.model import (
     PROTOCOL_ICMP,
@@ -526,13 +527,33 @@ def _quoted_flow(inner: bytes) -> QuotedFlow | None:
 # -- Sharing conversations among worker processes -----------------------------------------------
 
 
-def share_of(record: PacketRecord, workers: int) -> int:
-    """The worker (0 .. workers-1) that analyses ``record``: the same for both directions.
+class Share(NamedTuple):
+    """One worker's part of a capture: the conversations whose mixing byte is in [low, high).
 
-    For IPv4 this equals :func:`shares_by_bytes` (last address bytes and low port
-    bytes combined with XOR), so that a conversation whose frames take different
-    decoding paths stays with one worker. An ICMP error goes with the flow it
-    quotes; a frame without ports goes to worker 0.
+    The mixing byte (:func:`mixing_byte`) is the same for both directions of a
+    conversation, so a conversation never straddles two workers.
+    """
+
+    low: int
+    high: int
+
+
+WHOLE = Share(0, 256)
+
+
+def plan_shares(workers: int) -> list[Share]:
+    """Cut the 256 mixing-byte values into ``workers`` equal shares."""
+    bounds = [round(256 * index / workers) for index in range(workers + 1)]
+    return [Share(low, high) for low, high in zip(bounds, bounds[1:])]
+
+
+def mixing_byte(record: PacketRecord) -> int:
+    """0..255, the same for both directions of the record's conversation.
+
+    For IPv4 it equals the byte :func:`decode_pcap_chunk` computes from raw frames
+    (last address bytes and low port bytes, combined with XOR), so that a
+    conversation whose frames take different decoding paths stays together. An
+    ICMP error goes with the flow it quotes; a frame without ports mixes to 0.
     """
     quoted = record.quoted
     if quoted is not None and quoted.transport in (PROTOCOL_TCP, PROTOCOL_UDP):
@@ -547,17 +568,20 @@ def share_of(record: PacketRecord, workers: int) -> int:
         mixed = int(source.rsplit(".", 1)[1]) ^ int(destination.rsplit(".", 1)[1])
     else:
         mixed = sum(source.encode()) + sum(destination.encode())
-    return (mixed ^ (source_port & 0xFF) ^ (destination_port & 0xFF)) % workers
+    return (mixed ^ (source_port & 0xFF) ^ (destination_port & 0xFF)) & 0xFF
+
+
+def in_share(record: PacketRecord, share: Share) -> bool:
+    return share.low <= mixing_byte(record) < share.high
 
 
 # -- Decoding a whole pcap read buffer at once -----------------------------------------------------
 
 
 def decode_pcap_chunk(
-    decoder: FrameDecoder, chunk: PcapChunk, header: PcapHeader, share: tuple[int, int] | None = None,
-    *, runs: bool = False,
+    decoder: FrameDecoder, chunk: PcapChunk, header: PcapHeader, share: Share = WHOLE, *, runs: bool = False,
 ) -> list[PacketRecord] | list[PacketRecord | SegmentRun]:
-    """Decode every frame of a pcap chunk (or only worker ``index``'s share of ``workers``).
+    """Decode the frames of a pcap chunk that belong to ``share`` (all of them by default).
 
     Frames on the common path (Ethernet, IPv4 without options or fragments, TCP)
     are decoded for the whole buffer at once with NumPy, giving exactly the records
@@ -565,32 +589,28 @@ def decode_pcap_chunk(
     With ``runs`` the common-path frames come as :class:`SegmentRun` columns
     instead of records (for the analysis of large files), still in frame order.
     """
-    import numpy
-
-    buffer, offsets, first_number = chunk
+    numpy, record_bytes, probe_offsets, header_offsets = _numpy_tables()
+    buffer, offsets, first_number = chunk.buffer, chunk.offsets, chunk.first_number
     count = len(offsets)
     link_type = header.link_type
-    if share is None:
-        index, workers = 0, 1
-    else:
-        index, workers = share
+    everything = share == WHOLE
 
     def one_by_one(positions: Iterable[int]) -> Iterator[PacketRecord]:
         for record in one_by_one_all(decoder, chunk, header, positions):
-            if workers == 1 or share_of(record, workers) == index:
+            if everything or in_share(record, share):
                 yield record
 
     if link_type != LINKTYPE_ETHERNET or header.lengths_maybe_swapped or not count:
         return list(one_by_one(range(count)))
     data = numpy.frombuffer(buffer, numpy.uint8)
     frames = numpy.asarray(offsets, dtype=numpy.int64)
-    fields = data[frames[:, None] + _PCAP_RECORD_BYTES].view(numpy.dtype(header.byte_order + "u4"))
+    fields = data[frames[:, None] + record_bytes].view(numpy.dtype(header.byte_order + "u4"))
     seconds, fractional = fields[:, 0], fields[:, 1]
     captured, original = (fields[:, 3], fields[:, 2]) if header.lengths_swapped else (fields[:, 2], fields[:, 3])
     starts = frames + 16
     # Only the bytes the tests need: every frame is at least 16 bytes from the buffer's end
     # or shorter than 38 bytes (then the mask drops it), so clip the indices.
-    probe = data[numpy.minimum(starts[:, None] + _PROBE_OFFSETS, len(buffer) - 1)]
+    probe = data[numpy.minimum(starts[:, None] + probe_offsets, len(buffer) - 1)]
     ethertype_high, ethertype_low, version, fragment_high, fragment_low, protocol = probe[:, :6].T
     total = probe[:, 6].astype(numpy.int64) << 8 | probe[:, 7]
     tcp_header = (probe[:, 8] >> 4).astype(numpy.int64) * 4
@@ -602,8 +622,9 @@ def decode_pcap_chunk(
         assignable & (protocol == PROTOCOL_TCP) & (captured >= 54) & (tcp_header >= 20)
         & (34 + tcp_header <= captured) & (total >= 20 + tcp_header)
     )
-    if workers > 1:
-        mine = (probe[:, 9] ^ probe[:, 10] ^ probe[:, 11] ^ probe[:, 12]) % workers == index
+    if not everything:
+        mixed = probe[:, 9] ^ probe[:, 10] ^ probe[:, 11] ^ probe[:, 12]
+        mine = (mixed >= share.low) & (mixed < share.high)
         fast &= mine
         chosen = ~assignable | mine
     else:
@@ -614,7 +635,7 @@ def decode_pcap_chunk(
     if not length:
         return list(one_by_one(others))
     frame_starts = starts[picked]
-    head = data[frame_starts[:, None] + _HEADER_OFFSETS]  # IPv4 addresses and the TCP header
+    head = data[frame_starts[:, None] + header_offsets]  # IPv4 addresses and the TCP header
     addresses = head[:, :8].copy().view(">u4")
     tcp = head[:, 8:]
     ports = tcp[:, 0:4].copy().view(">u2")
@@ -652,7 +673,7 @@ def decode_pcap_chunk(
             if cut > previous:
                 items.append(SegmentRun(*(column[previous:cut] for column in columns)))
                 previous = cut
-            if record is not None and (workers == 1 or share_of(record, workers) == index):
+            if everything or in_share(record, share):
                 items.append(record)
         if previous < length:
             items.append(SegmentRun(*(column[previous:] for column in columns)))
@@ -682,7 +703,7 @@ def one_by_one_all(
     decoder: FrameDecoder, chunk: PcapChunk, header: PcapHeader, positions: Iterable[int]
 ) -> Iterator[PacketRecord]:
     """Decode the frames at ``positions`` of a chunk, one record each, in order."""
-    buffer, offsets, first_number = chunk
+    buffer, offsets, first_number = chunk.buffer, chunk.offsets, chunk.first_number
     decode_from = decoder.decode_from
     record_header = header.record
     link_type = header.link_type
@@ -696,9 +717,20 @@ _record_from_fields = partial(tuple.__new__, PacketRecord)
 # Byte offsets read from every frame: ethertype (12, 13), IPv4 version/IHL (14), flags and
 # fragment offset (20, 21), protocol (23), total length (16, 17), TCP data offset (46), and the
 # bytes that choose a worker: last address bytes (29, 33) and low port bytes (35, 37).
-_PCAP_RECORD_BYTES = tuple(range(16))
 _PROBE_OFFSETS = (12, 13, 14, 20, 21, 23, 16, 17, 46, 29, 33, 35, 37)
-_HEADER_OFFSETS = tuple(range(26, 54))
+_tables: tuple[Any, Any, Any, Any] | None = None
+
+
+def _numpy_tables() -> tuple[Any, Any, Any, Any]:
+    """NumPy (imported on first use, so that small captures never load it) and the offset tables."""
+    global _tables
+    if _tables is None:
+        import numpy
+
+        _tables = (
+            numpy, numpy.arange(16), numpy.array(_PROBE_OFFSETS), numpy.arange(26, 54),
+        )
+    return _tables
 
 
 def _ipv4_texts(numbers: list[int]) -> list[str]:

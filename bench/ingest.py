@@ -1,0 +1,166 @@
+"""Ingest benchmark: sockstory's read + analyse speed and memory beside tshark and Scapy, in one run.
+
+Usage: python bench/ingest.py [--capture FILE | --profile chatty|web] [--packets N] [--repeat R]
+                              [--scapy-sample N]
+
+Without --capture it writes a synthetic capture of --packets packets (default
+1,000,000) of the --profile workload (bench/synthetic.py: ``chatty``, the default,
+is many short conversations, the costliest mix per packet for sockstory; ``web`` is
+HTTPS-like downloads) into a temporary folder. Then it times, best of --repeat runs
+each, on a warm page cache:
+
+* sockstory: ``python -m visualizer flows -q FILE`` (read, decode, the full
+  Wireshark-style TCP/UDP analysis, the conversation table);
+* tshark: ``tshark -r FILE -q -z conv,tcp`` (when tshark is installed; says so when not);
+* Scapy: ``PcapReader`` dissecting the first --scapy-sample packets (Scapy is far
+  slower, so its rate is measured on a sample and the full time extrapolated).
+
+Peak memory is the largest sum of the resident sizes of the command's processes,
+sampled every 10 ms (sockstory uses one process per CPU on large files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from synthetic import PROFILES  # noqa: E402
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of a process and all its descendants, in kB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            parent = int(fields[1])
+            with open(f"/proc/{entry}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        rss[int(entry)] = int(line.split()[1])
+                        break
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def measure(command: list[str]) -> tuple[float, int]:
+    """Wall time in seconds and peak resident memory (kB, summed over the process tree)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_kb(process.pid))
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    if process.returncode != 0:
+        error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        raise SystemExit(f"{command[0]} failed ({process.returncode}): {error.strip()[-500:]}")
+    return elapsed, peak
+
+
+def best_of(command: list[str], repeat: int) -> tuple[float, int]:
+    runs = [measure(command) for _ in range(repeat)]
+    return min(run[0] for run in runs), max(run[1] for run in runs)
+
+
+def count_packets(path: Path) -> int:
+    from visualizer.sources import CaptureReader
+
+    reader = CaptureReader(path)
+    return sum(len(chunk.offsets) for chunk in reader.pcap_chunks()) if reader.format == "pcap" else sum(1 for _ in reader)
+
+
+SCAPY_SAMPLE = """
+import sys, time
+from scapy.utils import PcapReader
+limit = int(sys.argv[2])
+start = time.perf_counter()
+count = 0
+for packet in PcapReader(sys.argv[1]):
+    count += 1
+    if count >= limit:
+        break
+print(count, time.perf_counter() - start)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--capture", type=Path, help="measure this capture instead of a synthetic one")
+    parser.add_argument("--packets", type=int, default=1_000_000, help="packets in the synthetic capture")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="chatty", help="synthetic workload")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool; the best is kept (default 3)")
+    parser.add_argument("--scapy-sample", type=int, default=50_000, help="packets Scapy dissects (default 50000)")
+    arguments = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="sockstory-bench-") as folder:
+        capture = arguments.capture
+        if capture is None:
+            capture = Path(folder) / f"synthetic-{arguments.profile}.pcap"
+            print(f"writing a synthetic '{arguments.profile}' capture of {arguments.packets:,} packets ...", flush=True)
+            PROFILES[arguments.profile](capture, arguments.packets)
+        packets = count_packets(capture)
+        size_mb = capture.stat().st_size / 1e6
+        print(f"capture: {capture} ({packets:,} packets, {size_mb:.0f} MB); CPUs: {len(os.sched_getaffinity(0))}")
+        with capture.open("rb") as handle:  # warm the page cache so every tool reads from memory
+            while handle.read(1 << 24):
+                pass
+
+        rows: list[tuple[str, float, int, str]] = []
+        ours_seconds, ours_peak = best_of([sys.executable, "-m", "visualizer", "flows", "-q", str(capture)],
+                                          arguments.repeat)
+        rows.append(("sockstory flows (read + full analysis)", ours_seconds, ours_peak, "measured"))
+
+        tshark = shutil.which("tshark")
+        tshark_seconds = None
+        if tshark:
+            tshark_seconds, tshark_peak = best_of([tshark, "-r", str(capture), "-q", "-z", "conv,tcp"],
+                                                  arguments.repeat)
+            rows.append(("tshark -q -z conv,tcp", tshark_seconds, tshark_peak, "measured"))
+        else:
+            print("tshark is not installed (Debian package 'tshark'): no tshark comparison")
+
+        sample = min(arguments.scapy_sample, packets)
+        result = subprocess.run([sys.executable, "-c", SCAPY_SAMPLE, str(capture), str(sample)],
+                                capture_output=True, text=True, check=True)
+        counted, scapy_sample_seconds = result.stdout.split()
+        scapy_rate = int(counted) / float(scapy_sample_seconds)
+        scapy_seconds = packets / scapy_rate
+        rows.append((f"scapy PcapReader ({int(counted):,}-packet sample)", scapy_seconds, 0, "extrapolated"))
+
+        print(f"\nbest of {arguments.repeat} runs; peak RSS summed over each command's processes\n")
+        print(f"{'tool':44s} {'seconds':>9s} {'packets/s':>12s} {'peak RSS':>10s}")
+        for name, seconds, peak, how in rows:
+            memory = f"{peak / 1024:.0f} MB" if peak else "-"
+            print(f"{name:44s} {seconds:9.2f} {packets / seconds:12,.0f} {memory:>10s}  {how}")
+        ours_rate = packets / ours_seconds
+        print()
+        if tshark_seconds is not None:
+            print(f"sockstory / tshark packets per second: {ours_rate / (packets / tshark_seconds):.2f}x")
+        print(f"sockstory / scapy packets per second:  {ours_rate / scapy_rate:.1f}x")
+        print(f"sockstory peak RSS: {ours_peak / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
