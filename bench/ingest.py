@@ -87,7 +87,9 @@ def count_packets(path: Path) -> int:
     from visualizer.sources import CaptureReader
 
     reader = CaptureReader(path)
-    return sum(len(chunk.offsets) for chunk in reader.pcap_chunks()) if reader.format == "pcap" else sum(1 for _ in reader)
+    if reader.format == "pcap":
+        return sum(len(chunk.offsets) for chunk in reader.pcap_chunks())
+    return sum(1 for _ in reader)
 
 
 SCAPY_SAMPLE = """
@@ -127,22 +129,25 @@ def main() -> int:
                 pass
 
         rows: list[tuple[str, float, int, str]] = []
-        ours_seconds, ours_peak = best_of([sys.executable, "-m", "visualizer", "flows", "-q", str(capture)],
-                                          arguments.repeat)
+        ours_seconds, ours_peak = best_of(
+            [sys.executable, "-m", "visualizer", "flows", "-q", str(capture)], arguments.repeat
+        )
         rows.append(("sockstory flows (read + full analysis)", ours_seconds, ours_peak, "measured"))
 
         tshark = shutil.which("tshark")
         tshark_seconds = None
         if tshark:
-            tshark_seconds, tshark_peak = best_of([tshark, "-r", str(capture), "-q", "-z", "conv,tcp"],
-                                                  arguments.repeat)
+            tshark_seconds, tshark_peak = best_of(
+                [tshark, "-r", str(capture), "-q", "-z", "conv,tcp"], arguments.repeat
+            )
             rows.append(("tshark -q -z conv,tcp", tshark_seconds, tshark_peak, "measured"))
         else:
             print("tshark is not installed (Debian package 'tshark'): no tshark comparison")
 
         sample = min(arguments.scapy_sample, packets)
-        result = subprocess.run([sys.executable, "-c", SCAPY_SAMPLE, str(capture), str(sample)],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", SCAPY_SAMPLE, str(capture), str(sample)], capture_output=True, text=True, check=True
+        )
         counted, scapy_sample_seconds = result.stdout.split()
         scapy_rate = int(counted) / float(scapy_sample_seconds)
         scapy_seconds = packets / scapy_rate

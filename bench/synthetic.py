@@ -50,8 +50,17 @@ def write_capture(path: Path, packets: int, *, seed: int = 7, payload: int = 512
             out.write(frame)
             written += 1
 
-        def tcp_frame(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int,
-                      data: bytes = b"", options: bytes = b"") -> None:
+        def tcp_frame(
+            src: int,
+            dst: int,
+            sport: int,
+            dport: int,
+            seq: int,
+            ack: int,
+            flags: int,
+            data: bytes = b"",
+            options: bytes = b"",
+        ) -> None:
             segment = _tcp(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, 502, options) + data
             emit(_ETHERNET_IPV4 + _ipv4(src, dst, 6, len(segment)) + segment)
 
@@ -77,7 +86,8 @@ def write_capture(path: Path, packets: int, *, seed: int = 7, payload: int = 512
             tcp_frame(server, client, 80, sport, server_next, client_next + 1, 0x11)
             tcp_frame(client, server, sport, 80, client_next + 1, server_next + 1, 0x10)
             if connection % 10 == 0:
-                query = struct.pack("!HHHHHH", connection & 0xFFFF, 0x0100, 1, 0, 0, 0) + b"\x07example\x03com\x00\x00\x01\x00\x01"
+                query = struct.pack("!HHHHHH", connection & 0xFFFF, 0x0100, 1, 0, 0, 0)
+                query += b"\x07example\x03com\x00\x00\x01\x00\x01"
                 for src, dst, sp, dp in ((client, server, sport, 53), (server, client, 53, sport)):
                     udp = struct.pack("!HHHH", sp, dp, 8 + len(query), 0) + query
                     emit(_ETHERNET_IPV4 + _ipv4(src, dst, 17, len(udp)) + udp)
@@ -97,8 +107,17 @@ def write_web_capture(path: Path, packets: int, *, seed: int = 3) -> int:
     with path.open("wb") as out:
         out.write(_PCAP_HEADER)
 
-        def emit(source: int, destination: int, sport: int, dport: int, seq: int, ack: int, flags: int,
-                 data: bytes = b"", options: bytes = timestamps) -> None:
+        def emit(
+            source: int,
+            destination: int,
+            sport: int,
+            dport: int,
+            seq: int,
+            ack: int,
+            flags: int,
+            data: bytes = b"",
+            options: bytes = timestamps,
+        ) -> None:
             nonlocal written, time_us
             time_us += rng.randint(5, 60)
             segment = _tcp(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, 502, options) + data

@@ -26,22 +26,59 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ipv4(source: str, destination: str, protocol: int, payload: bytes, *, identification: int = 1,
-         flags_fragment: int = 0x4000, total_length: int | None = None) -> bytes:
+def ipv4(
+    source: str,
+    destination: str,
+    protocol: int,
+    payload: bytes,
+    *,
+    identification: int = 1,
+    flags_fragment: int = 0x4000,
+    total_length: int | None = None,
+) -> bytes:
     total = 20 + len(payload) if total_length is None else total_length
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, identification, flags_fragment, 64, protocol, 0,
-                         socket.inet_aton(source), socket.inet_aton(destination))
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        total,
+        identification,
+        flags_fragment,
+        64,
+        protocol,
+        0,
+        socket.inet_aton(source),
+        socket.inet_aton(destination),
+    )
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return header + payload
 
 
 def ipv6(source: str, destination: str, next_header: int, payload: bytes) -> bytes:
-    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), next_header, 64,
-                       socket.inet_pton(socket.AF_INET6, source), socket.inet_pton(socket.AF_INET6, destination)) + payload
+    return (
+        struct.pack(
+            "!IHBB16s16s",
+            6 << 28,
+            len(payload),
+            next_header,
+            64,
+            socket.inet_pton(socket.AF_INET6, source),
+            socket.inet_pton(socket.AF_INET6, destination),
+        )
+        + payload
+    )
 
 
-def tcp(sport: int, dport: int, seq: int, ack: int, flags: int, window: int = 1000, payload: bytes = b"",
-        options: bytes = b"") -> bytes:
+def tcp(
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int = 1000,
+    payload: bytes = b"",
+    options: bytes = b"",
+) -> bytes:
     options += b"\0" * (-len(options) % 4)
     offset = (20 + len(options)) // 4
     return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset << 4, flags, window, 0, 0) + options + payload
@@ -70,20 +107,39 @@ SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
 class Conversation:
     """Builds the frames of one IPv4 TCP conversation between a client and a server."""
 
-    def __init__(self, client: str = "10.0.0.1", server: str = "10.0.0.2", client_port: int = 40000,
-                 server_port: int = 80) -> None:
+    def __init__(
+        self, client: str = "10.0.0.1", server: str = "10.0.0.2", client_port: int = 40000, server_port: int = 80
+    ) -> None:
         self.client, self.server = client, server
         self.client_port, self.server_port = client_port, server_port
         self.frames: list[tuple[float, bytes]] = []
 
-    def client_sends(self, time: float, seq: int, ack: int, flags: int, payload: bytes = b"", *,
-                     window: int = 1000, options: bytes = b"") -> Conversation:
+    def client_sends(
+        self,
+        time: float,
+        seq: int,
+        ack: int,
+        flags: int,
+        payload: bytes = b"",
+        *,
+        window: int = 1000,
+        options: bytes = b"",
+    ) -> Conversation:
         segment = tcp(self.client_port, self.server_port, seq, ack, flags, window, payload, options)
         self.frames.append((time, ethernet(ipv4(self.client, self.server, 6, segment))))
         return self
 
-    def server_sends(self, time: float, seq: int, ack: int, flags: int, payload: bytes = b"", *,
-                     window: int = 1000, options: bytes = b"") -> Conversation:
+    def server_sends(
+        self,
+        time: float,
+        seq: int,
+        ack: int,
+        flags: int,
+        payload: bytes = b"",
+        *,
+        window: int = 1000,
+        options: bytes = b"",
+    ) -> Conversation:
         segment = tcp(self.server_port, self.client_port, seq, ack, flags, window, payload, options)
         self.frames.append((time, ethernet(ipv4(self.server, self.client, 6, segment))))
         return self

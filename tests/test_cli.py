@@ -41,8 +41,9 @@ def test_events_jsonl_and_stream_selection() -> None:
     rows = [json.loads(line) for line in out.splitlines()]
     assert set(rows[0]) == set(EVENT_COLUMNS)
     assert any("fast_retransmission" in row["analysis"] for row in rows)
-    code, out, _ = run("events", str(CORPUS / "zeek-pcapng-multi-interface.pcapng"), "--stream", "1",
-                       "--protocol", "udp", "-q")
+    code, out, _ = run(
+        "events", str(CORPUS / "zeek-pcapng-multi-interface.pcapng"), "--stream", "1", "--protocol", "udp", "-q"
+    )
     assert code == 0 and all(line.split("\t")[7] == "1" for line in out.splitlines()[1:])
 
 
@@ -79,8 +80,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     text = tmp_path / "notes.txt"
     text.write_text("not a capture\n")
-    for path, problem in ((tmp_path / "missing.pcap", "no such file"), (tmp_path, "is a directory"),
-                          (empty, "empty file"), (text, "not a pcap or pcapng file")):
+    for path, problem in (
+        (tmp_path / "missing.pcap", "no such file"),
+        (tmp_path, "is a directory"),
+        (empty, "empty file"),
+        (text, "not a pcap or pcapng file"),
+    ):
         code, out, err = run("flows", str(path))
         assert code == 1 and out == ""
         assert err.count("\n") == 1 and str(path) in err and problem in err

@@ -28,8 +28,23 @@ EXIT_USAGE = 2
 EXIT_DAMAGED = 3
 
 EVENT_COLUMNS = (
-    "frame", "time", "src", "dst", "sport", "dport", "proto", "stream", "flags", "seq", "ack",
-    "seq_raw", "ack_raw", "len", "window", "analysis", "state",
+    "frame",
+    "time",
+    "src",
+    "dst",
+    "sport",
+    "dport",
+    "proto",
+    "stream",
+    "flags",
+    "seq",
+    "ack",
+    "seq_raw",
+    "ack_raw",
+    "len",
+    "window",
+    "analysis",
+    "state",
 )
 
 _EXAMPLES = """\
@@ -66,8 +81,7 @@ class _Progress:
         filled = int(fraction * width)
         rate = frames / max(now - self.started, 1e-9)
         self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} "
-            f"{frames:,} frames ({rate:,.0f}/s)"
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {frames:,} frames ({rate:,.0f}/s)"
         )
         self.stream.flush()
         self.drawn = True
@@ -119,9 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     add_common(events)
     events.add_argument("--format", choices=("tsv", "jsonl"), default="tsv", help="output format (default tsv)")
     events.add_argument("--stream", type=int, metavar="N", help="only TCP or UDP stream N")
-    events.add_argument(
-        "--protocol", choices=("tcp", "udp"), help="with --stream: a TCP (default) or a UDP stream"
-    )
+    events.add_argument("--protocol", choices=("tcp", "udp"), help="with --stream: a TCP (default) or a UDP stream")
     return parser
 
 
@@ -203,8 +215,10 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report.warnings.extend(reader.warnings)
     if wanted_stream is not None and not selected:
         _finish(report, arguments, err)
-        raise UsageError(f"{arguments.file}: no stream {wanted_stream} (the capture has "
-                         f"{len(report.tcp_conversations())} TCP and {len(report.udp_conversations())} UDP streams)")
+        raise UsageError(
+            f"{arguments.file}: no stream {wanted_stream} (the capture has "
+            f"{len(report.tcp_conversations())} TCP and {len(report.udp_conversations())} UDP streams)"
+        )
     return _finish(report, arguments, err)
 
 
@@ -281,8 +295,20 @@ def _events_text(conversation: ConversationSummary) -> str:
     return ", ".join(f"{name} {counts[name]}" for name in sorted(counts)) if counts else ""
 
 
-_FLOW_HEADERS = ("stream", "A", "", "B", "A→B frames", "A→B bytes", "B→A frames", "B→A bytes", "start", "duration",
-                 "outcome", "events")
+_FLOW_HEADERS = (
+    "stream",
+    "A",
+    "",
+    "B",
+    "A→B frames",
+    "A→B bytes",
+    "B→A frames",
+    "B→A bytes",
+    "start",
+    "duration",
+    "outcome",
+    "events",
+)
 _FLOW_RIGHT_ALIGNED = (True, False, False, False, True, True, True, True, True, True, False, False)
 
 
@@ -297,11 +323,18 @@ def _print_flow_table(conversations: list[ConversationSummary], origin: int, out
         columns = 12 if protocol == "tcp" else 10
         table = [
             (
-                str(conversation.stream), f"{conversation.address_a}:{conversation.port_a}", "<->",
-                f"{conversation.address_b}:{conversation.port_b}", str(conversation.frames_a_to_b),
-                _format_bytes(conversation.bytes_a_to_b), str(conversation.frames_b_to_a),
-                _format_bytes(conversation.bytes_b_to_a), f"{(conversation.first_time_ns - origin) / 1e9:.6f}",
-                f"{conversation.duration_ns / 1e9:.4f}", conversation.outcome, _events_text(conversation) or "-",
+                str(conversation.stream),
+                f"{conversation.address_a}:{conversation.port_a}",
+                "<->",
+                f"{conversation.address_b}:{conversation.port_b}",
+                str(conversation.frames_a_to_b),
+                _format_bytes(conversation.bytes_a_to_b),
+                str(conversation.frames_b_to_a),
+                _format_bytes(conversation.bytes_b_to_a),
+                f"{(conversation.first_time_ns - origin) / 1e9:.6f}",
+                f"{conversation.duration_ns / 1e9:.4f}",
+                conversation.outcome,
+                _events_text(conversation) or "-",
             )[:columns]
             for conversation in chosen
         ]

@@ -57,9 +57,6 @@ def flag_text(flags: int) -> str:
 class PacketRecord(NamedTuple):
     """One captured frame, decoded as far as sockstory understands it.
 
-    ``record[FLOW_KEY]`` is (source, destination, source port, destination port):
-    the four fields stand together so the analysis takes them in one slice.
-
     A NamedTuple: immutable, no per-instance dict, and cheap to build (a
     million of them stream through the analysis of a large file).
     Fields that do not apply hold neutral values (``0``, ``""``, ``b""``, -1).
@@ -111,7 +108,8 @@ class SegmentRun(NamedTuple):
     gives the analysis these instead of records for frames on the common path
     (Ethernet, IPv4 without options or fragments, TCP), skipping the cost of a record
     per frame. Every column holds exactly what the record's field of the same name
-    would; ``keys`` is ``record[FLOW_KEY]``. Only the analysis's fields are here.
+    would; ``keys`` holds (source, destination, source port, destination port).
+    Only the fields the analysis reads are here.
     """
 
     numbers: list[int]
@@ -124,10 +122,6 @@ class SegmentRun(NamedTuple):
     options: list[bytes]
     payload_lengths: list[int]
     original_lengths: list[int]
-
-
-FLOW_KEY = slice(9, 13)
-"""``record[FLOW_KEY] == (source, destination, source_port, destination_port)``."""
 
 
 class QuotedFlow(NamedTuple):

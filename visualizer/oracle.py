@@ -27,8 +27,17 @@ from visualizer.model import ACK, AE, CWR, ECE, FIN, PSH, RST, SYN, URG
 from visualizer.pipeline import analyse_file
 
 FLAGS = (
-    "retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order",
-    "zero_window", "zero_window_probe", "keep_alive", "window_full", "window_update", "lost_segment",
+    "retransmission",
+    "fast_retransmission",
+    "spurious_retransmission",
+    "duplicate_ack",
+    "out_of_order",
+    "zero_window",
+    "zero_window_probe",
+    "keep_alive",
+    "window_full",
+    "window_update",
+    "lost_segment",
     "ack_lost_segment",
 )
 COLUMNS = ("stream", "seq", "ack", "len", "flags")
@@ -89,7 +98,9 @@ def compare(corpus: Path) -> Conformance:
     result.captures = len(captures)
     agree, compared = result.agree, result.compared
     true_positive, false_positive, false_negative = (
-        result.true_positive, result.false_positive, result.false_negative,
+        result.true_positive,
+        result.false_positive,
+        result.false_negative,
     )
     deviations, disagreements, frame_counts = result.deviations, result.disagreements, result.frame_counts
     tcp_frames = 0

@@ -17,9 +17,9 @@ import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 from dataclasses import replace
 from multiprocessing.connection import Connection
+from typing import TypeVar
 
 from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding
@@ -92,9 +92,7 @@ def collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _with_progress(
-    items: Iterator[T], reader: CaptureReader, progress: ProgressCallback | None
-) -> Iterator[T]:
+def _with_progress(items: Iterator[T], reader: CaptureReader, progress: ProgressCallback | None) -> Iterator[T]:
     if progress is None:
         return items
 
@@ -153,9 +151,7 @@ def analyse_file(
 # find the frames and hand their offsets to the others measured no faster.)
 
 
-def _analyse_share(
-    path: str, share: Share, progress: ProgressCallback | None = None
-) -> tuple[Report, int, list[str]]:
+def _analyse_share(path: str, share: Share, progress: ProgressCallback | None = None) -> tuple[Report, int, list[str]]:
     """Read the whole file and analyse the conversations of ``share``."""
     reader = CaptureReader(path)
     analyzer = Analyzer(source=path)
@@ -187,8 +183,15 @@ def _records(
     decode_from = decoder.decode_from
 
     def make(
-        buffer: bytes, start: int, number: int, timestamp: int | None, interface: int, link_type: int,
-        captured: int, original: int, /,
+        buffer: bytes,
+        start: int,
+        number: int,
+        timestamp: int | None,
+        interface: int,
+        link_type: int,
+        captured: int,
+        original: int,
+        /,
     ) -> PacketRecord | None:
         record = decode_from(buffer, start, number, timestamp, interface, link_type, captured, original)
         return record if in_share(record, share) else None

@@ -40,11 +40,24 @@ def test_handshake_request_response_close_states_and_relative_numbers() -> None:
     assert [frame.seq for frame in result] == [0, 0, 1, 1, 1, 13, 7, 14]
     assert [frame.ack for frame in result] == [0, 1, 1, 1, 13, 7, 14, 8]
     assert [frame.state for frame in result] == [
-        "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "FIN-WAIT-1", "LAST-ACK",
+        "SYN-SENT",
+        "SYN-RECEIVED",
+        "ESTABLISHED",
+        "ESTABLISHED",
+        "ESTABLISHED",
+        "FIN-WAIT-1",
+        "LAST-ACK",
         "TIME-WAIT",
     ]
     assert [frame.phase for frame in result] == [
-        "handshake", "handshake", "handshake", "data", "data", "teardown", "teardown", "teardown",
+        "handshake",
+        "handshake",
+        "handshake",
+        "data",
+        "data",
+        "teardown",
+        "teardown",
+        "teardown",
     ]
     assert all(frame.analysis == 0 for frame in result)
     (conversation,) = report.conversations

@@ -14,8 +14,9 @@ from visualizer.sources.pcap_writer import PcapWriter
 FRAME = bytes(range(60))
 
 
-def pcap_bytes(order: str, magic: int, records: list[tuple[int, int, bytes]], version: tuple[int, int] = (2, 4),
-               link_type: int = 1) -> bytes:
+def pcap_bytes(
+    order: str, magic: int, records: list[tuple[int, int, bytes]], version: tuple[int, int] = (2, 4), link_type: int = 1
+) -> bytes:
     out = struct.pack(order + "IHHiIII", magic, *version, 0, 0, 65535, link_type)
     for seconds, fraction, data in records:
         out += struct.pack(order + "IIII", seconds, fraction, len(data), len(data)) + data
@@ -23,10 +24,12 @@ def pcap_bytes(order: str, magic: int, records: list[tuple[int, int, bytes]], ve
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
-@pytest.mark.parametrize(("magic", "fraction", "expected_ns"), [(0xA1B2C3D4, 250_000, 250_000_000),
-                                                               (0xA1B23C4D, 250_000, 250_000)])
-def test_pcap_in_both_byte_orders_and_resolutions(tmp_path: Path, order: str, magic: int, fraction: int,
-                                                  expected_ns: int) -> None:
+@pytest.mark.parametrize(
+    ("magic", "fraction", "expected_ns"), [(0xA1B2C3D4, 250_000, 250_000_000), (0xA1B23C4D, 250_000, 250_000)]
+)
+def test_pcap_in_both_byte_orders_and_resolutions(
+    tmp_path: Path, order: str, magic: int, fraction: int, expected_ns: int
+) -> None:
     path = tmp_path / "a.pcap"
     path.write_bytes(pcap_bytes(order, magic, [(10, fraction, FRAME), (11, 0, FRAME[:20])]))
     frames = list(CaptureReader(path))
@@ -71,18 +74,25 @@ def interface(order: str, link_type: int, tsresol: int | None = None) -> bytes:
 
 
 def enhanced(order: str, interface_id: int, ticks: int, data: bytes) -> bytes:
-    return block(order, 6, struct.pack(order + "IIIII", interface_id, ticks >> 32, ticks & 0xFFFFFFFF,
-                                       len(data), len(data)) + data)
+    return block(
+        order,
+        6,
+        struct.pack(order + "IIIII", interface_id, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data)) + data,
+    )
 
 
 def test_pcapng_sections_interfaces_resolutions_and_special_blocks(tmp_path: Path) -> None:
     content = (
-        section("<") + interface("<", 1) + interface("<", 101, tsresol=9)
+        section("<")
+        + interface("<", 1)
+        + interface("<", 101, tsresol=9)
         + enhanced("<", 0, 1_500_000, FRAME)  # microseconds by default
         + enhanced("<", 1, 2_000_000_001, FRAME[:30])  # nanoseconds
         + block("<", 0x00000BAD, b"\0\0\0\0custom")  # tshark 4.0 shows custom blocks as frames
         + block("<", 3, struct.pack("<I", len(FRAME)) + FRAME)  # simple packet block: no time
-        + section(">") + interface(">", 113) + enhanced(">", 0, 7, FRAME)
+        + section(">")
+        + interface(">", 113)
+        + enhanced(">", 0, 7, FRAME)
     )
     path = tmp_path / "multi.pcapng"
     path.write_bytes(content)
@@ -115,8 +125,11 @@ def test_impossible_record_length_stops_with_a_warning(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [(b"", "empty file"), (b"hello world, not a capture", "not a pcap or pcapng file"),
-     (struct.pack("<I", 0xA1B2C3D4) + b"\0" * 4, "header cut short")],
+    [
+        (b"", "empty file"),
+        (b"hello world, not a capture", "not a pcap or pcapng file"),
+        (struct.pack("<I", 0xA1B2C3D4) + b"\0" * 4, "header cut short"),
+    ],
 )
 def test_bad_files_raise_one_clear_error(tmp_path: Path, content: bytes, problem: str) -> None:
     path = tmp_path / "bad.pcap"

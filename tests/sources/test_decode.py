@@ -13,7 +13,11 @@ SEGMENT = tcp(1234, 80, 100, 200, PSH | ACK, 512, b"hello", options=b"\x01\x01\x
 def test_ethernet_ipv4_tcp_fast_path() -> None:
     (record,) = decode_all([(1.5, ethernet(ipv4("10.0.0.1", "10.0.0.2", 6, SEGMENT)))])
     assert (record.source, record.destination, record.source_port, record.destination_port) == (
-        "10.0.0.1", "10.0.0.2", 1234, 80)
+        "10.0.0.1",
+        "10.0.0.2",
+        1234,
+        80,
+    )
     assert (record.seq, record.ack, record.tcp_flags, record.window) == (100, 200, PSH | ACK, 512)
     assert record.payload_length == 5 and record.payload == b"hello"
     assert record.timestamp_ns == 1_500_000_000 and record.layers == "eth:ethertype:ip:tcp"
@@ -32,7 +36,9 @@ def test_vlan_qinq_and_mpls_are_unwrapped() -> None:
     mpls = ethernet(struct.pack("!I", (16 << 12) | 0x100 | 64) + inner, ethertype=0x8847)
     records = decode_all([(0, qinq), (0, mpls)])
     assert [record.layers for record in records] == [
-        "eth:ethertype:vlan:ethertype:vlan:ethertype:ip:tcp", "eth:ethertype:mpls:ip:tcp"]
+        "eth:ethertype:vlan:ethertype:vlan:ethertype:ip:tcp",
+        "eth:ethertype:mpls:ip:tcp",
+    ]
     assert all(record.source_port == 1234 for record in records)
 
 
@@ -97,16 +103,8 @@ def test_unknown_link_type_is_recorded() -> None:
 
 def test_tcp_option_parsing() -> None:
     options = parse_tcp_options(
-        b"\x02\x04\x05\xb4\x04\x02\x08\x0a\0\0\0\x01\0\0\0\x02\x01\x03\x03\x07\x05\x0a\0\0\0\x10\0\0\0\x20")
+        b"\x02\x04\x05\xb4\x04\x02\x08\x0a\0\0\0\x01\0\0\0\x02\x01\x03\x03\x07\x05\x0a\0\0\0\x10\0\0\0\x20"
+    )
     assert (options.mss, options.sack_permitted, options.timestamp, options.window_scale) == (1460, True, (1, 2), 7)
     assert options.sack_blocks == ((16, 32),)
     assert parse_tcp_options(b"\x05\x02").malformed and parse_tcp_options(b"\x02\x09\x00").malformed
-
-
-def test_record_field_order_that_the_analysis_slices_on() -> None:
-    from visualizer.analysis.analyzer import _TCP_FIELDS
-    from visualizer.model import FLOW_KEY, PacketRecord
-
-    assert PacketRecord._fields[FLOW_KEY] == ("source", "destination", "source_port", "destination_port")
-    assert PacketRecord._fields[_TCP_FIELDS] == ("seq", "ack", "tcp_flags", "window", "tcp_options", "payload_length")
-    assert PacketRecord._fields[0] == "number" and PacketRecord._fields[5] == "original_length"

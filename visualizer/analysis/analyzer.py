@@ -22,7 +22,6 @@ starts a new stream ("reused_ports").
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from visualizer.analysis import states
@@ -44,8 +43,8 @@ from visualizer.analysis.report import (
     ZERO_WINDOW_PROBE,
     ZERO_WINDOW_PROBE_ACK,
     ConversationSummary,
-    FrameAnalysis,
     Finding,
+    FrameAnalysis,
     Report,
     analysis_names,
 )
@@ -59,7 +58,6 @@ from visualizer.model import (
     PROTOCOL_UDP,
     RST,
     SYN,
-    FLOW_KEY,
     PacketRecord,
     SegmentRun,
     parse_tcp_options,
@@ -86,8 +84,6 @@ _PROTOCOL_NAMES = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp", PROTOCOL_ICMP: "icm
 _TRANSITIONS = states.TRANSITIONS
 _RECEIVE_ACK = Event.RECEIVE_ACK
 _ESTABLISHED = State.ESTABLISHED
-# record[_TCP_FIELDS] == (seq, ack, tcp_flags, window, tcp_options, payload_length)
-_TCP_FIELDS = slice(13, 19)
 _new_frame_analysis = tuple.__new__  # builds the NamedTuple from one tuple, without keyword handling
 _SEND_ACK = Event.SEND_ACK
 
@@ -96,9 +92,25 @@ class _Direction:
     """What one endpoint has sent, as Wireshark's ``tcp_flow_t`` keeps it."""
 
     __slots__ = (
-        "address", "port", "base_seq", "base_set", "nextseq", "nextseq_time", "nextseq_frame",
-        "maxseqtobeacked", "lastack", "lastack_time", "window", "window_scale", "dupacknum",
-        "lastnondupack", "last_flags", "state", "fin_next", "frames", "bytes",
+        "address",
+        "port",
+        "base_seq",
+        "base_set",
+        "nextseq",
+        "nextseq_time",
+        "nextseq_frame",
+        "maxseqtobeacked",
+        "lastack",
+        "lastack_time",
+        "window",
+        "window_scale",
+        "dupacknum",
+        "lastnondupack",
+        "last_flags",
+        "state",
+        "fin_next",
+        "frames",
+        "bytes",
     )
 
     def __init__(self, address: str, port: int, state: State) -> None:
@@ -125,8 +137,20 @@ class _Direction:
 
 class _Conversation:
     __slots__ = (
-        "summary", "first", "second", "first_rtt", "last_syn_time", "syn_seen", "synack_seen",
-        "handshake_done", "fin_seen", "rst_seen", "refused", "bases_known", "last_time", "settled",
+        "summary",
+        "first",
+        "second",
+        "first_rtt",
+        "last_syn_time",
+        "syn_seen",
+        "synack_seen",
+        "handshake_done",
+        "fin_seen",
+        "rst_seen",
+        "refused",
+        "bases_known",
+        "last_time",
+        "settled",
     )
 
     def __init__(self, summary: ConversationSummary, first: _Direction, second: _Direction) -> None:
@@ -191,7 +215,7 @@ class Analyzer:
         add = self._add
         feed_run = self._feed_run
         for item in records:
-            if type(item) is SegmentRun:
+            if isinstance(item, SegmentRun):
                 if self._first_time is None:
                     self._first_frame_seen(item.numbers[0], item.timestamps[0])
                 feed_run(item)
@@ -277,10 +301,18 @@ class Analyzer:
         return entry
 
     def _add_tcp(self, record: PacketRecord, now: int, build: bool) -> FrameAnalysis | None:
-        # Fields come out of the record in slices (see PacketRecord's field order).
-        raw_seq, raw_ack, flags, raw_window, options, seglen = record[_TCP_FIELDS]
+        key = (record.source, record.destination, record.source_port, record.destination_port)
         return self._segment(
-            record[0], now, record[FLOW_KEY], raw_seq, raw_ack, flags, raw_window, options, seglen, record[5],
+            record.number,
+            now,
+            key,
+            record.seq,
+            record.ack,
+            record.tcp_flags,
+            record.window,
+            record.tcp_options,
+            record.payload_length,
+            record.original_length,
             record if build else None,
         )
 
@@ -291,8 +323,18 @@ class Analyzer:
             segment(number, now, key, raw_seq, raw_ack, flags, raw_window, options, seglen, original, None)
 
     def _segment(
-        self, number: int, now: int, key: tuple[str, str, int, int], raw_seq: int, raw_ack: int, flags: int,
-        raw_window: int, options: bytes, seglen: int, original_length: int, record: PacketRecord | None,
+        self,
+        number: int,
+        now: int,
+        key: tuple[str, str, int, int],
+        raw_seq: int,
+        raw_ack: int,
+        flags: int,
+        raw_window: int,
+        options: bytes,
+        seglen: int,
+        original_length: int,
+        record: PacketRecord | None,
     ) -> FrameAnalysis | None:
         """The TCP analysis of one segment: the per-frame hot path.
 
@@ -382,9 +424,11 @@ class Analyzer:
                 if seglen == 1 and seq == (nextseq - 1) & SEQUENCE_MASK:
                     analysis |= ZERO_WINDOW_PROBE if rev_window == 0 else KEEP_ALIVE
                 scale = rev.window_scale
-                if scale != -1 and (seq + seglen) & SEQUENCE_MASK == (
-                    rev.lastack + (rev_window << (0 if scale == -2 else scale))
-                ) & SEQUENCE_MASK:
+                if (
+                    scale != -1
+                    and (seq + seglen) & SEQUENCE_MASK
+                    == (rev.lastack + (rev_window << (0 if scale == -2 else scale))) & SEQUENCE_MASK
+                ):
                     analysis |= WINDOW_FULL
         if ack != fwd.lastack:
             fwd.lastnondupack = number
@@ -462,9 +506,20 @@ class Analyzer:
         return _new_frame_analysis(
             FrameAnalysis,
             (
-                record, "tcp", conversation.summary.stream, seq, ack,
-                segment_end if seglen or flags & (SYN | FIN) else seq, window, window_scale, analysis,
-                duplicate_ack_number, fwd.state, rev.state, phase, forward,
+                record,
+                "tcp",
+                conversation.summary.stream,
+                seq,
+                ack,
+                segment_end if seglen or flags & (SYN | FIN) else seq,
+                window,
+                window_scale,
+                analysis,
+                duplicate_ack_number,
+                fwd.state,
+                rev.state,
+                phase,
+                forward,
             ),
         )
 
@@ -524,8 +579,9 @@ class Analyzer:
     ) -> tuple[ConversationSummary, bool]:
         found = self._udp.get((source, destination, source_port, destination_port))
         if found is None:
-            summary = ConversationSummary("udp", self._udp_streams, source, source_port, destination,
-                                          destination_port, number, now)
+            summary = ConversationSummary(
+                "udp", self._udp_streams, source, source_port, destination, destination_port, number, now
+            )
             self._udp_streams += 1
             self._report.conversations.append(summary)
             found = (summary, True)
@@ -553,8 +609,12 @@ class Analyzer:
         if quoted is not None and quoted.source_port:
             if quoted.transport == PROTOCOL_UDP:
                 summary, _ = self._udp_conversation(
-                    quoted.source, quoted.destination, quoted.source_port, quoted.destination_port,
-                    record.number, record.timestamp_ns or 0,
+                    quoted.source,
+                    quoted.destination,
+                    quoted.source_port,
+                    quoted.destination_port,
+                    record.number,
+                    record.timestamp_ns or 0,
                 )
                 stream = summary.stream
             elif quoted.transport == PROTOCOL_TCP:

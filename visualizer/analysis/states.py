@@ -62,11 +62,7 @@ S = State
 E = Event
 
 # Resets end the connection from any synchronized or half-open state (RFC 9293 s3.10.7.4).
-_RESET_CLOSES = {
-    (state, event): S.CLOSED
-    for state in S
-    for event in (E.SEND_RST, E.RECEIVE_RST)
-}
+_RESET_CLOSES = {(state, event): S.CLOSED for state in S for event in (E.SEND_RST, E.RECEIVE_RST)}
 
 TRANSITIONS: dict[tuple[State, Event], State] = {
     **_RESET_CLOSES,

@@ -67,14 +67,29 @@ class FrameMaker(Protocol[T]):
     """Builds what a reader yields from a frame's place in the read buffer."""
 
     def __call__(
-        self, buffer: bytes, start: int, number: int, timestamp_ns: int | None, interface: int, link_type: int,
-        captured: int, original: int, /,
+        self,
+        buffer: bytes,
+        start: int,
+        number: int,
+        timestamp_ns: int | None,
+        interface: int,
+        link_type: int,
+        captured: int,
+        original: int,
+        /,
     ) -> T | None: ...
 
 
 def _raw_frame(
-    buffer: bytes, start: int, number: int, timestamp_ns: int | None, interface: int, link_type: int,
-    captured: int, original: int, /,
+    buffer: bytes,
+    start: int,
+    number: int,
+    timestamp_ns: int | None,
+    interface: int,
+    link_type: int,
+    captured: int,
+    original: int,
+    /,
 ) -> RawFrame:
     return RawFrame(number, timestamp_ns, interface, link_type, captured, original, buffer[start : start + captured])
 
@@ -108,19 +123,23 @@ def _record_reader(
 ) -> Callable[[bytes, int], tuple[int, int, int]]:
     unpack = struct.Struct(byte_order + "IIII").unpack_from
     if swapped:
+
         def record(buffer: bytes, offset: int) -> tuple[int, int, int]:
             seconds, fractional, original, captured = unpack(buffer, offset)
             return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
     elif maybe_swapped:
+
         def record(buffer: bytes, offset: int) -> tuple[int, int, int]:
             seconds, fractional, captured, original = unpack(buffer, offset)
             if captured <= original:
                 captured, original = original, captured
             return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
     else:
+
         def record(buffer: bytes, offset: int) -> tuple[int, int, int]:
             seconds, fractional, captured, original = unpack(buffer, offset)
             return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
+
     return record
 
 
@@ -187,9 +206,7 @@ class CaptureReader:
                 raise CaptureFileError(self.path, f"pcap file header cut short ({len(head)} of 24 bytes)")
         else:
             handle.close()
-            raise CaptureFileError(
-                self.path, f"not a pcap or pcapng file (starts with 0x{head[:4].hex()})"
-            )
+            raise CaptureFileError(self.path, f"not a pcap or pcapng file (starts with 0x{head[:4].hex()})")
         self._handle = handle
         self.pcap_header: PcapHeader | None = None
         if self.format == "pcap":
@@ -226,8 +243,6 @@ class CaptureReader:
         finally:
             self.close()
 
-
-
     def _warn(self, problem: str) -> None:
         read = self.frames_read
         self.warnings.append(f"{self.path}: {problem}; read {read} frame{'' if read == 1 else 's'} before it")
@@ -245,7 +260,11 @@ class CaptureReader:
         fraction = 1 if magic == PCAP_MAGIC_NANOSECONDS else 1000
         swapped, maybe_swapped = (major, minor) < (2, 3), (major, minor) == (2, 3)
         return PcapHeader(
-            order, fraction, network & 0xFFFF, swapped, maybe_swapped,
+            order,
+            fraction,
+            network & 0xFFFF,
+            swapped,
+            maybe_swapped,
             _record_reader(order, fraction, swapped, maybe_swapped),
         )
 
@@ -395,9 +414,7 @@ class CaptureReader:
                     if len(body) < 20:
                         self._warn("packet block too short")
                         return
-                    interface, _drops, high, low, captured, original = struct.unpack_from(
-                        order + "HHIIII", body, 0
-                    )
+                    interface, _drops, high, low, captured, original = struct.unpack_from(order + "HHIIII", body, 0)
                     data_start = 20
                 if interface >= len(interfaces):
                     self._warn(f"packet for undeclared interface {interface}")
@@ -448,7 +465,7 @@ class CaptureReader:
                 break
             if code == OPTION_IF_TSRESOL and length >= 1:
                 resolution = value[0]
-                units = 2 ** (resolution & 0x7F) if resolution & 0x80 else 10 ** resolution
+                units = 2 ** (resolution & 0x7F) if resolution & 0x80 else 10**resolution
             elif code == OPTION_IF_TSOFFSET and length == 8:
                 (offset,) = struct.unpack(order + "q", value)
             index += 4 + length + (-length % 4)

@@ -164,8 +164,14 @@ class FrameDecoder:
     def decode(self, frame: RawFrame) -> PacketRecord:
         """Decode one frame. Never raises for bad bytes: it records a problem instead."""
         return self.decode_from(
-            frame.data, 0, frame.number, frame.timestamp_ns, frame.interface, frame.link_type,
-            frame.captured_length, frame.original_length,
+            frame.data,
+            0,
+            frame.number,
+            frame.timestamp_ns,
+            frame.interface,
+            frame.link_type,
+            frame.captured_length,
+            frame.original_length,
         )
 
     def decode_from(
@@ -206,12 +212,31 @@ class FrameDecoder:
                 return _new_record(
                     PacketRecord,
                     (
-                        number, timestamp, interface, link_type, captured, original, "eth:ethertype:ip:tcp",
-                        4, PROTOCOL_TCP, addresses[0], addresses[1],
-                        source_port, destination_port, seq, ack, flags | (offset & 1) << 8, window,
-                        buffer[start + 54 : payload_start], total - 20 - header,
+                        number,
+                        timestamp,
+                        interface,
+                        link_type,
+                        captured,
+                        original,
+                        "eth:ethertype:ip:tcp",
+                        4,
+                        PROTOCOL_TCP,
+                        addresses[0],
+                        addresses[1],
+                        source_port,
+                        destination_port,
+                        seq,
+                        ack,
+                        flags | (offset & 1) << 8,
+                        window,
+                        buffer[start + 54 : payload_start],
+                        total - 20 - header,
                         buffer[payload_start : start + min(captured, 14 + total)],
-                        False, -1, -1, None, "",
+                        False,
+                        -1,
+                        -1,
+                        None,
+                        "",
                     ),
                 )
         return self._decode_slowly(
@@ -267,13 +292,31 @@ class FrameDecoder:
         return _new_record(
             PacketRecord,
             (
-                frame.number, frame.timestamp_ns, frame.interface, link_type,
-                frame.captured_length, frame.original_length, ":".join(layers),
-                fields.network, fields.transport, fields.source, fields.destination,
-                fields.source_port, fields.destination_port, fields.seq, fields.ack,
-                fields.tcp_flags, fields.window, fields.tcp_options, fields.payload_length,
-                fields.payload, fields.fragment, fields.icmp_type, fields.icmp_code,
-                fields.quoted, fields.problem,
+                frame.number,
+                frame.timestamp_ns,
+                frame.interface,
+                link_type,
+                frame.captured_length,
+                frame.original_length,
+                ":".join(layers),
+                fields.network,
+                fields.transport,
+                fields.source,
+                fields.destination,
+                fields.source_port,
+                fields.destination_port,
+                fields.seq,
+                fields.ack,
+                fields.tcp_flags,
+                fields.window,
+                fields.tcp_options,
+                fields.payload_length,
+                fields.payload,
+                fields.fragment,
+                fields.icmp_type,
+                fields.icmp_code,
+                fields.quoted,
+                fields.problem,
             ),
         )
 
@@ -443,7 +486,13 @@ class FrameDecoder:
                 fields.problem = "TCP header cut short"
                 return
             (
-                fields.source_port, fields.destination_port, fields.seq, fields.ack, offset, flags, fields.window,
+                fields.source_port,
+                fields.destination_port,
+                fields.seq,
+                fields.ack,
+                offset,
+                flags,
+                fields.window,
             ) = _tcp_header(payload, 0)
             header = (offset >> 4) * 4
             if header < 20:
@@ -482,9 +531,24 @@ class FrameDecoder:
 
 class _Fields:
     __slots__ = (
-        "network", "source", "destination", "transport", "source_port", "destination_port", "seq", "ack",
-        "tcp_flags", "window", "tcp_options", "payload_length", "payload", "fragment", "icmp_type",
-        "icmp_code", "quoted", "problem",
+        "network",
+        "source",
+        "destination",
+        "transport",
+        "source_port",
+        "destination_port",
+        "seq",
+        "ack",
+        "tcp_flags",
+        "window",
+        "tcp_options",
+        "payload_length",
+        "payload",
+        "fragment",
+        "icmp_type",
+        "icmp_code",
+        "quoted",
+        "problem",
     )
 
     def __init__(self) -> None:
@@ -579,8 +643,13 @@ def in_share(record: PacketRecord, share: Share) -> bool:
 
 
 def decode_pcap_chunk(
-    decoder: FrameDecoder, chunk: PcapChunk, header: PcapHeader, share: Share = WHOLE, *, runs: bool = False,
-) -> list[PacketRecord] | list[PacketRecord | SegmentRun]:
+    decoder: FrameDecoder,
+    chunk: PcapChunk,
+    header: PcapHeader,
+    share: Share = WHOLE,
+    *,
+    runs: bool = False,
+) -> list[PacketRecord | SegmentRun]:
     """Decode the frames of a pcap chunk that belong to ``share`` (all of them by default).
 
     Frames on the common path (Ethernet, IPv4 without options or fragments, TCP)
@@ -593,11 +662,11 @@ def decode_pcap_chunk(
     buffer, offsets, first_number = chunk.buffer, chunk.offsets, chunk.first_number
     count = len(offsets)
     link_type = header.link_type
-    everything = share == WHOLE
+    whole = share == WHOLE
 
     def one_by_one(positions: Iterable[int]) -> Iterator[PacketRecord]:
         for record in one_by_one_all(decoder, chunk, header, positions):
-            if everything or in_share(record, share):
+            if whole or in_share(record, share):
                 yield record
 
     if link_type != LINKTYPE_ETHERNET or header.lengths_maybe_swapped or not count:
@@ -615,14 +684,23 @@ def decode_pcap_chunk(
     total = probe[:, 6].astype(numpy.int64) << 8 | probe[:, 7]
     tcp_header = (probe[:, 8] >> 4).astype(numpy.int64) * 4
     assignable = (
-        (captured >= 38) & (ethertype_high == 8) & (ethertype_low == 0) & (version == 0x45)
-        & ((fragment_high & 0x3F) == 0) & (fragment_low == 0) & ((protocol == PROTOCOL_TCP) | (protocol == PROTOCOL_UDP))
+        (captured >= 38)
+        & (ethertype_high == 8)
+        & (ethertype_low == 0)
+        & (version == 0x45)
+        & ((fragment_high & 0x3F) == 0)
+        & (fragment_low == 0)
+        & ((protocol == PROTOCOL_TCP) | (protocol == PROTOCOL_UDP))
     )
     fast = (
-        assignable & (protocol == PROTOCOL_TCP) & (captured >= 54) & (tcp_header >= 20)
-        & (34 + tcp_header <= captured) & (total >= 20 + tcp_header)
+        assignable
+        & (protocol == PROTOCOL_TCP)
+        & (captured >= 54)
+        & (tcp_header >= 20)
+        & (34 + tcp_header <= captured)
+        & (total >= 20 + tcp_header)
     )
-    if not everything:
+    if not whole:
         mixed = probe[:, 9] ^ probe[:, 10] ^ probe[:, 11] ^ probe[:, 12]
         mine = (mixed >= share.low) & (mixed < share.high)
         fast &= mine
@@ -640,8 +718,10 @@ def decode_pcap_chunk(
     tcp = head[:, 8:]
     ports = tcp[:, 0:4].copy().view(">u2")
     numbers = (picked + first_number).tolist()
-    timestamps = (seconds[picked].astype(numpy.int64) * 1_000_000_000 + fractional[picked].astype(numpy.int64)
-                  * header.fraction_ns).tolist()
+    timestamps = (
+        seconds[picked].astype(numpy.int64) * 1_000_000_000
+        + fractional[picked].astype(numpy.int64) * header.fraction_ns
+    ).tolist()
     sources = _ipv4_texts(addresses[:, 0].tolist())
     destinations = _ipv4_texts(addresses[:, 1].tolist())
     source_ports = ports[:, 0].tolist()
@@ -664,39 +744,61 @@ def decode_pcap_chunk(
         keys = list(zip(sources, destinations, source_ports, destination_ports))
         columns = (numbers, timestamps, keys, seqs, acks, flags, windows, options, payload_lengths, originals)
         if not others:
-            return [SegmentRun(*columns)]
+            return [SegmentRun._make(columns)]
         # Cut the columns where frames decoded one by one fall in between.
         items: list[PacketRecord | SegmentRun] = []
         cuts = numpy.searchsorted(picked, others).tolist()
         previous = 0
         for cut, record in zip(cuts, one_by_one_all(decoder, chunk, header, others)):
             if cut > previous:
-                items.append(SegmentRun(*(column[previous:cut] for column in columns)))
+                items.append(SegmentRun._make(column[previous:cut] for column in columns))
                 previous = cut
-            if everything or in_share(record, share):
+            if whole or in_share(record, share):
                 items.append(record)
         if previous < length:
-            items.append(SegmentRun(*(column[previous:] for column in columns)))
+            items.append(SegmentRun._make(column[previous:] for column in columns))
         return items
     options_start = (frame_starts + 54).tolist()
     payload_starts = payload_start.tolist()
     payload_end = (frame_starts + numpy.minimum(captured[picked], 14 + picked_total)).tolist()
-    records = list(map(_record_from_fields, zip(
-        numbers, timestamps, repeat(0, length), repeat(link_type, length),
-        captured[picked].tolist(), originals, repeat("eth:ethertype:ip:tcp", length),
-        repeat(4, length), repeat(PROTOCOL_TCP, length), sources, destinations, source_ports, destination_ports,
-        seqs, acks, flags, windows,
-        [buffer[start:stop] for start, stop in zip(options_start, payload_starts)],
-        payload_lengths,
-        [buffer[start:stop] for start, stop in zip(payload_starts, payload_end)],
-        repeat(False, length), repeat(-1, length), repeat(-1, length), repeat(None, length), repeat("", length),
-    )))
+    records: list[PacketRecord | SegmentRun] = list(
+        map(
+            _record_from_fields,
+            zip(
+                numbers,
+                timestamps,
+                repeat(0, length),
+                repeat(link_type, length),
+                captured[picked].tolist(),
+                originals,
+                repeat("eth:ethertype:ip:tcp", length),
+                repeat(4, length),
+                repeat(PROTOCOL_TCP, length),
+                sources,
+                destinations,
+                source_ports,
+                destination_ports,
+                seqs,
+                acks,
+                flags,
+                windows,
+                [buffer[start:stop] for start, stop in zip(options_start, payload_starts)],
+                payload_lengths,
+                [buffer[start:stop] for start, stop in zip(payload_starts, payload_end)],
+                repeat(False, length),
+                repeat(-1, length),
+                repeat(-1, length),
+                repeat(None, length),
+                repeat("", length),
+            ),
+        )
+    )
     if not others:
         return records
     # Interleave in frame order with the frames decoded one by one.
-    everything = records + list(one_by_one(others))
-    numbers_all = numpy.fromiter((record.number for record in everything), dtype=numpy.int64, count=len(everything))
-    return list(itemgetter(*numpy.argsort(numbers_all, kind="stable").tolist())(everything))
+    together: list[PacketRecord | SegmentRun] = [*records, *one_by_one(others)]
+    order = numpy.argsort([item[0] for item in together], kind="stable").tolist()
+    return list(itemgetter(*order)(together)) if len(together) > 1 else together
 
 
 def one_by_one_all(
@@ -728,7 +830,10 @@ def _numpy_tables() -> tuple[Any, Any, Any, Any]:
         import numpy
 
         _tables = (
-            numpy, numpy.arange(16), numpy.array(_PROBE_OFFSETS), numpy.arange(26, 54),
+            numpy,
+            numpy.arange(16),
+            numpy.array(_PROBE_OFFSETS),
+            numpy.arange(26, 54),
         )
     return _tables
 

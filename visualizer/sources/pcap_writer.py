@@ -17,7 +17,10 @@ class PcapWriter:
     """``with PcapWriter(path) as writer: writer.write(data, timestamp_ns)``."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, link_type: int = LINKTYPE_ETHERNET,
+        self,
+        path: str | os.PathLike[str],
+        *,
+        link_type: int = LINKTYPE_ETHERNET,
         snap_length: int = DEFAULT_SNAP_LENGTH,
     ) -> None:
         self.path = os.fspath(path)

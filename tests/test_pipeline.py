@@ -1,0 +1,141 @@
+"""Bulk decoding and parallel analysis give exactly what frame-by-frame analysis gives."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.packets import ACK, FIN, PSH, SYN, Conversation, ethernet, ipv4, ipv6, tcp, udp
+from visualizer import pipeline
+from visualizer.analysis import Analyzer, Report
+from visualizer.model import SegmentRun
+from visualizer.sources import CaptureReader, FrameDecoder
+from visualizer.sources.decode import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
+from visualizer.sources.pcap_writer import PcapWriter
+
+
+def write_mixed_capture(path: Path, conversations: int = 120, seed: int = 5) -> int:
+    """Interleaved TCP conversations (with retransmissions and duplicate ACKs), UDP, IPv6 and fragments."""
+    rng = random.Random(seed)
+    talks = []
+    for index in range(conversations):
+        talk = Conversation(f"10.0.{index % 7}.{index % 250 + 1}", "10.9.0.2", 20000 + index, 443)
+        client, server = rng.getrandbits(32), rng.getrandbits(32)
+        time = index * 0.001
+        talk.client_sends(time, client, 0, SYN, options=b"\x01\x03\x03\x07")
+        talk.server_sends(time + 0.01, server, client + 1, SYN | ACK, options=b"\x01\x03\x03\x07")
+        talk.client_sends(time + 0.02, client + 1, server + 1, ACK)
+        sent = 1
+        for step in range(rng.randint(3, 30)):
+            size = rng.randint(1, 400)
+            moment = time + 0.03 + step * 0.01
+            talk.client_sends(moment, client + sent, server + 1, PSH | ACK, b"x" * size)
+            if rng.random() < 0.1:  # retransmitted
+                talk.client_sends(moment + 0.3, client + sent, server + 1, PSH | ACK, b"x" * size)
+            if rng.random() < 0.1:  # duplicate ACKs
+                for _ in range(3):
+                    talk.server_sends(moment + 0.004, server + 1, client + sent, ACK)
+            sent += size
+            talk.server_sends(moment + 0.005, server + 1, client + sent, ACK)
+        talk.client_sends(time + 1, client + sent, server + 1, FIN | ACK)
+        talk.server_sends(time + 1.01, server + 1, client + sent + 1, FIN | ACK)
+        talk.client_sends(time + 1.02, client + sent + 1, server + 2, ACK)
+        talks.append(talk.frames)
+    frames = [frame for frames in talks for frame in frames]
+    for index in range(40):
+        frames.append((index * 0.01, ethernet(ipv4("10.0.0.1", "10.0.0.53", 17, udp(5000 + index, 53, b"q")))))
+        segment = tcp(3000 + index, 80, 7, 0, SYN)
+        frames.append((index * 0.01, ethernet(ipv6("2001:db8::1", "2001:db8::2", 6, segment), ethertype=0x86DD)))
+    datagram = udp(6000, 53, b"f" * 40)
+    frames.append(
+        (0.5, ethernet(ipv4("10.0.0.1", "10.0.0.2", 17, datagram[:24], identification=9, flags_fragment=0x2000)))
+    )
+    frames.append((0.6, ethernet(ipv4("10.0.0.1", "10.0.0.2", 17, datagram[24:], identification=9, flags_fragment=3))))
+    frames.sort(key=lambda item: item[0])
+    with PcapWriter(path) as writer:
+        for time, data in frames:
+            writer.write(data, 1_700_000_000_000_000_000 + int(time * 1e9))
+    return len(frames)
+
+
+def summary(report: Report) -> tuple[object, ...]:
+    return (
+        report.frames,
+        report.first_frame,
+        report.first_time_ns,
+        [
+            (c.protocol, c.stream, c.address_a, c.port_a, c.frames_a_to_b, c.bytes_b_to_a, c.outcome, c.state_a)
+            for c in report.conversations
+        ],
+        report.findings,
+        report.analysis_counts,
+        report.undecoded_frames,
+    )
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bulk") / "mixed.pcap"
+    write_mixed_capture(path)
+    return path
+
+
+def test_bulk_decoding_gives_the_same_records(capture: Path) -> None:
+    scalar = list(CaptureReader(capture).read(FrameDecoder().decode_from))
+    reader = CaptureReader(capture)
+    assert reader.pcap_header is not None
+    decoder = FrameDecoder()
+    bulk = [
+        record for chunk in reader.pcap_chunks() for record in decode_pcap_chunk(decoder, chunk, reader.pcap_header)
+    ]
+    assert len(scalar) > 3000
+    assert bulk == scalar
+
+
+def test_column_runs_give_the_same_analysis_as_records(capture: Path) -> None:
+    records = list(CaptureReader(capture).read(FrameDecoder().decode_from))
+    reader = CaptureReader(capture)
+    assert reader.pcap_header is not None
+    decoder = FrameDecoder()
+    items = [
+        item
+        for chunk in reader.pcap_chunks()
+        for item in decode_pcap_chunk(decoder, chunk, reader.pcap_header, runs=True)
+    ]
+    assert any(isinstance(item, SegmentRun) for item in items)
+    by_records, by_runs = Analyzer(), Analyzer()
+    by_records.feed(records)
+    by_runs.feed(items)
+    expected = summary(by_records.finish())
+    assert summary(by_runs.finish()) == expected
+    assert expected[4], "the capture must give findings to compare"
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parallel_analysis_equals_one_process(capture: Path, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = pipeline.analyse_file(capture, workers=1)
+    monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)  # force the NumPy path on this small file
+    assert summary(pipeline.analyse_file(capture, workers=1)) == summary(one)
+    assert summary(pipeline.analyse_file(capture, workers=workers)) == summary(one)
+
+
+def test_parallel_analysis_of_a_pcapng_file() -> None:
+    path = Path(__file__).parent / "data" / "corpus" / "captures" / "zeek-ldap-gap-data-missing.pcapng"
+    assert summary(pipeline.analyse_file(path, workers=2)) == summary(pipeline.analyse_file(path, workers=1))
+
+
+def test_shares_cover_every_mixing_byte_once() -> None:
+    for workers in (1, 2, 3, 4):
+        shares = plan_shares(workers)
+        assert shares[0].low == 0 and shares[-1].high == 256
+        assert all(left.high == right.low for left, right in zip(shares, shares[1:]))
+    assert plan_shares(1) == [WHOLE]
+
+
+def test_mixing_byte_is_the_same_for_both_directions() -> None:
+    talk = Conversation("192.0.2.7", "198.51.100.9", 40123, 443)
+    talk.client_sends(0, 1, 0, SYN).server_sends(0.1, 9, 2, SYN | ACK)
+    forward, backward = talk.records()
+    assert mixing_byte(forward) == mixing_byte(backward) == (7 ^ 9 ^ (40123 & 0xFF) ^ (443 & 0xFF))
