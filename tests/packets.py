@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 from visualizer.model import PacketRecord
 from visualizer.sources.capture_file import RawFrame
@@ -114,8 +115,9 @@ class Conversation:
         self.client_port, self.server_port = client_port, server_port
         self.frames: list[tuple[float, bytes]] = []
 
-    def client_sends(
+    def sends(
         self,
+        from_client: bool,
         time: float,
         seq: int,
         ack: int,
@@ -125,24 +127,17 @@ class Conversation:
         window: int = 1000,
         options: bytes = b"",
     ) -> Conversation:
-        segment = tcp(self.client_port, self.server_port, seq, ack, flags, window, payload, options)
-        self.frames.append((time, ethernet(ipv4(self.client, self.server, 6, segment))))
+        ends = [(self.client, self.client_port), (self.server, self.server_port)]
+        (source, source_port), (destination, destination_port) = ends if from_client else ends[::-1]
+        segment = tcp(source_port, destination_port, seq, ack, flags, window, payload, options)
+        self.frames.append((time, ethernet(ipv4(source, destination, 6, segment))))
         return self
 
-    def server_sends(
-        self,
-        time: float,
-        seq: int,
-        ack: int,
-        flags: int,
-        payload: bytes = b"",
-        *,
-        window: int = 1000,
-        options: bytes = b"",
-    ) -> Conversation:
-        segment = tcp(self.server_port, self.client_port, seq, ack, flags, window, payload, options)
-        self.frames.append((time, ethernet(ipv4(self.server, self.client, 6, segment))))
-        return self
+    def client_sends(self, *arguments: Any, **options: Any) -> Conversation:
+        return self.sends(True, *arguments, **options)
+
+    def server_sends(self, *arguments: Any, **options: Any) -> Conversation:
+        return self.sends(False, *arguments, **options)
 
     def records(self) -> list[PacketRecord]:
         return decode_all(self.frames)
