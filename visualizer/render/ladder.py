@@ -1,0 +1,354 @@
+"""The ladder (sequence) diagram with matplotlib, seaborn style: ``draw_ladder(...) -> Axes``.
+
+Lifelines for each endpoint (initiator left), one arrow per frame labelled in
+Stevens notation with relative numbers, colours and line styles by meaning
+(Okabe-Ito palette, safe for colour-blind readers), expert events in a column
+on the right with arcs back to the frames they refer to, each endpoint's
+RFC 9293 state on its lifeline, phases shaded, and a time gutter on the left.
+Nothing here shows or saves a figure; the CLI and the notebooks do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
+
+from visualizer.analysis.report import FrameAnalysis, Report
+from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, build_ladder
+
+# Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
+BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
+    "#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+)
+GREY = "#7F7F7F"
+
+STYLES: dict[str, dict[str, object]] = {
+    "handshake": {"color": BLUE, "linestyle": "-", "linewidth": 1.4, "arrowstyle": "-|>"},
+    "data": {"color": GREEN, "linestyle": "-", "linewidth": 1.8, "arrowstyle": "-|>"},
+    "ack": {"color": GREY, "linestyle": (0, (4, 3)), "linewidth": 0.9, "arrowstyle": "-|>"},
+    "fin": {"color": PURPLE, "linestyle": "-", "linewidth": 1.6, "arrowstyle": "-|>"},
+    "rst": {"color": BLACK, "linestyle": "-", "linewidth": 2.0, "arrowstyle": "-["},
+    "retransmission": {"color": VERMILLION, "linestyle": "-", "linewidth": 1.8, "arrowstyle": "-|>"},
+    "udp": {"color": SKY, "linestyle": (0, (6, 2, 1, 2)), "linewidth": 1.6, "arrowstyle": "-|>"},
+    "icmp": {"color": ORANGE, "linestyle": (0, (1, 2)), "linewidth": 1.8, "arrowstyle": "-|>"},
+    "other": {"color": GREY, "linestyle": ":", "linewidth": 1.0, "arrowstyle": "-|>"},
+}
+KIND_NAMES = {
+    "handshake": "handshake (SYN, SYN-ACK, ACK)", "data": "data", "ack": "pure ACK", "fin": "FIN", "rst": "RST",
+    "retransmission": "retransmission", "udp": "UDP datagram", "icmp": "ICMP error", "other": "other",
+}
+PHASE_COLOURS = {"handshake": "#E5F0FA", "data": "#FFFFFF", "teardown": "#F6E8F1", "reset": "#FBE6DC"}
+PHASE_NAMES = {"handshake": "handshake", "data": "data transfer", "teardown": "teardown", "reset": "reset"}
+STATE_COLOURS = {
+    "LISTEN": "#DDDDDD", "SYN-SENT": SKY, "SYN-RECEIVED": SKY, "ESTABLISHED": GREEN, "FIN-WAIT-1": PURPLE,
+    "FIN-WAIT-2": PURPLE, "CLOSE-WAIT": ORANGE, "CLOSING": PURPLE, "LAST-ACK": ORANGE, "TIME-WAIT": YELLOW,
+    "CLOSED": "#BBBBBB",
+}
+EVENT_COLOURS = {"retransmission": VERMILLION, "duplicate_ack": ORANGE, "fast_retransmission": VERMILLION}
+
+ROW_HEIGHT_INCHES = 0.36
+WIDTH_INCHES = 13.0
+GUTTER_RIGHT = 1.45
+LEFT_LIFELINE = 2.45
+RIGHT_LIFELINE = 7.45
+EVENT_COLUMN = 8.75
+RIGHT_EDGE = 12.6
+SLANT = 0.55
+"""How far (in rows) an arrow drops between sender and receiver: a segment takes time to arrive."""
+LABEL_CHARACTERS = 78
+
+
+def _lifeline_x(count: int) -> list[float]:
+    if count <= 1:
+        return [LEFT_LIFELINE]
+    step = (RIGHT_LIFELINE - LEFT_LIFELINE) / (count - 1)
+    return [LEFT_LIFELINE + index * step for index in range(count)]
+
+
+def _duration(nanoseconds: int) -> str:
+    if nanoseconds < 1_000:
+        return f"+{nanoseconds} ns"
+    if nanoseconds < 1_000_000:
+        return f"+{nanoseconds / 1e3:.0f} µs"
+    if nanoseconds < 1_000_000_000:
+        return f"+{nanoseconds / 1e6:.1f} ms"
+    return f"+{nanoseconds / 1e9:.2f} s"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ladder_layout(
+    data: Report | Sequence[FrameAnalysis] | LadderLayout,
+    *,
+    stream: int | None = None,
+    protocol: str = "tcp",
+    fold: bool = True,
+) -> LadderLayout:
+    """Accept a layout, frame analyses, or a report whose frames were kept; select ``stream`` if given."""
+    if isinstance(data, LadderLayout):
+        return data
+    origin = None
+    if isinstance(data, Report):
+        frames: Sequence[FrameAnalysis] = data.frame_analyses
+        origin = data.first_time_ns
+    else:
+        frames = data
+    if stream is not None:
+        frames = [frame for frame in frames if _in_stream(frame, protocol, stream)]
+    if origin is None and frames:
+        origin = frames[0].record.timestamp_ns
+    return build_ladder(frames, fold=fold, origin_ns=origin)
+
+
+def _in_stream(frame: FrameAnalysis, protocol: str, stream: int) -> bool:
+    if frame.stream != stream:
+        return False
+    quoted = frame.record.quoted
+    kind = quoted.transport if quoted is not None else frame.record.transport
+    return kind == (6 if protocol == "tcp" else 17)
+
+
+def row_positions(layout: LadderLayout, time: str = "order") -> list[float]:
+    """The y of each row: one row apart ("order"), or spaced by time with idle gaps cut short ("real")."""
+    if time == "order" or not layout.rows:
+        return [float(index) for index in range(len(layout.rows))]
+    deltas = [row.delta_ns for row in layout.rows if isinstance(row, Arrow) and row.delta_ns]
+    unit = sorted(deltas)[len(deltas) // 2] if deltas else 1
+    positions = []
+    y = 0.0
+    for index, row in enumerate(layout.rows):
+        if index:
+            if isinstance(row, Arrow) and row.delta_ns is not None:
+                y += min(max(row.delta_ns / unit, 0.15), 3.0)
+            else:
+                y += 1.0
+        positions.append(y)
+    return positions
+
+
+def draw_ladder(
+    data: Report | Sequence[FrameAnalysis] | LadderLayout,
+    *,
+    ax: Axes | None = None,
+    stream: int | None = None,
+    protocol: str = "tcp",
+    time: str = "order",
+    title: str | None = None,
+) -> Axes:
+    """Draw a ladder diagram and return its Axes (a new figure when ``ax`` is None).
+
+    ``data`` is a :class:`LadderLayout` (one page of it), frame analyses, or a
+    report analysed with ``keep_frames=True``; ``stream`` picks one TCP (or, with
+    ``protocol="udp"``, UDP) stream. ``time`` is ``"order"`` (one row per frame),
+    ``"real"`` (rows spaced by time, idle gaps cut short) or ``"auto"``.
+    """
+    layout = ladder_layout(data, stream=stream, protocol=protocol)
+    if time == "auto":
+        time = "real" if _evenly_spaced(layout) else "order"
+    positions = row_positions(layout, time)
+    has_events = any(isinstance(row, Arrow) and row.events for row in layout.rows)
+    right_edge = RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75
+    heading = title if title is not None else layout.title
+    if layout.pages > 1:
+        heading = f"{heading}  (page {layout.page + 1} of {layout.pages})".strip()
+    top = -2.5 if heading else -1.6
+    bottom = (positions[-1] if positions else 0) + 1.2
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        rows_inches = ROW_HEIGHT_INCHES * (bottom - top)
+        legend_inches = 0.75
+        width = WIDTH_INCHES * right_edge / RIGHT_EDGE
+        figure = plt.figure(figsize=(width, rows_inches + legend_inches))
+        ax = figure.add_axes((0.0, legend_inches / (rows_inches + legend_inches), 1.0,
+                              rows_inches / (rows_inches + legend_inches)))
+    lifelines = _lifeline_x(len(layout.participants))
+    ax.set_xlim(0, right_edge)
+    ax.set_ylim(bottom, top)
+    ax.axis("off")
+    _draw_phases(ax, layout, positions, right_edge)
+    _draw_lifelines(ax, layout, lifelines, top + (0.95 if heading else 0.0), bottom)
+    frame_y: dict[int, float] = {}
+    for row, y in zip(layout.rows, positions):
+        if isinstance(row, Arrow):
+            _draw_arrow(ax, row, y, lifelines, layout.origin_ns)
+            frame_y[row.frame] = y
+        elif isinstance(row, Fold):
+            _draw_fold(ax, row, y, lifelines)
+        else:
+            _draw_gap(ax, row, y, lifelines)
+    _draw_links(ax, layout, positions, frame_y)
+    _draw_states(ax, layout, positions, lifelines)
+    _draw_legend(ax, layout)
+    if heading:
+        ax.text(0.08, top + 0.15, heading, ha="left", va="top", fontsize=11, fontweight="bold")
+    return ax
+
+
+def _evenly_spaced(layout: LadderLayout) -> bool:
+    deltas = sorted(row.delta_ns for row in layout.rows if isinstance(row, Arrow) and row.delta_ns)
+    if len(deltas) < 3:
+        return False
+    return deltas[0] >= 0.5 * deltas[len(deltas) // 2]
+
+
+def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_edge: float) -> None:
+    spans: list[tuple[str, float, float]] = []
+    for row, y in zip(layout.rows, positions):
+        phase = row.phase if isinstance(row, (Arrow, Fold)) else "data"
+        if isinstance(row, Arrow) and row.kind == "rst":
+            phase = "reset"
+        if spans and spans[-1][0] == phase:
+            spans[-1] = (phase, spans[-1][1], y)
+        else:
+            spans.append((phase, y, y))
+    for phase, start, end in spans:
+        if not phase or phase not in PHASE_COLOURS:
+            continue
+        ax.add_patch(Rectangle((0, start - 0.45), right_edge, end - start + 1.0, facecolor=PHASE_COLOURS[phase],
+                               edgecolor="none", zorder=0))
+        if phase != "data" or len(spans) > 1:
+            ax.text(0.1, (start + end) / 2 + 0.25, PHASE_NAMES[phase], fontsize=7.5, style="italic",
+                    color="#555555", va="center", ha="center", rotation=90, zorder=1)
+
+
+def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top: float, bottom: float) -> None:
+    for participant, x in zip(layout.participants, lifelines):
+        ax.plot([x, x], [top + 0.5, bottom], color="#444444", linewidth=1.0, zorder=1)
+        ax.text(x, top, participant.label, ha="center", va="center", fontsize=9.5, fontweight="bold", zorder=5,
+                bbox={"boxstyle": "round,pad=0.35", "facecolor": "#F2F2F2", "edgecolor": "#444444"})
+    ax.text(GUTTER_RIGHT - 0.05, top + 1.0, "frame, seconds\nsince start", ha="right", va="center", fontsize=7.5,
+            color="#444444")
+
+
+def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: int | None) -> None:
+    style = STYLES.get(row.kind, STYLES["other"])
+    start, end = lifelines[row.source], lifelines[row.target]
+    patch = FancyArrowPatch(
+        (start, y), (end, y + SLANT), arrowstyle=str(style["arrowstyle"]), mutation_scale=11,
+        color=str(style["color"]), linestyle=style["linestyle"], linewidth=float(str(style["linewidth"])),
+        shrinkA=0, shrinkB=0, zorder=3,
+    )
+    patch.set_gid(f"frame-{row.frame}")
+    patch.set_label(f"frame {row.frame}")
+    ax.add_patch(patch)
+    span = abs(end - start)
+    limit = max(12, int(LABEL_CHARACTERS * span / (RIGHT_LIFELINE - LEFT_LIFELINE)))
+    middle = (start + end) / 2
+    ax.text(
+        middle, y + SLANT / 2 - 0.14, _shorten(row.label, limit), ha="center", va="bottom", fontsize=8,
+        family="DejaVu Sans Mono", color="#111111", zorder=4,
+        bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
+    )
+    if row.time_ns is not None and origin is not None:
+        ax.text(GUTTER_RIGHT - 0.05, y + 0.05, f"{(row.time_ns - origin) / 1e9:.6f}", ha="right", va="center",
+                fontsize=7.5, family="DejaVu Sans Mono", color="#222222")
+        if row.delta_ns is not None:
+            ax.text(GUTTER_RIGHT - 0.05, y + 0.42, _duration(row.delta_ns), ha="right", va="center", fontsize=6.5,
+                    color="#777777")
+    ax.text(0.3, y + 0.05, f"#{row.frame}", ha="left", va="center", fontsize=7, color="#777777")
+    if row.events:
+        colour = next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), PURPLE)
+        ax.text(EVENT_COLUMN, y + SLANT / 2, "  ".join(row.events), ha="left", va="center", fontsize=8,
+                color=colour, fontweight="bold", zorder=4)
+
+
+def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
+    ax.add_patch(Rectangle((lifelines[0], y - 0.2), lifelines[-1] - lifelines[0], 0.9, facecolor="#F4F4F4",
+                           edgecolor="#AAAAAA", linestyle=(0, (2, 2)), zorder=2))
+    ax.text((lifelines[0] + lifelines[-1]) / 2, y + 0.25, row.description, ha="center", va="center", fontsize=8.5,
+            style="italic", color="#333333", zorder=4)
+    ax.text(0.3, y + 0.25, f"#{row.first_frame}–{row.last_frame}", ha="left", va="center", fontsize=7,
+            color="#777777")
+
+
+def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
+    for x in lifelines:
+        ax.add_patch(Rectangle((x - 0.12, y + 0.05), 0.24, 0.4, facecolor="white", edgecolor="none", zorder=2))
+        ax.plot([x - 0.12, x + 0.12], [y + 0.05, y - 0.05], color="#444444", linewidth=1, zorder=3)
+        ax.plot([x - 0.12, x + 0.12], [y + 0.45, y + 0.35], color="#444444", linewidth=1, zorder=3)
+    ax.text((lifelines[0] + lifelines[-1]) / 2, y + 0.25, f"{row.seconds:.1f} s idle", ha="center", va="center",
+            fontsize=8.5, style="italic", color="#333333", zorder=4)
+
+
+def _draw_links(ax: Axes, layout: LadderLayout, positions: list[float], frame_y: dict[int, float]) -> None:
+    """Arcs in the event column from a retransmission to its original, and to the duplicate ACKs behind it."""
+    for row, y in zip(layout.rows, positions):
+        if not isinstance(row, Arrow) or not row.links:
+            continue
+        for index, linked in enumerate(row.links):
+            target = frame_y.get(linked)
+            if target is None:
+                continue
+            colour = VERMILLION if linked == row.original else ORANGE
+            bend = 0.25 + 0.08 * index
+            ax.add_patch(FancyArrowPatch(
+                (EVENT_COLUMN - 0.1, y + SLANT / 2), (EVENT_COLUMN - 0.1, target + SLANT / 2),
+                connectionstyle=f"arc3,rad={bend}", arrowstyle="-|>", mutation_scale=8, color=colour,
+                linestyle=(0, (2, 2)), linewidth=1.0, zorder=2,
+            ))
+
+
+def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float]) -> None:
+    """Each endpoint's state as a coloured band along its lifeline, named where it changes."""
+    current: dict[int, tuple[str, float]] = {}
+    last_y = positions[-1] + 1.0 if positions else 0.0
+
+    def close(index: int, until: float) -> None:
+        state, since = current[index]
+        x = lifelines[index]
+        ax.add_patch(Rectangle((x - 0.06, since), 0.12, until - since, facecolor=STATE_COLOURS.get(state, GREY),
+                               edgecolor="none", alpha=0.9, zorder=2))
+
+    for row, y in zip(layout.rows, positions):
+        if not isinstance(row, Arrow) or row.protocol != "tcp":
+            continue
+        for index, state, changed, at in (
+            (row.source, row.sender_state, row.state_changed[0], y),
+            (row.target, row.receiver_state, row.state_changed[1], y + SLANT),
+        ):
+            if not changed and index in current:
+                continue
+            if index in current:
+                if current[index][0] == state:
+                    continue
+                close(index, at)
+            current[index] = (state, at)
+            x = lifelines[index]
+            left = index == 0
+            ax.text(x + (-0.14 if left else 0.14), at, state, ha="right" if left else "left", va="center",
+                    fontsize=7, fontweight="bold", color="#333333", zorder=5,
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white",
+                          "edgecolor": STATE_COLOURS.get(state, GREY), "linewidth": 1.2})
+    for index in list(current):
+        close(index, last_y)
+
+
+def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
+    kinds = []
+    for row in layout.rows:
+        if isinstance(row, Arrow) and row.kind not in kinds:
+            kinds.append(row.kind)
+    order = list(STYLES)
+    handles: list[Line2D | Patch] = [
+        Line2D([0], [0], color=str(STYLES[kind]["color"]), linestyle=STYLES[kind]["linestyle"],
+               linewidth=float(str(STYLES[kind]["linewidth"])), label=KIND_NAMES[kind])
+        for kind in sorted(kinds, key=order.index)
+    ]
+    if any(isinstance(row, Arrow) and row.links for row in layout.rows):
+        handles.append(Line2D([0], [0], color=VERMILLION, linestyle=(0, (2, 2)), label="refers back to"))
+    if any(isinstance(row, Fold) for row in layout.rows):
+        handles.append(Patch(facecolor="#F4F4F4", edgecolor="#AAAAAA", label="folded frames"))
+    phases = {row.phase for row in layout.rows if isinstance(row, Arrow)}
+    for phase in ("handshake", "teardown"):
+        if phase in phases:
+            handles.append(Patch(facecolor=PHASE_COLOURS[phase], edgecolor="#CCCCCC", label=f"{phase} phase"))
+    if not handles:
+        handles.append(Line2D([0], [0], color=GREY, label="no frames"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(5, len(handles)),
+              fontsize=8, frameon=False, handlelength=3)

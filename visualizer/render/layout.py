@@ -1,0 +1,467 @@
+"""The ladder (sequence) diagram as data: participants and rows, before any drawing.
+
+Computed first, drawn second (the seaborn contract): the matplotlib ladder, the
+ASCII ladder and the Mermaid export all read a :class:`LadderLayout`. Standard
+library only.
+
+Rows are frames (:class:`Arrow`), folded runs of uneventful frames
+(:class:`Fold`) and idle gaps (:class:`Gap`). A frame is *eventful* when it
+carries an analysis flag, opens or closes (SYN, FIN, RST), changes an
+endpoint's state, is not TCP, or is the first data in its direction; runs of
+other frames longer than ``fold_minimum`` keep their first and last
+``fold_keep`` frames and fold the rest into one row, so a diagram stays legible
+at 10 and at 10,000 frames without dropping a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from visualizer.analysis.report import FrameAnalysis, analysis_names
+from visualizer.model import ACK, FIN, PSH, RST, SYN, describe_options, flag_text, parse_tcp_options
+
+FOLD_MINIMUM = 12
+"""Uneventful runs longer than this are folded."""
+FOLD_KEEP = 2
+"""Frames kept visible at each end of a folded run."""
+IDLE_SECONDS = 1.0
+IDLE_FACTOR = 20.0
+"""A pause is an idle gap when it lasts IDLE_SECONDS and IDLE_FACTOR times the median pause."""
+PREVIEW_CHARACTERS = 24
+
+KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "other")
+"""Arrow kinds, in legend order; the renderers give each its colour and line style."""
+
+_ICMP_NAMES = {
+    (3, 0): "net unreachable",
+    (3, 1): "host unreachable",
+    (3, 3): "port unreachable",
+    (3, 4): "fragmentation needed",
+    (3, 13): "administratively prohibited",
+    (11, 0): "TTL exceeded",
+}
+_ICMPV6_NAMES = {(1, 4): "port unreachable", (1, 0): "no route", (3, 0): "hop limit exceeded", (2, 0): "too big"}
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """One lifeline: an endpoint (address and port) and its role in the conversation."""
+
+    address: str
+    port: int | None
+    role: str
+
+    @property
+    def label(self) -> str:
+        endpoint = self.address if self.port is None else f"{self.address}:{self.port}"
+        if ":" in self.address and self.port is not None:
+            endpoint = f"[{self.address}]:{self.port}"
+        return f"{self.role} {endpoint}"
+
+
+@dataclass(frozen=True, slots=True)
+class Arrow:
+    """One frame: an arrow from its sender's lifeline to its receiver's."""
+
+    frame: int
+    time_ns: int | None
+    delta_ns: int | None
+    """Time since the previous frame drawn or folded (None for the first)."""
+    source: int
+    target: int
+    kind: str
+    label: str
+    tooltip: str
+    events: tuple[str, ...]
+    analysis: tuple[str, ...]
+    links: tuple[int, ...]
+    """Frames this one refers to: the original of a retransmission, the duplicate ACKs behind a fast one."""
+    original: int | None
+    """For a retransmission, the frame that first sent this sequence number."""
+    sender_state: str
+    receiver_state: str
+    state_changed: tuple[bool, bool]
+    """Whether the sender's and the receiver's state changed with this frame."""
+    phase: str
+    protocol: str
+    stream: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """A run of uneventful frames shown as one row."""
+
+    first_frame: int
+    last_frame: int
+    count: int
+    data_bytes: int
+    start_ns: int | None
+    end_ns: int | None
+    phase: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """An idle pause, drawn as an axis break."""
+
+    seconds: float
+    after_frame: int
+
+
+Row = Arrow | Fold | Gap
+
+
+@dataclass(slots=True)
+class LadderLayout:
+    """Everything a ladder shows, in drawing order."""
+
+    participants: list[Participant]
+    rows: list[Row]
+    title: str = ""
+    origin_ns: int | None = None
+    """Time of the first frame of the capture: gutter times count from it."""
+    page: int = 0
+    pages: int = 1
+    frames: int = 0
+    """Frames represented (drawn or folded)."""
+
+    def arrows(self) -> list[Arrow]:
+        return [row for row in self.rows if isinstance(row, Arrow)]
+
+    def paginate(self, rows_per_page: int) -> list[LadderLayout]:
+        """Split into pages of at most ``rows_per_page`` rows (every row kept)."""
+        if rows_per_page <= 0 or len(self.rows) <= rows_per_page:
+            return [self]
+        chunks = [self.rows[start : start + rows_per_page] for start in range(0, len(self.rows), rows_per_page)]
+        return [replace(self, rows=rows, page=index, pages=len(chunks)) for index, rows in enumerate(chunks)]
+
+
+@dataclass(slots=True)
+class _Direction:
+    last_window: int = -1
+    seen_data: bool = False
+    sent: dict[int, int] = field(default_factory=dict)
+    duplicate_acks: list[int] = field(default_factory=list)
+
+
+def preview(payload: bytes, length: int = PREVIEW_CHARACTERS) -> str:
+    """A short, escaped view of a payload: text in quotes, or the first bytes in hex."""
+    if not payload:
+        return ""
+    sample = payload[:length]
+    printable = sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in sample)
+    more = "…" if len(payload) > length else ""
+    if printable >= 0.8 * len(sample):
+        text = sample.decode("ascii", "backslashreplace").encode("unicode_escape").decode("ascii")
+        return f'"{text}{more}"'
+    return "0x" + sample[:6].hex() + ("…" if len(payload) > 6 else "")
+
+
+def _tcp_label(frame: FrameAnalysis, direction: _Direction) -> str:
+    record = frame.record
+    flags = record.tcp_flags
+    names = flag_text(flags) or "none"
+    if flags & (ACK | PSH) == ACK and not flags & (SYN | FIN | RST) and record.payload_length == 0:
+        names = "ACK"
+    length = record.payload_length
+    parts = [names]
+    if length:
+        parts.append(f"seq={frame.seq}:{frame.seq + length} ({length})")
+    else:
+        parts.append(f"seq={frame.seq}")
+    if flags & ACK:
+        parts.append(f"ack={frame.ack}")
+    if flags & SYN or frame.window != direction.last_window or frame.window == 0:
+        parts.append(f"win={frame.window}")
+    if flags & SYN and record.tcp_options:
+        options = describe_options(parse_tcp_options(record.tcp_options))
+        if options:
+            parts.append(f"<{options}>")
+    text = preview(record.payload)
+    if text:
+        parts.append(text)
+    return " ".join(parts)
+
+
+def _kind(frame: FrameAnalysis) -> str:
+    record = frame.record
+    if frame.protocol == "tcp":
+        flags = record.tcp_flags
+        if "retransmission" in analysis_names(frame.analysis):
+            return "retransmission"
+        if flags & RST:
+            return "rst"
+        if flags & SYN:
+            return "handshake"
+        if flags & FIN:
+            return "fin"
+        if record.payload_length:
+            return "data"
+        return "handshake" if frame.phase == "handshake" else "ack"
+    if frame.protocol == "udp":
+        return "udp"
+    if frame.protocol in ("icmp", "icmpv6"):
+        return "icmp"
+    return "other"
+
+
+def _event_texts(frame: FrameAnalysis, original: int | None, duplicate_acks: int) -> tuple[str, ...]:
+    texts = []
+    names = analysis_names(frame.analysis)
+    of = f" of #{original}" if original is not None else ""
+    for name in names:
+        if name == "retransmission" and ("fast_retransmission" in names or "spurious_retransmission" in names):
+            continue
+        if name == "retransmission":
+            texts.append(f"retransmission{of}")
+        elif name == "fast_retransmission":
+            texts.append(f"fast retransmission{of}" + (f" after {duplicate_acks} dup ACKs" if duplicate_acks else ""))
+        elif name == "spurious_retransmission":
+            texts.append(f"spurious retransmission{of}")
+        elif name == "duplicate_ack":
+            texts.append(f"dup ACK ×{frame.duplicate_ack_number}")
+        else:
+            texts.append(_EVENT_TEXTS.get(name, name.replace("_", " ")))
+    return tuple(texts)
+
+
+_EVENT_TEXTS = {
+    "spurious_retransmission": "spurious retransmission",
+    "out_of_order": "out of order",
+    "zero_window": "zero window",
+    "zero_window_probe": "zero-window probe",
+    "zero_window_probe_ack": "probe answered",
+    "keep_alive": "keep-alive",
+    "keep_alive_ack": "keep-alive ACK",
+    "window_full": "window full",
+    "window_update": "window update",
+    "lost_segment": "previous segment not captured",
+    "ack_lost_segment": "ACKs unseen data",
+    "reused_ports": "port numbers reused",
+    "state_anomaly": "unexpected in this state",
+}
+
+
+class LadderBuilder:
+    """Builds a :class:`LadderLayout` from per-frame analyses, streaming (memory follows the rows kept)."""
+
+    def __init__(
+        self, *, fold: bool = True, fold_minimum: int = FOLD_MINIMUM, fold_keep: int = FOLD_KEEP,
+        origin_ns: int | None = None, title: str = "",
+    ) -> None:
+        self.fold = fold
+        self.fold_minimum = max(fold_minimum, 2 * fold_keep + 1)
+        self.fold_keep = fold_keep
+        self.origin_ns = origin_ns
+        self.title = title
+        self.participants: list[Participant] = []
+        self._index: dict[tuple[str, int | None], int] = {}
+        self._rows: list[Row] = []
+        self._run: list[FrameAnalysis] = []
+        self._directions: dict[tuple[str, int, bool], _Direction] = {}
+        self._states: dict[tuple[str, int | None], str] = {}
+        self._last_time: int | None = None
+        self._frames = 0
+
+    # -- participants ---------------------------------------------------------------------------
+
+    def _participant(self, address: str, port: int | None, role: str) -> int:
+        key = (address, port)
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.participants)
+            self.participants.append(Participant(address, port, role))
+        return index
+
+    def _ends(self, frame: FrameAnalysis) -> tuple[int, int]:
+        record = frame.record
+        if frame.protocol in ("tcp", "udp"):
+            if frame.from_initiator:
+                source = self._participant(record.source, record.source_port, "client")
+                target = self._participant(record.destination, record.destination_port, "server")
+            else:
+                target = self._participant(record.destination, record.destination_port, "client")
+                source = self._participant(record.source, record.source_port, "server")
+            return source, target
+        quoted = record.quoted
+        if quoted is not None and quoted.source_port:
+            # An ICMP error goes back from the quoted destination to the quoted sender.
+            target = self._participant(quoted.source, quoted.source_port, "client")
+            source = self._participant(quoted.destination, quoted.destination_port, "server")
+            return source, target
+        return (
+            self._participant(record.source or "?", None, "host"),
+            self._participant(record.destination or "?", None, "host"),
+        )
+
+    # -- frames ---------------------------------------------------------------------------------
+
+    def add(self, frame: FrameAnalysis) -> None:
+        self._frames += 1
+        if self._eventful(frame):
+            self._flush_run()
+            self._rows.append(self._arrow(frame))
+        else:
+            self._run.append(frame)
+            if not self.fold and len(self._run) > 0:
+                self._flush_run()
+
+    def _eventful(self, frame: FrameAnalysis) -> bool:
+        if frame.protocol != "tcp" or frame.analysis or frame.phase != "data":
+            return True
+        record = frame.record
+        if record.tcp_flags & (SYN | FIN | RST):
+            return True
+        direction = self._direction(frame)
+        if record.payload_length and not direction.seen_data:
+            return True
+        key = (record.source, record.source_port)
+        peer = (record.destination, record.destination_port)
+        return self._states.get(key) != frame.state or self._states.get(peer) != frame.receiver_state
+
+    def _direction(self, frame: FrameAnalysis) -> _Direction:
+        key = (frame.protocol, frame.stream, frame.from_initiator)
+        direction = self._directions.get(key)
+        if direction is None:
+            direction = self._directions[key] = _Direction()
+        return direction
+
+    def _arrow(self, frame: FrameAnalysis) -> Arrow:
+        record = frame.record
+        source, target = self._ends(frame)
+        time = record.timestamp_ns
+        delta = None if time is None or self._last_time is None else time - self._last_time
+        if time is not None:
+            self._last_time = time
+        links: tuple[int, ...] = ()
+        original: int | None = None
+        duplicate_acks = 0
+        changed = (False, False)
+        if frame.protocol == "tcp":
+            direction = self._direction(frame)
+            original, behind = self._track(frame)
+            duplicate_acks = len(behind)
+            links = ((original,) if original is not None else ()) + behind
+            label = _tcp_label(frame, direction)
+            direction.last_window = frame.window
+            if record.payload_length:
+                direction.seen_data = True
+            sender = (record.source, record.source_port)
+            receiver = (record.destination, record.destination_port)
+            changed = (self._states.get(sender) != frame.state, self._states.get(receiver) != frame.receiver_state)
+            self._states[sender] = frame.state
+            self._states[receiver] = frame.receiver_state
+        elif frame.protocol == "udp":
+            label = f"UDP {record.payload_length} bytes {preview(record.payload)}".rstrip()
+        elif frame.protocol in ("icmp", "icmpv6"):
+            names_table = _ICMP_NAMES if frame.protocol == "icmp" else _ICMPV6_NAMES
+            name = names_table.get((record.icmp_type, record.icmp_code), "")
+            code = f"type {record.icmp_type} code {record.icmp_code}"
+            label = f"{frame.protocol.upper()} {name} ({code})" if name else f"{frame.protocol.upper()} {code}"
+        else:
+            label = record.layers.rsplit(":", 1)[-1] if record.layers else "frame"
+        events = _event_texts(frame, original, duplicate_acks)
+        tooltip = f"frame {record.number}: {label}"
+        if events:
+            tooltip += " [" + "; ".join(events) + "]"
+        if frame.protocol == "tcp":
+            tooltip += f" — sender {frame.state}, receiver {frame.receiver_state}"
+        return Arrow(
+            record.number, time, delta, source, target, _kind(frame), label, tooltip, events,
+            analysis_names(frame.analysis), links, original, frame.state, frame.receiver_state, changed, frame.phase,
+            frame.protocol, frame.stream,
+        )
+
+    def _track(self, frame: FrameAnalysis) -> tuple[int | None, tuple[int, ...]]:
+        """Remember what each direction sent; for a retransmission, the original and the dup ACKs behind it."""
+        record = frame.record
+        direction = self._direction(frame)
+        names = analysis_names(frame.analysis)
+        original = None
+        behind: tuple[int, ...] = ()
+        if "retransmission" in names:
+            original = direction.sent.get(frame.seq)
+            reverse = self._directions.get((frame.protocol, frame.stream, not frame.from_initiator))
+            if "fast_retransmission" in names and reverse is not None:
+                behind = tuple(reverse.duplicate_acks)
+        elif record.payload_length or record.tcp_flags & (SYN | FIN):
+            direction.sent.setdefault(frame.seq, record.number)
+        if "duplicate_ack" in names:
+            direction.duplicate_acks.append(record.number)
+        elif not record.payload_length:
+            direction.duplicate_acks = []
+        return original, behind
+
+    def _flush_run(self) -> None:
+        run, self._run = self._run, []
+        if not run:
+            return
+        if not self.fold or len(run) <= self.fold_minimum:
+            for frame in run:
+                self._rows.append(self._arrow(frame))
+            return
+        keep = self.fold_keep
+        for frame in run[:keep]:
+            self._rows.append(self._arrow(frame))
+        middle = run[keep:-keep]
+        for frame in middle:
+            self._ends(frame)  # keeps participant order stable
+            self._track(frame)
+            direction = self._direction(frame)
+            direction.last_window = frame.window
+            direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
+        data = sum(frame.record.payload_length for frame in middle)
+        segments = sum(1 for frame in middle if frame.record.payload_length)
+        acks = len(middle) - segments
+        first, last = middle[0].record, middle[-1].record
+        description = f"× {len(middle)} frames: {segments} data segments ({_bytes(data)}), {acks} ACKs, no loss"
+        if first.timestamp_ns is not None:
+            self._last_time = last.timestamp_ns
+        self._rows.append(
+            Fold(first.number, last.number, len(middle), data, first.timestamp_ns, last.timestamp_ns,
+                 middle[0].phase, description)
+        )
+        for frame in run[-keep:]:
+            self._rows.append(self._arrow(frame))
+
+    def finish(self) -> LadderLayout:
+        self._flush_run()
+        rows = _with_gaps(self._rows)
+        return LadderLayout(self.participants, rows, self.title, self.origin_ns, frames=self._frames)
+
+
+def _bytes(count: int) -> str:
+    if count >= 10_000_000:
+        return f"{count / 1e6:.0f} MB"
+    if count >= 10_000:
+        return f"{count / 1e3:.0f} KB"
+    return f"{count} bytes"
+
+
+def _with_gaps(rows: list[Row]) -> list[Row]:
+    """Insert idle gaps where a pause is long against the others (axis breaks)."""
+    pauses = sorted(row.delta_ns for row in rows if isinstance(row, Arrow) and row.delta_ns)
+    if not pauses:
+        return rows
+    median = pauses[len(pauses) // 2]
+    threshold = max(IDLE_SECONDS * 1e9, IDLE_FACTOR * median)
+    result: list[Row] = []
+    previous_frame = 0
+    for row in rows:
+        if isinstance(row, Arrow) and row.delta_ns is not None and row.delta_ns >= threshold:
+            result.append(Gap(row.delta_ns / 1e9, previous_frame))
+        result.append(row)
+        previous_frame = row.frame if isinstance(row, Arrow) else row.last_frame if isinstance(row, Fold) else 0
+    return result
+
+
+def build_ladder(
+    frames: Iterable[FrameAnalysis], *, fold: bool = True, origin_ns: int | None = None, title: str = ""
+) -> LadderLayout:
+    """The ladder layout of ``frames`` (already selected: one stream, several, a UDP exchange...)."""
+    builder = LadderBuilder(fold=fold, origin_ns=origin_ns, title=title)
+    for frame in frames:
+        builder.add(frame)
+    return builder.finish()
