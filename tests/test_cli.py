@@ -103,3 +103,58 @@ def test_bad_requests_exit_2() -> None:
 def test_help_shows_examples() -> None:
     code, out, _ = run("--help")
     assert code == 0 and "examples:" in out and "sockstory flows" in out
+
+
+@pytest.mark.parametrize("suffix", ["png", "svg", "pdf", "txt", "mmd"])
+def test_draw_writes_each_format(tmp_path: Path, suffix: str) -> None:
+    target = tmp_path / f"story.{suffix}"
+    code, _, err = run("draw", str(STORY), "-o", str(target))
+    assert code == 0, err
+    data = target.read_bytes()
+    assert len(data) > 200
+    if suffix == "png":
+        assert data.startswith(b"\x89PNG")
+    elif suffix == "pdf":
+        assert data.startswith(b"%PDF")
+    elif suffix == "svg":
+        text = data.decode()
+        assert text.count("<title>frame ") == 10 and "tic tac toe" in text
+    elif suffix == "txt":
+        assert "client 127.0.0.1:56566" in data.decode() and "TIME-WAIT" in data.decode()
+    else:
+        assert data.decode().startswith("sequenceDiagram")
+
+
+def test_draw_pages_long_ladders_into_numbered_files(tmp_path: Path) -> None:
+    target = tmp_path / "dups.png"
+    code, _, err = run("draw", str(CORPUS / "zeek-ssh-dups.pcap"), "-o", str(target), "--rows-per-page", "40")
+    assert code == 0, err
+    pages = sorted(tmp_path.glob("dups-*.png"))
+    assert len(pages) > 3 and all(page.read_bytes().startswith(b"\x89PNG") for page in pages)
+
+
+def test_draw_ascii_and_mermaid_to_stdout() -> None:
+    code, out, _ = run("draw", str(STORY), "--format", "ascii", "-q")
+    assert code == 0 and out.count("\n") >= 12 and "|" in out
+    code, out, _ = run("draw", str(STORY), "--format", "mermaid", "-q")
+    assert code == 0 and out.startswith("sequenceDiagram") and "P0->>P1" in out
+
+
+def test_draw_time_sequence(tmp_path: Path) -> None:
+    target = tmp_path / "tsg.png"
+    code, _, err = run("draw", str(CORPUS / "zeek-retransmit-fast009.pcap"), "--time-sequence", "-o", str(target))
+    assert code == 0, err
+    assert target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_draw_bad_requests(tmp_path: Path) -> None:
+    code, _, err = run("draw", str(STORY), "--stream", "4", "-o", str(tmp_path / "x.png"))
+    assert code == 2 and "no TCP stream 4" in err.splitlines()[-1]
+    code, _, err = run("draw", str(STORY), "-o", str(tmp_path / "x.gif"))
+    assert code == 2 and "unknown output format" in err
+    code, _, err = run("draw", str(STORY), "-o", str(tmp_path / "missing" / "x.png"))
+    assert code == 2 and "cannot write" in err and err.count("\n") == 1
+    code, _, err = run("draw", str(STORY), "--format", "gif")
+    assert code == 2 and "invalid choice" in err
+    code, _, err = run("draw", str(CORPUS / "zeek-docker-http-upgrade.pcap"), "--stream", "0", "--protocol", "udp")
+    assert code == 2 and "no UDP stream 0" in err

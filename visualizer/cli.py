@@ -55,6 +55,8 @@ examples:
       one row per frame: relative seq/ack, flags, window, analysis, TCP state
   sockstory events big.pcapng --stream 3 --format jsonl > stream3.jsonl
   sockstory events capture.pcap | awk -F'\\t' '$16 ~ /retransmission/'
+  sockstory draw captures/story.pcap -o story.svg
+      the ladder diagram (also .png, .pdf, --format ascii or mermaid)
 
 exit codes: 0 ok, 1 unreadable input, 2 bad request, 3 capture damaged part-way
 (what could be read is printed, with a warning).
@@ -134,7 +136,157 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--format", choices=("tsv", "jsonl"), default="tsv", help="output format (default tsv)")
     events.add_argument("--stream", type=int, metavar="N", help="only TCP or UDP stream N")
     events.add_argument("--protocol", choices=("tcp", "udp"), help="with --stream: a TCP (default) or a UDP stream")
+    draw = commands.add_parser(
+        "draw",
+        help="ladder (sequence) diagram, or time-sequence graph, of one or more conversations",
+        description="Draw a ladder diagram: one lifeline per endpoint, one arrow per frame labelled with "
+        "relative numbers, each endpoint's TCP state, phases, and Wireshark's expert events linked back to "
+        "the frames they refer to. Uneventful runs are folded and long ladders split into pages "
+        "(numbered PNG/SVG files, or pages of one PDF). SVG arrows show the whole frame on hover.",
+        epilog="examples:\n  sockstory draw captures/story.pcap -o story.svg\n"
+        "  sockstory draw big.pcap --stream 3 -o stream3.pdf\n"
+        "  sockstory draw captures/udp.pcap --stream 0 --stream 1 --protocol udp -o udp.png\n"
+        "  sockstory draw captures/story.pcap --format ascii\n"
+        "  sockstory draw captures/story.pcap --format mermaid > story.mmd\n"
+        "  sockstory draw transfer.pcap --stream 0 --time-sequence -o tsg.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common(draw)
+    draw.add_argument(
+        "--stream",
+        type=int,
+        action="append",
+        metavar="N",
+        help="a stream to draw (repeat for several); default: every conversation of a small capture",
+    )
+    draw.add_argument("--protocol", choices=("tcp", "udp"), default="tcp", help="the kind of --stream (default tcp)")
+    draw.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output file: .png, .svg, .pdf, .txt or .mmd "
+        "(default: the capture's name with .png in the current folder; text goes to stdout)",
+    )
+    draw.add_argument(
+        "--format",
+        choices=("png", "svg", "pdf", "ascii", "mermaid"),
+        help="output format (default: from the output's extension)",
+    )
+    draw.add_argument(
+        "--time",
+        choices=("order", "real", "auto"),
+        default="order",
+        help="rows in frame order (default), spaced by real time, or auto",
+    )
+    draw.add_argument("--no-fold", action="store_true", help="draw every frame, even in long uneventful runs")
+    draw.add_argument("--rows-per-page", type=int, default=60, metavar="N", help="rows per page (default 60)")
+    draw.add_argument(
+        "--time-sequence",
+        action="store_true",
+        help="draw the Stevens/tcptrace time-sequence graph of one TCP stream instead",
+    )
     return parser
+
+
+MAXIMUM_DEFAULT_CONVERSATIONS = 8
+_SUFFIX_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".txt": "ascii", ".mmd": "mermaid"}
+
+
+def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
+    from visualizer.pipeline import iter_file_analysis
+    from visualizer.render.export import save_ladder, save_time_sequence
+    from visualizer.render.layout import LadderBuilder
+
+    output = Path(arguments.output) if arguments.output else None
+    file_format = arguments.format
+    if file_format is None:
+        if output is None:
+            file_format = "png"
+        elif output.suffix.lower() in _SUFFIX_FORMATS:
+            file_format = _SUFFIX_FORMATS[output.suffix.lower()]
+        else:
+            raise UsageError(
+                f"{output}: unknown output format {output.suffix or '(no extension)'!r}; "
+                "use .png, .svg, .pdf, .txt or .mmd, or --format"
+            )
+    if arguments.rows_per_page < 5:
+        raise UsageError("--rows-per-page must be at least 5")
+    streams = set(arguments.stream or [])
+    wanted = 6 if arguments.protocol == "tcp" else 17
+    progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
+    keep_all = bool(arguments.time_sequence)
+    analyzer, reader, frames = iter_file_analysis(arguments.file, keep_frames=keep_all, progress=progress)
+    builder = LadderBuilder(fold=not arguments.no_fold)
+    for frame in frames:
+        if builder.origin_ns is None:
+            builder.origin_ns = frame.record.timestamp_ns
+        if streams:
+            if frame.stream not in streams:
+                continue
+            quoted = frame.record.quoted
+            if (quoted.transport if quoted is not None else frame.record.transport) != wanted:
+                continue
+        if not keep_all:
+            builder.add(frame)
+    if progress is not None:
+        progress.clear()
+    report = analyzer.finish()
+    report.warnings.extend(reader.warnings)
+    conversations = [
+        c for c in report.conversations if not streams or (c.protocol == arguments.protocol and c.stream in streams)
+    ]
+    missing = sorted(streams - {c.stream for c in conversations})
+    if missing:
+        raise UsageError(
+            f"{arguments.file}: no {arguments.protocol.upper()} stream {missing[0]} (the capture has "
+            f"{len(report.tcp_conversations())} TCP and {len(report.udp_conversations())} UDP streams)"
+        )
+    if not streams and len(report.conversations) > MAXIMUM_DEFAULT_CONVERSATIONS:
+        raise UsageError(
+            f"{arguments.file} has {len(report.conversations)} conversations: choose with --stream N "
+            "(see sockstory flows)"
+        )
+    stem = Path(arguments.file).stem
+    if arguments.time_sequence:
+        if file_format in ("ascii", "mermaid"):
+            raise UsageError("the time-sequence graph is a figure: use .png, .svg or .pdf")
+        tcp = [c for c in conversations if c.protocol == "tcp"]
+        if len(tcp) != 1:
+            raise UsageError(f"{arguments.file}: the time-sequence graph needs exactly one TCP stream (--stream N)")
+        target = output or Path(f"{stem}-stream{tcp[0].stream}-time-sequence.{file_format}")
+        written = save_time_sequence(report.frame_analyses, tcp[0].stream, target, file_format=file_format)
+    else:
+        layout = builder.finish()
+        if not layout.rows:
+            raise UsageError(f"{arguments.file}: nothing to draw (no frames selected)")
+        layout.title = _ladder_title(conversations, layout.frames)
+        if file_format in ("ascii", "mermaid") and output is None:
+            from visualizer.render.text import to_ascii, to_mermaid
+
+            out.write(to_ascii(layout) if file_format == "ascii" else to_mermaid(layout))
+            return _finish(report, arguments, err)
+        target = output or Path(f"{stem}.{file_format}")
+        written = save_ladder(
+            layout, target, file_format=file_format, time=arguments.time, rows_per_page=arguments.rows_per_page
+        )
+    for path in written:
+        err.write(f"sockstory: wrote {path}\n")
+    return _finish(report, arguments, err)
+
+
+def _ladder_title(conversations: list[ConversationSummary], frames: int) -> str:
+    if len(conversations) == 1:
+        c = conversations[0]
+        outcome = f", {c.outcome}" if c.outcome else ""
+        return (
+            f"{c.protocol.upper()} stream {c.stream}: {c.address_a}:{c.port_a} → {c.address_b}:{c.port_b}"
+            f"{outcome} ({frames} frames)"
+        )
+    names = ", ".join(f"{c.protocol.upper()} {c.stream}" for c in conversations[:6])
+    more = "…" if len(conversations) > 6 else ""
+    return f"{len(conversations)} conversations ({names}{more}), {frames} frames"
 
 
 def _seconds(value: int | None, origin: int | None) -> str:
@@ -362,6 +514,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _run_flows(arguments, out, err)
         if arguments.command == "events":
             return _run_events(arguments, out, err)
+        if arguments.command == "draw":
+            return _run_draw(arguments, out, err)
         raise UsageError(f"unknown command {arguments.command}")
     except CaptureFileError as error:
         err.write(f"sockstory: error: {error}\n")

@@ -11,6 +11,7 @@ Nothing here shows or saves a figure; the CLI and the notebooks do.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, NamedTuple
 
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
@@ -21,30 +22,63 @@ from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, build_ladde
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
-    "#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+    "#000000",
+    "#E69F00",
+    "#56B4E9",
+    "#009E73",
+    "#F0E442",
+    "#0072B2",
+    "#D55E00",
+    "#CC79A7",
 )
 GREY = "#7F7F7F"
 
-STYLES: dict[str, dict[str, object]] = {
-    "handshake": {"color": BLUE, "linestyle": "-", "linewidth": 1.4, "arrowstyle": "-|>"},
-    "data": {"color": GREEN, "linestyle": "-", "linewidth": 1.8, "arrowstyle": "-|>"},
-    "ack": {"color": GREY, "linestyle": (0, (4, 3)), "linewidth": 0.9, "arrowstyle": "-|>"},
-    "fin": {"color": PURPLE, "linestyle": "-", "linewidth": 1.6, "arrowstyle": "-|>"},
-    "rst": {"color": BLACK, "linestyle": "-", "linewidth": 2.0, "arrowstyle": "-["},
-    "retransmission": {"color": VERMILLION, "linestyle": "-", "linewidth": 1.8, "arrowstyle": "-|>"},
-    "udp": {"color": SKY, "linestyle": (0, (6, 2, 1, 2)), "linewidth": 1.6, "arrowstyle": "-|>"},
-    "icmp": {"color": ORANGE, "linestyle": (0, (1, 2)), "linewidth": 1.8, "arrowstyle": "-|>"},
-    "other": {"color": GREY, "linestyle": ":", "linewidth": 1.0, "arrowstyle": "-|>"},
+
+class Style(NamedTuple):
+    """How an arrow of one kind looks."""
+
+    color: str
+    linestyle: Literal["-", ":"] | tuple[float, tuple[float, ...]]
+    linewidth: float
+    head: str
+    """A matplotlib arrow style: "-|>" a filled head, "-[" the bar that marks a reset."""
+
+
+STYLES: dict[str, Style] = {
+    "handshake": Style(BLUE, "-", 1.4, "-|>"),
+    "data": Style(GREEN, "-", 1.8, "-|>"),
+    "ack": Style(GREY, (0, (4, 3)), 0.9, "-|>"),
+    "fin": Style(PURPLE, "-", 1.6, "-|>"),
+    "rst": Style(BLACK, "-", 2.0, "-["),
+    "retransmission": Style(VERMILLION, "-", 1.8, "-|>"),
+    "udp": Style(SKY, (0, (6, 2, 1, 2)), 1.6, "-|>"),
+    "icmp": Style(ORANGE, (0, (1, 2)), 1.8, "-|>"),
+    "other": Style(GREY, ":", 1.0, "-|>"),
 }
 KIND_NAMES = {
-    "handshake": "handshake (SYN, SYN-ACK, ACK)", "data": "data", "ack": "pure ACK", "fin": "FIN", "rst": "RST",
-    "retransmission": "retransmission", "udp": "UDP datagram", "icmp": "ICMP error", "other": "other",
+    "handshake": "handshake (SYN, SYN-ACK, ACK)",
+    "data": "data",
+    "ack": "pure ACK",
+    "fin": "FIN",
+    "rst": "RST",
+    "retransmission": "retransmission",
+    "udp": "UDP datagram",
+    "icmp": "ICMP error",
+    "other": "other",
 }
 PHASE_COLOURS = {"handshake": "#E5F0FA", "data": "#FFFFFF", "teardown": "#F6E8F1", "reset": "#FBE6DC"}
 PHASE_NAMES = {"handshake": "handshake", "data": "data transfer", "teardown": "teardown", "reset": "reset"}
 STATE_COLOURS = {
-    "LISTEN": "#DDDDDD", "SYN-SENT": SKY, "SYN-RECEIVED": SKY, "ESTABLISHED": GREEN, "FIN-WAIT-1": PURPLE,
-    "FIN-WAIT-2": PURPLE, "CLOSE-WAIT": ORANGE, "CLOSING": PURPLE, "LAST-ACK": ORANGE, "TIME-WAIT": YELLOW,
+    "LISTEN": "#DDDDDD",
+    "SYN-SENT": SKY,
+    "SYN-RECEIVED": SKY,
+    "ESTABLISHED": GREEN,
+    "FIN-WAIT-1": PURPLE,
+    "FIN-WAIT-2": PURPLE,
+    "CLOSE-WAIT": ORANGE,
+    "CLOSING": PURPLE,
+    "LAST-ACK": ORANGE,
+    "TIME-WAIT": YELLOW,
     "CLOSED": "#BBBBBB",
 }
 EVENT_COLOURS = {"retransmission": VERMILLION, "duplicate_ack": ORANGE, "fast_retransmission": VERMILLION}
@@ -165,8 +199,9 @@ def draw_ladder(
         legend_inches = 0.75
         width = WIDTH_INCHES * right_edge / RIGHT_EDGE
         figure = plt.figure(figsize=(width, rows_inches + legend_inches))
-        ax = figure.add_axes((0.0, legend_inches / (rows_inches + legend_inches), 1.0,
-                              rows_inches / (rows_inches + legend_inches)))
+        ax = figure.add_axes(
+            (0.0, legend_inches / (rows_inches + legend_inches), 1.0, rows_inches / (rows_inches + legend_inches))
+        )
     lifelines = _lifeline_x(len(layout.participants))
     ax.set_xlim(0, right_edge)
     ax.set_ylim(bottom, top)
@@ -210,29 +245,70 @@ def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_e
     for phase, start, end in spans:
         if not phase or phase not in PHASE_COLOURS:
             continue
-        ax.add_patch(Rectangle((0, start - 0.45), right_edge, end - start + 1.0, facecolor=PHASE_COLOURS[phase],
-                               edgecolor="none", zorder=0))
+        ax.add_patch(
+            Rectangle(
+                (0, start - 0.45),
+                right_edge,
+                end - start + 1.0,
+                facecolor=PHASE_COLOURS[phase],
+                edgecolor="none",
+                zorder=0,
+            )
+        )
         if phase != "data" or len(spans) > 1:
-            ax.text(0.1, (start + end) / 2 + 0.25, PHASE_NAMES[phase], fontsize=7.5, style="italic",
-                    color="#555555", va="center", ha="center", rotation=90, zorder=1)
+            ax.text(
+                0.1,
+                (start + end) / 2 + 0.25,
+                PHASE_NAMES[phase],
+                fontsize=7.5,
+                style="italic",
+                color="#555555",
+                va="center",
+                ha="center",
+                rotation=90,
+                zorder=1,
+            )
 
 
 def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top: float, bottom: float) -> None:
     for participant, x in zip(layout.participants, lifelines):
         ax.plot([x, x], [top + 0.5, bottom], color="#444444", linewidth=1.0, zorder=1)
-        ax.text(x, top, participant.label, ha="center", va="center", fontsize=9.5, fontweight="bold", zorder=5,
-                bbox={"boxstyle": "round,pad=0.35", "facecolor": "#F2F2F2", "edgecolor": "#444444"})
-    ax.text(GUTTER_RIGHT - 0.05, top + 1.0, "frame, seconds\nsince start", ha="right", va="center", fontsize=7.5,
-            color="#444444")
+        ax.text(
+            x,
+            top,
+            participant.label,
+            ha="center",
+            va="center",
+            fontsize=9.5,
+            fontweight="bold",
+            zorder=5,
+            bbox={"boxstyle": "round,pad=0.35", "facecolor": "#F2F2F2", "edgecolor": "#444444"},
+        )
+    ax.text(
+        GUTTER_RIGHT - 0.05,
+        top + 1.0,
+        "frame, seconds\nsince start",
+        ha="right",
+        va="center",
+        fontsize=7.5,
+        color="#444444",
+    )
 
 
 def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: int | None) -> None:
     style = STYLES.get(row.kind, STYLES["other"])
     start, end = lifelines[row.source], lifelines[row.target]
     patch = FancyArrowPatch(
-        (start, y), (end, y + SLANT), arrowstyle=str(style["arrowstyle"]), mutation_scale=11,
-        color=str(style["color"]), linestyle=style["linestyle"], linewidth=float(str(style["linewidth"])),
-        shrinkA=0, shrinkB=0, zorder=3,
+        (start, y),
+        (end, y + SLANT),
+        arrowstyle=style.head,
+        mutation_scale=11,
+        color=style.color,
+        linestyle=style.linestyle,
+        linewidth=style.linewidth,
+        shrinkA=0,
+        shrinkB=0,
+        zorder=3,
     )
     patch.set_gid(f"frame-{row.frame}")
     patch.set_label(f"frame {row.frame}")
@@ -241,30 +317,78 @@ def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: 
     limit = max(12, int(LABEL_CHARACTERS * span / (RIGHT_LIFELINE - LEFT_LIFELINE)))
     middle = (start + end) / 2
     ax.text(
-        middle, y + SLANT / 2 - 0.14, _shorten(row.label, limit), ha="center", va="bottom", fontsize=8,
-        family="DejaVu Sans Mono", color="#111111", zorder=4,
+        middle,
+        y + SLANT / 2 - 0.14,
+        _shorten(row.label, limit),
+        ha="center",
+        va="bottom",
+        fontsize=8,
+        family="DejaVu Sans Mono",
+        color="#111111",
+        zorder=4,
         bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
     )
     if row.time_ns is not None and origin is not None:
-        ax.text(GUTTER_RIGHT - 0.05, y + 0.05, f"{(row.time_ns - origin) / 1e9:.6f}", ha="right", va="center",
-                fontsize=7.5, family="DejaVu Sans Mono", color="#222222")
+        ax.text(
+            GUTTER_RIGHT - 0.05,
+            y + 0.05,
+            f"{(row.time_ns - origin) / 1e9:.6f}",
+            ha="right",
+            va="center",
+            fontsize=7.5,
+            family="DejaVu Sans Mono",
+            color="#222222",
+        )
         if row.delta_ns is not None:
-            ax.text(GUTTER_RIGHT - 0.05, y + 0.42, _duration(row.delta_ns), ha="right", va="center", fontsize=6.5,
-                    color="#777777")
+            ax.text(
+                GUTTER_RIGHT - 0.05,
+                y + 0.42,
+                _duration(row.delta_ns),
+                ha="right",
+                va="center",
+                fontsize=6.5,
+                color="#777777",
+            )
     ax.text(0.3, y + 0.05, f"#{row.frame}", ha="left", va="center", fontsize=7, color="#777777")
     if row.events:
         colour = next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), PURPLE)
-        ax.text(EVENT_COLUMN, y + SLANT / 2, "  ".join(row.events), ha="left", va="center", fontsize=8,
-                color=colour, fontweight="bold", zorder=4)
+        ax.text(
+            EVENT_COLUMN,
+            y + SLANT / 2,
+            "  ".join(row.events),
+            ha="left",
+            va="center",
+            fontsize=8,
+            color=colour,
+            fontweight="bold",
+            zorder=4,
+        )
 
 
 def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
-    ax.add_patch(Rectangle((lifelines[0], y - 0.2), lifelines[-1] - lifelines[0], 0.9, facecolor="#F4F4F4",
-                           edgecolor="#AAAAAA", linestyle=(0, (2, 2)), zorder=2))
-    ax.text((lifelines[0] + lifelines[-1]) / 2, y + 0.25, row.description, ha="center", va="center", fontsize=8.5,
-            style="italic", color="#333333", zorder=4)
-    ax.text(0.3, y + 0.25, f"#{row.first_frame}–{row.last_frame}", ha="left", va="center", fontsize=7,
-            color="#777777")
+    ax.add_patch(
+        Rectangle(
+            (lifelines[0], y - 0.2),
+            lifelines[-1] - lifelines[0],
+            0.9,
+            facecolor="#F4F4F4",
+            edgecolor="#AAAAAA",
+            linestyle=(0, (2, 2)),
+            zorder=2,
+        )
+    )
+    ax.text(
+        (lifelines[0] + lifelines[-1]) / 2,
+        y + 0.25,
+        row.description,
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        style="italic",
+        color="#333333",
+        zorder=4,
+    )
+    ax.text(0.3, y + 0.25, f"#{row.first_frame}–{row.last_frame}", ha="left", va="center", fontsize=7, color="#777777")
 
 
 def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
@@ -272,8 +396,17 @@ def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
         ax.add_patch(Rectangle((x - 0.12, y + 0.05), 0.24, 0.4, facecolor="white", edgecolor="none", zorder=2))
         ax.plot([x - 0.12, x + 0.12], [y + 0.05, y - 0.05], color="#444444", linewidth=1, zorder=3)
         ax.plot([x - 0.12, x + 0.12], [y + 0.45, y + 0.35], color="#444444", linewidth=1, zorder=3)
-    ax.text((lifelines[0] + lifelines[-1]) / 2, y + 0.25, f"{row.seconds:.1f} s idle", ha="center", va="center",
-            fontsize=8.5, style="italic", color="#333333", zorder=4)
+    ax.text(
+        (lifelines[0] + lifelines[-1]) / 2,
+        y + 0.25,
+        f"{row.seconds:.1f} s idle",
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        style="italic",
+        color="#333333",
+        zorder=4,
+    )
 
 
 def _draw_links(ax: Axes, layout: LadderLayout, positions: list[float], frame_y: dict[int, float]) -> None:
@@ -281,17 +414,29 @@ def _draw_links(ax: Axes, layout: LadderLayout, positions: list[float], frame_y:
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or not row.links:
             continue
-        for index, linked in enumerate(row.links):
+        # The original (vermillion) and the first duplicate ACK behind a fast retransmission (orange):
+        # one arc each keeps dense captures legible; the event text gives the count.
+        chosen = [row.original] if row.original is not None else []
+        behind = [frame for frame in row.links if frame != row.original]
+        chosen += behind[:1]
+        for linked in chosen:
             target = frame_y.get(linked)
             if target is None:
                 continue
             colour = VERMILLION if linked == row.original else ORANGE
-            bend = 0.25 + 0.08 * index
-            ax.add_patch(FancyArrowPatch(
-                (EVENT_COLUMN - 0.1, y + SLANT / 2), (EVENT_COLUMN - 0.1, target + SLANT / 2),
-                connectionstyle=f"arc3,rad={bend}", arrowstyle="-|>", mutation_scale=8, color=colour,
-                linestyle=(0, (2, 2)), linewidth=1.0, zorder=2,
-            ))
+            ax.add_patch(
+                FancyArrowPatch(
+                    (EVENT_COLUMN - 0.12, y + SLANT / 2),
+                    (EVENT_COLUMN - 0.12, target + SLANT / 2),
+                    connectionstyle="arc3,rad=-0.3",
+                    arrowstyle="-|>",
+                    mutation_scale=8,
+                    color=colour,
+                    linestyle=(0, (2, 2)),
+                    linewidth=1.0,
+                    zorder=2,
+                )
+            )
 
 
 def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float]) -> None:
@@ -302,8 +447,17 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
     def close(index: int, until: float) -> None:
         state, since = current[index]
         x = lifelines[index]
-        ax.add_patch(Rectangle((x - 0.06, since), 0.12, until - since, facecolor=STATE_COLOURS.get(state, GREY),
-                               edgecolor="none", alpha=0.9, zorder=2))
+        ax.add_patch(
+            Rectangle(
+                (x - 0.06, since),
+                0.12,
+                until - since,
+                facecolor=STATE_COLOURS.get(state, GREY),
+                edgecolor="none",
+                alpha=0.9,
+                zorder=2,
+            )
+        )
 
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or row.protocol != "tcp":
@@ -321,10 +475,23 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
             current[index] = (state, at)
             x = lifelines[index]
             left = index == 0
-            ax.text(x + (-0.14 if left else 0.14), at, state, ha="right" if left else "left", va="center",
-                    fontsize=7, fontweight="bold", color="#333333", zorder=5,
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white",
-                          "edgecolor": STATE_COLOURS.get(state, GREY), "linewidth": 1.2})
+            ax.text(
+                x + (-0.14 if left else 0.14),
+                at,
+                state,
+                ha="right" if left else "left",
+                va="center",
+                fontsize=7,
+                fontweight="bold",
+                color="#333333",
+                zorder=5,
+                bbox={
+                    "boxstyle": "round,pad=0.15",
+                    "facecolor": "white",
+                    "edgecolor": STATE_COLOURS.get(state, GREY),
+                    "linewidth": 1.2,
+                },
+            )
     for index in list(current):
         close(index, last_y)
 
@@ -336,8 +503,14 @@ def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
             kinds.append(row.kind)
     order = list(STYLES)
     handles: list[Line2D | Patch] = [
-        Line2D([0], [0], color=str(STYLES[kind]["color"]), linestyle=STYLES[kind]["linestyle"],
-               linewidth=float(str(STYLES[kind]["linewidth"])), label=KIND_NAMES[kind])
+        Line2D(
+            [0],
+            [0],
+            color=STYLES[kind].color,
+            linestyle=STYLES[kind].linestyle,
+            linewidth=STYLES[kind].linewidth,
+            label=KIND_NAMES[kind],
+        )
         for kind in sorted(kinds, key=order.index)
     ]
     if any(isinstance(row, Arrow) and row.links for row in layout.rows):
@@ -350,5 +523,12 @@ def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
             handles.append(Patch(facecolor=PHASE_COLOURS[phase], edgecolor="#CCCCCC", label=f"{phase} phase"))
     if not handles:
         handles.append(Line2D([0], [0], color=GREY, label="no frames"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(5, len(handles)),
-              fontsize=8, frameon=False, handlelength=3)
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(5, len(handles)),
+        fontsize=8,
+        frameon=False,
+        handlelength=3,
+    )

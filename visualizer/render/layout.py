@@ -248,8 +248,13 @@ class LadderBuilder:
     """Builds a :class:`LadderLayout` from per-frame analyses, streaming (memory follows the rows kept)."""
 
     def __init__(
-        self, *, fold: bool = True, fold_minimum: int = FOLD_MINIMUM, fold_keep: int = FOLD_KEEP,
-        origin_ns: int | None = None, title: str = "",
+        self,
+        *,
+        fold: bool = True,
+        fold_minimum: int = FOLD_MINIMUM,
+        fold_keep: int = FOLD_KEEP,
+        origin_ns: int | None = None,
+        title: str = "",
     ) -> None:
         self.fold = fold
         self.fold_minimum = max(fold_minimum, 2 * fold_keep + 1)
@@ -369,9 +374,24 @@ class LadderBuilder:
         if frame.protocol == "tcp":
             tooltip += f" — sender {frame.state}, receiver {frame.receiver_state}"
         return Arrow(
-            record.number, time, delta, source, target, _kind(frame), label, tooltip, events,
-            analysis_names(frame.analysis), links, original, frame.state, frame.receiver_state, changed, frame.phase,
-            frame.protocol, frame.stream,
+            record.number,
+            time,
+            delta,
+            source,
+            target,
+            _kind(frame),
+            label,
+            tooltip,
+            events,
+            analysis_names(frame.analysis),
+            links,
+            original,
+            frame.state,
+            frame.receiver_state,
+            changed,
+            frame.phase,
+            frame.protocol,
+            frame.stream,
         )
 
     def _track(self, frame: FrameAnalysis) -> tuple[int | None, tuple[int, ...]]:
@@ -420,8 +440,16 @@ class LadderBuilder:
         if first.timestamp_ns is not None:
             self._last_time = last.timestamp_ns
         self._rows.append(
-            Fold(first.number, last.number, len(middle), data, first.timestamp_ns, last.timestamp_ns,
-                 middle[0].phase, description)
+            Fold(
+                first.number,
+                last.number,
+                len(middle),
+                data,
+                first.timestamp_ns,
+                last.timestamp_ns,
+                middle[0].phase,
+                description,
+            )
         )
         for frame in run[-keep:]:
             self._rows.append(self._arrow(frame))

@@ -1,0 +1,102 @@
+"""The ladder layout: participants, labels, events and links, folding, gaps, pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.packets import ACK, FIN, PSH, SYN, Conversation
+from visualizer.analysis import analyse
+from visualizer.pipeline import analyse_file
+from visualizer.render.layout import Fold, Gap, build_ladder, preview
+
+CAPTURES = Path(__file__).parent.parent.parent / "captures"
+
+
+def layout_of(talk: Conversation, **options: object):  # type: ignore[no-untyped-def]
+    report = analyse(talk.records(), keep_frames=True)
+    return build_ladder(report.frame_analyses, origin_ns=report.first_time_ns, **options)  # type: ignore[arg-type]
+
+
+def test_story_labels_in_stevens_notation() -> None:
+    report = analyse_file(CAPTURES / "story.pcap", keep_frames=True)
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+    assert [participant.label for participant in layout.participants] == [
+        "client 127.0.0.1:56566",
+        "server 127.0.0.1:8080",
+    ]
+    arrows = layout.arrows()
+    assert len(arrows) == 10
+    assert arrows[0].label.startswith("SYN seq=0 win=65495 <mss 65495")
+    assert arrows[3].label == 'PSH|ACK seq=1:13 (12) ack=1 "tic tac toe?"'
+    assert [arrow.kind for arrow in arrows] == [
+        "handshake",
+        "handshake",
+        "handshake",
+        "data",
+        "ack",
+        "data",
+        "ack",
+        "fin",
+        "fin",
+        "ack",
+    ]
+    assert (arrows[0].source, arrows[0].target) == (0, 1) and (arrows[1].source, arrows[1].target) == (1, 0)
+    assert arrows[7].sender_state == "FIN-WAIT-1" and arrows[7].state_changed == (True, True)
+
+
+def test_retransmission_links_back_to_its_original() -> None:
+    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.01, 500, 101, SYN | ACK)
+    talk.client_sends(0.02, 101, 501, ACK).client_sends(0.03, 101, 501, PSH | ACK, b"hello")
+    talk.client_sends(0.5, 101, 501, PSH | ACK, b"hello")
+    arrow = layout_of(talk).arrows()[-1]
+    assert arrow.kind == "retransmission" and arrow.original == 4 and arrow.links == (4,)
+    assert arrow.events == ("retransmission of #4",)
+
+
+def test_long_uneventful_runs_fold_and_events_stay() -> None:
+    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.01, 500, 101, SYN | ACK)
+    talk.client_sends(0.02, 101, 501, ACK)
+    sequence = 101
+    for step in range(40):
+        talk.client_sends(0.03 + step * 0.01, sequence, 501, ACK, b"x" * 100)
+        sequence += 100
+        talk.server_sends(0.035 + step * 0.01, 501, sequence, ACK)
+    talk.client_sends(0.5, 101, 501, ACK, b"x" * 100)  # a retransmission at the end
+    layout = layout_of(talk)
+    folds = [row for row in layout.rows if isinstance(row, Fold)]
+    assert len(folds) == 1 and folds[0].count > 60
+    assert folds[0].description == "× 75 frames: 37 data segments (3700 bytes), 38 ACKs, no loss"
+    assert layout.arrows()[-1].kind == "retransmission"
+    assert layout.frames == 84
+    unfolded = layout_of(talk, fold=False)
+    assert len(unfolded.arrows()) == 84
+
+
+def test_idle_pauses_become_gaps_and_pages_keep_every_row() -> None:
+    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.01, 500, 101, SYN | ACK)
+    talk.client_sends(0.02, 101, 501, ACK).client_sends(30.0, 101, 501, FIN | ACK)
+    layout = layout_of(talk)
+    gaps = [row for row in layout.rows if isinstance(row, Gap)]
+    assert len(gaps) == 1 and round(gaps[0].seconds) == 30
+    pages = layout.paginate(2)
+    assert [page.page for page in pages] == [0, 1, 2] and all(page.pages == 3 for page in pages)
+    assert sum(len(page.rows) for page in pages) == len(layout.rows)
+
+
+def test_udp_and_icmp_error_arrows() -> None:
+    report = analyse_file(CAPTURES / "udp.pcap", keep_frames=True)
+    layout = build_ladder(report.frame_analyses)
+    arrows = layout.arrows()
+    assert [arrow.kind for arrow in arrows] == ["udp"] * 5 + ["icmp"]
+    assert arrows[0].label == 'UDP 6 bytes "ping 1"'
+    icmp = arrows[-1]
+    assert icmp.label == "ICMP port unreachable (type 3 code 3)"
+    assert (icmp.source, icmp.target) == (arrows[4].target, arrows[4].source)
+
+
+def test_payload_preview_escapes_and_truncates() -> None:
+    assert preview(b"tic tac toe?") == '"tic tac toe?"'
+    assert preview(b"line\r\n") == '"line\\r\\n"'
+    assert preview(bytes(range(200, 230))).startswith("0xc8c9")
+    assert preview(b"a" * 40).endswith('…"')
+    assert preview(b"") == ""
