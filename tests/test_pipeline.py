@@ -139,3 +139,19 @@ def test_mixing_byte_is_the_same_for_both_directions() -> None:
     talk.client_sends(0, 1, 0, SYN).server_sends(0.1, 9, 2, SYN | ACK)
     forward, backward = talk.records()
     assert mixing_byte(forward) == mixing_byte(backward) == (7 ^ 9 ^ (40123 & 0xFF) ^ (443 & 0xFF))
+
+
+def test_analysing_chosen_streams_gives_the_frames_of_the_full_analysis(capture: Path) -> None:
+    full = pipeline.analyse_file(capture, keep_frames=True, workers=1)
+    for protocol, streams in (("tcp", {0, 7, 33}), ("udp", {2})):
+        report, frames = pipeline.analyse_streams(capture, protocol, streams)
+        expected = [
+            frame
+            for frame in full.frame_analyses
+            if frame.stream in streams
+            and frame.protocol in (protocol, "icmp")
+            and (frame.record.quoted.transport if frame.record.quoted else frame.record.transport)
+            == (6 if protocol == "tcp" else 17)
+        ]
+        assert frames == expected and frames
+        assert summary(report) == summary(pipeline.analyse_file(capture, workers=1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -195,7 +196,8 @@ _SUFFIX_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".txt": "ascii",
 def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path
 
-    from visualizer.pipeline import iter_file_analysis
+    from visualizer.analysis.report import FrameAnalysis
+    from visualizer.pipeline import BULK_MINIMUM_BYTES, analyse_streams, iter_file_analysis
     from visualizer.render.export import save_ladder, save_time_sequence
     from visualizer.render.layout import LadderBuilder
 
@@ -216,24 +218,31 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     streams = set(arguments.stream or [])
     wanted = 6 if arguments.protocol == "tcp" else 17
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
-    keep_all = bool(arguments.time_sequence)
-    analyzer, reader, frames = iter_file_analysis(arguments.file, keep_frames=keep_all, progress=progress)
     builder = LadderBuilder(fold=not arguments.no_fold)
-    for frame in frames:
-        if builder.origin_ns is None:
-            builder.origin_ns = frame.record.timestamp_ns
-        if streams:
-            if frame.stream not in streams:
-                continue
-            quoted = frame.record.quoted
-            if (quoted.transport if quoted is not None else frame.record.transport) != wanted:
-                continue
-        if not keep_all:
-            builder.add(frame)
+    selected: list[FrameAnalysis] = []
+    if streams and os.path.getsize(arguments.file) >= BULK_MINIMUM_BYTES:
+        # A large file: the report first (fast, parallel), then only the chosen streams' frames.
+        report, selected = analyse_streams(arguments.file, arguments.protocol, streams, progress=progress)
+        builder.origin_ns = report.first_time_ns
+    else:
+        analyzer, reader, frames = iter_file_analysis(arguments.file, progress=progress)
+        for frame in frames:
+            if builder.origin_ns is None:
+                builder.origin_ns = frame.record.timestamp_ns
+            if streams:
+                if frame.stream not in streams:
+                    continue
+                quoted = frame.record.quoted
+                if (quoted.transport if quoted is not None else frame.record.transport) != wanted:
+                    continue
+            selected.append(frame)
+        report = analyzer.finish()
+        report.warnings.extend(reader.warnings)
     if progress is not None:
         progress.clear()
-    report = analyzer.finish()
-    report.warnings.extend(reader.warnings)
+    if not arguments.time_sequence:
+        for frame in selected:
+            builder.add(frame)
     conversations = [
         c for c in report.conversations if not streams or (c.protocol == arguments.protocol and c.stream in streams)
     ]
@@ -256,7 +265,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if len(tcp) != 1:
             raise UsageError(f"{arguments.file}: the time-sequence graph needs exactly one TCP stream (--stream N)")
         target = output or Path(f"{stem}-stream{tcp[0].stream}-time-sequence.{file_format}")
-        written = save_time_sequence(report.frame_analyses, tcp[0].stream, target, file_format=file_format)
+        written = save_time_sequence(selected, tcp[0].stream, target, file_format=file_format)
     else:
         layout = builder.finish()
         if not layout.rows:

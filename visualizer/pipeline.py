@@ -25,7 +25,15 @@ from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding
 from visualizer.model import PacketRecord, SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder, iter_records
-from visualizer.sources.decode import WHOLE, Share, decode_pcap_chunk, in_share, plan_shares
+from visualizer.sources.decode import (
+    WHOLE,
+    Share,
+    candidate_positions,
+    decode_pcap_chunk,
+    in_share,
+    one_by_one_all,
+    plan_shares,
+)
 
 ProgressCallback = Callable[[int, int, int], None]
 """Called now and then with (frames so far, bytes read so far, file size)."""
@@ -276,3 +284,113 @@ def merge_reports(reports: list[Report], *, frames: int, warnings: list[str]) ->
 
 
 __all__ = ["analyse_file", "default_workers", "iter_file_analysis", "merge_reports"]
+
+
+# -- Analysing a few streams of a large file ----------------------------------------------------
+
+
+def analyse_streams(
+    path: str | os.PathLike[str],
+    protocol: str,
+    streams: set[int],
+    *,
+    progress: ProgressCallback | None = None,
+) -> tuple[Report, list[FrameAnalysis]]:
+    """The whole file's report, and the per-frame analysis of the chosen streams only.
+
+    Two passes: the report (parallel, no per-frame results), then only the frames of
+    the chosen conversations, picked from their bytes (the address and port bytes
+    of plain Ethernet/IPv4 frames; anything else decoded first). TCP and UDP
+    analysis depends on a conversation's own frames alone, so their analysis is the
+    same as in the full pass; their stream numbers are the full pass's.
+    """
+    report = analyse_file(path, progress=progress)
+    chosen = [c for c in report.conversations if c.protocol == protocol and c.stream in streams]
+    if not chosen:
+        return report, []
+    transport = 6 if protocol == "tcp" else 17
+    # Each chosen conversation owns its 4-tuple from its first frame until the next
+    # conversation on the same 4-tuple (a reused port pair) begins.
+    spans: dict[tuple[str, str, int, int], list[tuple[int, int, int]]] = {}
+    by_key: dict[tuple[str, str, int, int], list[int]] = {}
+    for conversation in report.conversations:
+        if conversation.protocol == protocol:
+            key = _canonical(conversation.address_a, conversation.address_b, conversation.port_a, conversation.port_b)
+            by_key.setdefault(key, []).append(conversation.first_frame)
+    for conversation in chosen:
+        key = _canonical(conversation.address_a, conversation.address_b, conversation.port_a, conversation.port_b)
+        later = [first for first in by_key[key] if first > conversation.first_frame]
+        spans.setdefault(key, []).append(
+            (conversation.first_frame, min(later) if later else 1 << 62, conversation.stream)
+        )
+    wanted_bytes = set()
+    for source, destination, source_port, destination_port in spans:
+        for a, b, c, d in (
+            (source, destination, source_port, destination_port),
+            (destination, source, destination_port, source_port),
+        ):
+            if ":" not in a:
+                wanted_bytes.add(_ipv4_key_bytes(a, b, c, d))
+
+    reader = CaptureReader(path)
+    decoder = FrameDecoder()
+
+    def belongs(record: PacketRecord) -> bool:
+        quoted = record.quoted
+        if quoted is not None and quoted.transport == transport:
+            key = _canonical(quoted.source, quoted.destination, quoted.source_port, quoted.destination_port)
+        elif record.transport == transport:
+            key = _canonical(record.source, record.destination, record.source_port, record.destination_port)
+        else:
+            return False
+        return any(first <= record.number < end for first, end, _ in spans.get(key, ()))
+
+    def chosen_records() -> Iterator[PacketRecord]:
+        if reader.format == "pcap" and reader.pcap_header is not None:
+            header = reader.pcap_header
+            for chunk in reader.pcap_chunks():
+                positions = candidate_positions(chunk, header, wanted_bytes, transport)
+                for record in one_by_one_all(decoder, chunk, header, positions):
+                    if belongs(record):
+                        yield record
+        else:
+            for record in iter_records(reader):
+                if belongs(record):
+                    yield record
+
+    # The second pass numbers its streams from 0; give each frame its stream number of the full pass.
+    analyzer = Analyzer(source=os.fspath(path))
+    numbers: dict[int, int] = {}
+    frames: list[FrameAnalysis] = []
+    for record in chosen_records():
+        frame = analyzer.add(record)
+        if frame.stream >= 0:
+            if frame.stream not in numbers:
+                quoted = record.quoted
+                key = (
+                    _canonical(quoted.source, quoted.destination, quoted.source_port, quoted.destination_port)
+                    if quoted is not None
+                    else _canonical(record.source, record.destination, record.source_port, record.destination_port)
+                )
+                numbers[frame.stream] = next(
+                    (stream for first, end, stream in spans.get(key, ()) if first <= record.number < end), -1
+                )
+            frame = frame._replace(stream=numbers[frame.stream])
+        frames.append(frame)
+    return report, frames
+
+
+def _canonical(a: str, b: str, port_a: int, port_b: int) -> tuple[str, str, int, int]:
+    """The same key for both directions of a conversation."""
+    return (a, b, port_a, port_b) if (a, port_a) <= (b, port_b) else (b, a, port_b, port_a)
+
+
+def _ipv4_key_bytes(source: str, destination: str, source_port: int, destination_port: int) -> bytes:
+    import socket
+
+    return (
+        socket.inet_aton(source)
+        + socket.inet_aton(destination)
+        + source_port.to_bytes(2, "big")
+        + destination_port.to_bytes(2, "big")
+    )

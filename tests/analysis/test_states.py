@@ -50,6 +50,10 @@ def test_simultaneous_open() -> None:
     )
 
 
+def test_refused_connection_leaves_the_answering_endpoint_closed() -> None:
+    assert run(State.LISTEN, Event.RECEIVE_SYN, Event.SEND_RST) is State.CLOSED
+
+
 def test_a_reset_closes_every_state_but_listen() -> None:
     for state in State:
         expected = State.LISTEN if state is State.LISTEN else State.CLOSED

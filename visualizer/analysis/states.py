@@ -15,8 +15,9 @@ captures miss segments, start mid-connection and contain misbehaving stacks.
 
 Assumptions (heuristics of ours, not of the RFC): the capture point sees a
 segment when it is both sent and received; a conversation first seen mid-stream
-starts with both endpoints ESTABLISHED; an endpoint that answers a SYN was
-LISTENing.
+starts with both endpoints ESTABLISHED; the endpoint a SYN goes to is taken as
+LISTEN until it answers, and enters SYN-RECEIVED when it sends its SYN-ACK (a
+RST instead means the port was closed: LISTEN -> CLOSED).
 
 The state-diagram figure and the tests read this same table.
 """
@@ -69,7 +70,10 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     # Opening (RFC 9293 s3.5, Figure 6; simultaneous open, Figure 7).
     (S.CLOSED, E.SEND_SYN): S.SYN_SENT,
     (S.CLOSED, E.RECEIVE_SYN): S.CLOSED,  # a closed port: the answer is a RST (s3.10.7.1)
-    (S.LISTEN, E.RECEIVE_SYN): S.SYN_RECEIVED,
+    # An observer cannot tell a listening endpoint from a closed port until it answers: the
+    # SYN-ACK shows it was LISTENing (and is now SYN-RECEIVED), a RST that it was CLOSED.
+    (S.LISTEN, E.RECEIVE_SYN): S.LISTEN,
+    (S.LISTEN, E.SEND_SYN_ACK): S.SYN_RECEIVED,
     (S.LISTEN, E.SEND_SYN): S.SYN_SENT,
     (S.LISTEN, E.RECEIVE_RST): S.LISTEN,  # s3.10.7.2: a RST in LISTEN is ignored
     (S.SYN_SENT, E.SEND_SYN): S.SYN_SENT,  # retransmitted SYN

@@ -232,19 +232,23 @@ def _evenly_spaced(layout: LadderLayout) -> bool:
     return deltas[0] >= 0.5 * deltas[len(deltas) // 2]
 
 
-def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_edge: float) -> None:
-    spans: list[tuple[str, float, float]] = []
+def _phase_spans(layout: LadderLayout, positions: list[float]) -> list[tuple[str, float, float, int]]:
+    """(phase, first y, last y, rows) for each run of rows in one phase; a RST's row is "reset"."""
+    spans: list[tuple[str, float, float, int]] = []
     for row, y in zip(layout.rows, positions):
         phase = row.phase if isinstance(row, (Arrow, Fold)) else "data"
         if isinstance(row, Arrow) and row.kind == "rst":
             phase = "reset"
         if spans and spans[-1][0] == phase:
-            spans[-1] = (phase, spans[-1][1], y)
+            spans[-1] = (phase, spans[-1][1], y, spans[-1][3] + 1)
         else:
-            spans.append((phase, y, y))
-    for phase, start, end in spans:
-        if not phase or phase not in PHASE_COLOURS:
-            continue
+            spans.append((phase, y, y, 1))
+    return [span for span in spans if span[0] in PHASE_COLOURS]
+
+
+def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_edge: float) -> None:
+    spans = _phase_spans(layout, positions)
+    for phase, start, end, rows in spans:
         ax.add_patch(
             Rectangle(
                 (0, start - 0.45),
@@ -255,7 +259,7 @@ def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_e
                 zorder=0,
             )
         )
-        if phase != "data" or len(spans) > 1:
+        if rows >= 3 and (phase != "data" or len(spans) > 1):
             ax.text(
                 0.1,
                 (start + end) / 2 + 0.25,
@@ -517,8 +521,8 @@ def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
         handles.append(Line2D([0], [0], color=VERMILLION, linestyle=(0, (2, 2)), label="refers back to"))
     if any(isinstance(row, Fold) for row in layout.rows):
         handles.append(Patch(facecolor="#F4F4F4", edgecolor="#AAAAAA", label="folded frames"))
-    phases = {row.phase for row in layout.rows if isinstance(row, Arrow)}
-    for phase in ("handshake", "teardown"):
+    phases = {span[0] for span in _phase_spans(layout, [float(index) for index in range(len(layout.rows))])}
+    for phase in ("handshake", "teardown", "reset"):
         if phase in phases:
             handles.append(Patch(facecolor=PHASE_COLOURS[phase], edgecolor="#CCCCCC", label=f"{phase} phase"))
     if not handles:

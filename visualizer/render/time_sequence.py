@@ -87,6 +87,9 @@ def draw_time_sequence(
         ax.plot(sack_x, sack_y, color=PURPLE, linewidth=3, alpha=0.7, zorder=4)
     if zero_x:
         ax.plot(zero_x, zero_y, linestyle="none", marker="x", markersize=8, color=VERMILLION, zorder=5)
+    _focus_on_the_transfer(
+        ax, [seconds(frame) for frame in sent if frame.record.payload_length], [seconds(frame) for frame in chosen]
+    )
     ax.set_xlabel("time since the first frame (s)")
     ax.set_ylabel("relative sequence number (bytes)")
     direction = "initiator → responder" if from_initiator else "responder → initiator"
@@ -116,3 +119,24 @@ def draw_time_sequence(
     if not sent:
         ax.text(0.5, 0.5, "no segments in this direction", transform=ax.transAxes, ha="center", color=GREY)
     return ax
+
+
+def _focus_on_the_transfer(ax: Axes, data_times: list[float], all_times: list[float]) -> None:
+    """Keep the x axis on the data when a long idle tail (keep-alives, a late RST) would squash it."""
+    if not data_times or not all_times:
+        return
+    first, last = min(data_times), max(data_times)
+    span = max(last - first, 1e-3)
+    end = max(all_times)
+    if end - last > 5 * span:
+        ax.set_xlim(min(all_times) - 0.02 * span, last + 0.15 * span)
+        later = sum(1 for time in all_times if time > last + 0.15 * span)
+        ax.annotate(
+            f"{later} later frame{'s' if later != 1 else ''}, up to {end:.1f} s →",
+            xy=(1.0, 0.02),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color=GREY,
+        )

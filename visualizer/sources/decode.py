@@ -801,6 +801,40 @@ def decode_pcap_chunk(
     return list(itemgetter(*order)(together)) if len(together) > 1 else together
 
 
+def candidate_positions(chunk: PcapChunk, header: PcapHeader, keys: set[bytes], transport: int) -> list[int]:
+    """Positions of the frames in a chunk that may belong to the given flows.
+
+    ``keys`` are the 12 bytes of an IPv4 header's addresses followed by the ports
+    (each direction of each flow). A plain Ethernet/IPv4 frame with ``transport``
+    is a candidate only when its bytes match; every other frame is a candidate
+    (it is decoded and then checked).
+    """
+    offsets = chunk.offsets
+    if header.link_type != LINKTYPE_ETHERNET or header.lengths_maybe_swapped or not offsets:
+        return list(range(len(offsets)))
+    numpy = _numpy_tables()[0]
+    buffer = chunk.buffer
+    data = numpy.frombuffer(buffer, numpy.uint8)
+    starts = numpy.asarray(offsets, dtype=numpy.int64) + 16
+    probe = data[numpy.minimum(starts[:, None] + numpy.arange(12, 38), len(buffer) - 1)]
+    plain = (
+        (probe[:, 0] == 8)
+        & (probe[:, 1] == 0)
+        & (probe[:, 2] == 0x45)
+        & ((probe[:, 8] & 0x3F) == 0)
+        & (probe[:, 9] == 0)
+        & (probe[:, 11] == transport)
+    )
+    flow = numpy.ascontiguousarray(probe[:, 14:26])
+    addresses = flow[:, :8].copy().view(">u8")[:, 0]
+    ports = flow[:, 8:].copy().view(">u4")[:, 0]
+    wanted_addresses = numpy.array([int.from_bytes(key[:8], "big") for key in keys], dtype=numpy.uint64)
+    wanted_ports = numpy.array([int.from_bytes(key[8:], "big") for key in keys], dtype=numpy.uint32)
+    maybe = numpy.isin(addresses, wanted_addresses) & numpy.isin(ports, wanted_ports)
+    positions: list[int] = numpy.flatnonzero(~plain | maybe).tolist()
+    return positions
+
+
 def one_by_one_all(
     decoder: FrameDecoder, chunk: PcapChunk, header: PcapHeader, positions: Iterable[int]
 ) -> Iterator[PacketRecord]:
