@@ -93,6 +93,9 @@ RIGHT_EDGE = 12.6
 SLANT = 0.55
 """How far (in rows) an arrow drops between sender and receiver: a segment takes time to arrive."""
 LABEL_CHARACTERS = 78
+REAL_TIME_MINIMUM_SPACING = 0.95
+REAL_TIME_MAXIMUM_SPACING = 4.0
+"""In real-time mode rows are spaced by their pause over the median pause, within these bounds (rows)."""
 
 
 def _lifeline_x(count: int) -> list[float]:
@@ -148,7 +151,8 @@ def _in_stream(frame: FrameAnalysis, protocol: str, stream: int) -> bool:
 
 
 def row_positions(layout: LadderLayout, time: str = "order") -> list[float]:
-    """The y of each row: one row apart ("order"), or spaced by time with idle gaps cut short ("real")."""
+    """The y of each row: one row apart ("order"), or spaced by time ("real"): longer pauses, longer
+    gaps (bounded, so labels never collide and idle gaps stay short)."""
     if time == "order" or not layout.rows:
         return [float(index) for index in range(len(layout.rows))]
     deltas = [row.delta_ns for row in layout.rows if isinstance(row, Arrow) and row.delta_ns]
@@ -158,7 +162,8 @@ def row_positions(layout: LadderLayout, time: str = "order") -> list[float]:
     for index, row in enumerate(layout.rows):
         if index:
             if isinstance(row, Arrow) and row.delta_ns is not None:
-                y += min(max(row.delta_ns / unit, 0.15), 3.0)
+                # Longer pauses, longer gaps; but never closer than a label's height.
+                y += min(max(row.delta_ns / unit, REAL_TIME_MINIMUM_SPACING), REAL_TIME_MAXIMUM_SPACING)
             else:
                 y += 1.0
         positions.append(y)
@@ -418,11 +423,11 @@ def _draw_links(ax: Axes, layout: LadderLayout, positions: list[float], frame_y:
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or not row.links:
             continue
-        # The original (vermillion) and the first duplicate ACK behind a fast retransmission (orange):
-        # one arc each keeps dense captures legible; the event text gives the count.
+        # The original (vermillion) and the (last three) duplicate ACKs behind a fast retransmission
+        # (orange, RFC 5681 s3.2's threshold); the event text gives the full count.
         chosen = [row.original] if row.original is not None else []
         behind = [frame for frame in row.links if frame != row.original]
-        chosen += behind[:1]
+        chosen += behind[-3:]
         for linked in chosen:
             target = frame_y.get(linked)
             if target is None:
