@@ -186,7 +186,108 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="draw the Stevens/tcptrace time-sequence graph of one TCP stream instead",
     )
+    story = commands.add_parser(
+        "story",
+        help="the main job: a real TCP conversation on loopback, sniffed, saved and drawn (needs root)",
+        description="A client asks its friend at 127.0.0.1:8080 a tic-tac-toe question, the friend answers, "
+        "both close: real kernel sockets in a private network namespace, every packet sniffed once, saved as a "
+        "pcap and drawn as a ladder diagram.",
+        epilog="example:\n  sudo sockstory story            # writes captures/live/story.pcap and story.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    story.add_argument("--out", default="captures/live", metavar="DIR", help="folder for the pcap and the diagram")
+    story.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="diagram format")
+    story.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+    scenarios = commands.add_parser(
+        "scenarios",
+        help="list the scenarios that make TCP/UDP behaviours happen for real",
+        description="List the scenarios that 'sockstory run NAME' runs with real kernel sockets on loopback.",
+    )
+    scenarios.set_defaults(quiet=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run one scenario for real: capture it, save the pcap, optionally draw it (needs root)",
+        description="Run a scenario in a private network namespace (its nftables rules and offload settings "
+        "vanish with it), sniff its loopback, save OUT/NAME.pcap, and with --draw the ladder diagram.",
+        epilog="examples:\n  sudo sockstory run loss --draw\n  sudo sockstory run zero-window --out /tmp/zw --draw",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("name", metavar="NAME", help="a scenario (see 'sockstory scenarios')")
+    run.add_argument("--out", default="captures/live", metavar="DIR", help="output folder (default captures/live)")
+    run.add_argument("--draw", action="store_true", help="also draw the ladder diagram")
+    run.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="diagram format")
+    run.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+    capture = commands.add_parser(
+        "capture",
+        help="sniff an interface into a pcap file (needs root)",
+        description="Capture an interface's frames (each loopback packet once) into a pcap file for "
+        "--duration seconds or until Ctrl-C, and report the kernel's drop counters.",
+        epilog="example:\n  sudo sockstory capture --filter 'tcp port 8080' --duration 5 -o mine.pcap",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    capture.add_argument("--iface", default="lo", help="interface (default lo)")
+    capture.add_argument("--filter", metavar="BPF", help="a BPF filter expression, as tcpdump takes")
+    capture.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds (default 10)")
+    capture.add_argument("-o", "--output", required=True, metavar="FILE", help="the pcap file to write")
+    capture.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     return parser
+
+
+def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
+    from visualizer.pipeline import analyse_file
+    from visualizer.scenarios.runner import run_scenario
+
+    result = run_scenario(
+        name, Path(arguments.out), draw=arguments.command == "story" or arguments.draw, image_format=arguments.format
+    )
+    report = analyse_file(result.pcap)
+    out.write(f"sockstory: wrote {result.pcap} ({result.frames} frames, {result.kernel_drops} dropped by the kernel)\n")
+    for image in result.images:
+        out.write(f"sockstory: wrote {image}\n")
+    if result.kernel_drops:
+        err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
+    for conversation in report.conversations:
+        events = _events_text(conversation)
+        outcome = f" {conversation.outcome}" if conversation.outcome else ""
+        out.write(
+            f"  {conversation.protocol.upper()} stream {conversation.stream}: {conversation.address_a}:"
+            f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {conversation.frames} frames"
+            f"{outcome}{'; ' + events if events else ''}\n"
+        )
+    return EXIT_OK
+
+
+def _run_scenarios(out: TextIO) -> int:
+    from visualizer.scenarios import SCENARIOS
+
+    width = max(len(name) for name in SCENARIOS)
+    for scenario in SCENARIOS.values():
+        out.write(f"{scenario.name:{width}s}  {scenario.description}\n")
+    out.write("\nrun one with: sudo sockstory run NAME --draw\n")
+    return EXIT_OK
+
+
+def _run_capture(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
+    from visualizer.sources.live import capture_to_file, require_root
+
+    require_root("capture")
+    path = Path(arguments.output)
+    try:
+        path.open("ab").close()
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
+    result = capture_to_file(path, interface=arguments.iface, bpf=arguments.filter, duration=arguments.duration)
+    out.write(f"sockstory: wrote {path} ({len(result.frames)} frames)\n")
+    if result.kernel_drops:
+        err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
+    return EXIT_OK
 
 
 MAXIMUM_DEFAULT_CONVERSATIONS = 8
@@ -525,6 +626,14 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _run_events(arguments, out, err)
         if arguments.command == "draw":
             return _run_draw(arguments, out, err)
+        if arguments.command == "story":
+            return _run_scenario_command("story", arguments, out, err)
+        if arguments.command == "run":
+            return _run_scenario_command(arguments.name, arguments, out, err)
+        if arguments.command == "scenarios":
+            return _run_scenarios(out)
+        if arguments.command == "capture":
+            return _run_capture(arguments, out, err)
         raise UsageError(f"unknown command {arguments.command}")
     except CaptureFileError as error:
         err.write(f"sockstory: error: {error}\n")

@@ -111,6 +111,8 @@ class _Direction:
         "fin_next",
         "frames",
         "bytes",
+        "before_peer_fin",
+        "peer_fin_deferred",
     )
 
     def __init__(self, address: str, port: int, state: State) -> None:
@@ -133,6 +135,11 @@ class _Direction:
         self.fin_next = -1  # relative sequence number that ACKs this endpoint's FIN
         self.frames = 0
         self.bytes = 0
+        # The peer's FIN is applied when it is seen; if this endpoint then sends a segment that does
+        # not acknowledge it, the FIN had not arrived (crossing FINs, or a FIN lost after the capture
+        # point): its state goes back, and the FIN counts as received when an ACK covers it.
+        self.before_peer_fin: State | None = None
+        self.peer_fin_deferred = False
 
 
 class _Conversation:
@@ -536,13 +543,25 @@ class Analyzer:
             if flags & ACK:
                 return self._transition(fwd, rev, (Event.SEND_SYN_ACK,), (Event.RECEIVE_SYN_ACK,))
             return self._transition(fwd, rev, (Event.SEND_SYN,), (Event.RECEIVE_SYN,))
-        acks_fin = flags & ACK and rev.fin_next >= 0 and ack == rev.fin_next
+        acks_fin = bool(flags & ACK and rev.fin_next >= 0 and ack == rev.fin_next)
+        anomaly = 0
+        if rev.fin_next >= 0:
+            if fwd.before_peer_fin is not None and not acks_fin:
+                fwd.state = fwd.before_peer_fin  # it had not received the peer's FIN yet
+                fwd.peer_fin_deferred = True
+            elif fwd.peer_fin_deferred and acks_fin:
+                anomaly = self._transition(fwd, rev, (Event.RECEIVE_FIN,), ())
+                fwd.peer_fin_deferred = False
+            fwd.before_peer_fin = None
         received = Event.RECEIVE_ACK_OF_FIN if acks_fin else _RECEIVE_ACK
         if flags & FIN:
             fwd.fin_next = segment_end
             conversation.fin_seen = True
-            return self._transition(fwd, rev, (_SEND_ACK, Event.SEND_FIN), (received, Event.RECEIVE_FIN))
-        return self._transition(fwd, rev, (_SEND_ACK,), (received,))
+            if not rev.peer_fin_deferred:
+                rev.before_peer_fin = rev.state
+            events = (received,) if rev.peer_fin_deferred else (received, Event.RECEIVE_FIN)
+            return anomaly | self._transition(fwd, rev, (_SEND_ACK, Event.SEND_FIN), events)
+        return anomaly | self._transition(fwd, rev, (_SEND_ACK,), (received,))
 
     @staticmethod
     def _transition(

@@ -1,0 +1,68 @@
+"""What makes traffic: scenarios with real kernel sockets on loopback, each captured as it runs.
+
+``SCENARIOS`` is the registry (names are stable: documentation, tests and users rely
+on them). :func:`visualizer.scenarios.runner.run_scenario` runs one in a private
+network namespace while sniffing its ``lo``, saves the pcap and analyses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from visualizer.scenarios import kernel
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    run: Callable[[], None]
+    setup: tuple[tuple[str, ...], ...] = ()
+    """Commands run in the scenario's private namespace before the capture starts."""
+    kind: str = "kernel sockets"
+
+    @property
+    def description(self) -> str:
+        return (self.run.__doc__ or "").strip().splitlines()[0]
+
+
+OFFLOADS_OFF = ("ethtool", "-K", "lo", "gso", "off", "tso", "off", "gro", "off")
+
+
+def _drop_rule(port: int, expression: str) -> tuple[tuple[str, ...], ...]:
+    """An nftables table and input rule of this scenario's namespace (dropped on input: a real loss)."""
+    return (
+        ("nft", "add", "table", "inet", "sockstory"),
+        ("nft", "add", "chain", "inet", "sockstory", "input", "{ type filter hook input priority 0 ; }"),
+        ("nft", "add", "rule", "inet", "sockstory", "input", "tcp", "dport", str(port), *expression.split()),
+    )
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario("story", kernel.story),
+        Scenario("close-client-first", kernel.close_client_first),
+        Scenario("close-server-first", kernel.close_server_first),
+        Scenario("half-close", kernel.half_close),
+        Scenario(
+            "simultaneous-close",
+            kernel.simultaneous_close,
+            _drop_rule(8084, "tcp flags & fin == fin numgen inc mod 1000 == 0 drop"),
+        ),
+        Scenario("refused", kernel.refused),
+        Scenario("abort", kernel.abort),
+        Scenario("udp", kernel.udp),
+        Scenario("udp-closed-port", kernel.udp_closed_port),
+        Scenario("bulk", kernel.bulk, (OFFLOADS_OFF,)),
+        Scenario("full-duplex", kernel.full_duplex, (OFFLOADS_OFF,)),
+        Scenario("zero-window", kernel.zero_window, (OFFLOADS_OFF,)),
+        Scenario(
+            "loss",
+            kernel.loss,
+            (OFFLOADS_OFF, *_drop_rule(kernel.LOSS_PORT, "meta length > 500 numgen inc mod 1000 == 5 drop")),
+        ),
+        Scenario("keepalive", kernel.keepalive),
+        Scenario("nagle", kernel.nagle),
+    )
+}

@@ -1,0 +1,329 @@
+"""Scenarios with real kernel sockets on 127.0.0.1: each makes one TCP/UDP behaviour happen.
+
+Every function runs inside a private network namespace (see
+:mod:`visualizer.scenarios.namespace`) while a sniffer captures its ``lo``, so
+the capture holds exactly the scenario's packets. Setup commands (offloads,
+nftables rules) run in that namespace too. Timeouts bound every wait.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+
+HOST = "127.0.0.1"
+TIMEOUT = 10.0
+STORY_PORT = 8080
+QUESTION = b"tic tac toe?"
+ANSWER = b"X wins, always. Play again?"
+
+
+def listen(port: int, *, receive_buffer: int | None = None) -> socket.socket:
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if receive_buffer is not None:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    server.bind((HOST, port))
+    server.listen(4)
+    server.settimeout(TIMEOUT)
+    return server
+
+
+def serve(server: socket.socket, handler: Callable[[socket.socket], None]) -> threading.Thread:
+    """Accept one connection on ``server`` in a thread and hand it to ``handler``."""
+
+    def run() -> None:
+        with server:
+            connection, _ = server.accept()
+            connection.settimeout(TIMEOUT)
+            with connection:
+                handler(connection)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def connect(port: int, **options: int) -> socket.socket:
+    client = socket.socket()
+    client.settimeout(TIMEOUT)
+    for name, value in options.items():
+        level = socket.IPPROTO_TCP if name.startswith("TCP_") else socket.SOL_SOCKET
+        client.setsockopt(level, getattr(socket, name), value)
+    client.connect((HOST, port))
+    return client
+
+
+def read_to_end(connection: socket.socket) -> bytes:
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def finish(*threads: threading.Thread) -> None:
+    for thread in threads:
+        thread.join(TIMEOUT)
+
+
+# -- the scenarios -----------------------------------------------------------------------------
+
+
+def story() -> None:
+    """A client asks its friend at port 8080 a tic-tac-toe question; the friend answers; both close."""
+
+    def friend(connection: socket.socket) -> None:
+        connection.recv(100)
+        connection.sendall(ANSWER)
+        read_to_end(connection)  # until the client's FIN
+
+    thread = serve(listen(STORY_PORT), friend)
+    with connect(STORY_PORT) as client:
+        client.sendall(QUESTION)
+        client.recv(100)
+        time.sleep(0.02)
+    finish(thread)
+
+
+def close_client_first() -> None:
+    """The client sends a request and closes first; the server closes after reading to the end."""
+
+    def server(connection: socket.socket) -> None:
+        read_to_end(connection)
+
+    thread = serve(listen(8081), server)
+    with connect(8081) as client:
+        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    finish(thread)
+
+
+def close_server_first() -> None:
+    """The server answers and closes first (like HTTP/1.0); the client reads to the end, then closes."""
+
+    def server(connection: socket.socket) -> None:
+        connection.recv(100)
+        connection.sendall(b"HTTP/1.0 200 OK\r\n\r\nhello")
+
+    thread = serve(listen(8082), server)
+    with connect(8082) as client:
+        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        read_to_end(client)
+        time.sleep(0.02)
+    finish(thread)
+
+
+def half_close() -> None:
+    """The client shuts down its sending side (FIN) and still receives what the server sends after."""
+
+    def server(connection: socket.socket) -> None:
+        request = read_to_end(connection)  # ends at the client's FIN
+        for _ in range(3):
+            connection.sendall(b"still talking about " + request[:8])
+            time.sleep(0.01)
+
+    thread = serve(listen(8083), server)
+    with connect(8083) as client:
+        client.sendall(b"question")
+        client.shutdown(socket.SHUT_WR)
+        read_to_end(client)
+    finish(thread)
+
+
+def simultaneous_close() -> None:
+    """Both ends close while each one's FIN is still in flight: both pass through CLOSING.
+
+    The client's first FIN is dropped on its way in (nftables rule of this scenario),
+    so the server closes before it has seen it; the FINs cross (RFC 9293 s3.6, Figure 13).
+    """
+    ready = threading.Event()
+
+    def server(connection: socket.socket) -> None:
+        connection.recv(100)
+        ready.wait(TIMEOUT)
+        time.sleep(0.02)  # the client's FIN has left and been dropped
+        connection.shutdown(socket.SHUT_WR)
+        read_to_end(connection)
+
+    thread = serve(listen(8084), server)
+    with connect(8084) as client:
+        client.sendall(b"bye")
+        time.sleep(0.02)
+        client.shutdown(socket.SHUT_WR)
+        ready.set()
+        read_to_end(client)
+    finish(thread)
+
+
+def refused() -> None:
+    """A client connects to a port where nothing listens: the kernel answers the SYN with RST|ACK."""
+    client = socket.socket()
+    client.settimeout(TIMEOUT)
+    try:
+        client.connect((HOST, 9))
+    except ConnectionRefusedError:
+        pass
+    finally:
+        client.close()
+
+
+def abort() -> None:
+    """The client sets SO_LINGER to 0 and closes: the connection ends with RST instead of FIN."""
+
+    def server(connection: socket.socket) -> None:
+        try:
+            read_to_end(connection)
+        except ConnectionResetError:
+            pass
+
+    thread = serve(listen(8085), server)
+    client = connect(8085)
+    client.sendall(b"never mind")
+    time.sleep(0.02)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    finish(thread)
+
+
+def udp() -> None:
+    """UDP request and response: datagrams, no connection, no handshake, no acknowledgement."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind((HOST, 5353))
+    server.settimeout(TIMEOUT)
+
+    def answer() -> None:
+        for _ in range(2):
+            data, peer = server.recvfrom(2048)
+            server.sendto(b"answer to " + data, peer)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(TIMEOUT)
+        for question in (b"who is there?", b"and now?"):
+            client.sendto(question, (HOST, 5353))
+            client.recvfrom(2048)
+    finish(thread)
+    server.close()
+
+
+def udp_closed_port() -> None:
+    """A datagram to a port where nothing listens: the kernel answers ICMP port unreachable."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(1.0)
+        client.connect((HOST, 5354))  # a connected socket hears the ICMP error as ECONNREFUSED
+        client.send(b"anyone there?")
+        try:
+            client.recv(100)
+        except (ConnectionRefusedError, TimeoutError):
+            pass
+
+
+BULK_BYTES = 200_000
+BULK_MSS = 1000
+
+
+def bulk() -> None:
+    """A bulk transfer cut into MSS-sized segments (offloads off in this namespace, MSS 1000)."""
+
+    def server(connection: socket.socket) -> None:
+        read_to_end(connection)
+
+    thread = serve(listen(8086), server)
+    with connect(8086, TCP_MAXSEG=BULK_MSS) as client:
+        client.sendall(bytes(range(256)) * (BULK_BYTES // 256))
+    finish(thread)
+
+
+def full_duplex() -> None:
+    """Both ends write at once: data flows both ways and each segment's ACK field rides along."""
+    payload = b"x" * 60_000
+
+    def server(connection: socket.socket) -> None:
+        writer = threading.Thread(target=connection.sendall, args=(payload,))
+        writer.start()
+        received = 0
+        while received < len(payload):
+            received += len(connection.recv(65536))
+        writer.join(TIMEOUT)
+
+    thread = serve(listen(8087), server)
+    with connect(8087, TCP_MAXSEG=BULK_MSS) as client:
+        writer = threading.Thread(target=client.sendall, args=(payload,))
+        writer.start()
+        received = 0
+        while received < len(payload):
+            received += len(client.recv(65536))
+        writer.join(TIMEOUT)
+    finish(thread)
+
+
+def zero_window() -> None:
+    """A small receive buffer and a reader that pauses: the window closes, probes, then reopens."""
+
+    def server(connection: socket.socket) -> None:
+        time.sleep(1.5)  # not reading: the receive buffer fills, the window goes to zero
+        read_to_end(connection)
+
+    thread = serve(listen(8088, receive_buffer=4096), server)
+    with connect(8088, TCP_MAXSEG=BULK_MSS) as client:
+        client.sendall(b"z" * 120_000)
+    finish(thread)
+
+
+LOSS_PORT = 8089
+
+
+def loss() -> None:
+    """One data segment is dropped on arrival (nftables rule): duplicate ACKs, SACK, a retransmission."""
+
+    def server(connection: socket.socket) -> None:
+        read_to_end(connection)
+
+    thread = serve(listen(LOSS_PORT), server)
+    with connect(LOSS_PORT, TCP_MAXSEG=BULK_MSS) as client:
+        client.sendall(b"L" * 60_000)
+        time.sleep(0.3)
+    finish(thread)
+
+
+def keepalive() -> None:
+    """An idle connection with TCP keep-alive after 1 s: probes and their ACKs, then a normal close."""
+
+    def server(connection: socket.socket) -> None:
+        read_to_end(connection)
+
+    thread = serve(listen(8090), server)
+    with connect(8090, SO_KEEPALIVE=1, TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=5) as client:
+        client.sendall(b"hello")
+        time.sleep(3.6)
+    finish(thread)
+
+
+def nagle() -> None:
+    """Small writes with Nagle's algorithm (they coalesce while data is unacknowledged), then with TCP_NODELAY.
+
+    The server's delayed ACK holds each ACK back (TCP_QUICKACK is off), so with Nagle
+    the client waits and sends the small writes together; with TCP_NODELAY each
+    write leaves at once, in its own segment.
+    """
+    for port, no_delay in ((8091, 0), (8092, 1)):
+
+        def server(connection: socket.socket) -> None:
+            while True:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+                if not connection.recv(65536):
+                    break
+
+        thread = serve(listen(port), server)
+        with connect(port, TCP_NODELAY=no_delay) as client:
+            time.sleep(0.05)
+            for index in range(NAGLE_WRITES):
+                client.send(b"%09d\n" % index)
+                time.sleep(0.002)
+        finish(thread)
+
+
+NAGLE_WRITES = 30

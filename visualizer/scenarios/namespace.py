@@ -1,0 +1,84 @@
+"""Run a function in a private network namespace that vanishes with it.
+
+The child process calls ``unshare(CLONE_NEWNET)``: it gets a network namespace of
+its own with only a loopback interface, which it brings up. Every nftables table,
+qdisc or offload setting made there lives in that namespace, and the kernel
+destroys the namespace when its last process exits, whether the scenario ends
+normally, raises, or is killed. The host's ``lo`` is never touched. The child
+and its helpers (tcpdump) die with their parent (PR_SET_PDEATHSIG), so a Ctrl-C
+or a killed parent leaves nothing behind either.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import subprocess
+import traceback
+from collections.abc import Callable
+from typing import TypeVar
+
+from visualizer.errors import SockstoryError
+
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def run_command(*command: str) -> None:
+    """Run a network command inside the current namespace; a failure raises with its message."""
+    result = subprocess.run(command, capture_output=True, text=True, preexec_fn=die_with_parent)
+    if result.returncode != 0:
+        raise SockstoryError(f"{' '.join(command)}: {result.stderr.strip() or result.returncode}")
+
+
+def in_private_namespace(function: Callable[[], T]) -> T:
+    """Fork, move the child into a new network namespace with ``lo`` up, run ``function`` there.
+
+    Returns what the function returns (it must pickle); re-raises its error as a
+    SockstoryError with the child's message. Ctrl-C kills the child (and its namespace).
+    """
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: never returns
+        os.close(reader)
+        status = 0
+        try:
+            die_with_parent()
+            if _libc().unshare(CLONE_NEWNET) != 0:
+                raise SockstoryError(f"cannot create a network namespace: {os.strerror(ctypes.get_errno())}")
+            run_command("ip", "link", "set", "lo", "up")
+            payload = pickle.dumps(("ok", function()))
+        except BaseException as error:  # everything goes back to the parent
+            message = str(error) if isinstance(error, SockstoryError) else traceback.format_exc(limit=4)
+            payload = pickle.dumps(("error", message))
+            status = 1
+        with os.fdopen(writer, "wb") as pipe:
+            pipe.write(payload)
+        os._exit(status)
+    os.close(writer)
+    try:
+        with os.fdopen(reader, "rb") as pipe:
+            payload = pipe.read()
+        os.waitpid(child, 0)
+    except BaseException:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        raise
+    if not payload:
+        raise SockstoryError("the scenario process ended without a result")
+    status, value = pickle.loads(payload)
+    if status != "ok":
+        raise SockstoryError(str(value).strip().splitlines()[-1] if value else "the scenario failed")
+    return value  # type: ignore[no-any-return]

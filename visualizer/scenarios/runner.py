@@ -1,0 +1,84 @@
+"""Run a scenario for real: private namespace, sniffer, traffic, pcap, analysis, diagram."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from visualizer.errors import UsageError
+from visualizer.scenarios import SCENARIOS, Scenario
+from visualizer.scenarios.namespace import die_with_parent, in_private_namespace, run_command
+from visualizer.sources.live import Sniffer, require_root
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    name: str
+    pcap: Path
+    frames: int
+    kernel_drops: int
+    tcpdump_frames: int | None = None
+    """Frames tcpdump captured at the same time, when asked to check."""
+    images: list[Path] = field(default_factory=list)
+
+
+def _capture(scenario: Scenario, pcap: Path, check_with_tcpdump: bool) -> tuple[int, int, int | None]:
+    """Inside the private namespace: set up, sniff, run, write the pcap."""
+    for command in scenario.setup:
+        run_command(*command)
+    tcpdump = None
+    reference = pcap.with_suffix(".tcpdump.pcap")
+    if check_with_tcpdump:
+        tcpdump = subprocess.Popen(
+            ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-B", "32768", "-w", str(reference)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
+        )
+        assert tcpdump.stderr is not None
+        tcpdump.stderr.readline()  # "listening on lo ...": it is capturing
+    sniffer = Sniffer("lo")
+    sniffer.start()
+    try:
+        scenario.run()
+    finally:
+        result = sniffer.stop(linger=0.3)
+        reference_frames = None
+        if tcpdump is not None:
+            tcpdump.send_signal(signal.SIGINT)
+            tcpdump.wait(10)
+            from visualizer.sources import CaptureReader
+
+            reference_frames = sum(1 for _ in CaptureReader(reference))
+            reference.unlink()
+    written = result.write(pcap)
+    return written, result.kernel_drops, reference_frames
+
+
+def run_scenario(
+    name: str, out: Path, *, draw: bool = False, check_with_tcpdump: bool = False, image_format: str = "png"
+) -> ScenarioResult:
+    """Run scenario ``name``; write ``out/NAME.pcap`` (and ``out/NAME.png`` with ``draw``)."""
+    scenario = SCENARIOS.get(name)
+    if scenario is None:
+        raise UsageError(f"unknown scenario {name!r} (see 'sockstory scenarios')")
+    require_root(f"run {name}" if name != "story" else "story")
+    out.mkdir(parents=True, exist_ok=True)
+    pcap = out / f"{name}.pcap"
+    frames, drops, reference = in_private_namespace(lambda: _capture(scenario, pcap, check_with_tcpdump))
+    if os.environ.get("SUDO_UID"):  # give the files to the user who ran sudo
+        os.chown(pcap, int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", "0")))
+    result = ScenarioResult(name, pcap, frames, drops, reference)
+    if draw:
+        from visualizer.pipeline import analyse_file
+        from visualizer.render.export import save_ladder
+        from visualizer.render.layout import build_ladder
+
+        report = analyse_file(pcap, keep_frames=True)
+        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+        layout.title = f"sockstory {name}: {scenario.description} (captured live, {frames} frames)"
+        result.images = save_ladder(layout, out / f"{name}.{image_format}", file_format=image_format)
+    return result
