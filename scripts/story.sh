@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# The main job: sets up what is missing, then tells a socket's story.
-# Until the live story exists (sniffing loopback needs root), it tells the story of the
-# real loopback capture shipped in captures/story.pcap.
+# The main job: sets up what is missing, then tells a socket's story with real packets.
+# A client asks its friend at 127.0.0.1:8080 a tic-tac-toe question, the friend answers, both
+# close: real kernel sockets in a private network namespace, every packet sniffed once, saved to
+# captures/live/story.pcap, analysed, and drawn to captures/live/story.png. Needs root (sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-capture="${1:-captures/story.pcap}"
-echo "== Conversations in $capture"
-.venv/bin/sockstory flows "$capture"
+.venv/bin/sockstory story "$@"
 echo
-echo "== Every frame: relative seq/ack, flags, window, analysis, the sender's TCP state"
-.venv/bin/sockstory events "$capture"
+.venv/bin/sockstory events -q captures/live/story.pcap

@@ -65,8 +65,10 @@ def test_long_uneventful_runs_fold_and_events_stay() -> None:
     layout = layout_of(talk)
     folds = [row for row in layout.rows if isinstance(row, Fold)]
     assert len(folds) == 1 and folds[0].count > 60
-    assert folds[0].description == "× 75 frames: 37 data segments (3700 bytes), 38 ACKs, no loss"
-    assert layout.arrows()[-1].kind == "retransmission"
+    assert folds[0].description == "× 75 frames: 37 data segments (3700 bytes), 38 ACKs"
+    last = layout.arrows()[-1]
+    assert last.kind == "retransmission" and last.original == 4
+    assert any(arrow.frame == 4 for arrow in layout.arrows())
     assert layout.frames == 84
     unfolded = layout_of(talk, fold=False)
     assert len(unfolded.arrows()) == 84
@@ -100,3 +102,20 @@ def test_payload_preview_escapes_and_truncates() -> None:
     assert preview(bytes(range(200, 230))).startswith("0xc8c9")
     assert preview(b"a" * 40).endswith('…"')
     assert preview(b"") == ""
+
+
+def test_an_original_inside_a_fold_is_unfolded_when_a_retransmission_refers_to_it() -> None:
+    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.01, 500, 101, SYN | ACK)
+    talk.client_sends(0.02, 101, 501, ACK)
+    sequence = 101
+    for step in range(40):
+        talk.client_sends(0.03 + step * 0.01, sequence, 501, ACK, b"x" * 100)
+        sequence += 100
+        talk.server_sends(0.035 + step * 0.01, 501, sequence, ACK)
+    talk.client_sends(0.5, 101 + 20 * 100, 501, ACK, b"x" * 100)  # repeats the segment of frame 44
+    layout = layout_of(talk)
+    retransmission = layout.arrows()[-1]
+    assert retransmission.original == 44
+    assert 44 in [arrow.frame for arrow in layout.arrows()]
+    folds = [row for row in layout.rows if isinstance(row, Fold)]
+    assert len(folds) == 2 and sum(fold.count for fold in folds) == 74

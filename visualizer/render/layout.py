@@ -29,6 +29,8 @@ IDLE_SECONDS = 1.0
 IDLE_FACTOR = 20.0
 """A pause is an idle gap when it lasts IDLE_SECONDS and IDLE_FACTOR times the median pause."""
 PREVIEW_CHARACTERS = 24
+FOLD_DETAIL_BUDGET = 200_000
+"""Folded frames kept in memory so that later references can unfold them (beyond this, folds stay shut)."""
 
 KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "other")
 """Arrow kinds, in legend order; the renderers give each its colour and line style."""
@@ -269,6 +271,8 @@ class LadderBuilder:
         self._states: dict[tuple[str, int | None], str] = {}
         self._last_time: int | None = None
         self._frames = 0
+        self._fold_frames: dict[int, list[FrameAnalysis]] = {}
+        self._detail_budget = FOLD_DETAIL_BUDGET
 
     # -- participants ---------------------------------------------------------------------------
 
@@ -432,32 +436,92 @@ class LadderBuilder:
             direction = self._direction(frame)
             direction.last_window = frame.window
             direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
-        data = sum(frame.record.payload_length for frame in middle)
-        segments = sum(1 for frame in middle if frame.record.payload_length)
-        acks = len(middle) - segments
-        first, last = middle[0].record, middle[-1].record
-        description = f"× {len(middle)} frames: {segments} data segments ({_bytes(data)}), {acks} ACKs, no loss"
-        if first.timestamp_ns is not None:
-            self._last_time = last.timestamp_ns
-        self._rows.append(
-            Fold(
-                first.number,
-                last.number,
-                len(middle),
-                data,
-                first.timestamp_ns,
-                last.timestamp_ns,
-                middle[0].phase,
-                description,
-            )
-        )
+        if middle[-1].record.timestamp_ns is not None:
+            self._last_time = middle[-1].record.timestamp_ns
+        fold = _make_fold(middle)
+        self._rows.append(fold)
+        if self._detail_budget >= len(middle):
+            # Kept so that a frame referred to later (the original of a retransmission) can be shown.
+            self._detail_budget -= len(middle)
+            self._fold_frames[fold.first_frame] = middle
         for frame in run[-keep:]:
             self._rows.append(self._arrow(frame))
 
     def finish(self) -> LadderLayout:
         self._flush_run()
-        rows = _with_gaps(self._rows)
+        rows = _with_gaps(self._reveal_referred_frames(self._rows))
         return LadderLayout(self.participants, rows, self.title, self.origin_ns, frames=self._frames)
+
+    def _reveal_referred_frames(self, rows: list[Row]) -> list[Row]:
+        """Unfold the frames that later arrows refer to (a retransmission's original), splitting their folds."""
+        referred = {link for row in rows if isinstance(row, Arrow) for link in row.links}
+        if not referred or not self._fold_frames:
+            return rows
+        result: list[Row] = []
+        for row in rows:
+            frames = self._fold_frames.get(row.first_frame) if isinstance(row, Fold) else None
+            if frames is None or not any(frame.record.number in referred for frame in frames):
+                result.append(row)
+                continue
+            group: list[FrameAnalysis] = []
+            for frame in frames:
+                if frame.record.number in referred:
+                    result.extend(self._group_rows(group))
+                    group = []
+                    result.append(self._plain_arrow(frame))
+                else:
+                    group.append(frame)
+            result.extend(self._group_rows(group))
+        return result
+
+    def _group_rows(self, group: list[FrameAnalysis]) -> list[Row]:
+        if len(group) > self.fold_minimum:
+            return [_make_fold(group)]
+        return [self._plain_arrow(frame) for frame in group]
+
+    def _plain_arrow(self, frame: FrameAnalysis) -> Arrow:
+        """The arrow of an uneventful frame, drawn after the fact (no tracking updated)."""
+        record = frame.record
+        source, target = self._ends(frame)
+        label = _tcp_label(frame, _Direction())
+        return Arrow(
+            record.number,
+            record.timestamp_ns,
+            None,
+            source,
+            target,
+            _kind(frame),
+            label,
+            f"frame {record.number}: {label}",
+            (),
+            (),
+            (),
+            None,
+            frame.state,
+            frame.receiver_state,
+            (False, False),
+            frame.phase,
+            frame.protocol,
+            frame.stream,
+        )
+
+
+def _make_fold(frames: list[FrameAnalysis]) -> Fold:
+    data = sum(frame.record.payload_length for frame in frames)
+    segments = sum(1 for frame in frames if frame.record.payload_length)
+    acks = len(frames) - segments
+    first, last = frames[0].record, frames[-1].record
+    description = f"× {len(frames)} frames: {segments} data segments ({_bytes(data)}), {acks} ACKs"
+    return Fold(
+        first.number,
+        last.number,
+        len(frames),
+        data,
+        first.timestamp_ns,
+        last.timestamp_ns,
+        frames[0].phase,
+        description,
+    )
 
 
 def _bytes(count: int) -> str:

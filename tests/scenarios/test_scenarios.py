@@ -1,0 +1,201 @@
+"""Every scenario for real (root): the capture shows its behaviour, equals tcpdump's, leaves nothing behind."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from visualizer.analysis import Report
+from visualizer.analysis.report import analysis_names
+from visualizer.cli import main
+from visualizer.model import FIN, RST, SYN, parse_tcp_options
+from visualizer.pipeline import analyse_file
+from visualizer.scenarios import SCENARIOS
+from visualizer.scenarios.kernel import BULK_MSS, NAGLE_WRITES
+from visualizer.scenarios.runner import run_scenario
+
+
+def host_state() -> tuple[str, ...]:
+    """What a scenario must never change on the host: namespaces, nftables, lo's qdisc and offloads."""
+
+    def read(*command: str) -> str:
+        return subprocess.run(command, capture_output=True, text=True).stdout.strip()
+
+    offloads = "\n".join(line for line in read("ethtool", "-k", "lo").splitlines() if "offload" in line)
+    return (
+        read("ip", "netns", "list"),
+        read("nft", "list", "tables"),
+        read("tc", "qdisc", "show", "dev", "lo"),
+        offloads,
+    )
+
+
+def tcp_data(report: Report, *, initiator: bool | None = None, stream: int | None = None) -> list[int]:
+    return [
+        frame.record.payload_length
+        for frame in report.frame_analyses
+        if frame.protocol == "tcp"
+        and frame.record.payload_length
+        and (initiator is None or frame.from_initiator == initiator)
+        and (stream is None or frame.stream == stream)
+    ]
+
+
+def first_fin_from_initiator(report: Report) -> bool:
+    return next(frame.from_initiator for frame in report.frame_analyses if frame.record.tcp_flags & FIN)
+
+
+def counts(report: Report) -> dict[str, int]:
+    return dict(report.analysis_counts)
+
+
+def check_story(report: Report) -> None:
+    (conversation,) = report.conversations
+    assert conversation.outcome == "complete" and conversation.port_b == 8080
+    assert b"tic tac toe?" in b"".join(frame.record.payload for frame in report.frame_analyses)
+    assert tcp_data(report, initiator=True) and tcp_data(report, initiator=False)
+
+
+def check_half_close(report: Report) -> None:
+    frames = report.frame_analyses
+    fin = next(index for index, frame in enumerate(frames) if frame.record.tcp_flags & FIN)
+    assert frames[fin].from_initiator
+    assert any(frame.record.payload_length and not frame.from_initiator for frame in frames[fin + 1 :])
+
+
+def check_loss(report: Report) -> None:
+    assert counts(report).get("retransmission", 0) >= 1 and counts(report).get("duplicate_ack", 0) >= 3
+    assert any(parse_tcp_options(frame.record.tcp_options).sack_blocks for frame in report.frame_analyses)
+
+
+def check_udp_closed_port(report: Report) -> None:
+    icmp = [frame for frame in report.frame_analyses if frame.protocol == "icmp"]
+    assert len(icmp) == 1 and (icmp[0].record.icmp_type, icmp[0].record.icmp_code) == (3, 3)
+    assert icmp[0].stream == 0 and icmp[0].record.quoted is not None and icmp[0].record.quoted.destination_port == 5354
+
+
+EXPECTATIONS: dict[str, Callable[[Report], None]] = {
+    "story": check_story,
+    "close-client-first": lambda report: (
+        (report.conversations[0].outcome == "complete" and first_fin_from_initiator(report))
+        or pytest.fail("the client should close first")
+    ),
+    "close-server-first": lambda report: (
+        (report.conversations[0].outcome == "complete" and not first_fin_from_initiator(report))
+        or pytest.fail("the server should close first")
+    ),
+    "half-close": check_half_close,
+    "simultaneous-close": lambda report: (
+        any(frame.state == "CLOSING" for frame in report.frame_analyses)
+        or pytest.fail("no endpoint went through CLOSING")
+    ),
+    "refused": lambda report: (
+        (
+            [frame.record.tcp_flags & (SYN | RST) for frame in report.frame_analyses] == [SYN, RST]
+            and report.conversations[0].outcome == "refused"
+        )
+        or pytest.fail("expected SYN then RST|ACK")
+    ),
+    "abort": lambda report: (
+        (
+            report.conversations[0].outcome == "reset"
+            and any(frame.record.tcp_flags & RST and frame.from_initiator for frame in report.frame_analyses)
+        )
+        or pytest.fail("expected a RST from the client")
+    ),
+    "udp": lambda report: (
+        ([(c.protocol, c.frames_a_to_b, c.frames_b_to_a) for c in report.conversations] == [("udp", 2, 2)])
+        or pytest.fail("expected two UDP requests and two responses")
+    ),
+    "udp-closed-port": check_udp_closed_port,
+    "bulk": lambda report: (
+        (max(tcp_data(report)) <= BULK_MSS and len(tcp_data(report)) >= 150 and sum(tcp_data(report)) == 199_936)
+        or pytest.fail("expected MSS-sized segments")
+    ),
+    "full-duplex": lambda report: (
+        (len(tcp_data(report, initiator=True)) >= 30 and len(tcp_data(report, initiator=False)) >= 30)
+        or pytest.fail("expected data both ways")
+    ),
+    "zero-window": lambda report: (
+        (all(counts(report).get(name, 0) >= 1 for name in ("zero_window", "zero_window_probe", "window_update")))
+        or pytest.fail(f"expected zero window, probes and an update: {counts(report)}")
+    ),
+    "loss": check_loss,
+    "keepalive": lambda report: (
+        (counts(report).get("keep_alive", 0) >= 2 and counts(report).get("keep_alive_ack", 0) >= 1)
+        or pytest.fail(f"expected keep-alives and their ACKs: {counts(report)}")
+    ),
+    "nagle": lambda report: (
+        (
+            len(tcp_data(report, initiator=True, stream=0)) < NAGLE_WRITES
+            and len(tcp_data(report, initiator=True, stream=1)) == NAGLE_WRITES
+        )
+        or pytest.fail("Nagle should coalesce the small writes and TCP_NODELAY should not")
+    ),
+}
+CHECKED_WITH_TCPDUMP = {"story", "bulk", "loss", "full-duplex", "udp-closed-port", "zero-window"}
+
+
+def test_every_scenario_has_an_expectation() -> None:
+    assert set(EXPECTATIONS) == set(SCENARIOS)
+    assert len(SCENARIOS) == 15
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_shows_its_behaviour_and_leaves_nothing_behind(name: str, tmp_path: Path) -> None:
+    before = host_state()
+    result = run_scenario(name, tmp_path, check_with_tcpdump=name in CHECKED_WITH_TCPDUMP)
+    assert host_state() == before
+    assert result.kernel_drops == 0
+    if name in CHECKED_WITH_TCPDUMP:
+        assert result.frames == result.tcpdump_frames, "each packet exactly once, as tcpdump saw it"
+    report = analyse_file(result.pcap, keep_frames=True)
+    assert report.frames == result.frames
+    assert not any("state_anomaly" in analysis_names(frame.analysis) for frame in report.frame_analyses)
+    EXPECTATIONS[name](report)
+
+
+@pytest.mark.root
+def test_story_command_writes_a_pcap_and_a_diagram(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert main(["story", "--out", str(tmp_path)], stdout=out, stderr=io.StringIO()) == 0
+    assert (tmp_path / "story.pcap").stat().st_size > 500
+    assert (tmp_path / "story.png").read_bytes().startswith(b"\x89PNG")
+    assert "complete" in out.getvalue()
+
+
+@pytest.mark.root
+def test_interrupted_scenario_leaves_nothing_behind(tmp_path: Path) -> None:
+    before = host_state()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "visualizer", "run", "keepalive", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)  # mid-run: the keep-alive scenario idles for 3.6 s
+    process.send_signal(signal.SIGINT)
+    _, error = process.communicate(timeout=20)
+    assert process.returncode != 0 and "Traceback" not in error
+    time.sleep(0.2)
+    assert host_state() == before
+    leftovers = subprocess.run(["pgrep", "-f", "visualizer run keepalive"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ""
+
+
+def test_live_commands_without_root_stop_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    for argv in (["story"], ["run", "loss"], ["capture", "-o", "/tmp/never.pcap"]):
+        err = io.StringIO()
+        assert main(argv, stdout=io.StringIO(), stderr=err) == 1
+        (line,) = err.getvalue().splitlines()
+        assert "needs root" in line and "sudo sockstory" in line
