@@ -116,9 +116,8 @@ def main() -> int:
     header = f"{'rate/s':>8} {'sent':>8} {'sockstory':>10} {'drops':>6} {'tcpdump':>8} {'drops':>6}"
     print(header + "  lost (ours, tcpdump)")
     for rate, sent, ours, our_drops, captured, dropped in rows:
-        print(
-            f"{rate:8,} {sent:8,} {ours:10,} {our_drops:6,} {captured:8,} {dropped:6,}  {sent - ours}, {sent - captured}"
-        )
+        counts = f"{rate:8,} {sent:8,} {ours:10,} {our_drops:6,} {captured:8,} {dropped:6,}"
+        print(f"{counts}  {sent - ours}, {sent - captured}")
     return 0
 
 
