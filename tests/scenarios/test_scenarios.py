@@ -199,3 +199,38 @@ def test_live_commands_without_root_stop_with_one_line(monkeypatch: pytest.Monke
         assert main(argv, stdout=io.StringIO(), stderr=err) == 1
         (line,) = err.getvalue().splitlines()
         assert "needs root" in line and "sudo sockstory" in line
+
+
+@pytest.mark.root
+def test_capture_command_keeps_each_loopback_packet_once_with_a_bpf_filter(tmp_path: Path) -> None:
+    target = tmp_path / "mine.pcap"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "visualizer",
+            "capture",
+            "--filter",
+            "udp port 9998",
+            "--duration",
+            "2",
+            "-o",
+            str(target),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for index in range(5):
+            sender.sendto(b"ping %d" % index, ("127.0.0.1", 9998))
+            sender.sendto(b"other", ("127.0.0.1", 9997))  # filtered out
+    output, error = process.communicate(timeout=20)
+    assert process.returncode == 0, error
+    report = analyse_file(target, keep_frames=True)
+    ports = [frame.record.destination_port for frame in report.frame_analyses if frame.protocol == "udp"]
+    assert ports == [9998] * 5
+    assert "wrote" in output
