@@ -84,6 +84,34 @@ _PROTOCOL_NAMES = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp", PROTOCOL_ICMP: "icm
 _TRANSITIONS = states.TRANSITIONS
 _RECEIVE_ACK = Event.RECEIVE_ACK
 _ESTABLISHED = State.ESTABLISHED
+_SYNCHRONIZED = frozenset(
+    {
+        State.ESTABLISHED,
+        State.FIN_WAIT_1,
+        State.FIN_WAIT_2,
+        State.CLOSE_WAIT,
+        State.CLOSING,
+        State.LAST_ACK,
+        State.TIME_WAIT,
+    }
+)
+
+
+def _rst_acceptable(sent_before: int, receiver_ack: int, rst_seq: int) -> bool:
+    """Would a synchronized receiver act on this RST? (RFC 5961 s3.2, as Linux applies it.)
+
+    Only a RST at RCV.NXT resets; one elsewhere in the window earns a challenge ACK, one
+    outside it is dropped. The observer knows RCV.NXT as the receiver's last ACK, which may
+    lag (its ACK of the last data not captured yet), so any sequence number from that ACK up
+    to what the sender has sent counts; a RST beyond what the sender sent, or before the
+    receiver's ACK, is one the receiver ignored (often an injected one).
+    """
+    if not receiver_ack:
+        return True
+    low, high = receiver_ack, sent_before if sent_before >= 0 else receiver_ack
+    return (rst_seq - low) & SEQUENCE_MASK <= (high - low) & SEQUENCE_MASK
+
+
 _new_frame_analysis = tuple.__new__  # builds the NamedTuple from one tuple, without keyword handling
 _SEND_ACK = Event.SEND_ACK
 
@@ -113,6 +141,7 @@ class _Direction:
         "bytes",
         "before_peer_fin",
         "peer_fin_deferred",
+        "sent_end",
     )
 
     def __init__(self, address: str, port: int, state: State) -> None:
@@ -140,6 +169,7 @@ class _Direction:
         # point): its state goes back, and the FIN counts as received when an ACK covers it.
         self.before_peer_fin: State | None = None
         self.peer_fin_deferred = False
+        self.sent_end = -1  # one past the last sequence number of data, SYN or FIN sent (not RSTs, not ACKs)
 
 
 class _Conversation:
@@ -476,6 +506,10 @@ class Analyzer:
                 else:
                     analysis |= RETRANSMISSION
         if not analysis & ZERO_WINDOW_PROBE:  # probes do not advance the sequence space
+            if (seglen or flags & (SYN | FIN)) and (
+                fwd.sent_end < 0 or (segment_end - fwd.sent_end) & SEQUENCE_MASK < HALF_SPACE
+            ):
+                fwd.sent_end = segment_end
             if not nextseq or (segment_end != nextseq and (segment_end - nextseq) & SEQUENCE_MASK < HALF_SPACE):
                 fwd.nextseq = segment_end
                 fwd.nextseq_time = now
@@ -489,7 +523,7 @@ class Analyzer:
 
         # --- The endpoints' states (RFC 9293 s3.3.2), from the same segment. ---
         if syn_fin_rst or not conversation.settled:
-            analysis |= self._change_states(conversation, fwd, rev, flags, ack, segment_end)
+            analysis |= self._change_states(conversation, fwd, rev, flags, ack, segment_end, seq, fwd.sent_end)
             conversation.settled = fwd.state is _ESTABLISHED and rev.state is _ESTABLISHED
         if analysis:
             self._record_findings(number, conversation.summary, analysis, duplicate_ack_number)
@@ -531,10 +565,20 @@ class Analyzer:
         )
 
     def _change_states(
-        self, conversation: _Conversation, fwd: _Direction, rev: _Direction, flags: int, ack: int, segment_end: int
+        self,
+        conversation: _Conversation,
+        fwd: _Direction,
+        rev: _Direction,
+        flags: int,
+        ack: int,
+        segment_end: int,
+        seq: int,
+        sent_before: int,
     ) -> int:
         """Feed one segment's events to the sender's and the receiver's state; returns STATE_ANOMALY or 0."""
         if flags & RST:
+            if rev.state in _SYNCHRONIZED and not _rst_acceptable(sent_before, rev.lastack, seq):
+                return 0  # RFC 5961 s3.2: the receiver ignores it (or answers a challenge ACK)
             conversation.rst_seen = True
             if not conversation.synack_seen and not conversation.handshake_done:
                 conversation.refused = conversation.syn_seen

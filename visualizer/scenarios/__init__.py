@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from visualizer.scenarios import kernel
+from visualizer.scenarios import crafted, kernel
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
-    run: Callable[[], None]
+    run: Callable[..., Any]
+    """Kernel-socket scenarios take no argument; crafted ones take the sniffer (they read the answers)."""
     setup: tuple[tuple[str, ...], ...] = ()
     """Commands run in the scenario's private namespace before the capture starts."""
     kind: str = "kernel sockets"
+
+    @property
+    def crafted(self) -> bool:
+        return self.kind == "crafted"
 
     @property
     def description(self) -> str:
@@ -37,6 +43,8 @@ def _drop_rule(port: int, expression: str) -> tuple[tuple[str, ...], ...]:
         ("nft", "add", "rule", "inet", "sockstory", "input", "tcp", "dport", str(port), *expression.split()),
     )
 
+
+_SUPPRESS = crafted.suppress_kernel_resets(crafted.CLIENT_PORT)
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -64,5 +72,12 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("keepalive", kernel.keepalive),
         Scenario("nagle", kernel.nagle),
+        Scenario("craft-handshake", crafted.craft_handshake, _SUPPRESS, "crafted"),
+        Scenario("craft-silent-client", crafted.craft_silent_client, _SUPPRESS, "crafted"),
+        Scenario("craft-bad-checksum", crafted.craft_bad_checksum, (OFFLOADS_OFF, *_SUPPRESS), "crafted"),
+        Scenario("craft-rst-injection", crafted.craft_rst_injection, (), "crafted"),
+        Scenario("craft-syn-closed", crafted.craft_syn_closed, (), "crafted"),
+        Scenario("craft-udp-closed", crafted.craft_udp_closed, (), "crafted"),
+        Scenario("craft-simultaneous-open", crafted.craft_simultaneous_open, _SUPPRESS, "crafted"),
     )
 }

@@ -23,9 +23,13 @@ class ScenarioResult:
     tcpdump_frames: int | None = None
     """Frames tcpdump captured at the same time, when asked to check."""
     images: list[Path] = field(default_factory=list)
+    observations: dict[str, object] = field(default_factory=dict)
+    """What a crafted scenario saw from its side (what the kernel socket received, answers seen...)."""
 
 
-def _capture(scenario: Scenario, pcap: Path, check_with_tcpdump: bool) -> tuple[int, int, int | None]:
+def _capture(
+    scenario: Scenario, pcap: Path, check_with_tcpdump: bool
+) -> tuple[int, int, int | None, dict[str, object]]:
     """Inside the private namespace: set up, sniff, run, write the pcap."""
     for command in scenario.setup:
         run_command(*command)
@@ -42,8 +46,9 @@ def _capture(scenario: Scenario, pcap: Path, check_with_tcpdump: bool) -> tuple[
         tcpdump.stderr.readline()  # "listening on lo ...": it is capturing
     sniffer = Sniffer("lo")
     sniffer.start()
+    observations: dict[str, object] = {}
     try:
-        scenario.run()
+        observations = scenario.run(sniffer) if scenario.crafted else (scenario.run() or {})
     finally:
         result = sniffer.stop(linger=0.3)
         reference_frames = None
@@ -55,7 +60,7 @@ def _capture(scenario: Scenario, pcap: Path, check_with_tcpdump: bool) -> tuple[
             reference_frames = sum(1 for _ in CaptureReader(reference))
             reference.unlink()
     written = result.write(pcap)
-    return written, result.kernel_drops, reference_frames
+    return written, result.kernel_drops, reference_frames, observations
 
 
 def run_scenario(
@@ -68,10 +73,10 @@ def run_scenario(
     require_root(f"run {name}" if name != "story" else "story")
     out.mkdir(parents=True, exist_ok=True)
     pcap = out / f"{name}.pcap"
-    frames, drops, reference = in_private_namespace(lambda: _capture(scenario, pcap, check_with_tcpdump))
+    frames, drops, reference, observations = in_private_namespace(lambda: _capture(scenario, pcap, check_with_tcpdump))
     if os.environ.get("SUDO_UID"):  # give the files to the user who ran sudo
         os.chown(pcap, int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", "0")))
-    result = ScenarioResult(name, pcap, frames, drops, reference)
+    result = ScenarioResult(name, pcap, frames, drops, reference, observations=observations)
     if draw:
         from visualizer.pipeline import analyse_file
         from visualizer.render.export import save_ladder

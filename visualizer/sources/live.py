@@ -141,6 +141,11 @@ class Sniffer:
         finally:
             self._result.outgoing_copies_skipped = skipped
 
+    @property
+    def frames(self) -> list[tuple[int, bytes]]:
+        """The frames captured so far (grows while the capture runs)."""
+        return self._result.frames
+
     def stop(self, *, linger: float = 0.2) -> CaptureResult:
         """Wait ``linger`` seconds for the last frames, stop, and return what was captured."""
         time.sleep(linger)
