@@ -46,6 +46,7 @@ EVENT_COLUMNS = (
     "window",
     "analysis",
     "state",
+    "checksum",
 )
 
 _EXAMPLES = """\
@@ -434,6 +435,7 @@ def _event_row(frame: object, origin: int | None) -> dict[str, object]:
         "window": frame.window if is_tcp else "",
         "analysis": ",".join(analysis_names(frame.analysis)),
         "state": frame.state,
+        "checksum": record.checksum,
     }
 
 
@@ -441,7 +443,7 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from visualizer.pipeline import iter_file_analysis
 
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
-    analyzer, reader, frames = iter_file_analysis(arguments.file, progress=progress)
+    analyzer, reader, frames = iter_file_analysis(arguments.file, progress=progress, verify_checksums=True)
     wanted_stream = arguments.stream
     wanted_protocol = arguments.protocol
     from visualizer.model import PROTOCOL_TCP, PROTOCOL_UDP

@@ -99,6 +99,8 @@ class PacketRecord(NamedTuple):
     """For an ICMP error, the flow whose header it quotes."""
     problem: str
     """Why decoding stopped early (truncated or malformed); empty when it did not."""
+    checksum: str = ""
+    """``ok``, ``bad`` or ``unverified`` when the decoder verified checksums (see sources.checksum); else ``""``."""
 
 
 class SegmentRun(NamedTuple):

@@ -54,6 +54,7 @@ def iter_file_analysis(
     *,
     keep_frames: bool = False,
     progress: ProgressCallback | None = None,
+    verify_checksums: bool = False,
 ) -> tuple[Analyzer, CaptureReader, Iterator[FrameAnalysis]]:
     """Open ``path`` and return the analyzer, the reader and the stream of per-frame results.
 
@@ -68,11 +69,11 @@ def iter_file_analysis(
     def frames() -> Iterator[FrameAnalysis]:
         add = analyzer.add
         if progress is None:
-            for record in iter_records(reader):
+            for record in iter_records(reader, verify_checksums=verify_checksums):
                 yield add(record)
         else:
             count = 0
-            for record in iter_records(reader):
+            for record in iter_records(reader, verify_checksums=verify_checksums):
                 yield add(record)
                 count += 1
                 if not count % PROGRESS_EVERY:

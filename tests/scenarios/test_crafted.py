@@ -101,6 +101,19 @@ def test_crafted_scenario(name: str, tmp_path: Path) -> None:
         assert _tcp(report, RST, 40000)
     elif name == "craft-bad-checksum":
         assert seen == {"acked_bad": False, "acked_good": True, "delivered": b"tic tac toe?"}
+        import io
+
+        from visualizer.cli import main
+
+        out = io.StringIO()
+        main(["events", "-q", "--format", "jsonl", str(result.pcap)], stdout=out, stderr=io.StringIO())
+        import json
+
+        rows = [json.loads(line) for line in out.getvalue().splitlines()]
+        data = [row for row in rows if row["len"]]
+        assert [row["checksum"] for row in data] == ["bad", "ok"]  # the crafted bad one, then the good one
+        kernel = [row["checksum"] for row in rows if row["sport"] == 8080]
+        assert kernel and set(kernel) == {"unverified"}  # offloaded partial sums, not bad
     elif name == "craft-rst-injection":
         assert seen == {
             "challenge_after_out_of_window": False,

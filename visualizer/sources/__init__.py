@@ -11,6 +11,6 @@ from visualizer.sources.decode import FrameDecoder
 __all__ = ["CaptureReader", "FrameDecoder", "RawFrame", "iter_records"]
 
 
-def iter_records(reader: CaptureReader) -> Iterator[PacketRecord]:
+def iter_records(reader: CaptureReader, *, verify_checksums: bool = False) -> Iterator[PacketRecord]:
     """Decode every frame of ``reader`` into a packet record, in file order."""
-    return reader.read(FrameDecoder().decode_from)
+    return reader.read(FrameDecoder(verify_checksums=verify_checksums).decode_from)
