@@ -221,6 +221,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="diagram format")
     run.add_argument("-q", "--quiet", action="store_true", help="no summary line")
 
+    anatomy = commands.add_parser(
+        "anatomy",
+        help="draw one frame's headers as RFC-style bit diagrams, with its payload's hex dump",
+        description="Draw frame N of a capture as its layers (Ethernet, IPv4/IPv6, TCP/UDP/ICMP), each header "
+        "as 32-bit rows of fields named and decoded by Scapy, flag bits one by one, then the payload's hex dump.",
+        epilog="example:\n  sockstory anatomy captures/story.pcap --frame 1 -o syn.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    anatomy.add_argument("file", metavar="FILE", help="a pcap or pcapng capture")
+    anatomy.add_argument("--frame", type=int, required=True, metavar="N", help="the frame number (from 1)")
+    anatomy.add_argument("-o", "--output", metavar="OUT", help="output .png, .svg or .pdf (default FILE-frameN.png)")
+    anatomy.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
     capture = commands.add_parser(
         "capture",
         help="sniff an interface into a pcap file (needs root)",
@@ -260,6 +273,43 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
             f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {conversation.frames} frames"
             f"{outcome}{'; ' + events if events else ''}\n"
         )
+    return EXIT_OK
+
+
+def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
+    from pathlib import Path
+
+    from visualizer.sources import CaptureReader
+
+    reader = CaptureReader(arguments.file)
+    chosen = None
+    for frame in reader:
+        if frame.number == arguments.frame:
+            chosen = frame
+            break
+    reader.close()
+    if chosen is None:
+        raise UsageError(f"{arguments.file}: no frame {arguments.frame} (the capture has {reader.frames_read} frames)")
+    output = Path(arguments.output or f"{Path(arguments.file).stem}-frame{arguments.frame}.png")
+    if output.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"{output}: unknown output format {output.suffix!r}; use .png, .svg or .pdf")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from visualizer.render.anatomy import anatomy_of, draw_anatomy
+
+    axes = draw_anatomy(anatomy_of(chosen.data, link_type=chosen.link_type, frame=chosen.number))
+    figure = axes.get_figure(root=True)
+    assert figure is not None
+    try:
+        figure.savefig(output, dpi=110)
+    except OSError as error:
+        raise UsageError(f"{output}: cannot write ({error.strerror or error})") from None
+    finally:
+        plt.close("all")
+    err.write(f"sockstory: wrote {output}\n")
     return EXIT_OK
 
 
@@ -634,6 +684,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _run_scenario_command(arguments.name, arguments, out, err)
         if arguments.command == "scenarios":
             return _run_scenarios(out)
+        if arguments.command == "anatomy":
+            return _run_anatomy(arguments, err)
         if arguments.command == "capture":
             return _run_capture(arguments, out, err)
         raise UsageError(f"unknown command {arguments.command}")
