@@ -317,8 +317,11 @@ def _run_scenarios(out: TextIO) -> int:
     from visualizer.scenarios import SCENARIOS
 
     width = max(len(name) for name in SCENARIOS)
-    for scenario in SCENARIOS.values():
-        out.write(f"{scenario.name:{width}s}  {scenario.description}\n")
+    for crafted in (False, True):
+        out.write("crafted with Scapy, sent on loopback:\n" if crafted else "kernel sockets:\n")
+        for scenario in SCENARIOS.values():
+            if scenario.crafted == crafted:
+                out.write(f"  {scenario.name:{width}s}  {scenario.description}\n")
     out.write("\nrun one with: sudo sockstory run NAME --draw\n")
     return EXIT_OK
 

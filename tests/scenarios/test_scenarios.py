@@ -177,21 +177,22 @@ def test_story_command_writes_a_pcap_and_a_diagram(tmp_path: Path) -> None:
 
 
 @pytest.mark.root
-def test_interrupted_scenario_leaves_nothing_behind(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["keepalive", "craft-silent-client"])
+def test_interrupted_scenario_leaves_nothing_behind(name: str, tmp_path: Path) -> None:
     before = host_state()
     process = subprocess.Popen(
-        [sys.executable, "-m", "visualizer", "run", "keepalive", "--out", str(tmp_path)],
+        [sys.executable, "-m", "visualizer", "run", name, "--out", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)  # mid-run: the keep-alive scenario idles for 3.6 s
+    time.sleep(2.0)  # mid-run: both scenarios last more than 3 s
     process.send_signal(signal.SIGINT)
     _, error = process.communicate(timeout=20)
     assert process.returncode != 0 and "Traceback" not in error
     time.sleep(0.2)
-    assert host_state() == before
-    leftovers = subprocess.run(["pgrep", "-f", "visualizer run keepalive"], capture_output=True, text=True)
+    assert host_state() == before, "no namespace, nftables table or rule, qdisc or offload change may remain"
+    leftovers = subprocess.run(["pgrep", "-f", f"visualizer run {name}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
 
 
