@@ -74,8 +74,6 @@ def run_scenario(
     out.mkdir(parents=True, exist_ok=True)
     pcap = out / f"{name}.pcap"
     frames, drops, reference, observations = in_private_namespace(lambda: _capture(scenario, pcap, check_with_tcpdump))
-    if os.environ.get("SUDO_UID"):  # give the files to the user who ran sudo
-        os.chown(pcap, int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", "0")))
     result = ScenarioResult(name, pcap, frames, drops, reference, observations=observations)
     if draw:
         from visualizer.pipeline import analyse_file
@@ -86,4 +84,17 @@ def run_scenario(
         layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
         layout.title = f"sockstory {name}: {scenario.description} (captured live, {frames} frames)"
         result.images = save_ladder(layout, out / f"{name}.{image_format}", file_format=image_format)
+    _give_to_sudo_user(out, pcap, *result.images)
     return result
+
+
+def _give_to_sudo_user(*paths: Path) -> None:
+    """Under sudo, hand the files written back to the user who ran it (not root)."""
+    user, group = os.environ.get("SUDO_UID"), os.environ.get("SUDO_GID")
+    if os.geteuid() != 0 or not user:
+        return
+    for path in paths:
+        try:
+            os.chown(path, int(user), int(group or user))
+        except OSError:
+            pass
