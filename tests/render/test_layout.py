@@ -17,6 +17,18 @@ def layout_of(talk: Conversation, **options: object):  # type: ignore[no-untyped
     return build_ladder(report.frame_analyses, origin_ns=report.first_time_ns, **options)  # type: ignore[arg-type]
 
 
+def steady_transfer() -> Conversation:
+    """A handshake, then 40 data segments of 100 bytes, each ACKed: 83 frames, nothing eventful after #4."""
+    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.01, 500, 101, SYN | ACK)
+    talk.client_sends(0.02, 101, 501, ACK)
+    sequence = 101
+    for step in range(40):
+        talk.client_sends(0.03 + step * 0.01, sequence, 501, ACK, b"x" * 100)
+        sequence += 100
+        talk.server_sends(0.035 + step * 0.01, 501, sequence, ACK)
+    return talk
+
+
 def test_story_labels_in_stevens_notation() -> None:
     report = analyse_file(CAPTURES / "story.pcap", keep_frames=True)
     layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
@@ -54,13 +66,7 @@ def test_retransmission_links_back_to_its_original() -> None:
 
 
 def test_long_uneventful_runs_fold_and_events_stay() -> None:
-    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.01, 500, 101, SYN | ACK)
-    talk.client_sends(0.02, 101, 501, ACK)
-    sequence = 101
-    for step in range(40):
-        talk.client_sends(0.03 + step * 0.01, sequence, 501, ACK, b"x" * 100)
-        sequence += 100
-        talk.server_sends(0.035 + step * 0.01, 501, sequence, ACK)
+    talk = steady_transfer()
     talk.client_sends(0.5, 101, 501, ACK, b"x" * 100)  # a retransmission at the end
     layout = layout_of(talk)
     folds = [row for row in layout.rows if isinstance(row, Fold)]
@@ -105,13 +111,7 @@ def test_payload_preview_escapes_and_truncates() -> None:
 
 
 def test_an_original_inside_a_fold_is_unfolded_when_a_retransmission_refers_to_it() -> None:
-    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.01, 500, 101, SYN | ACK)
-    talk.client_sends(0.02, 101, 501, ACK)
-    sequence = 101
-    for step in range(40):
-        talk.client_sends(0.03 + step * 0.01, sequence, 501, ACK, b"x" * 100)
-        sequence += 100
-        talk.server_sends(0.035 + step * 0.01, 501, sequence, ACK)
+    talk = steady_transfer()
     talk.client_sends(0.5, 101 + 20 * 100, 501, ACK, b"x" * 100)  # repeats the segment of frame 44
     layout = layout_of(talk)
     retransmission = layout.arrows()[-1]
