@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(python3 python3-venv python3-pip libpcap0.8 tcpdump nftables iproute2 ethtool)
+packages=(python3 python3-venv python3-pip libpcap0.8 tcpdump nftables iproute2 ethtool procps)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
