@@ -39,8 +39,6 @@ ProgressCallback = Callable[[int, int, int], None]
 """Called now and then with (frames so far, bytes read so far, file size)."""
 
 PROGRESS_EVERY = 1 << 14
-PROGRESS_ITEMS = 256
-"""Report progress every this many items (records, or column runs of many frames)."""
 T = TypeVar("T")
 PARALLEL_MINIMUM_BYTES = 64 * 1024 * 1024
 """Files smaller than this are read by one process: starting workers would cost more than it saves."""
@@ -106,10 +104,12 @@ def _with_progress(items: Iterator[T], reader: CaptureReader, progress: Progress
         return items
 
     def reporting() -> Iterator[T]:
-        for count, item in enumerate(items):
+        last = -1
+        for item in items:
             yield item
-            if not count % PROGRESS_ITEMS:
-                progress(reader.frames_read, reader.bytes_read, reader.size)
+            if reader.bytes_read != last:  # a new read buffer: report (the callback throttles itself)
+                last = reader.bytes_read
+                progress(reader.frames_read, last, reader.size)
         progress(reader.frames_read, reader.size, reader.size)
 
     return reporting()
