@@ -693,15 +693,16 @@ def decode_pcap_chunk(
 
     if link_type != LINKTYPE_ETHERNET or header.lengths_maybe_swapped or not count:
         return list(one_by_one(range(count)))
-    data = numpy.frombuffer(buffer, numpy.uint8)
+    # Each frame's first bytes, record header included, as one row: a sliding window over the
+    # buffer (padded, so that short frames at its end still have a full row) indexed by frame.
+    data = numpy.frombuffer(buffer + bytes(_WINDOW), numpy.uint8)
     frames = numpy.asarray(offsets, dtype=numpy.int64)
-    fields = data[frames[:, None] + record_bytes].view(numpy.dtype(header.byte_order + "u4"))
+    rows = numpy.lib.stride_tricks.sliding_window_view(data, _WINDOW)[frames]
+    fields = numpy.ascontiguousarray(rows[:, :16]).view(numpy.dtype(header.byte_order + "u4"))
     seconds, fractional = fields[:, 0], fields[:, 1]
     captured, original = (fields[:, 3], fields[:, 2]) if header.lengths_swapped else (fields[:, 2], fields[:, 3])
     starts = frames + 16
-    # Only the bytes the tests need: every frame is at least 16 bytes from the buffer's end
-    # or shorter than 38 bytes (then the mask drops it), so clip the indices.
-    probe = data[numpy.minimum(starts[:, None] + probe_offsets, len(buffer) - 1)]
+    probe = rows[:, 16 + probe_offsets]
     ethertype_high, ethertype_low, version, fragment_high, fragment_low, protocol = probe[:, :6].T
     total = probe[:, 6].astype(numpy.int64) << 8 | probe[:, 7]
     tcp_header = (probe[:, 8] >> 4).astype(numpy.int64) * 4
@@ -735,7 +736,7 @@ def decode_pcap_chunk(
     if not length:
         return list(one_by_one(others))
     frame_starts = starts[picked]
-    head = data[frame_starts[:, None] + header_offsets]  # IPv4 addresses and the TCP header
+    head = rows[picked][:, 16 + header_offsets]  # IPv4 addresses and the TCP header
     addresses = head[:, :8].copy().view(">u4")
     tcp = head[:, 8:]
     ports = tcp[:, 0:4].copy().view(">u2")
@@ -877,6 +878,8 @@ _record_from_fields = partial(tuple.__new__, PacketRecord)
 # fragment offset (20, 21), protocol (23), total length (16, 17), TCP data offset (46), and the
 # bytes that choose a worker: last address bytes (29, 33) and low port bytes (35, 37).
 _PROBE_OFFSETS = (12, 13, 14, 20, 21, 23, 16, 17, 46, 29, 33, 35, 37)
+_WINDOW = 16 + 54
+"""Bytes read from each frame's start (its pcap record header, then Ethernet, IPv4 and TCP headers)."""
 _tables: tuple[Any, Any, Any, Any] | None = None
 
 
