@@ -302,12 +302,15 @@ class CaptureReader:
                 offsets: list[int] = []
                 append = offsets.append
                 first = number + 1
-                while position + 16 <= end:
-                    (captured,) = length_of(buffer, position + length_at)
+                limit = end - 16
+                while position <= limit:  # the per-frame loop: kept lean
+                    captured = length_of(buffer, position + length_at)[0]
                     if maybe_swapped:
                         (original,) = length_of(buffer, position + other_at)
                         captured = min(captured, original)
                     if captured > MAXIMUM_RECORD_LENGTH:
+                        number += len(offsets)
+                        self.frames_read = number
                         if offsets:
                             yield PcapChunk(buffer, offsets, first, consumed)
                         self._warn(
@@ -320,8 +323,8 @@ class CaptureReader:
                     if stop > end:
                         break
                     append(position)
-                    number += 1
                     position = stop
+                number += len(offsets)
                 self.frames_read = number
                 start_of_buffer = consumed
                 consumed += position
