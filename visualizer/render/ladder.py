@@ -10,6 +10,7 @@ Nothing here shows or saves a figure; the CLI and the notebooks do.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -195,7 +196,9 @@ def draw_ladder(
     heading = title if title is not None else layout.title
     if layout.pages > 1:
         heading = f"{heading}  (page {layout.page + 1} of {layout.pages})".strip()
-    top = -2.5 if heading else -1.6
+    heading_lines = textwrap.wrap(heading, max(40, int(right_edge * 9.5))) if heading else []
+    heading = "\n".join(heading_lines)
+    top = -2.5 - 0.55 * max(0, len(heading_lines) - 1) if heading else -1.6
     bottom = (positions[-1] if positions else 0) + 1.2
     if ax is None:
         import matplotlib.pyplot as plt
@@ -212,7 +215,7 @@ def draw_ladder(
     ax.set_ylim(bottom, top)
     ax.axis("off")
     _draw_phases(ax, layout, positions, right_edge)
-    _draw_lifelines(ax, layout, lifelines, top + (0.95 if heading else 0.0), bottom)
+    _draw_lifelines(ax, layout, lifelines, -1.55 if heading else top, bottom)
     frame_y: dict[int, float] = {}
     for row, y in zip(layout.rows, positions):
         if isinstance(row, Arrow):

@@ -82,7 +82,7 @@ def run_scenario(
 
         report = analyse_file(pcap, keep_frames=True)
         layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
-        layout.title = f"sockstory {name}: {scenario.description} (captured live, {frames} frames)"
+        layout.title = f"{name}, captured live ({frames} frames): {scenario.description}"
         result.images = save_ladder(layout, out / f"{name}.{image_format}", file_format=image_format)
     _give_to_sudo_user(out, pcap, *result.images)
     return result
