@@ -234,6 +234,16 @@ def _parser() -> argparse.ArgumentParser:
     anatomy.add_argument("-o", "--output", metavar="OUT", help="output .png, .svg or .pdf (default FILE-frameN.png)")
     anatomy.add_argument("-q", "--quiet", action="store_true", help="no summary line")
 
+    states = commands.add_parser(
+        "states",
+        help="draw the TCP state diagram the analysis uses (RFC 9293 states)",
+        description="Draw the state diagram from the same table the analysis applies to every endpoint.",
+        epilog="example:\n  sockstory states -o tcp-states.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    states.add_argument("-o", "--output", default="tcp-states.png", metavar="OUT", help=".png, .svg or .pdf")
+    states.set_defaults(quiet=True)
+
     capture = commands.add_parser(
         "capture",
         help="sniff an interface into a pcap file (needs root)",
@@ -305,6 +315,31 @@ def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
     assert figure is not None
     try:
         figure.savefig(output, dpi=110)
+    except OSError as error:
+        raise UsageError(f"{output}: cannot write ({error.strerror or error})") from None
+    finally:
+        plt.close("all")
+    err.write(f"sockstory: wrote {output}\n")
+    return EXIT_OK
+
+
+def _run_states(arguments: argparse.Namespace, err: TextIO) -> int:
+    from pathlib import Path
+
+    output = Path(arguments.output)
+    if output.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"{output}: unknown output format {output.suffix!r}; use .png, .svg or .pdf")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from visualizer.render.states import draw_state_diagram
+
+    figure = draw_state_diagram().get_figure(root=True)
+    assert figure is not None
+    try:
+        figure.savefig(output, dpi=100)
     except OSError as error:
         raise UsageError(f"{output}: cannot write ({error.strerror or error})") from None
     finally:
@@ -689,6 +724,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _run_scenarios(out)
         if arguments.command == "anatomy":
             return _run_anatomy(arguments, err)
+        if arguments.command == "states":
+            return _run_states(arguments, err)
         if arguments.command == "capture":
             return _run_capture(arguments, out, err)
         raise UsageError(f"unknown command {arguments.command}")
