@@ -108,6 +108,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
+    def add_live_output(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--out",
+            default="captures/live",
+            metavar="DIR",
+            help="folder for the pcap and the diagram (default captures/live)",
+        )
+        command.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="diagram format")
+        command.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
     def add_common(command: argparse.ArgumentParser) -> None:
         command.add_argument("file", metavar="FILE", help="a pcap or pcapng capture")
         command.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
@@ -196,9 +206,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example:\n  sudo sockstory story            # writes captures/live/story.pcap and story.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    story.add_argument("--out", default="captures/live", metavar="DIR", help="folder for the pcap and the diagram")
-    story.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="diagram format")
-    story.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    add_live_output(story)
 
     scenarios = commands.add_parser(
         "scenarios",
@@ -216,10 +224,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("name", metavar="NAME", help="a scenario (see 'sockstory scenarios')")
-    run.add_argument("--out", default="captures/live", metavar="DIR", help="output folder (default captures/live)")
     run.add_argument("--draw", action="store_true", help="also draw the ladder diagram")
-    run.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="diagram format")
-    run.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    add_live_output(run)
 
     anatomy = commands.add_parser(
         "anatomy",
@@ -300,25 +306,12 @@ def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
     reader.close()
     if chosen is None:
         raise UsageError(f"{arguments.file}: no frame {arguments.frame} (the capture has {reader.frames_read} frames)")
-    output = Path(arguments.output or f"{Path(arguments.file).stem}-frame{arguments.frame}.png")
-    if output.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise UsageError(f"{output}: unknown output format {output.suffix!r}; use .png, .svg or .pdf")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from visualizer.render.anatomy import anatomy_of, draw_anatomy
+    from visualizer.render.export import save_figure
 
-    axes = draw_anatomy(anatomy_of(chosen.data, link_type=chosen.link_type, frame=chosen.number))
-    figure = axes.get_figure(root=True)
-    assert figure is not None
-    try:
-        figure.savefig(output, dpi=110)
-    except OSError as error:
-        raise UsageError(f"{output}: cannot write ({error.strerror or error})") from None
-    finally:
-        plt.close("all")
+    output = Path(arguments.output or f"{Path(arguments.file).stem}-frame{arguments.frame}.png")
+    anatomy = anatomy_of(chosen.data, link_type=chosen.link_type, frame=chosen.number)
+    save_figure(lambda: draw_anatomy(anatomy), output)
     err.write(f"sockstory: wrote {output}\n")
     return EXIT_OK
 
@@ -326,24 +319,10 @@ def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
 def _run_states(arguments: argparse.Namespace, err: TextIO) -> int:
     from pathlib import Path
 
-    output = Path(arguments.output)
-    if output.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise UsageError(f"{output}: unknown output format {output.suffix!r}; use .png, .svg or .pdf")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from visualizer.render.export import save_figure
     from visualizer.render.states import draw_state_diagram
 
-    figure = draw_state_diagram().get_figure(root=True)
-    assert figure is not None
-    try:
-        figure.savefig(output, dpi=100)
-    except OSError as error:
-        raise UsageError(f"{output}: cannot write ({error.strerror or error})") from None
-    finally:
-        plt.close("all")
+    output = save_figure(draw_state_diagram, Path(arguments.output), dpi=100)
     err.write(f"sockstory: wrote {output}\n")
     return EXIT_OK
 

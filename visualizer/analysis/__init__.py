@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from visualizer.analysis.analyzer import Analyzer, analyse, iter_analysis
+from visualizer.analysis.analyzer import Analyzer, analyse
 from visualizer.analysis.report import (
     ConversationSummary,
     Finding,
@@ -19,5 +19,4 @@ __all__ = [
     "Report",
     "analyse",
     "analysis_names",
-    "iter_analysis",
 ]

@@ -22,7 +22,7 @@ starts a new stream ("reused_ports").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from visualizer.analysis import states
 from visualizer.analysis.report import (
@@ -126,14 +126,12 @@ class _Direction:
         "base_set",
         "nextseq",
         "nextseq_time",
-        "nextseq_frame",
         "maxseqtobeacked",
         "lastack",
         "lastack_time",
         "window",
         "window_scale",
         "dupacknum",
-        "lastnondupack",
         "last_flags",
         "state",
         "fin_next",
@@ -151,14 +149,12 @@ class _Direction:
         self.base_set = False
         self.nextseq = 0
         self.nextseq_time = 0
-        self.nextseq_frame = 0
         self.maxseqtobeacked = 0
         self.lastack = 0
         self.lastack_time = 0
         self.window = _UNKNOWN_WINDOW
         self.window_scale = -1  # -1: not known; -2: no scaling (Wireshark's convention)
         self.dupacknum = 0
-        self.lastnondupack = 0
         self.last_flags = 0
         self.state = state
         self.fin_next = -1  # relative sequence number that ACKs this endpoint's FIN
@@ -213,7 +209,7 @@ _Entry = tuple[_Conversation, _Direction, _Direction, bool]
 
 
 class Analyzer:
-    """Streaming analysis: one :meth:`add` (or :meth:`count`) per frame, then :meth:`finish`."""
+    """Streaming analysis: :meth:`add` each frame (or :meth:`feed` many), then :meth:`finish`."""
 
     def __init__(self, *, source: str = "", keep_frames: bool = False) -> None:
         self._report = Report(source=source)
@@ -235,16 +231,12 @@ class Analyzer:
         assert result is not None
         return result
 
-    def count(self, record: PacketRecord) -> None:
-        """Analyse the next frame for the report only (faster: no per-frame result is built)."""
-        self._add(record, self._keep_frames)
-
     def feed(self, records: Iterable[PacketRecord | SegmentRun]) -> int:
         """Analyse many frames for the report only; the fastest way through a large capture.
 
         Takes packet records, and also the column runs of plain TCP segments that
         bulk decoding produces (:class:`visualizer.model.SegmentRun`), in frame order.
-        Returns how many frames were analysed. Same results as :meth:`count` on each.
+        Returns how many frames were analysed; the report is the same as with :meth:`add` on each.
         """
         done = 0
         build = self._keep_frames
@@ -468,7 +460,6 @@ class Analyzer:
                 ):
                     analysis |= WINDOW_FULL
         if ack != fwd.lastack:
-            fwd.lastnondupack = number
             fwd.dupacknum = 0
         mark = rev.maxseqtobeacked
         if flags & ACK and mark and ack != mark and (ack - mark) & SEQUENCE_MASK < HALF_SPACE:
@@ -513,7 +504,6 @@ class Analyzer:
             if not nextseq or (segment_end != nextseq and (segment_end - nextseq) & SEQUENCE_MASK < HALF_SPACE):
                 fwd.nextseq = segment_end
                 fwd.nextseq_time = now
-                fwd.nextseq_frame = number
             if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
                 fwd.maxseqtobeacked = fwd.nextseq
         fwd.window = window
@@ -728,10 +718,3 @@ def analyse(records: Iterable[PacketRecord], *, source: str = "", keep_frames: b
     analyzer = Analyzer(source=source, keep_frames=keep_frames)
     analyzer.feed(records)
     return analyzer.finish()
-
-
-def iter_analysis(records: Iterable[PacketRecord], analyzer: Analyzer) -> Iterator[FrameAnalysis]:
-    """Analyse records one by one, yielding each frame's result as it is computed."""
-    add = analyzer.add
-    for record in records:
-        yield add(record)

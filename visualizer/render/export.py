@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,31 @@ def save_ladder(
         plt.close(figure)
         written.append(target)
     return written
+
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def save_figure(draw: Callable[[], Axes], path: Path, *, dpi: int = 110) -> Path:
+    """Draw (off screen) and save one figure to ``path`` (.png, .svg or .pdf), then close it.
+
+    A bad suffix or an unwritable path is the caller's mistake: one UsageError line.
+    """
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise UsageError(f"{path}: unknown output format {path.suffix!r}; use .png, .svg or .pdf")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = _figure_of(draw())
+    try:
+        figure.savefig(path, dpi=dpi)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
+    finally:
+        plt.close(figure)
+    return path
 
 
 def _figure_of(axes: Axes) -> Figure:

@@ -32,7 +32,7 @@ def listen(port: int, *, receive_buffer: int | None = None) -> socket.socket:
     return server
 
 
-def serve(server: socket.socket, handler: Callable[[socket.socket], None]) -> threading.Thread:
+def serve(server: socket.socket, handler: Callable[[socket.socket], object]) -> threading.Thread:
     """Accept one connection on ``server`` in a thread and hand it to ``handler``."""
 
     def run() -> None:
@@ -91,10 +91,7 @@ def story() -> None:
 def close_client_first() -> None:
     """The client sends a request and closes first; the server closes after reading to the end."""
 
-    def server(connection: socket.socket) -> None:
-        read_to_end(connection)
-
-    thread = serve(listen(8081), server)
+    thread = serve(listen(8081), read_to_end)
     with connect(8081) as client:
         client.sendall(b"GET / HTTP/1.0\r\n\r\n")
     finish(thread)
@@ -228,10 +225,7 @@ BULK_MSS = 1000
 def bulk() -> None:
     """A bulk transfer cut into MSS-sized segments (offloads off in this namespace, MSS 1000)."""
 
-    def server(connection: socket.socket) -> None:
-        read_to_end(connection)
-
-    thread = serve(listen(8086), server)
+    thread = serve(listen(8086), read_to_end)
     with connect(8086, TCP_MAXSEG=BULK_MSS) as client:
         client.sendall(bytes(range(256)) * (BULK_BYTES // 256))
     finish(thread)
@@ -279,10 +273,7 @@ LOSS_PORT = 8089
 def loss() -> None:
     """One data segment is dropped on arrival (nftables rule): duplicate ACKs, SACK, a retransmission."""
 
-    def server(connection: socket.socket) -> None:
-        read_to_end(connection)
-
-    thread = serve(listen(LOSS_PORT), server)
+    thread = serve(listen(LOSS_PORT), read_to_end)
     with connect(LOSS_PORT, TCP_MAXSEG=BULK_MSS) as client:
         client.sendall(b"L" * 60_000)
         time.sleep(0.3)
@@ -292,10 +283,7 @@ def loss() -> None:
 def keepalive() -> None:
     """An idle connection with TCP keep-alive after 1 s: probes and their ACKs, then a normal close."""
 
-    def server(connection: socket.socket) -> None:
-        read_to_end(connection)
-
-    thread = serve(listen(8090), server)
+    thread = serve(listen(8090), read_to_end)
     with connect(8090, SO_KEEPALIVE=1, TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=5) as client:
         client.sendall(b"hello")
         time.sleep(3.6)

@@ -101,8 +101,6 @@ class PcapChunk(NamedTuple):
     offsets: list[int]
     """Where each frame's 16-byte record header starts in ``buffer``."""
     first_number: int
-    file_offset: int = 0
-    """Where ``buffer`` starts in the file."""
 
 
 class PcapHeader(NamedTuple):
@@ -312,7 +310,7 @@ class CaptureReader:
                         number += len(offsets)
                         self.frames_read = number
                         if offsets:
-                            yield PcapChunk(buffer, offsets, first, consumed)
+                            yield PcapChunk(buffer, offsets, first)
                         self._warn(
                             f"damaged record: {captured}-byte packet, bigger than the maximum of "
                             f"{MAXIMUM_RECORD_LENGTH}"
@@ -326,18 +324,17 @@ class CaptureReader:
                     position = stop
                 number += len(offsets)
                 self.frames_read = number
-                start_of_buffer = consumed
                 consumed += position
                 self.bytes_read = consumed
                 if offsets:
-                    yield PcapChunk(buffer, offsets, first, start_of_buffer)
+                    yield PcapChunk(buffer, offsets, first)
         finally:
             self.close()
 
     def _read_pcap(self, make: FrameMaker[T]) -> Iterator[T]:
         header = self.pcap_header
         assert header is not None
-        for buffer, offsets, number, _ in self.pcap_chunks():
+        for buffer, offsets, number in self.pcap_chunks():
             record = header.record
             link_type = header.link_type
             for offset in offsets:
