@@ -40,8 +40,16 @@ def test_events_jsonl_and_stream_selection() -> None:
     code, out, _ = run("events", str(CORPUS / "zeek-retransmit-fast009.pcap"), "--format", "jsonl", "-q")
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
-    assert set(rows[0]) == set(EVENT_COLUMNS)
-    assert any("fast_retransmission" in row["analysis"] for row in rows)
+    assert set(rows[0]) == {*EVENT_COLUMNS, "findings"}
+    fast = next(row for row in rows if "fast_retransmission" in row["analysis"])
+    (finding,) = [finding for finding in fast["findings"] if finding["kind"] == "fast_retransmission"]
+    # The duplicate ACKs behind it (its original was not captured here: lost before the capture point),
+    # each an earlier frame flagged duplicate_ack; the reason counts exactly the ones it refers to.
+    by_frame = {row["frame"]: row for row in rows}
+    duplicates = finding["refers_to"]
+    assert duplicates and all(frame < fast["frame"] for frame in duplicates)
+    assert all("duplicate_ack" in by_frame[frame]["analysis"] for frame in duplicates)
+    assert f"after {len(duplicates)} duplicate ACKs" in finding["reason"]
     code, out, _ = run(
         "events", str(CORPUS / "zeek-pcapng-multi-interface.pcapng"), "--stream", "1", "--protocol", "udp", "-q"
     )

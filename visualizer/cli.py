@@ -46,6 +46,7 @@ EVENT_COLUMNS = (
     "window",
     "analysis",
     "state",
+    "receiver_state",
     "checksum",
 )
 
@@ -54,7 +55,7 @@ examples:
   sockstory flows captures/story.pcap
       conversation table (like tshark -z conv,tcp -z conv,udp) with each TCP outcome
   sockstory events captures/story.pcap
-      one row per frame: relative seq/ack, flags, window, analysis, TCP state
+      one row per frame: relative seq/ack, flags, window, analysis, both TCP states
   sockstory events big.pcapng --stream 3 --format jsonl > stream3.jsonl
   sockstory events capture.pcap | awk -F'\\t' '$16 ~ /retransmission/'
   sockstory draw captures/story.pcap -o story.svg
@@ -502,6 +503,7 @@ def _event_row(frame: object, origin: int | None) -> dict[str, object]:
         "window": frame.window if is_tcp else "",
         "analysis": ",".join(analysis_names(frame.analysis)),
         "state": frame.state,
+        "receiver_state": frame.receiver_state,
         "checksum": record.checksum,
     }
 
@@ -537,6 +539,10 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         row = _event_row(frame, origin)
         if jsonl:
             row["analysis"] = [name for name in str(row["analysis"]).split(",") if name]
+            row["findings"] = [
+                {"kind": finding.kind, "reason": finding.reason, "refers_to": list(finding.refers_to)}
+                for finding in frame.findings
+            ]
             write(json.dumps(row) + "\n")
         else:
             write("\t".join(str(value) for value in row.values()) + "\n")

@@ -52,7 +52,7 @@ def iter_file_analysis(
     *,
     keep_frames: bool = False,
     progress: ProgressCallback | None = None,
-    verify_checksums: bool = False,
+    verify_checksums: bool = True,
 ) -> tuple[Analyzer, CaptureReader, Iterator[FrameAnalysis]]:
     """Open ``path`` and return the analyzer, the reader and the stream of per-frame results.
 
@@ -68,15 +68,16 @@ def iter_file_analysis(
         add = analyzer.add
         if progress is None:
             for record in iter_records(reader, verify_checksums=verify_checksums):
-                yield add(record)
+                yield from add(record)
         else:
             count = 0
             for record in iter_records(reader, verify_checksums=verify_checksums):
-                yield add(record)
+                yield from add(record)
                 count += 1
                 if not count % PROGRESS_EVERY:
                     progress(count, reader.bytes_read, reader.size)
             progress(count, reader.size, reader.size)
+        yield from analyzer.flush()
 
     return analyzer, reader, frames()
 
@@ -188,7 +189,7 @@ def _records(
 
         return by_chunk()
     if share == WHOLE:
-        return iter_records(reader)
+        return iter_records(reader, verify_checksums=True)
     decode_from = decoder.decode_from
 
     def make(
@@ -334,7 +335,7 @@ def analyse_streams(
                 wanted_bytes.add(_ipv4_key_bytes(a, b, c, d))
 
     reader = CaptureReader(path)
-    decoder = FrameDecoder()
+    decoder = FrameDecoder(verify_checksums=True)
 
     def belongs(record: PacketRecord) -> bool:
         quoted = record.quoted
@@ -355,7 +356,7 @@ def analyse_streams(
                     if belongs(record):
                         yield record
         else:
-            for record in iter_records(reader):
+            for record in iter_records(reader, verify_checksums=True):
                 if belongs(record):
                     yield record
 
@@ -363,8 +364,8 @@ def analyse_streams(
     analyzer = Analyzer(source=os.fspath(path))
     numbers: dict[int, int] = {}
     frames: list[FrameAnalysis] = []
-    for record in chosen_records():
-        frame = analyzer.add(record)
+    for frame in analyzer.frames(chosen_records()):
+        record = frame.record
         if frame.stream >= 0:
             if frame.stream not in numbers:
                 quoted = record.quoted
@@ -376,7 +377,9 @@ def analyse_streams(
                 numbers[frame.stream] = next(
                     (stream for first, end, stream in spans.get(key, ()) if first <= record.number < end), -1
                 )
-            frame = frame._replace(stream=numbers[frame.stream])
+            stream = numbers[frame.stream]
+            findings = tuple(replace(finding, stream=stream) for finding in frame.findings)
+            frame = frame._replace(stream=stream, findings=findings)
         frames.append(frame)
     return report, frames
 

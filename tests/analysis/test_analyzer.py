@@ -213,10 +213,27 @@ def test_findings_are_data_with_frame_stream_and_reason() -> None:
     assert report.frame_analyses == []  # frames are kept only on request
 
 
-def test_unexpected_segment_is_a_state_anomaly_not_an_exception() -> None:
+def test_a_segment_no_transition_explains_is_a_state_anomaly_not_an_exception() -> None:
+    talk = handshake()
+    talk.client_sends(0.03, C_ISN + 1, S_ISN + 1, FIN | ACK)
+    talk.server_sends(0.04, S_ISN + 1, C_ISN + 2, FIN | ACK)
+    talk.client_sends(0.05, C_ISN + 2, S_ISN + 2, ACK)  # the server is CLOSED (LAST-ACK, ACK of its FIN)
+    talk.server_sends(0.06, S_ISN + 2, C_ISN + 2, PSH | ACK, b"late")
+    result = frames(talk)
+    assert result[5].receiver_state == "CLOSED"
+    assert "state_anomaly" in flags_of(result[-1])
+    (anomaly,) = [finding for finding in result[-1].findings if finding.kind == "state_anomaly"]
+    assert "CLOSED" in anomaly.reason and "send ACK" in anomaly.reason
+
+
+def test_an_endpoint_that_keeps_sending_after_its_rst_did_not_send_it() -> None:
     talk = handshake().client_sends(0.03, C_ISN + 1, S_ISN + 1, RST | ACK)
     talk.client_sends(0.04, C_ISN + 1, S_ISN + 1, ACK, b"late")
-    assert "state_anomaly" in flags_of(frames(talk)[-1])
+    result = frames(talk)
+    assert "injected_rst" in flags_of(result[3]) and "rst_accepted" in flags_of(result[3])
+    assert [frame.state for frame in result[3:]] == ["ESTABLISHED", "ESTABLISHED"]  # the client never reset
+    assert [frame.receiver_state for frame in result[3:]] == ["CLOSED", "CLOSED"]  # the server did
+    assert "state_anomaly" not in flags_of(result[-1])
 
 
 def test_udp_streams_and_an_icmp_error_quoting_one() -> None:

@@ -34,7 +34,7 @@ def test_active_open_and_active_close() -> None:
 
 
 def test_passive_open_and_passive_close() -> None:
-    server = run(State.LISTEN, Event.RECEIVE_SYN, Event.SEND_SYN_ACK, Event.RECEIVE_ACK)
+    server = run(State.LISTEN, Event.RECEIVE_SYN, Event.SEND_SYN_ACK, Event.RECEIVE_ACK_OF_SYN)
     assert server is State.ESTABLISHED
     assert run(server, Event.RECEIVE_FIN, Event.SEND_ACK, Event.SEND_FIN, Event.RECEIVE_ACK_OF_FIN) is State.CLOSED
 
@@ -58,7 +58,7 @@ def test_a_reset_closes_every_state_but_listen() -> None:
     for state in State:
         expected = State.LISTEN if state is State.LISTEN else State.CLOSED
         assert next_state(state, Event.RECEIVE_RST) is expected
-        assert next_state(state, Event.SEND_RST) is State.CLOSED
+        assert next_state(state, Event.SEND_RST) is expected
 
 
 def test_data_after_close_is_an_anomaly() -> None:

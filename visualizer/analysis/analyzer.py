@@ -1,9 +1,10 @@
 """Sans-IO analysis of TCP and UDP conversations, the way Wireshark does it.
 
-Feed packet records in capture order to :class:`Analyzer.add` (or call
-:func:`analyse`); each call returns the frame's :class:`FrameAnalysis`, and
-:meth:`Analyzer.finish` returns the :class:`Report`. Time is the records'
-timestamps, never a clock; nothing here reads a file or a socket.
+Feed packet records in capture order to :meth:`Analyzer.add` (which returns the
+frames whose analysis is final, in frame order) and call :meth:`Analyzer.flush`
+at the end of the capture for the rest; or :meth:`Analyzer.feed` many records
+for the report alone. :meth:`Analyzer.finish` returns the :class:`Report`. Time
+is the records' timestamps, never a clock; nothing here reads a file or a socket.
 
 The TCP rules follow Wireshark's ``tcp_analyze_sequence_number``
 (epan/dissectors/packet-tcp.c) so that a frame's flags can be cross-checked in
@@ -14,6 +15,18 @@ thresholds. Where sockstory knowingly differs, the rule says so:
 * A Linux zero-window probe (a 0- or 1-byte segment at snd.una - 1 while the
   peer advertises a zero window, RFC 9293 s3.8.6.1) is called
   ``zero_window_probe``; Wireshark calls it ``keep_alive``.
+* A SYN-ACK of a simultaneous open (RFC 9293 Figure 7: the sender's own SYN is
+  out and the peer's SYN has come in) is ``simultaneous_open``; Wireshark calls
+  it a retransmission.
+
+On top of Wireshark's flags the analysis explains (see ``report.ANALYSIS_NAMES``):
+each retransmission names its original, a fast retransmission the duplicate
+ACKs behind it, a duplicate ACK the ACK it repeats and its SACK blocks; RSTs are
+accepted, challenged or ignored (RFC 5961); segments with a bad checksum are
+discarded; data lost after the capture point is ``not_received``. The
+endpoints' states come from :mod:`visualizer.analysis.states`, which may revise
+a frame's states after it was seen: frames are therefore held until nothing can
+change them any more (at most :data:`HOLD_LIMIT` frames).
 
 Streams are numbered in order of first appearance, like tcp.stream and
 udp.stream; a SYN with a new initial sequence number on a known port pair
@@ -22,11 +35,13 @@ starts a new stream ("reused_ports").
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from itertools import islice
 
-from visualizer.analysis import states
 from visualizer.analysis.report import (
     ACK_LOST_SEGMENT,
+    ANALYSIS_BITS,
     DUPLICATE_ACK,
     FAST_RETRANSMISSION,
     KEEP_ALIVE,
@@ -35,8 +50,8 @@ from visualizer.analysis.report import (
     OUT_OF_ORDER,
     RETRANSMISSION,
     REUSED_PORTS,
+    SIMULTANEOUS_OPEN,
     SPURIOUS_RETRANSMISSION,
-    STATE_ANOMALY,
     WINDOW_FULL,
     WINDOW_UPDATE,
     ZERO_WINDOW,
@@ -49,6 +64,7 @@ from visualizer.analysis.report import (
     analysis_names,
 )
 from visualizer.analysis.sequence import HALF_SPACE, SEQUENCE_MASK
+from visualizer.analysis.states import ConnectionStates, Mark, State
 from visualizer.model import (
     ACK,
     FIN,
@@ -63,9 +79,6 @@ from visualizer.model import (
     parse_tcp_options,
 )
 
-State = states.State
-Event = states.Event
-
 # Wireshark's thresholds (packet-tcp.c), in nanoseconds.
 FAST_RETRANSMISSION_WINDOW_NS = 20_000_000
 """A retransmission within 20 ms of the second duplicate ACK is "fast" (cf. RFC 5681 s3.2)."""
@@ -75,49 +88,20 @@ FAST_RETRANSMISSION_DUPLICATE_ACKS = 2
 """Wireshark counts a fast retransmission after 2 duplicate ACKs, not RFC 5681's 3: some may be missing."""
 MAXIMUM_WINDOW_SHIFT = 14
 """RFC 7323 s2.3: a window-scale shift above 14 is taken as 14."""
+HOLD_LIMIT = 20_000
+"""Frames held for revision at most; beyond, the oldest is released as it stands (bounded memory)."""
+ORIGINALS_LIMIT = 8192
+"""First transmissions remembered per direction (to name a retransmission's original)."""
 
 _UNKNOWN_WINDOW = 0xFFFFFFFF
 _SYN_FIN_RST = SYN | FIN | RST
 _PROTOCOL_NAMES = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp", PROTOCOL_ICMP: "icmp", PROTOCOL_ICMPV6: "icmpv6"}
-
-# Pre-computed state events (to keep the per-frame path short).
-_TRANSITIONS = states.TRANSITIONS
-_RECEIVE_ACK = Event.RECEIVE_ACK
 _ESTABLISHED = State.ESTABLISHED
-_SYNCHRONIZED = frozenset(
-    {
-        State.ESTABLISHED,
-        State.FIN_WAIT_1,
-        State.FIN_WAIT_2,
-        State.CLOSE_WAIT,
-        State.CLOSING,
-        State.LAST_ACK,
-        State.TIME_WAIT,
-    }
-)
-
-
-def _rst_acceptable(sent_before: int, receiver_ack: int, rst_seq: int) -> bool:
-    """Would a synchronized receiver act on this RST? (RFC 5961 s3.2, as Linux applies it.)
-
-    Only a RST at RCV.NXT resets; one elsewhere in the window earns a challenge ACK, one
-    outside it is dropped. The observer knows RCV.NXT as the receiver's last ACK, which may
-    lag (its ACK of the last data not captured yet), so any sequence number from that ACK up
-    to what the sender has sent counts; a RST beyond what the sender sent, or before the
-    receiver's ACK, is one the receiver ignored (often an injected one).
-    """
-    if not receiver_ack:
-        return True
-    low, high = receiver_ack, sent_before if sent_before >= 0 else receiver_ack
-    return (rst_seq - low) & SEQUENCE_MASK <= (high - low) & SEQUENCE_MASK
-
-
 _new_frame_analysis = tuple.__new__  # builds the NamedTuple from one tuple, without keyword handling
-_SEND_ACK = Event.SEND_ACK
 
 
 class _Direction:
-    """What one endpoint has sent, as Wireshark's ``tcp_flow_t`` keeps it."""
+    """What one endpoint has sent, as Wireshark's ``tcp_flow_t`` keeps it, and what explains it."""
 
     __slots__ = (
         "address",
@@ -129,20 +113,23 @@ class _Direction:
         "maxseqtobeacked",
         "lastack",
         "lastack_time",
+        "lastack_frame",
         "window",
         "window_scale",
         "dupacknum",
+        "duplicate_acks",
         "last_flags",
-        "state",
-        "fin_next",
+        "last_frame",
         "frames",
         "bytes",
-        "before_peer_fin",
-        "peer_fin_deferred",
         "sent_end",
+        "originals",
+        "awaiting_ack",
+        "bad_checksum",
+        "plain_syn",
     )
 
-    def __init__(self, address: str, port: int, state: State) -> None:
+    def __init__(self, address: str, port: int) -> None:
         self.address = address
         self.port = port
         self.base_seq = 0
@@ -152,20 +139,26 @@ class _Direction:
         self.maxseqtobeacked = 0
         self.lastack = 0
         self.lastack_time = 0
+        self.lastack_frame = 0  # the frame that first carried the current ACK number
         self.window = _UNKNOWN_WINDOW
         self.window_scale = -1  # -1: not known; -2: no scaling (Wireshark's convention)
         self.dupacknum = 0
+        self.duplicate_acks: list[tuple[int, tuple[tuple[int, int], ...]]] = []
+        """The duplicate ACKs of the current ACK number: (frame, SACK blocks, relative)."""
         self.last_flags = 0
-        self.state = state
-        self.fin_next = -1  # relative sequence number that ACKs this endpoint's FIN
+        self.last_frame = 0
         self.frames = 0
         self.bytes = 0
-        # The peer's FIN is applied when it is seen; if this endpoint then sends a segment that does
-        # not acknowledge it, the FIN had not arrived (crossing FINs, or a FIN lost after the capture
-        # point): its state goes back, and the FIN counts as received when an ACK covers it.
-        self.before_peer_fin: State | None = None
-        self.peer_fin_deferred = False
         self.sent_end = -1  # one past the last sequence number of data, SYN or FIN sent (not RSTs, not ACKs)
+        self.originals: dict[int, tuple[int, int]] = {}
+        """First transmissions: relative sequence number -> (end, frame)."""
+        self.awaiting_ack: tuple[int, int, int, int] | None = None
+        """After a retransmission: (original frame, retransmission frame, its end, its seq) until the peer ACKs."""
+        self.bad_checksum: tuple[int, int, int] | None = None
+        """A segment captured with a wrong checksum, until the peer acknowledges it or it is sent again:
+        (frame, seq, end). Sent again first means its receiver discarded it; acknowledged means the
+        checksum was only filled in after the capture point (checksum offload)."""
+        self.plain_syn = 0  # the frame of this endpoint's SYN (without ACK), if any
 
 
 class _Conversation:
@@ -173,14 +166,13 @@ class _Conversation:
         "summary",
         "first",
         "second",
+        "states",
         "first_rtt",
         "last_syn_time",
-        "syn_seen",
         "synack_seen",
         "handshake_done",
         "fin_seen",
         "rst_seen",
-        "refused",
         "bases_known",
         "last_time",
         "settled",
@@ -190,18 +182,32 @@ class _Conversation:
         self.summary = summary
         self.first = first  # the direction of the first frame (endpoint A)
         self.second = second
+        self.states: ConnectionStates  # set by the analyzer right after
         self.first_rtt = 0
         self.last_syn_time = 0
-        self.syn_seen = False
         self.synack_seen = False
         self.handshake_done = False
         self.fin_seen = False
         self.rst_seen = False
-        self.refused = False
         self.bases_known = False
         self.last_time = summary.first_time_ns
-        self.settled = first.state is State.ESTABLISHED and second.state is State.ESTABLISHED
-        """Both endpoints ESTABLISHED: plain data and ACKs change no state (the common case)."""
+        self.settled = False
+        """Both endpoints ESTABLISHED with nothing to revise: plain data and ACKs change no state."""
+
+
+class _Held:
+    """A frame whose analysis may still change (its states, a later finding about it)."""
+
+    __slots__ = ("fields", "analysis", "findings", "mark", "conversation")
+
+    def __init__(
+        self, fields: list[object], analysis: int, mark: Mark | None, conversation: _Conversation | None
+    ) -> None:
+        self.fields = fields
+        self.analysis = analysis
+        self.findings: list[Finding] = []
+        self.mark = mark
+        self.conversation = conversation
 
 
 # What the flow table holds for each direction of a conversation.
@@ -209,7 +215,7 @@ _Entry = tuple[_Conversation, _Direction, _Direction, bool]
 
 
 class Analyzer:
-    """Streaming analysis: :meth:`add` each frame (or :meth:`feed` many), then :meth:`finish`."""
+    """Streaming analysis: :meth:`add` each frame (or :meth:`feed` many), :meth:`flush`, then :meth:`finish`."""
 
     def __init__(self, *, source: str = "", keep_frames: bool = False) -> None:
         self._report = Report(source=source)
@@ -222,14 +228,33 @@ class Analyzer:
         self._udp_streams = 0
         self._frames = 0
         self._first_time: int | None = None
+        self._held: deque[_Held] = deque()
+        self._held_by_frame: dict[int, _Held] = {}
+        self._closed = False
 
     # -- the public interface ---------------------------------------------------------------
 
-    def add(self, record: PacketRecord) -> FrameAnalysis:
-        """Analyse the next frame of the capture and return its analysis."""
-        result = self._add(record, True)
-        assert result is not None
-        return result
+    def add(self, record: PacketRecord) -> list[FrameAnalysis]:
+        """Analyse the next frame of the capture; returns the frames whose analysis is now final.
+
+        Usually that is this frame; a frame whose states a later segment may still revise
+        (a FIN not yet acknowledged, data not yet acknowledged) comes out later, and
+        always in frame order. :meth:`flush` gives the rest at the end of the capture.
+        """
+        self._add(record, True)
+        return self._release()
+
+    def flush(self) -> list[FrameAnalysis]:
+        """The capture has ended: settle what is still open and return the frames still held."""
+        self._close_states()
+        return self._release(everything=True)
+
+    def frames(self, records: Iterable[PacketRecord]) -> Iterable[FrameAnalysis]:
+        """Every frame's final analysis, in frame order (:meth:`add` for each record, then :meth:`flush`)."""
+        add = self.add
+        for record in records:
+            yield from add(record)
+        yield from self.flush()
 
     def feed(self, records: Iterable[PacketRecord | SegmentRun]) -> int:
         """Analyse many frames for the report only; the fastest way through a large capture.
@@ -237,6 +262,7 @@ class Analyzer:
         Takes packet records, and also the column runs of plain TCP segments that
         bulk decoding produces (:class:`visualizer.model.SegmentRun`), in frame order.
         Returns how many frames were analysed; the report is the same as with :meth:`add` on each.
+        With ``keep_frames`` every frame's analysis also lands in ``report.frame_analyses``.
         """
         done = 0
         build = self._keep_frames
@@ -249,8 +275,11 @@ class Analyzer:
                     self._first_frame_seen(item.numbers[0], item.timestamps[0])
                 feed_run(item)
                 done += len(item.numbers)
-            elif build or self._first_time is None or item.transport != PROTOCOL_TCP or item.problem:
-                add(item, build)
+            elif build:
+                add(item, True)
+                self._release()
+            elif self._first_time is None or item.transport != PROTOCOL_TCP or item.problem:
+                add(item, False)
             else:
                 add_tcp(item, item.timestamp_ns or 0, False)
                 done += 1
@@ -266,6 +295,9 @@ class Analyzer:
 
     def finish(self) -> Report:
         """Close the analysis: conversation totals, outcomes and final states."""
+        if self._keep_frames:
+            self.flush()
+        self._close_states()
         report = self._report
         report.frames = self._frames
         for conversation in self._tcp_conversations:
@@ -274,54 +306,98 @@ class Analyzer:
             summary.frames_a_to_b, summary.bytes_a_to_b = first.frames, first.bytes
             summary.frames_b_to_a, summary.bytes_b_to_a = second.frames, second.bytes
             summary.last_time_ns = conversation.last_time
-            summary.state_a = first.state
-            summary.state_b = second.state
-            summary.outcome = _outcome(conversation)
+            summary.state_a, summary.state_b = conversation.states.states(0)
+            summary.outcome = conversation.states.outcome()
         report.conversations.sort(key=lambda item: (item.protocol, item.stream))
+        report.findings.sort(key=lambda finding: finding.frame)
         return report
 
-    def _add(self, record: PacketRecord, build: bool) -> FrameAnalysis | None:
+    def _close_states(self) -> None:
+        if not self._closed:
+            self._closed = True
+            for conversation in self._tcp_conversations:
+                conversation.states.close()
+
+    # -- holding frames until their analysis is final ---------------------------------------
+
+    def _hold(self, number: int, held: _Held) -> _Held:
+        self._held.append(held)
+        self._held_by_frame[number] = held
+        return held
+
+    def _release(self, everything: bool = False) -> list[FrameAnalysis]:
+        out: list[FrameAnalysis] = []
+        held = self._held
+        by_frame = self._held_by_frame
+        while held:
+            head = held[0]
+            number = head.fields[0].number  # type: ignore[attr-defined]
+            conversation = head.conversation
+            if not everything and conversation is not None and len(held) <= HOLD_LIMIT:
+                hold_from = _hold_from(conversation)
+                if hold_from is not None and hold_from <= number:
+                    break
+            held.popleft()
+            del by_frame[number]
+            out.append(_finished(head))
+        if self._keep_frames:
+            self._report.frame_analyses.extend(out)
+        return out
+
+    def _note(self, summary: ConversationSummary, kind: str, frame: int, reason: str, refers: tuple[int, ...]) -> None:
+        """Record a finding (about this frame or an earlier one still held)."""
+        finding = Finding(kind, frame, summary.protocol, summary.stream, reason, refers)
+        report = self._report
+        report.findings.append(finding)
+        summary.analysis_counts[kind] += 1
+        report.analysis_counts[kind] += 1
+        held = self._held_by_frame.get(frame)
+        if held is not None:
+            held.analysis |= ANALYSIS_BITS[kind]
+            held.findings.append(finding)
+
+    def _add(self, record: PacketRecord, build: bool) -> None:
         self._frames += 1
         timestamp = record.timestamp_ns
         if self._first_time is None:
             self._first_frame_seen(record.number, timestamp)
         transport = record.transport
+        held: _Held | None
         if transport == PROTOCOL_TCP:
-            result = self._add_tcp(record, timestamp or 0, build)
+            held = self._add_tcp(record, timestamp or 0, build)
         elif transport == PROTOCOL_UDP:
-            result = self._add_udp(record, timestamp or 0)
+            held = self._add_udp(record, timestamp or 0, build)
         else:
-            result = self._add_other(record)
+            held = self._add_other(record, build)
         if record.problem:
-            if result is None:
-                result = self._add_other(record)
+            if held is None and build:
+                held = self._add_other(record, build)  # a TCP segment the analysis could not place
             report = self._report
             report.undecoded_frames += 1
-            protocol = result.protocol if result.stream >= 0 and result.protocol in ("tcp", "udp") else ""
-            report.findings.append(Finding("undecoded", record.number, protocol, result.stream, record.problem))
-        if self._keep_frames:
-            assert result is not None
-            self._report.frame_analyses.append(result)
-        return result
+            protocol, stream = self._stream_of(record)
+            finding = Finding("undecoded", record.number, protocol, stream, record.problem)
+            report.findings.append(finding)
+            if held is not None:
+                held.findings.append(finding)
 
     # -- TCP ----------------------------------------------------------------------------------
 
     def _new_tcp(self, key: tuple[str, str, int, int], number: int, flags: int, timestamp: int) -> _Entry:
         source, destination, source_port, destination_port = key
-        syn_only = flags & (SYN | ACK) == SYN
-        if syn_only:
-            sender_state, receiver_state = State.CLOSED, State.LISTEN
-        elif flags & (SYN | ACK) == SYN | ACK:
-            sender_state, receiver_state = State.SYN_RECEIVED, State.SYN_SENT
-        else:
-            sender_state = receiver_state = State.ESTABLISHED
-        first = _Direction(source, source_port, sender_state)
-        second = _Direction(destination, destination_port, receiver_state)
+        first = _Direction(source, source_port)
+        second = _Direction(destination, destination_port)
         summary = ConversationSummary(
             "tcp", self._tcp_streams, source, source_port, destination, destination_port, number, timestamp
         )
         self._tcp_streams += 1
         conversation = _Conversation(summary, first, second)
+
+        def note(kind: str, frame: int, reason: str, refers: tuple[int, ...]) -> None:
+            self._note(summary, kind, frame, reason, refers)
+
+        conversation.states = ConnectionStates(
+            flags, number, (_endpoint_name(source, source_port), _endpoint_name(destination, destination_port)), note
+        )
         self._tcp_conversations.append(conversation)
         self._report.conversations.append(summary)
         entry = (conversation, first, second, True)
@@ -329,7 +405,7 @@ class Analyzer:
         self._tcp[(destination, source, destination_port, source_port)] = (conversation, second, first, False)
         return entry
 
-    def _add_tcp(self, record: PacketRecord, now: int, build: bool) -> FrameAnalysis | None:
+    def _add_tcp(self, record: PacketRecord, now: int, build: bool) -> _Held | None:
         key = (record.source, record.destination, record.source_port, record.destination_port)
         return self._segment(
             record.number,
@@ -343,13 +419,14 @@ class Analyzer:
             record.payload_length,
             record.original_length,
             record if build else None,
+            record.checksum == "bad",
         )
 
     def _feed_run(self, run: SegmentRun) -> None:
         """Analyse a run of plain TCP segments given as columns (bulk decoding of large files)."""
         segment = self._segment
         for number, now, key, raw_seq, raw_ack, flags, raw_window, options, seglen, original in zip(*run):
-            segment(number, now, key, raw_seq, raw_ack, flags, raw_window, options, seglen, original, None)
+            segment(number, now, key, raw_seq, raw_ack, flags, raw_window, options, seglen, original, None, False)
 
     def _segment(
         self,
@@ -364,12 +441,13 @@ class Analyzer:
         seglen: int,
         original_length: int,
         record: PacketRecord | None,
-    ) -> FrameAnalysis | None:
+        bad_checksum: bool,
+    ) -> _Held | None:
         """The TCP analysis of one segment: the per-frame hot path.
 
         Takes the segment's fields rather than a record so that column runs from
         bulk decoding reach it without a record being built; ``record`` is given
-        when the caller wants the frame's :class:`FrameAnalysis` back.
+        when the caller wants the frame's analysis back (it is then held until final).
         """
         entry = self._tcp.get(key)
         analysis = 0
@@ -383,6 +461,9 @@ class Analyzer:
         fwd.frames += 1
         fwd.bytes += original_length
         conversation.last_time = now
+        held = None
+        if record is not None:
+            held = self._hold(number, _Held([record], 0, None, conversation))
 
         # Base sequence numbers (Wireshark: the SYN's ISN, or seq - 1 mid-stream; the peer's
         # from the first ACK, as ack - 1).
@@ -407,7 +488,7 @@ class Analyzer:
                 if shift is None or rev.window_scale == -2:
                     fwd.window_scale = rev.window_scale = -2
             else:
-                conversation.syn_seen = True
+                fwd.plain_syn = number
                 conversation.last_syn_time = now
                 if shift is None:
                     fwd.window_scale = rev.window_scale = -2
@@ -449,6 +530,7 @@ class Analyzer:
                             # -1 marks "ACKed unseen segment already reported"; a duplicate counts as the first.
                             fwd.dupacknum = duplicate_ack_number = 1 if fwd.dupacknum < 0 else fwd.dupacknum + 1
                             analysis |= DUPLICATE_ACK
+                            fwd.duplicate_acks.append((number, _sack_blocks(options, rev.base_seq)))
             elif not syn_fin_rst:
                 if seglen == 1 and seq == (nextseq - 1) & SEQUENCE_MASK:
                     analysis |= ZERO_WINDOW_PROBE if rev_window == 0 else KEEP_ALIVE
@@ -461,6 +543,9 @@ class Analyzer:
                     analysis |= WINDOW_FULL
         if ack != fwd.lastack:
             fwd.dupacknum = 0
+            fwd.lastack_frame = number
+            if fwd.duplicate_acks:
+                fwd.duplicate_acks = []
         mark = rev.maxseqtobeacked
         if flags & ACK and mark and ack != mark and (ack - mark) & SEQUENCE_MASK < HALF_SPACE:
             # Flag once per gap. When the peer has sent past the mark, move the mark up;
@@ -496,6 +581,7 @@ class Analyzer:
                     analysis |= OUT_OF_ORDER
                 else:
                     analysis |= RETRANSMISSION
+        sent_before = fwd.sent_end
         if not analysis & ZERO_WINDOW_PROBE:  # probes do not advance the sequence space
             if (seglen or flags & (SYN | FIN)) and (
                 fwd.sent_end < 0 or (segment_end - fwd.sent_end) & SEQUENCE_MASK < HALF_SPACE
@@ -511,14 +597,40 @@ class Analyzer:
         fwd.lastack_time = now
         fwd.last_flags = analysis
 
-        # --- The endpoints' states (RFC 9293 s3.3.2), from the same segment. ---
-        if syn_fin_rst or not conversation.settled:
-            analysis |= self._change_states(conversation, fwd, rev, flags, ack, segment_end, seq, fwd.sent_end)
-            conversation.settled = fwd.state is _ESTABLISHED and rev.state is _ESTABLISHED
+        # --- What the flags refer to, and what the receiver made of the segment. ---
+        if flags & SYN and flags & ACK and analysis & RETRANSMISSION and fwd.plain_syn and rev.plain_syn:
+            # Both sent a SYN: this SYN-ACK answers the peer's (RFC 9293 Figure 7), it repeats nothing.
+            analysis = analysis & ~RETRANSMISSION | SIMULTANEOUS_OPEN
+        if record is not None:
+            self._remember(conversation, fwd, rev, number, flags, seq, ack, seglen, segment_end, analysis, bad_checksum)
         if analysis:
-            self._record_findings(number, conversation.summary, analysis, duplicate_ack_number)
-        if record is None:
+            self._record_findings(number, conversation, fwd, rev, analysis, duplicate_ack_number, seq, seglen)
+        fwd.last_frame = number
+
+        # --- The endpoints' states (RFC 9293 s3.3.2), from the same segment. ---
+        if flags & SYN:
+            conversation.synack_seen = conversation.synack_seen or bool(flags & ACK)
+        if syn_fin_rst or not conversation.settled:
+            states = conversation.states
+            state_mark: Mark | None = states.segment(
+                0 if forward else 1,
+                number,
+                flags,
+                seq,
+                ack,
+                segment_end,
+                seglen,
+                receiver_acked=rev.lastack if rev.lastack_frame else None,
+                receiver_window=rev.window if rev.window != _UNKNOWN_WINDOW else None,
+                sender_sent_end=sent_before if sent_before >= 0 else None,
+            )
+            conversation.settled = states.settled
+        else:
+            state_mark = None
+        if held is None:
             return None
+        held.analysis |= analysis
+        held.mark = state_mark
         if flags & SYN:
             window_scale = 0
         else:
@@ -529,15 +641,15 @@ class Analyzer:
         elif not conversation.handshake_done and conversation.synack_seen and not flags & (FIN | RST):
             conversation.handshake_done = True  # the ACK that completes the three-way handshake
             phase = "handshake"
-        elif conversation.fin_seen or conversation.rst_seen:
+        elif conversation.fin_seen or conversation.rst_seen or flags & (FIN | RST):
+            conversation.fin_seen = conversation.fin_seen or bool(flags & FIN)
+            conversation.rst_seen = conversation.rst_seen or bool(flags & RST)
             phase = "teardown"
         else:
             conversation.handshake_done = True
             phase = "data"
-        return _new_frame_analysis(
-            FrameAnalysis,
+        held.fields.extend(
             (
-                record,
                 "tcp",
                 conversation.summary.stream,
                 seq,
@@ -545,85 +657,139 @@ class Analyzer:
                 segment_end if seglen or flags & (SYN | FIN) else seq,
                 window,
                 window_scale,
-                analysis,
+                0,
                 duplicate_ack_number,
-                fwd.state,
-                rev.state,
+                "",
+                "",
                 phase,
                 forward,
-            ),
+            )
         )
+        return held
 
-    def _change_states(
+    def _remember(
         self,
         conversation: _Conversation,
         fwd: _Direction,
         rev: _Direction,
+        number: int,
         flags: int,
-        ack: int,
-        segment_end: int,
         seq: int,
-        sent_before: int,
-    ) -> int:
-        """Feed one segment's events to the sender's and the receiver's state; returns STATE_ANOMALY or 0."""
-        if flags & RST:
-            if rev.state in _SYNCHRONIZED and not _rst_acceptable(sent_before, rev.lastack, seq):
-                return 0  # RFC 5961 s3.2: the receiver ignores it (or answers a challenge ACK)
-            conversation.rst_seen = True
-            if not conversation.synack_seen and not conversation.handshake_done:
-                conversation.refused = conversation.syn_seen
-            return self._transition(fwd, rev, (Event.SEND_RST,), (Event.RECEIVE_RST,))
-        if flags & SYN:
-            if flags & ACK:
-                return self._transition(fwd, rev, (Event.SEND_SYN_ACK,), (Event.RECEIVE_SYN_ACK,))
-            return self._transition(fwd, rev, (Event.SEND_SYN,), (Event.RECEIVE_SYN,))
-        acks_fin = bool(flags & ACK and rev.fin_next >= 0 and ack == rev.fin_next)
-        anomaly = 0
-        if rev.fin_next >= 0:
-            if fwd.before_peer_fin is not None and not acks_fin:
-                fwd.state = fwd.before_peer_fin  # it had not received the peer's FIN yet
-                fwd.peer_fin_deferred = True
-            elif fwd.peer_fin_deferred and acks_fin:
-                anomaly = self._transition(fwd, rev, (Event.RECEIVE_FIN,), ())
-                fwd.peer_fin_deferred = False
-            fwd.before_peer_fin = None
-        received = Event.RECEIVE_ACK_OF_FIN if acks_fin else _RECEIVE_ACK
-        if flags & FIN:
-            fwd.fin_next = segment_end
-            conversation.fin_seen = True
-            if not rev.peer_fin_deferred:
-                rev.before_peer_fin = rev.state
-            events = (received,) if rev.peer_fin_deferred else (received, Event.RECEIVE_FIN)
-            return anomaly | self._transition(fwd, rev, (_SEND_ACK, Event.SEND_FIN), events)
-        return anomaly | self._transition(fwd, rev, (_SEND_ACK,), (received,))
-
-    @staticmethod
-    def _transition(
-        sender: _Direction, receiver: _Direction, sent: tuple[Event, ...], received: tuple[Event, ...]
-    ) -> int:
-        """Apply the state table to both endpoints; STATE_ANOMALY when a pair has no transition."""
-        anomaly = 0
-        for endpoint, events in ((sender, sent), (receiver, received)):
-            for event in events:
-                following = _TRANSITIONS.get((endpoint.state, event))
-                if following is None:
-                    anomaly = STATE_ANOMALY
-                else:
-                    endpoint.state = following
-        return anomaly
+        ack: int,
+        seglen: int,
+        segment_end: int,
+        analysis: int,
+        bad_checksum: bool,
+    ) -> None:
+        """What per-frame analysis remembers to explain later frames (and earlier ones, still held):
+        first transmissions, a retransmission waiting for the receiver's next ACK, a segment captured
+        with a wrong checksum. (The report-only path skips it: it keeps no per-frame memory.)"""
+        awaiting = rev.awaiting_ack
+        if awaiting is not None and flags & ACK and ack != awaiting[3]:
+            rev.awaiting_ack = None
+            beyond = (ack - awaiting[2]) & SEQUENCE_MASK
+            if beyond and beyond < HALF_SPACE:
+                self._note(
+                    conversation.summary,
+                    "not_received",
+                    awaiting[0],
+                    f"never acknowledged before it was sent again (#{awaiting[1]}); the first ACK after that "
+                    f"(#{number}) covers later data too: it was lost after the capture point",
+                    (awaiting[1], number),
+                )
+        bad = rev.bad_checksum
+        if bad is not None and flags & ACK and (ack - bad[2]) & SEQUENCE_MASK < HALF_SPACE:
+            rev.bad_checksum = None  # acknowledged: its receiver had it (offload at the capture point)
+        bad = fwd.bad_checksum
+        if bad is not None and analysis & RETRANSMISSION and seq == bad[1]:
+            fwd.bad_checksum = None
+            self._note(
+                conversation.summary,
+                "bad_checksum",
+                bad[0],
+                f"wrong checksum: its receiver discarded it (RFC 9293 s3.1) and it was sent again (#{number})",
+                (number,),
+            )
+        if bad_checksum and (seglen or flags & (SYN | FIN)) and fwd.bad_checksum is None:
+            fwd.bad_checksum = (number, seq, segment_end)
+        if (seglen or flags & (SYN | FIN)) and not (
+            analysis & (RETRANSMISSION | OUT_OF_ORDER | KEEP_ALIVE | ZERO_WINDOW_PROBE)
+        ):
+            originals = fwd.originals
+            originals[seq] = (segment_end, number)
+            if len(originals) > ORIGINALS_LIMIT:
+                fwd.originals = dict(islice(originals.items(), ORIGINALS_LIMIT // 2, None))
 
     def _record_findings(
-        self, number: int, summary: ConversationSummary, analysis: int, duplicate_ack_number: int
+        self,
+        number: int,
+        conversation: _Conversation,
+        fwd: _Direction,
+        rev: _Direction,
+        analysis: int,
+        duplicate_ack_number: int,
+        seq: int,
+        seglen: int,
     ) -> None:
+        """Wireshark's flags as findings, each with its reason and the frames it refers to."""
+        summary = conversation.summary
         names = analysis_names(analysis)
-        summary.analysis_counts.update(names)
-        self._report.analysis_counts.update(names)
-        findings = self._report.findings
+        note = self._note
+        original = fwd.originals.get(seq) if analysis & RETRANSMISSION else None
+        of = f" of #{original[1]}" if original is not None else ""
         for name in names:
-            reason = _REASONS[name]
-            if name == "duplicate_ack":
-                reason = f"duplicate ACK #{duplicate_ack_number}"
-            findings.append(Finding(name, number, "tcp", summary.stream, reason))
+            refers: tuple[int, ...] = ()
+            reason = _REASONS.get(name, "")
+            if name == "retransmission":
+                if analysis & (FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION):
+                    continue  # said by the more precise finding
+                reason = f"retransmission{of}: {reason}"
+                refers = (original[1],) if original is not None else ()
+            elif name == "fast_retransmission":
+                duplicates = tuple(frame for frame, _ in rev.duplicate_acks)
+                refers = ((original[1],) if original is not None else ()) + duplicates
+                reason = f"fast retransmission{of} after {len(duplicates)} duplicate ACKs" + (
+                    f" ({_frame_list(duplicates)})" if duplicates else ""
+                )
+            elif name == "spurious_retransmission":
+                reason = f"spurious retransmission{of}: {reason}"
+                refers = (original[1],) if original is not None else ()
+            elif name == "duplicate_ack":
+                blocks = fwd.duplicate_acks[-1][1] if fwd.duplicate_acks else ()
+                reason = f"duplicate ACK #{duplicate_ack_number} of #{fwd.lastack_frame}"
+                if blocks:
+                    reason += "; SACK " + ", ".join(f"{left}-{right}" for left, right in blocks)
+                refers = (fwd.lastack_frame,) if fwd.lastack_frame else ()
+            elif name in ("zero_window_probe_ack", "keep_alive_ack"):
+                refers = (rev.last_frame,) if rev.last_frame else ()
+                reason = f"{reason} (#{rev.last_frame})" if rev.last_frame else reason
+            elif name == "simultaneous_open":
+                refers = (fwd.plain_syn, rev.plain_syn)
+                reason = f"answers the peer's SYN #{rev.plain_syn} while its own SYN #{fwd.plain_syn} is out: {reason}"
+            note(summary, name, number, reason, refers)
+        if (
+            original is not None
+            and seglen
+            and analysis & RETRANSMISSION
+            and not analysis & SPURIOUS_RETRANSMISSION
+            and rev.duplicate_acks
+            and rev.lastack == seq
+        ):
+            # Did the receiver get it? Its duplicate ACKs SACK data beyond it: it did not.
+            end = original[0]
+            for frame, blocks in rev.duplicate_acks:
+                if frame > original[1] and any((left - end) & SEQUENCE_MASK < HALF_SPACE for left, _ in blocks):
+                    note(
+                        summary,
+                        "not_received",
+                        original[1],
+                        f"never acknowledged before it was sent again (#{number}), while the receiver SACKed "
+                        f"later data (#{frame}): it was lost after the capture point",
+                        (number, frame),
+                    )
+                    break
+            else:
+                fwd.awaiting_ack = (original[1], number, (seq + seglen) & SEQUENCE_MASK, seq)
 
     # -- UDP and the rest ---------------------------------------------------------------------
 
@@ -642,7 +808,7 @@ class Analyzer:
             self._udp[(destination, source, destination_port, source_port)] = (summary, False)
         return found
 
-    def _add_udp(self, record: PacketRecord, now: int) -> FrameAnalysis:
+    def _add_udp(self, record: PacketRecord, now: int, build: bool) -> _Held | None:
         summary, forward = self._udp_conversation(
             record.source, record.destination, record.source_port, record.destination_port, record.number, now
         )
@@ -653,9 +819,12 @@ class Analyzer:
             summary.frames_b_to_a += 1
             summary.bytes_b_to_a += record.original_length
         summary.last_time_ns = now
-        return FrameAnalysis(record, "udp", summary.stream, -1, -1, -1, -1, -1, 0, 0, "", "", "", forward)
+        if not build:
+            return None
+        fields: list[object] = [record, "udp", summary.stream, -1, -1, -1, -1, -1, 0, 0, "", "", "", forward]
+        return self._hold(record.number, _Held(fields, 0, None, None))
 
-    def _add_other(self, record: PacketRecord) -> FrameAnalysis:
+    def _add_other(self, record: PacketRecord, build: bool) -> _Held | None:
         protocol = _PROTOCOL_NAMES.get(record.transport, "ip" if record.network else "other")
         stream = -1
         quoted = record.quoted
@@ -674,7 +843,86 @@ class Analyzer:
                 found = self._tcp.get((quoted.source, quoted.destination, quoted.source_port, quoted.destination_port))
                 if found is not None:
                     stream = found[0].summary.stream
-        return FrameAnalysis(record, protocol, stream, -1, -1, -1, -1, -1, 0, 0, "", "", "", True)
+        if not build:
+            return None
+        fields: list[object] = [record, protocol, stream, -1, -1, -1, -1, -1, 0, 0, "", "", "", True]
+        return self._hold(record.number, _Held(fields, 0, None, None))
+
+    def _stream_of(self, record: PacketRecord) -> tuple[str, int]:
+        """The TCP or UDP stream a frame belongs to (by its own ports, or those an ICMP error quotes)."""
+        quoted = record.quoted
+        if quoted is not None and quoted.source_port:
+            transport, key = (
+                quoted.transport,
+                (quoted.source, quoted.destination, quoted.source_port, quoted.destination_port),
+            )
+        else:
+            transport, key = (
+                record.transport,
+                (record.source, record.destination, record.source_port, record.destination_port),
+            )
+        if transport == PROTOCOL_TCP:
+            found = self._tcp.get(key)
+            if found is not None:
+                return "tcp", found[0].summary.stream
+        elif transport == PROTOCOL_UDP:
+            udp = self._udp.get(key)
+            if udp is not None:
+                return "udp", udp[0].stream
+        return "", -1
+
+
+def _hold_from(conversation: _Conversation) -> int | None:
+    """The earliest frame of a conversation that later segments may still change, or None.
+
+    Its states (see :meth:`ConnectionStates.hold_from`), and the first segment in each
+    direction that the peer has not acknowledged yet (it may turn out ``not_received``).
+    """
+    earliest = None if conversation.settled else conversation.states.hold_from()
+    for sender, receiver in ((conversation.first, conversation.second), (conversation.second, conversation.first)):
+        if sender.bad_checksum is not None and (earliest is None or sender.bad_checksum[0] < earliest):
+            earliest = sender.bad_checksum[0]
+        if receiver.lastack_frame:
+            unacknowledged = sender.originals.get(receiver.lastack)
+            if unacknowledged is not None and (earliest is None or unacknowledged[1] < earliest):
+                earliest = unacknowledged[1]
+    return earliest
+
+
+def _finished(held: _Held) -> FrameAnalysis:
+    fields = held.fields
+    fields[8] = held.analysis
+    mark = held.mark
+    if fields[1] == "tcp":
+        if mark is None:
+            fields[10] = fields[11] = _ESTABLISHED
+        else:
+            fields[10], fields[11] = mark.states
+    fields.append(tuple(held.findings))
+    result: FrameAnalysis = _new_frame_analysis(FrameAnalysis, fields)
+    return result
+
+
+def _sack_blocks(options: bytes, base: int) -> tuple[tuple[int, int], ...]:
+    """The SACK blocks of a segment (RFC 2018), relative to the data sender's base sequence number."""
+    if len(options) <= 12 and OPTION_SACK_BYTE not in options:
+        return ()
+    return tuple(
+        ((left - base) & SEQUENCE_MASK, (right - base) & SEQUENCE_MASK)
+        for left, right in parse_tcp_options(options).sack_blocks
+    )
+
+
+OPTION_SACK_BYTE = b"\x05"
+
+
+def _frame_list(frames: tuple[int, ...], most: int = 4) -> str:
+    shown = ", ".join(f"#{frame}" for frame in frames[:most])
+    return shown + (f", … #{frames[-1]}" if len(frames) > most else "")
+
+
+def _endpoint_name(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 _REASONS = {
@@ -693,24 +941,8 @@ _REASONS = {
     "lost_segment": "previous segment not captured",
     "ack_lost_segment": "acknowledges data that was not captured",
     "reused_ports": "a new connection on a port pair already seen",
-    "state_anomaly": "a segment the endpoint's TCP state does not expect",
+    "simultaneous_open": "simultaneous open (RFC 9293 Figure 7)",
 }
-
-
-def _outcome(conversation: _Conversation) -> str:
-    first, second = conversation.first, conversation.second
-    if conversation.refused:
-        return "refused"
-    if conversation.rst_seen:
-        return "reset"
-    closed = (State.TIME_WAIT, State.CLOSED)
-    if first.fin_next >= 0 and second.fin_next >= 0:
-        return "complete" if first.state in closed or second.state in closed else "closing"
-    if first.fin_next >= 0 or second.fin_next >= 0:
-        return "half-closed"
-    if conversation.syn_seen and not conversation.synack_seen:
-        return "unanswered"
-    return "open"
 
 
 def analyse(records: Iterable[PacketRecord], *, source: str = "", keep_frames: bool = False) -> Report:

@@ -32,6 +32,34 @@ REUSED_PORTS = 1 << 14
 STATE_ANOMALY = 1 << 15
 """Not Wireshark's: a segment the RFC 9293 state table has no transition for."""
 
+# Findings of sockstory's own (Wireshark has none of these): explanations, from the RFCs.
+CHALLENGE_ACK = 1 << 16
+"""An ACK that answers an unacceptable RST or a SYN in a synchronized state (RFC 5961 s3.2, s4.2)."""
+RST_ACCEPTED = 1 << 17
+"""A RST at the receiver's next expected sequence number: it resets (RFC 5961 s3.2)."""
+RST_CHALLENGED = 1 << 18
+"""A RST in the receive window but not at RCV.NXT: ignored, answered with a challenge ACK."""
+RST_IGNORED = 1 << 19
+"""A RST outside the receive window, or one its receiver visibly did not act on."""
+INJECTED_RST = 1 << 20
+"""A RST whose sender's socket kept sending afterwards: it did not come from that socket."""
+BAD_CHECKSUM = 1 << 21
+"""A segment with a wrong checksum: its receiver discards it (RFC 9293 s3.1)."""
+NOT_RECEIVED = 1 << 22
+"""Heuristic of ours: data the receiver never acknowledged before it was sent again, while the
+receiver SACKed later data, or acknowledged past the retransmission at once (lost after the capture point)."""
+NOT_YET_RECEIVED = 1 << 23
+"""A SYN or FIN that a later segment of its receiver shows it had not received (yet)."""
+NO_LISTENER = 1 << 24
+"""A SYN answered with a RST: nothing listened on that port (RFC 9293 s3.10.7.1)."""
+RECEIPT_UNDECIDED = 1 << 25
+"""A SYN or FIN whose receipt nothing later in the capture confirms or refutes."""
+STATE_ASSUMED = 1 << 26
+"""A conversation first seen after its SYN: the endpoints' starting states are assumed."""
+SIMULTANEOUS_OPEN = 1 << 27
+"""A SYN-ACK sent while the sender's own SYN is out and the peer's SYN has come in (RFC 9293 Figure 7).
+Wireshark calls it a retransmission; sockstory does not."""
+
 ANALYSIS_NAMES: tuple[tuple[int, str], ...] = (
     (RETRANSMISSION, "retransmission"),
     (FAST_RETRANSMISSION, "fast_retransmission"),
@@ -49,7 +77,22 @@ ANALYSIS_NAMES: tuple[tuple[int, str], ...] = (
     (ACK_LOST_SEGMENT, "ack_lost_segment"),
     (REUSED_PORTS, "reused_ports"),
     (STATE_ANOMALY, "state_anomaly"),
+    (CHALLENGE_ACK, "challenge_ack"),
+    (RST_ACCEPTED, "rst_accepted"),
+    (RST_CHALLENGED, "rst_challenged"),
+    (RST_IGNORED, "rst_ignored"),
+    (INJECTED_RST, "injected_rst"),
+    (BAD_CHECKSUM, "bad_checksum"),
+    (NOT_RECEIVED, "not_received"),
+    (NOT_YET_RECEIVED, "not_yet_received"),
+    (NO_LISTENER, "no_listener"),
+    (RECEIPT_UNDECIDED, "receipt_undecided"),
+    (STATE_ASSUMED, "state_assumed"),
+    (SIMULTANEOUS_OPEN, "simultaneous_open"),
 )
+ANALYSIS_BITS: dict[str, int] = {name: bit for bit, name in ANALYSIS_NAMES}
+WIRESHARK_NAMES = frozenset(name for bit, name in ANALYSIS_NAMES if bit < CHALLENGE_ACK and bit != STATE_ANOMALY)
+"""The names that are Wireshark's ``tcp.analysis.*`` fields (the rest are sockstory's)."""
 
 _names_cache: dict[int, tuple[str, ...]] = {}
 
@@ -60,6 +103,21 @@ def analysis_names(mask: int) -> tuple[str, ...]:
     if names is None:
         names = _names_cache[mask] = tuple(name for bit, name in ANALYSIS_NAMES if mask & bit)
     return names
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something the analysis observed: data, never an exception."""
+
+    kind: str
+    frame: int
+    protocol: str
+    """``tcp`` or ``udp`` when the frame belongs to a stream, else ``""``."""
+    stream: int
+    reason: str
+    refers_to: tuple[int, ...] = ()
+    """The frames this finding is about besides its own: a retransmission's original, the duplicate
+    ACKs behind a fast retransmission, the RST a challenge ACK answers..."""
 
 
 class FrameAnalysis(NamedTuple):
@@ -89,18 +147,8 @@ class FrameAnalysis(NamedTuple):
     """``handshake``, ``data`` or ``teardown`` for TCP; ``""`` otherwise."""
     from_initiator: bool
     """Sent by the conversation's initiator (the first frame's sender, or the SYN's)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """Something the analysis observed: data, never an exception."""
-
-    kind: str
-    frame: int
-    protocol: str
-    """``tcp`` or ``udp`` when the frame belongs to a stream, else ``""``."""
-    stream: int
-    reason: str
+    findings: tuple[Finding, ...] = ()
+    """What the analysis says about this frame, each with its reason and the frames it refers to."""
 
 
 @dataclass(slots=True)

@@ -1,30 +1,53 @@
-"""The TCP state machine of one endpoint, as seen by a passive observer.
+"""The TCP state machine of both endpoints of a conversation, as a passive observer infers it.
 
 Theory of operation
 -------------------
-Rule 1: everything that changes an endpoint's state lives in ``TRANSITIONS``.
+Rule 1: everything that changes an endpoint's state lives in this module: the
+table of transitions, the states a conversation starts in, when a received
+segment counts as received (and when that inference is revised), which RSTs a
+receiver acts on, and the outcome of a conversation. The analyzer only reports
+what each segment is; the state-diagram figure and the tests read the same data.
 
-A capture shows segments, not the endpoints' memory, so sockstory infers each
-endpoint's RFC 9293 state (s3.3.2, Figure 5) from what it sends and receives.
-Every segment produces events for its sender (``SEND_*``) and its receiver
-(``RECEIVE_*``): a SYN, a SYN-ACK, an ACK (or an ACK that covers the peer's
-FIN), a FIN, a RST. The table maps ``(state, event)`` to the next state. A pair
-missing from the table is not an error: the endpoint keeps its state and the
-analysis records an anomaly (``state_anomaly``) naming the pair, because real
-captures miss segments, start mid-connection and contain misbehaving stacks.
+A capture shows segments, not the endpoints' memory. Every segment produces
+events for its sender (``SEND_*``) and its receiver (``RECEIVE_*``), and
+:data:`TRANSITIONS` maps ``(state, event)`` to the next state (RFC 9293 s3.3.2,
+Figure 5; simultaneous open, Figure 7; simultaneous close, Figure 13; the RST
+rules of s3.10.7). A pair missing from the table leaves the state as it is and
+becomes a ``state_anomaly`` finding naming the pair.
 
-Assumptions (heuristics of ours, not of the RFC): the capture point sees a
-segment when it is both sent and received; a conversation first seen mid-stream
-starts with both endpoints ESTABLISHED; the endpoint a SYN goes to is taken as
-LISTEN until it answers, and enters SYN-RECEIVED when it sends its SYN-ACK (a
-RST instead means the port was closed: LISTEN -> CLOSED).
+Sending is certain; receiving is an inference. Seeing a segment does not prove
+its receiver got it (it may be dropped after the capture point, or cross the
+receiver's own segment in flight), so every received event that changes a state
+is *tentative* until the receiver's own next segment settles it
+(:data:`RECEIPT_RULES`): an ACK that covers a SYN or FIN confirms it, one that
+excludes it refutes it; an endpoint that sends its SYN or FIN again had not got
+the ACK of it; an endpoint that keeps sending after a RST had not been reset by
+it. A refuted event is taken out and the endpoint's states since then are
+computed again, so every frame in between shows the revised state and no path
+ever takes a transition the table does not have. A refuted SYN or FIN is still
+owed: it counts as received at the next copy of it, or at the first segment of
+the receiver that acknowledges it. The only send that can be refuted is a RST:
+an endpoint that keeps sending after "its" RST did not send it (an injected
+RST). What is still tentative when the capture ends stays as inferred; a SYN or
+FIN whose receipt nothing in the capture confirms is reported as undecided.
 
-The state-diagram figure and the tests read this same table.
+Assumptions (heuristics of ours, not of the RFC), see :data:`INITIAL_STATES`: a
+conversation first seen with a SYN starts with its sender CLOSED and its
+receiver assumed LISTEN until it answers (a SYN-ACK confirms it; a RST shows
+that nothing listened: CLOSED all along; a SYN of its own shows crossing SYNs);
+one first seen with a SYN-ACK starts in SYN-RECEIVED and SYN-SENT; one first
+seen mid-stream starts with both endpoints ESTABLISHED (said in a finding).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+from typing import NamedTuple
+
+from visualizer.analysis.sequence import less_or_equal, less_than
+
+SYN_FLAG, ACK_FLAG, FIN_FLAG, RST_FLAG = 0x002, 0x010, 0x001, 0x004  # RFC 9293 s3.1 (as in visualizer.model)
 
 
 class State(StrEnum):
@@ -52,6 +75,7 @@ class Event(StrEnum):
     RECEIVE_SYN_ACK = "receive SYN-ACK"
     SEND_ACK = "send ACK"
     RECEIVE_ACK = "receive ACK"
+    RECEIVE_ACK_OF_SYN = "receive ACK of SYN"
     RECEIVE_ACK_OF_FIN = "receive ACK of FIN"
     SEND_FIN = "send FIN"
     RECEIVE_FIN = "receive FIN"
@@ -62,36 +86,52 @@ class Event(StrEnum):
 S = State
 E = Event
 
-# Resets end the connection from any synchronized or half-open state (RFC 9293 s3.10.7.4).
-_RESET_CLOSES = {(state, event): S.CLOSED for state in S for event in (E.SEND_RST, E.RECEIVE_RST)}
+SYNCHRONIZED = frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT})
+"""RFC 9293 s3.3.2: the states after the handshake."""
+
+# RFC 9293 s3.10.7.1: a CLOSED endpoint discards whatever arrives (and answers with a RST).
+_CLOSED_DISCARDS: dict[tuple[State, Event], State] = {
+    (S.CLOSED, event): S.CLOSED
+    for event in (E.RECEIVE_SYN, E.RECEIVE_SYN_ACK, E.RECEIVE_ACK, E.RECEIVE_FIN, E.RECEIVE_RST, E.SEND_RST)
+}
+# s3.10.7.4: an acceptable RST ends the connection from any synchronized or half-open state; one
+# sent by the endpoint ends it too (an abort, s3.10.4). LISTEN ignores a RST (s3.10.7.2).
+_RESETS_CLOSE: dict[tuple[State, Event], State] = {
+    (state, event): S.CLOSED
+    for state in S
+    if state not in (S.CLOSED, S.LISTEN)
+    for event in (E.SEND_RST, E.RECEIVE_RST)
+}
 
 TRANSITIONS: dict[tuple[State, Event], State] = {
-    **_RESET_CLOSES,
+    **_CLOSED_DISCARDS,
+    **_RESETS_CLOSE,
+    (S.LISTEN, E.RECEIVE_RST): S.LISTEN,
+    (S.LISTEN, E.SEND_RST): S.LISTEN,  # s3.10.7.2: an ACK to a listener is answered with a RST
     # Opening (RFC 9293 s3.5, Figure 6; simultaneous open, Figure 7).
     (S.CLOSED, E.SEND_SYN): S.SYN_SENT,
-    (S.CLOSED, E.RECEIVE_SYN): S.CLOSED,  # a closed port: the answer is a RST (s3.10.7.1)
-    # An observer cannot tell a listening endpoint from a closed port until it answers: the
-    # SYN-ACK shows it was LISTENing (and is now SYN-RECEIVED), a RST that it was CLOSED.
-    (S.LISTEN, E.RECEIVE_SYN): S.LISTEN,
-    (S.LISTEN, E.SEND_SYN_ACK): S.SYN_RECEIVED,
+    (S.LISTEN, E.RECEIVE_SYN): S.SYN_RECEIVED,
     (S.LISTEN, E.SEND_SYN): S.SYN_SENT,
-    (S.LISTEN, E.RECEIVE_RST): S.LISTEN,  # s3.10.7.2: a RST in LISTEN is ignored
     (S.SYN_SENT, E.SEND_SYN): S.SYN_SENT,  # retransmitted SYN
     (S.SYN_SENT, E.RECEIVE_SYN_ACK): S.ESTABLISHED,
     (S.SYN_SENT, E.RECEIVE_SYN): S.SYN_RECEIVED,  # simultaneous open
-    (S.SYN_SENT, E.SEND_ACK): S.ESTABLISHED,  # the SYN-ACK was not captured
+    (S.SYN_SENT, E.RECEIVE_ACK): S.SYN_SENT,  # an ACK without SYN: not acceptable, ignored (s3.10.7.3)
+    (S.SYN_SENT, E.SEND_ACK): S.ESTABLISHED,  # observer's rule: the SYN-ACK it answers was not captured
     (S.SYN_RECEIVED, E.RECEIVE_SYN): S.SYN_RECEIVED,  # retransmitted SYN
     (S.SYN_RECEIVED, E.SEND_SYN_ACK): S.SYN_RECEIVED,
     (S.SYN_RECEIVED, E.RECEIVE_SYN_ACK): S.ESTABLISHED,  # simultaneous open completes
     (S.SYN_RECEIVED, E.SEND_ACK): S.SYN_RECEIVED,
-    (S.SYN_RECEIVED, E.RECEIVE_ACK): S.ESTABLISHED,
+    (S.SYN_RECEIVED, E.RECEIVE_ACK): S.SYN_RECEIVED,  # an ACK that does not cover our SYN
+    (S.SYN_RECEIVED, E.RECEIVE_ACK_OF_SYN): S.ESTABLISHED,
     (S.SYN_RECEIVED, E.SEND_FIN): S.FIN_WAIT_1,
     (S.SYN_RECEIVED, E.RECEIVE_FIN): S.CLOSE_WAIT,
     # Data transfer.
     (S.ESTABLISHED, E.SEND_ACK): S.ESTABLISHED,
     (S.ESTABLISHED, E.RECEIVE_ACK): S.ESTABLISHED,
-    (S.ESTABLISHED, E.RECEIVE_SYN_ACK): S.ESTABLISHED,  # retransmitted SYN-ACK
-    (S.ESTABLISHED, E.SEND_SYN_ACK): S.ESTABLISHED,  # our ACK of it was lost
+    (S.ESTABLISHED, E.RECEIVE_ACK_OF_SYN): S.ESTABLISHED,
+    (S.ESTABLISHED, E.RECEIVE_SYN): S.ESTABLISHED,  # retransmitted SYN, or a challenge ACK (RFC 5961 s4.2)
+    (S.ESTABLISHED, E.RECEIVE_SYN_ACK): S.ESTABLISHED,  # retransmitted SYN-ACK: ACKed again
+    (S.ESTABLISHED, E.SEND_SYN_ACK): S.ESTABLISHED,  # our ACK of the SYN was lost: the SYN-ACK again
     (S.ESTABLISHED, E.SEND_FIN): S.FIN_WAIT_1,
     (S.ESTABLISHED, E.RECEIVE_FIN): S.CLOSE_WAIT,
     # Closing (RFC 9293 s3.6, Figures 12 and 13).
@@ -128,3 +168,526 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
 def next_state(state: State, event: Event) -> State | None:
     """The state after ``event``, or None when the table has no such transition (an anomaly)."""
     return TRANSITIONS.get((state, event))
+
+
+class InitialStates(NamedTuple):
+    """The endpoints' states *before* the first segment seen of a conversation."""
+
+    sender: State
+    receiver: State
+    assumption: str
+    """What is assumed rather than seen (reported as a finding), or ``""``."""
+
+
+INITIAL_STATES: dict[str, InitialStates] = {
+    "SYN": InitialStates(S.CLOSED, S.LISTEN, ""),  # LISTEN is tentative: see RECEIPT_RULES["listen"]
+    "SYN-ACK": InitialStates(S.SYN_RECEIVED, S.SYN_SENT, "the SYN was not captured"),
+    "other": InitialStates(S.ESTABLISHED, S.ESTABLISHED, "first seen mid-stream: both endpoints taken as ESTABLISHED"),
+}
+"""First segment seen (SYN, SYN-ACK, anything else) -> the states the endpoints start in."""
+
+RECEIPT_RULES: dict[str, tuple[str, str]] = {
+    "listen": (
+        "the SYN's receiver answers with a SYN-ACK",
+        "it answers with a RST (nothing listened: CLOSED all along) or sends a SYN of its own (crossing SYNs)",
+    ),
+    "syn": ("the receiver's next ACK covers the SYN", "its next ACK excludes it, or it sends its own SYN again"),
+    "synack": ("the receiver acknowledges it", "it sends its own SYN again (it took a SYN, not this SYN-ACK)"),
+    "fin": ("the receiver's next ACK covers the FIN", "its next ACK excludes it"),
+    "ack": ("the receiver of the ACK of its FIN sends anything but that FIN", "it sends its FIN again"),
+    "rst": ("the receiver sends nothing more, or only RSTs", "it keeps sending other segments"),
+    "send_rst": ("the sender sends nothing more, or only RSTs", "it keeps sending other segments (an injected RST)"),
+}
+"""Tentative inference -> (what confirms it, what refutes it), applied to the endpoint's next segment."""
+
+
+# -- RFC 5961: which RSTs a receiver acts on ----------------------------------------------------
+
+RST_ACCEPTED, RST_CHALLENGED, RST_IGNORED = "accepted", "challenged", "ignored"
+
+
+def rst_verdict(
+    receiver_state: State,
+    seq: int,
+    ack: int | None,
+    *,
+    receiver_acked: int | None,
+    receiver_window: int | None,
+    sender_sent_end: int | None,
+) -> str:
+    """What the receiver of a RST does with it (RFC 9293 s3.10.7, RFC 5961 s3.2).
+
+    Sequence numbers are relative (the sender's ISN is 0). In SYN-SENT a RST counts only
+    if it acknowledges the SYN (s3.10.7.3); LISTEN and CLOSED ignore it. Elsewhere only a
+    RST at RCV.NXT resets; one elsewhere in the receive window earns a challenge ACK; one
+    outside it is dropped. The observer knows RCV.NXT only between the receiver's last ACK
+    (``receiver_acked``) and what the sender has sent (``sender_sent_end``): a RST anywhere
+    in that range counts as at RCV.NXT.
+    """
+    if receiver_state is S.SYN_SENT:
+        return RST_ACCEPTED if ack == 1 else RST_IGNORED
+    if receiver_state in (S.LISTEN, S.CLOSED):
+        return RST_IGNORED
+    if receiver_acked is None:
+        return RST_ACCEPTED
+    low = receiver_acked
+    high = sender_sent_end if sender_sent_end is not None and less_or_equal(low, sender_sent_end) else low
+    if less_or_equal(low, seq) and less_or_equal(seq, high):
+        return RST_ACCEPTED
+    if receiver_window and less_than(low, seq) and less_than(seq, (high + receiver_window) & 0xFFFFFFFF):
+        return RST_CHALLENGED
+    return RST_IGNORED
+
+
+# -- The inference of both endpoints' states --------------------------------------------------
+
+
+class Mark:
+    """The states after one frame as the inference stands; revised while the frame is held."""
+
+    __slots__ = ("frame", "states")
+
+    def __init__(self, frame: int, sender: State, receiver: State) -> None:
+        self.frame = frame
+        self.states = [sender, receiver]
+
+
+class _Entry:
+    """One frame in an endpoint's history: its events, and the tentative ones among them."""
+
+    __slots__ = ("mark", "side", "events", "anomaly")
+
+    def __init__(self, mark: Mark, side: int, events: list[Event]) -> None:
+        self.mark = mark
+        self.side = side  # 0: the endpoint sent the frame; 1: it is the frame's receiver
+        self.events = events
+        self.anomaly: tuple[State, Event] | None = None
+
+
+class _Tentative:
+    __slots__ = ("kind", "entry", "event", "end", "frame")
+
+    def __init__(self, kind: str, entry: _Entry, event: Event | None, end: int, frame: int) -> None:
+        self.kind = kind
+        self.entry = entry
+        self.event = event
+        self.end = end  # for a SYN or FIN: the sequence number that acknowledges it
+        self.frame = frame
+
+
+Note = Callable[[str, int, str, tuple[int, ...]], None]
+"""Records a finding: (kind, frame, reason, frames it refers to)."""
+
+
+class _Endpoint:
+    __slots__ = ("state", "base", "entries", "tentatives", "owed", "syn_end", "fin_end", "name", "challenge_owed")
+
+    def __init__(self, state: State, name: str) -> None:
+        self.state = state
+        self.base = state
+        self.entries: list[_Entry] = []
+        self.tentatives: list[_Tentative] = []
+        self.owed: dict[str, tuple[int, int]] = {}  # "syn"/"fin" of the peer not received yet: (end, frame)
+        self.syn_end: int | None = None  # what acknowledges this endpoint's SYN / FIN
+        self.fin_end: int | None = None
+        self.name = name
+        self.challenge_owed = 0  # frame of a RST or SYN that a challenge ACK should answer
+
+
+MAXIMUM_HISTORY = 4096
+"""An endpoint's undecided history is settled as it stands beyond this many frames (bounded memory)."""
+
+
+class ConnectionStates:
+    """Both endpoints of one TCP conversation: feed each segment, read the states back.
+
+    Endpoint 0 sent the first segment seen. ``segment`` returns the frame's :class:`Mark`,
+    whose states may still be revised (by later segments) until :attr:`settled` is true
+    again; ``note`` receives the findings (some about earlier frames).
+    """
+
+    __slots__ = ("endpoints", "note", "refused", "fin_seen", "rst_seen", "synack_seen", "syn_seen")
+
+    def __init__(self, first_flags: int, number: int, names: tuple[str, str], note: Note) -> None:
+        if first_flags & (SYN_FLAG | ACK_FLAG) == SYN_FLAG:
+            initial = INITIAL_STATES["SYN"]
+        elif first_flags & (SYN_FLAG | ACK_FLAG) == SYN_FLAG | ACK_FLAG:
+            initial = INITIAL_STATES["SYN-ACK"]
+        else:
+            initial = INITIAL_STATES["other"]
+        self.endpoints = (_Endpoint(initial.sender, names[0]), _Endpoint(initial.receiver, names[1]))
+        self.note = note
+        self.refused = False
+        self.fin_seen = self.rst_seen = self.synack_seen = self.syn_seen = False
+        if initial.assumption:
+            note("state_assumed", number, initial.assumption, ())
+        if initial.receiver is S.LISTEN:
+            receiver = self.endpoints[1]
+            mark = Mark(number, initial.sender, initial.receiver)
+            entry = _Entry(mark, 1, [])
+            receiver.entries.append(entry)
+            receiver.tentatives.append(_Tentative("listen", entry, None, 0, number))
+
+    @property
+    def settled(self) -> bool:
+        """Both ESTABLISHED with nothing left to revise: plain segments change nothing."""
+        first, second = self.endpoints
+        return (
+            first.state is S.ESTABLISHED
+            and second.state is S.ESTABLISHED
+            and not first.tentatives
+            and not second.tentatives
+            and not first.challenge_owed
+            and not second.challenge_owed
+        )
+
+    def states(self, sender: int) -> tuple[State, State]:
+        return self.endpoints[sender].state, self.endpoints[1 - sender].state
+
+    # -- one segment ------------------------------------------------------------------------
+
+    def segment(
+        self,
+        sender_index: int,
+        number: int,
+        flags: int,
+        seq: int,
+        ack: int,
+        end: int,
+        length: int,
+        *,
+        receiver_acked: int | None,
+        receiver_window: int | None,
+        sender_sent_end: int | None,
+    ) -> Mark:
+        """Apply one segment (relative numbers; ``end`` counts SYN and FIN); returns its mark."""
+        sender, receiver = self.endpoints[sender_index], self.endpoints[1 - sender_index]
+        mark = Mark(number, sender.state, receiver.state)
+        has_ack = bool(flags & ACK_FLAG)
+        note = self.note
+
+        # 1. What the sender's segment says about what it received before.
+        self._settle_receipts(sender, number, flags, seq, ack, end, has_ack)
+        if sender.challenge_owed:
+            if not flags & (SYN_FLAG | FIN_FLAG | RST_FLAG) and not length and has_ack:
+                note(
+                    "challenge_ack",
+                    number,
+                    f"answers #{sender.challenge_owed} with a challenge ACK (RFC 5961 s3.2, s4.2)",
+                    (sender.challenge_owed,),
+                )
+            sender.challenge_owed = 0
+
+        # 2. The sender's own events (certain, but for a RST).
+        sent: list[Event] = []
+        for kind, event in (("syn", E.RECEIVE_SYN), ("fin", E.RECEIVE_FIN)):
+            owed = sender.owed.get(kind)
+            if owed is not None and has_ack and less_or_equal(owed[0], ack):
+                del sender.owed[kind]  # received before this segment, which acknowledges it
+                sent.append(event)
+        if flags & RST_FLAG:
+            sent.append(E.SEND_RST)
+        elif flags & SYN_FLAG:
+            sent.append(E.SEND_SYN_ACK if has_ack else E.SEND_SYN)
+            sender.syn_end = end
+        else:
+            sent.append(E.SEND_ACK)
+            if flags & FIN_FLAG:
+                sent.append(E.SEND_FIN)
+                sender.fin_end = end
+        if flags & RST_FLAG:
+            sent_entry = self._record(sender, mark, 0, sent)
+            sender.tentatives.append(_Tentative("send_rst", sent_entry, E.SEND_RST, end, number))
+        else:
+            self._advance(sender, mark, 0, sent)
+
+        # 3. The receiver's events, tentative when they change its state.
+        received: list[Event] = []
+        tentative: list[tuple[str, Event, int]] = []
+        if flags & RST_FLAG:
+            verdict = rst_verdict(
+                receiver.state,
+                seq,
+                ack if has_ack else None,
+                receiver_acked=receiver_acked,
+                receiver_window=receiver_window,
+                sender_sent_end=sender_sent_end,
+            )
+            if verdict == RST_ACCEPTED:
+                self.rst_seen = True
+                received.append(E.RECEIVE_RST)
+                tentative.append(("rst", E.RECEIVE_RST, end))
+                if receiver.state in SYNCHRONIZED:
+                    note("rst_accepted", number, "at the receiver's next expected sequence number: it resets", ())
+                elif receiver.state is S.SYN_SENT:
+                    self.refused = True  # RFC 9293 s3.10.7.3: "connection reset" in SYN-SENT
+            elif verdict == RST_CHALLENGED:
+                receiver.challenge_owed = number
+                note(
+                    "rst_challenged",
+                    number,
+                    "in the receive window but not at its next expected sequence number: "
+                    "ignored, answered with a challenge ACK (RFC 5961 s3.2)",
+                    (),
+                )
+            else:
+                note("rst_ignored", number, "outside the receive window: the receiver ignores it (RFC 5961 s3.2)", ())
+        else:
+            if flags & SYN_FLAG:
+                if has_ack:
+                    self.synack_seen = True
+                else:
+                    self.syn_seen = True
+                if receiver.state in SYNCHRONIZED and not has_ack and "syn" not in receiver.owed:
+                    receiver.challenge_owed = number  # RFC 5961 s4.2: a SYN in a synchronized state
+                event = E.RECEIVE_SYN_ACK if has_ack else E.RECEIVE_SYN
+                received.append(event)
+                tentative.append(("synack" if has_ack else "syn", event, end))
+                receiver.owed.pop("syn", None)  # this copy may be the one that arrives
+            elif has_ack:
+                if receiver.fin_end is not None and ack == receiver.fin_end:
+                    event = E.RECEIVE_ACK_OF_FIN
+                elif receiver.state is S.SYN_RECEIVED and less_or_equal(receiver.syn_end or 1, ack):
+                    event = E.RECEIVE_ACK_OF_SYN
+                else:
+                    event = E.RECEIVE_ACK
+                received.append(event)
+                if event is E.RECEIVE_ACK_OF_FIN:
+                    # Refuted if it sends its FIN again. (The ACK of a SYN needs no such care: an
+                    # endpoint that sends its SYN-ACK again in ESTABLISHED takes a transition of the table.)
+                    tentative.append(("ack", event, end))
+            if flags & FIN_FLAG:
+                self.fin_seen = True
+                received.append(E.RECEIVE_FIN)
+                tentative.append(("fin", E.RECEIVE_FIN, end))
+                receiver.owed.pop("fin", None)
+        before = receiver.state
+        after = before
+        for event in received:
+            after = TRANSITIONS.get((after, event), after)
+        kept = [
+            item for item in tentative if before is not S.CLOSED and not (item[0] == "ack" and after is before)
+        ]  # an ACK that changes nothing, or a segment to a closed port: nothing to confirm
+        if kept:
+            received_entry = self._record(receiver, mark, 1, received)
+            for kind, event, event_end in kept:
+                receiver.tentatives.append(_Tentative(kind, received_entry, event, event_end, number))
+        else:
+            self._advance(receiver, mark, 1, received)
+        if not sender.tentatives and sender.entries:
+            self._commit_if_settled(sender)
+        if not receiver.tentatives and receiver.entries:
+            self._commit_if_settled(receiver)
+        return mark
+
+    def _advance(self, endpoint: _Endpoint, mark: Mark, side: int, events: list[Event]) -> None:
+        """Apply certain events; while something earlier is tentative they join the history to replay."""
+        if endpoint.tentatives:
+            self._record(endpoint, mark, side, events)
+            return
+        state = endpoint.state
+        for event in events:
+            following = TRANSITIONS.get((state, event))
+            if following is None:
+                self._anomaly(endpoint, mark.frame, state, event)
+            else:
+                state = following
+        endpoint.state = endpoint.base = state
+        mark.states[side] = state
+
+    def _record(self, endpoint: _Endpoint, mark: Mark, side: int, events: list[Event]) -> _Entry:
+        entry = _Entry(mark, side, events)
+        endpoint.entries.append(entry)
+        self._apply(endpoint, entry)
+        return entry
+
+    def _anomaly(self, endpoint: _Endpoint, frame: int, state: State, event: Event) -> None:
+        self.note(
+            "state_anomaly",
+            frame,
+            f"{endpoint.name} in {state} cannot {event} (no RFC 9293 transition): state kept",
+            (),
+        )
+
+    def _settle_receipts(
+        self, endpoint: _Endpoint, number: int, flags: int, seq: int, ack: int, end: int, has_ack: bool
+    ) -> None:
+        """Confirm or refute what ``endpoint`` was taken to have received, from the segment it sends now."""
+        if not endpoint.tentatives:
+            return
+        resends_syn = bool(flags & SYN_FLAG) and seq == 0
+        resends_fin = bool(flags & FIN_FLAG) and endpoint.fin_end is not None and end == endpoint.fin_end
+        refuted: list[_Tentative] = []
+        kept: list[_Tentative] = []
+        for item in endpoint.tentatives:
+            if item.kind == "listen":
+                if has_ack and not flags & RST_FLAG:
+                    continue  # it was listening (its SYN-ACK, or an ACK after a SYN-ACK not captured)
+                if flags & RST_FLAG or flags & SYN_FLAG:
+                    refuted.append(item)
+                    continue
+            elif item.kind == "synack":
+                if resends_syn:
+                    refuted.append(item)  # it had not taken the SYN-ACK as the answer to its SYN
+                    continue
+                if has_ack and not flags & RST_FLAG:
+                    continue
+            elif item.kind in ("syn", "fin"):
+                if has_ack:
+                    if less_or_equal(item.end, ack):
+                        continue  # confirmed
+                    refuted.append(item)
+                    continue
+                if item.kind == "syn" and flags & SYN_FLAG:
+                    refuted.append(item)
+                    continue
+            elif item.kind == "ack":
+                if resends_syn or resends_fin:
+                    refuted.append(item)
+                    continue
+                if not flags & RST_FLAG:
+                    continue
+            elif item.kind in ("rst", "send_rst"):
+                if not flags & RST_FLAG:
+                    refuted.append(item)
+                    continue
+            kept.append(item)
+        endpoint.tentatives = kept
+        if not refuted:
+            return
+        for item in refuted:
+            if item.kind == "listen":
+                endpoint.base = S.CLOSED
+                if flags & RST_FLAG:
+                    self.note(
+                        "no_listener",
+                        number,
+                        f"nothing listened on {endpoint.name}: the SYN (#{item.frame}) is answered with a RST "
+                        "(RFC 9293 s3.10.7.1)",
+                        (item.frame,),
+                    )
+            elif item.event is not None:
+                item.entry.events.remove(item.event)
+                if item.kind == "synack" and has_ack and less_or_equal(item.end, ack):
+                    # It had the SYN, and answers it as in a simultaneous open (RFC 9293 Figure 7).
+                    endpoint.owed["syn"] = (item.end, item.frame)
+                elif item.kind in ("syn", "synack", "fin"):
+                    endpoint.owed["fin" if item.kind == "fin" else "syn"] = (item.end, item.frame)
+                    if item.kind == "synack":
+                        why = "sending its own SYN again"
+                    elif has_ack:
+                        why = f"acknowledging only up to {ack}"
+                    else:
+                        why = "a SYN of its own, acknowledging nothing (the SYNs crossed)"
+                    self.note(
+                        "not_yet_received",
+                        item.frame,
+                        f"not received (yet) when {endpoint.name} sent #{number}, {why}",
+                        (number,),
+                    )
+                elif item.kind == "rst":
+                    self.note(
+                        "rst_ignored",
+                        item.frame,
+                        f"{endpoint.name} kept sending (#{number}): the RST did not reset it",
+                        (number,),
+                    )
+                elif item.kind == "send_rst":
+                    self.note(
+                        "injected_rst",
+                        item.frame,
+                        f"{endpoint.name} kept sending (#{number}): this RST did not come from its socket",
+                        (number,),
+                    )
+        self._replay(endpoint)
+
+    @staticmethod
+    def _apply(endpoint: _Endpoint, entry: _Entry) -> None:
+        state = endpoint.state
+        for event in entry.events:
+            following = TRANSITIONS.get((state, event))
+            if following is None:
+                entry.anomaly = (state, event)
+            else:
+                state = following
+        endpoint.state = state
+        entry.mark.states[entry.side] = state
+
+    def _replay(self, endpoint: _Endpoint) -> None:
+        """Compute the endpoint's states again from its base, after a revision."""
+        endpoint.state = endpoint.base
+        for entry in endpoint.entries:
+            entry.anomaly = None
+            self._apply(endpoint, entry)
+
+    def _commit_if_settled(self, endpoint: _Endpoint, force: bool = False) -> None:
+        """Once nothing is tentative any more, the history is final: report its anomalies, forget it."""
+        if endpoint.tentatives and not force and len(endpoint.entries) < MAXIMUM_HISTORY:
+            return
+        for entry in endpoint.entries:
+            if entry.anomaly is not None:
+                self._anomaly(endpoint, entry.mark.frame, *entry.anomaly)
+        endpoint.entries = []
+        endpoint.tentatives = []
+        endpoint.base = endpoint.state
+
+    def hold_from(self) -> int | None:
+        """The earliest frame whose states may still be revised, or None."""
+        frames = [e.entries[0].mark.frame for e in self.endpoints if e.tentatives and e.entries]
+        return min(frames) if frames else None
+
+    def close(self) -> None:
+        """The capture has ended: what is still tentative stays as inferred; say which receipts nothing confirmed."""
+        for endpoint in self.endpoints:
+            said: set[str] = set()
+            for item in endpoint.tentatives:
+                if item.kind in said:
+                    continue  # a copy (retransmission) of a SYN or FIN already reported
+                said.add(item.kind)
+                if item.kind in ("syn", "synack", "fin"):
+                    name = {"syn": "SYN", "synack": "SYN-ACK", "fin": "FIN"}[item.kind]
+                    self.note(
+                        "receipt_undecided",
+                        item.frame,
+                        f"no later segment of {endpoint.name} shows whether it received this {name}",
+                        (),
+                    )
+                elif item.kind == "listen":
+                    self.note(
+                        "receipt_undecided",
+                        item.frame,
+                        f"{endpoint.name} never answers: whether anything listened is unknown",
+                        (),
+                    )
+            self._commit_if_settled(endpoint, force=True)
+
+    def outcome(self) -> str:
+        """complete, closing, half-closed, reset, refused, unanswered or open."""
+        first, second = self.endpoints
+        if self.refused:
+            return "refused"
+        if self.rst_seen:
+            return "reset"
+        closed = (S.TIME_WAIT, S.CLOSED)
+        if first.fin_end is not None and second.fin_end is not None:
+            return "complete" if first.state in closed or second.state in closed else "closing"
+        if first.fin_end is not None or second.fin_end is not None:
+            return "half-closed"
+        if self.syn_seen and not self.synack_seen:
+            return "unanswered"
+        return "open"
+
+
+__all__ = [
+    "INITIAL_STATES",
+    "RECEIPT_RULES",
+    "SYNCHRONIZED",
+    "TRANSITIONS",
+    "ConnectionStates",
+    "Event",
+    "InitialStates",
+    "Mark",
+    "State",
+    "next_state",
+    "rst_verdict",
+]

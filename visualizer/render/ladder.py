@@ -82,7 +82,19 @@ STATE_COLOURS = {
     "TIME-WAIT": YELLOW,
     "CLOSED": "#BBBBBB",
 }
-EVENT_COLOURS = {"retransmission": VERMILLION, "duplicate_ack": ORANGE, "fast_retransmission": VERMILLION}
+EVENT_COLOURS = {
+    "retransmission": VERMILLION,
+    "fast_retransmission": VERMILLION,
+    "spurious_retransmission": VERMILLION,
+    "not_received": VERMILLION,
+    "bad_checksum": VERMILLION,
+    "injected_rst": VERMILLION,
+    "state_anomaly": VERMILLION,
+    "duplicate_ack": ORANGE,
+    "challenge_ack": ORANGE,
+    "rst_ignored": ORANGE,
+    "rst_challenged": ORANGE,
+}
 
 ROW_HEIGHT_INCHES = 0.36
 WIDTH_INCHES = 13.0
@@ -310,10 +322,27 @@ def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top:
 def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: int | None) -> None:
     style = STYLES.get(row.kind, STYLES["other"])
     start, end = lifelines[row.source], lifelines[row.target]
+    # A segment lost after the capture point stops half-way; one its receiver threw away
+    # (bad checksum, an ignored RST) reaches it and is crossed out there.
+    tip_x, tip_y = end, y + SLANT
+    if row.fate == "lost":
+        tip_x, tip_y = start + (end - start) * 0.62, y + SLANT * 0.62
+    if row.fate:
+        cross_x = tip_x - (0.12 if end > start else -0.12) * (row.fate != "lost")
+        ax.plot(
+            [cross_x],
+            [tip_y],
+            marker="x",
+            markersize=9,
+            markeredgewidth=2.2,
+            color=VERMILLION,
+            zorder=5,
+            gid=f"fate-{row.frame}",
+        )
     patch = FancyArrowPatch(
         (start, y),
-        (end, y + SLANT),
-        arrowstyle=style.head,
+        (tip_x, tip_y),
+        arrowstyle="-" if row.fate == "lost" else style.head,
         mutation_scale=11,
         color=style.color,
         linestyle=style.linestyle,
@@ -367,7 +396,7 @@ def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: 
         ax.text(
             EVENT_COLUMN,
             y + SLANT / 2,
-            "  ".join(row.events),
+            _wrap_events(row.events),
             ha="left",
             va="center",
             fontsize=8,
@@ -375,6 +404,26 @@ def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: 
             fontweight="bold",
             zorder=4,
         )
+
+
+FATE_NAMES = {
+    "lost": "lost after the capture point",
+    "discarded": "discarded (bad checksum)",
+    "ignored": "ignored by its receiver",
+}
+EVENT_CHARACTERS = 46
+"""What fits on one line of the event column; longer lists of findings wrap."""
+
+
+def _wrap_events(events: tuple[str, ...]) -> str:
+    """Findings separated by "; ", wrapped between findings (never inside one) to the column's width."""
+    lines: list[str] = []
+    for event in events:
+        if lines and len(lines[-1]) + 2 + len(event) <= EVENT_CHARACTERS:
+            lines[-1] += "; " + event
+        else:
+            lines.append(event)
+    return "\n".join(lines)
 
 
 def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
@@ -527,6 +576,12 @@ def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
     ]
     if any(isinstance(row, Arrow) and row.links for row in layout.rows):
         handles.append(Line2D([0], [0], color=VERMILLION, linestyle=(0, (2, 2)), label="refers back to"))
+    fates = {row.fate for row in layout.rows if isinstance(row, Arrow) and row.fate}
+    for fate, text in FATE_NAMES.items():
+        if fate in fates:
+            handles.append(
+                Line2D([0], [0], color=VERMILLION, marker="x", markeredgewidth=2, linestyle="none", label=text)
+            )
     if any(isinstance(row, Fold) for row in layout.rows):
         handles.append(Patch(facecolor="#F4F4F4", edgecolor="#AAAAAA", label="folded frames"))
     phases = {span[0] for span in _phase_spans(layout, [float(index) for index in range(len(layout.rows))])}

@@ -16,9 +16,9 @@ at 10 and at 10,000 frames without dropping a label.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from visualizer.analysis.report import FrameAnalysis, analysis_names
+from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
 from visualizer.model import ACK, FIN, PSH, RST, SYN, describe_options, flag_text, parse_tcp_options
 
 FOLD_MINIMUM = 12
@@ -88,6 +88,10 @@ class Arrow:
     phase: str
     protocol: str
     stream: int
+    fate: str = ""
+    """What became of the segment, from the analysis's findings: ``""`` delivered (or unknown),
+    ``lost`` (never received: lost after the capture point), ``discarded`` (bad checksum),
+    ``ignored`` (a RST its receiver did not act on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +148,6 @@ class LadderLayout:
 class _Direction:
     last_window: int = -1
     seen_data: bool = False
-    sent: dict[int, int] = field(default_factory=dict)
-    duplicate_acks: list[int] = field(default_factory=list)
 
 
 def preview(payload: bytes, length: int = PREVIEW_CHARACTERS) -> str:
@@ -209,28 +211,51 @@ def _kind(frame: FrameAnalysis) -> str:
     return "other"
 
 
-def _event_texts(frame: FrameAnalysis, original: int | None, duplicate_acks: int) -> tuple[str, ...]:
+_LINKED_KINDS = frozenset({"retransmission", "fast_retransmission", "spurious_retransmission", "challenge_ack"})
+"""Findings whose referred frames the ladder links with arcs (the others say them in words)."""
+_FATES = {"not_received": "lost", "bad_checksum": "discarded", "rst_ignored": "ignored", "rst_challenged": "ignored"}
+
+
+def _event_text(finding: Finding, frame: FrameAnalysis) -> str:
+    """A finding as the few words a ladder row has room for (the tooltip keeps the full reason)."""
+    kind, refers = finding.kind, finding.refers_to
+    of = f" of #{refers[0]}" if refers and kind in _LINKED_KINDS and kind != "challenge_ack" else ""
+    if kind == "fast_retransmission":
+        duplicates = len(refers) - (1 if of else 0)
+        return f"fast retransmission{of} after {duplicates} dup ACKs"
+    if kind in ("retransmission", "spurious_retransmission"):
+        return f"{kind.replace('_', ' ')}{of}"
+    if kind == "duplicate_ack":
+        text = f"dup ACK ×{frame.duplicate_ack_number}"
+        sack = finding.reason.partition("; SACK ")[2]
+        return f"{text}, SACK {sack}" if sack else text
+    if kind == "challenge_ack":
+        return f"challenge ACK to #{refers[0]}" if refers else "challenge ACK"
+    if kind == "not_received" and refers:
+        return f"not received: sent again as #{refers[0]}"
+    if kind == "rst_ignored" and refers:
+        return f"RST ignored: #{refers[0]} follows"
+    if kind == "injected_rst" and refers:
+        return f"injected: its sender sends #{refers[0]}"
+    if kind == "undecoded":
+        return "undecoded: " + finding.reason
+    return _EVENT_TEXTS.get(kind, kind.replace("_", " "))
+
+
+def _event_texts(frame: FrameAnalysis) -> tuple[str, ...]:
     texts = []
-    names = analysis_names(frame.analysis)
-    of = f" of #{original}" if original is not None else ""
-    for name in names:
-        if name == "retransmission" and ("fast_retransmission" in names or "spurious_retransmission" in names):
+    for finding in frame.findings:
+        if finding.kind == "retransmission" and any(
+            other.kind in ("fast_retransmission", "spurious_retransmission") for other in frame.findings
+        ):
             continue
-        if name == "retransmission":
-            texts.append(f"retransmission{of}")
-        elif name == "fast_retransmission":
-            texts.append(f"fast retransmission{of}" + (f" after {duplicate_acks} dup ACKs" if duplicate_acks else ""))
-        elif name == "spurious_retransmission":
-            texts.append(f"spurious retransmission{of}")
-        elif name == "duplicate_ack":
-            texts.append(f"dup ACK ×{frame.duplicate_ack_number}")
-        else:
-            texts.append(_EVENT_TEXTS.get(name, name.replace("_", " ")))
+        text = _event_text(finding, frame)
+        if text and text not in texts:
+            texts.append(text)
     return tuple(texts)
 
 
 _EVENT_TEXTS = {
-    "spurious_retransmission": "spurious retransmission",
     "out_of_order": "out of order",
     "zero_window": "zero window",
     "zero_window_probe": "zero-window probe",
@@ -243,6 +268,17 @@ _EVENT_TEXTS = {
     "ack_lost_segment": "ACKs unseen data",
     "reused_ports": "port numbers reused",
     "state_anomaly": "unexpected in this state",
+    "rst_accepted": "RST accepted: reset",
+    "rst_challenged": "RST in the window: challenged",
+    "rst_ignored": "RST ignored: outside the window",
+    "injected_rst": "injected RST",
+    "bad_checksum": "bad checksum: discarded",
+    "not_received": "not received",
+    "not_yet_received": "not received yet",
+    "no_listener": "no listener: refused",
+    "receipt_undecided": "receipt not confirmed",
+    "state_assumed": "states assumed (seen mid-stream)",
+    "simultaneous_open": "simultaneous open",
 }
 
 
@@ -344,15 +380,10 @@ class LadderBuilder:
         delta = None if time is None or self._last_time is None else time - self._last_time
         if time is not None:
             self._last_time = time
-        links: tuple[int, ...] = ()
-        original: int | None = None
-        duplicate_acks = 0
+        links, original, fate = _references(frame)
         changed = (False, False)
         if frame.protocol == "tcp":
             direction = self._direction(frame)
-            original, behind = self._track(frame)
-            duplicate_acks = len(behind)
-            links = ((original,) if original is not None else ()) + behind
             label = _tcp_label(frame, direction)
             direction.last_window = frame.window
             if record.payload_length:
@@ -371,10 +402,10 @@ class LadderBuilder:
             label = f"{frame.protocol.upper()} {name} ({code})" if name else f"{frame.protocol.upper()} {code}"
         else:
             label = record.layers.rsplit(":", 1)[-1] if record.layers else "frame"
-        events = _event_texts(frame, original, duplicate_acks)
+        events = _event_texts(frame)
         tooltip = f"frame {record.number}: {label}"
-        if events:
-            tooltip += " [" + "; ".join(events) + "]"
+        if frame.findings:
+            tooltip += " [" + "; ".join(finding.reason or finding.kind for finding in frame.findings) + "]"
         if frame.protocol == "tcp":
             tooltip += f" — sender {frame.state}, receiver {frame.receiver_state}"
         return Arrow(
@@ -396,27 +427,8 @@ class LadderBuilder:
             frame.phase,
             frame.protocol,
             frame.stream,
+            fate,
         )
-
-    def _track(self, frame: FrameAnalysis) -> tuple[int | None, tuple[int, ...]]:
-        """Remember what each direction sent; for a retransmission, the original and the dup ACKs behind it."""
-        record = frame.record
-        direction = self._direction(frame)
-        names = analysis_names(frame.analysis)
-        original = None
-        behind: tuple[int, ...] = ()
-        if "retransmission" in names:
-            original = direction.sent.get(frame.seq)
-            reverse = self._directions.get((frame.protocol, frame.stream, not frame.from_initiator))
-            if "fast_retransmission" in names and reverse is not None:
-                behind = tuple(reverse.duplicate_acks)
-        elif record.payload_length or record.tcp_flags & (SYN | FIN):
-            direction.sent.setdefault(frame.seq, record.number)
-        if "duplicate_ack" in names:
-            direction.duplicate_acks.append(record.number)
-        elif not record.payload_length:
-            direction.duplicate_acks = []
-        return original, behind
 
     def _flush_run(self) -> None:
         run, self._run = self._run, []
@@ -432,7 +444,6 @@ class LadderBuilder:
         middle = run[keep:-keep]
         for frame in middle:
             self._ends(frame)  # keeps participant order stable
-            self._track(frame)
             direction = self._direction(frame)
             direction.last_window = frame.window
             direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
@@ -503,7 +514,22 @@ class LadderBuilder:
             frame.phase,
             frame.protocol,
             frame.stream,
+            _references(frame)[2],
         )
+
+
+def _references(frame: FrameAnalysis) -> tuple[tuple[int, ...], int | None, str]:
+    """The frames a row links to, a retransmission's original, and the segment's fate: all from its findings."""
+    links: list[int] = []
+    original = None
+    fate = ""
+    for finding in frame.findings:
+        if finding.kind in _LINKED_KINDS and finding.refers_to:
+            if finding.kind != "challenge_ack" and original is None:
+                original = finding.refers_to[0]
+            links.extend(frame for frame in finding.refers_to if frame not in links)
+        fate = fate or _FATES.get(finding.kind, "")
+    return tuple(links), original, fate
 
 
 def _make_fold(frames: list[FrameAnalysis]) -> Fold:
