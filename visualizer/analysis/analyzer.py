@@ -742,7 +742,10 @@ class Analyzer:
             reason = _REASONS.get(name, "")
             if name == "retransmission":
                 if analysis & (FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION):
-                    continue  # said by the more precise finding
+                    # Said by the more precise finding; counted all the same, as Wireshark counts it.
+                    summary.analysis_counts[name] += 1
+                    self._report.analysis_counts[name] += 1
+                    continue
                 reason = f"retransmission{of}: {reason}"
                 refers = (original[1],) if original is not None else ()
             elif name == "fast_retransmission":
