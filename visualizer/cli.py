@@ -21,7 +21,8 @@ from visualizer import __version__
 from visualizer.errors import CaptureFileError, SockstoryError, UsageError
 
 if TYPE_CHECKING:
-    from visualizer.analysis.report import ConversationSummary
+    from visualizer.analysis import report as analysis_report
+    from visualizer.analysis.report import ConversationSummary, Report
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -473,11 +474,10 @@ def _seconds(value: int | None, origin: int | None) -> str:
     return f"{(value - origin) / 1e9:.6f}"
 
 
-def _event_row(frame: object, origin: int | None) -> dict[str, object]:
-    from visualizer.analysis.report import FrameAnalysis, analysis_names
+def _event_row(frame: analysis_report.FrameAnalysis, origin: int | None) -> dict[str, object]:
+    from visualizer.analysis.report import analysis_names
     from visualizer.model import flag_text
 
-    assert isinstance(frame, FrameAnalysis)
     record = frame.record
     is_tcp = frame.protocol == "tcp"
     has_ports = frame.protocol in ("tcp", "udp")
@@ -553,10 +553,7 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return _finish(report, arguments, err)
 
 
-def _finish(report: object, arguments: argparse.Namespace, err: TextIO) -> int:
-    from visualizer.analysis.report import Report
-
-    assert isinstance(report, Report)
+def _finish(report: Report, arguments: argparse.Namespace, err: TextIO) -> int:
     for warning in report.warnings:
         err.write(f"sockstory: warning: {warning}\n")
     if not arguments.quiet:

@@ -98,10 +98,9 @@ def save_figure(draw: Callable[[], Axes], path: Path, *, dpi: int = 110) -> Path
 
 
 def _figure_of(axes: Axes) -> Figure:
-    from matplotlib.figure import Figure
-
     figure = axes.get_figure(root=True)
-    assert isinstance(figure, Figure)
+    if figure is None:
+        raise UsageError("the drawing returned Axes that belong to no figure")
     return figure
 
 

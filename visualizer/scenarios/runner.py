@@ -7,6 +7,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, cast
 
 from visualizer.errors import UsageError
 from visualizer.scenarios import SCENARIOS, Scenario
@@ -42,8 +43,8 @@ def _capture(
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
         )
-        assert tcpdump.stderr is not None
-        tcpdump.stderr.readline()  # "listening on lo ...": it is capturing
+        # stderr=PIPE: the pipe exists; its first line, "listening on lo ...", says tcpdump is capturing.
+        cast(IO[bytes], tcpdump.stderr).readline()
     sniffer = Sniffer("lo")
     sniffer.start()
     observations: dict[str, object] = {}
@@ -73,7 +74,9 @@ def run_scenario(
     require_root(f"run {name}" if name != "story" else "story")
     out.mkdir(parents=True, exist_ok=True)
     pcap = out / f"{name}.pcap"
-    frames, drops, reference, observations = in_private_namespace(lambda: _capture(scenario, pcap, check_with_tcpdump))
+    frames, drops, reference, observations = in_private_namespace(
+        lambda: _capture(scenario, pcap, check_with_tcpdump), name=name
+    )
     result = ScenarioResult(name, pcap, frames, drops, reference, observations=observations)
     if draw:
         from visualizer.pipeline import analyse_file

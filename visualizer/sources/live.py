@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visualizer.errors import SockstoryError
+from visualizer.errors import LiveCaptureError, PrivilegeError
 from visualizer.sources.pcap_writer import PcapWriter
 
 ETH_P_ALL = 0x0003
@@ -33,10 +33,6 @@ RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024
 FRAME_BUFFER_BYTES = 262_144
 """Larger than the 65,549-byte GSO frames seen on lo (Scapy's 65,535-byte buffer cuts them)."""
 _TIMESPEC = struct.Struct("@qq")
-
-
-class PrivilegeError(SockstoryError):
-    """A live command without the privileges it needs."""
 
 
 @dataclass(slots=True)
@@ -103,16 +99,14 @@ class Sniffer:
             sock.bind((self.interface, 0))
         except OSError as error:
             sock.close()
-            raise SockstoryError(f"cannot capture on {self.interface}: {error.strerror or error}") from None
+            raise LiveCaptureError(f"cannot capture on {self.interface}: {error.strerror or error}") from None
         sock.settimeout(0.05)
         self._socket = sock
-        self._thread = threading.Thread(target=self._receive, name="sockstory-sniffer", daemon=True)
+        self._thread = threading.Thread(target=self._receive, args=(sock,), name="sockstory-sniffer", daemon=True)
         self._thread.start()
         self._ready.wait()
 
-    def _receive(self) -> None:
-        sock = self._socket
-        assert sock is not None
+    def _receive(self, sock: socket.socket) -> None:
         frames = self._result.frames
         append = frames.append
         receive = sock.recvmsg
@@ -159,7 +153,7 @@ class Sniffer:
             self._result.kernel_drops = drops
             sock.close()
         if self._error is not None:
-            raise SockstoryError(f"capture on {self.interface} failed: {self._error}")
+            raise LiveCaptureError(f"capture on {self.interface} failed: {self._error}")
         return self._result
 
 
