@@ -21,6 +21,8 @@ from visualizer import __version__
 from visualizer.errors import CaptureFileError, SockstoryError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from visualizer.analysis import report as analysis_report
     from visualizer.analysis.report import ConversationSummary, Report
 
@@ -344,19 +346,31 @@ def _run_scenarios(out: TextIO) -> int:
 def _run_capture(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path
 
-    from visualizer.sources.live import capture_to_file, require_root
+    from visualizer.sources.live import capture_to_file, compile_filter, require_root
 
+    if arguments.filter:
+        compile_filter(arguments.filter)  # a bad expression is a bad request, with or without root
     require_root("capture")
     path = Path(arguments.output)
-    try:
-        path.open("ab").close()
-    except OSError as error:
-        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
+    _check_writable(path)
     result = capture_to_file(path, interface=arguments.iface, bpf=arguments.filter, duration=arguments.duration)
     out.write(f"sockstory: wrote {path} ({len(result.frames)} frames)\n")
     if result.kernel_drops:
         err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
     return EXIT_OK
+
+
+def _check_writable(path: Path) -> None:
+    """A file can be written at ``path``: checked without creating it (nothing is left behind)."""
+    import tempfile
+
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
 MAXIMUM_DEFAULT_CONVERSATIONS = 8
