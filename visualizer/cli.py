@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -314,7 +315,7 @@ def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
 
     output = Path(arguments.output or f"{Path(arguments.file).stem}-frame{arguments.frame}.png")
     anatomy = anatomy_of(chosen.data, link_type=chosen.link_type, frame=chosen.number)
-    save_figure(lambda: draw_anatomy(anatomy), output)
+    save_figure(functools.partial(draw_anatomy, anatomy), output)
     err.write(f"sockstory: wrote {output}\n")
     return EXIT_OK
 
