@@ -274,14 +274,23 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
     from pathlib import Path
 
     from visualizer.pipeline import analyse_file
-    from visualizer.scenarios.runner import run_scenario
+    from visualizer.scenarios import SCENARIOS
+    from visualizer.scenarios.runner import give_to_sudo_user, run_scenario
 
-    result = run_scenario(
-        name, Path(arguments.out), draw=arguments.command == "story" or arguments.draw, image_format=arguments.format
-    )
-    report = analyse_file(result.pcap)
+    draw = arguments.command == "story" or arguments.draw
+    result = run_scenario(name, Path(arguments.out))
+    report = analyse_file(result.pcap, keep_frames=draw)
+    images: list[Path] = []
+    if draw:
+        from visualizer.render.export import save_ladder
+        from visualizer.render.layout import build_ladder
+
+        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+        layout.title = f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}"
+        images = save_ladder(layout, Path(arguments.out) / f"{name}.{arguments.format}", file_format=arguments.format)
+        give_to_sudo_user(*images)
     out.write(f"sockstory: wrote {result.pcap} ({result.frames} frames, {result.kernel_drops} dropped by the kernel)\n")
-    for image in result.images:
+    for image in images:
         out.write(f"sockstory: wrote {image}\n")
     if result.kernel_drops:
         err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")

@@ -1,4 +1,7 @@
-"""Run a scenario for real: private namespace, sniffer, traffic, pcap, analysis, diagram."""
+"""Run a scenario for real: private namespace, sniffer, traffic, pcap.
+
+Scenarios make captures; analysing and drawing them is the caller's (the CLI, a notebook).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ class ScenarioResult:
     kernel_drops: int
     tcpdump_frames: int | None = None
     """Frames tcpdump captured at the same time, when asked to check."""
-    images: list[Path] = field(default_factory=list)
     observations: dict[str, object] = field(default_factory=dict)
     """What a crafted scenario saw from its side (what the kernel socket received, answers seen...)."""
 
@@ -64,10 +66,8 @@ def _capture(
     return written, result.kernel_drops, reference_frames, observations
 
 
-def run_scenario(
-    name: str, out: Path, *, draw: bool = False, check_with_tcpdump: bool = False, image_format: str = "png"
-) -> ScenarioResult:
-    """Run scenario ``name``; write ``out/NAME.pcap`` (and ``out/NAME.png`` with ``draw``)."""
+def run_scenario(name: str, out: Path, *, check_with_tcpdump: bool = False) -> ScenarioResult:
+    """Run scenario ``name``; write ``out/NAME.pcap``."""
     scenario = SCENARIOS.get(name)
     if scenario is None:
         raise UsageError(f"unknown scenario {name!r} (see 'sockstory scenarios')")
@@ -77,21 +77,11 @@ def run_scenario(
     frames, drops, reference, observations = in_private_namespace(
         lambda: _capture(scenario, pcap, check_with_tcpdump), name=name
     )
-    result = ScenarioResult(name, pcap, frames, drops, reference, observations=observations)
-    if draw:
-        from visualizer.pipeline import analyse_file
-        from visualizer.render.export import save_ladder
-        from visualizer.render.layout import build_ladder
-
-        report = analyse_file(pcap, keep_frames=True)
-        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
-        layout.title = f"{name}, captured live ({frames} frames): {scenario.description}"
-        result.images = save_ladder(layout, out / f"{name}.{image_format}", file_format=image_format)
-    _give_to_sudo_user(out, pcap, *result.images)
-    return result
+    give_to_sudo_user(out, pcap)
+    return ScenarioResult(name, pcap, frames, drops, reference, observations=observations)
 
 
-def _give_to_sudo_user(*paths: Path) -> None:
+def give_to_sudo_user(*paths: Path) -> None:
     """Under sudo, hand the files written back to the user who ran it (not root)."""
     user, group = os.environ.get("SUDO_UID"), os.environ.get("SUDO_GID")
     if os.geteuid() != 0 or not user:
