@@ -6,7 +6,7 @@ CORPUS_DIR holds captures/ and oracle/<file>.frames.tsv (for example
 ../shared/corpus). Prints per-column agreement on TCP frames, per-flag
 precision and recall, the documented deviations counted apart, and the
 disagreements. ``--check`` exits 1 when below the targets (>= 99.5% agreement
-per column, >= 95% precision and recall per flag). See visualizer/oracle.py.
+per column, >= 95% precision and recall per flag). See tests/oracle.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from visualizer.oracle import compare, format_result  # noqa: E402
+from tests.oracle import compare, format_result  # noqa: E402
 
 
 def main() -> int:

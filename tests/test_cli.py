@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.render.images import pdf_pages, png_size, svg_size, svg_titles
 from visualizer.cli import EVENT_COLUMNS, main
 
 ROOT = Path(__file__).parent.parent
 STORY = ROOT / "captures" / "story.pcap"
 CORPUS = Path(__file__).parent / "data" / "corpus" / "captures"
+LONG = CORPUS / "sv-tcp-empty-sack-tcp-opt.pcap"
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -114,32 +116,55 @@ def test_help_shows_examples() -> None:
     assert code == 0 and "examples:" in out and "sockstory flows" in out
 
 
-@pytest.mark.parametrize("suffix", ["png", "svg", "pdf", "txt", "mmd"])
-def test_draw_writes_each_format(tmp_path: Path, suffix: str) -> None:
+def test_draw_writes_one_figure_in_each_image_format(tmp_path: Path) -> None:
+    """The same ladder: an SVG with one tooltip per frame, a PNG of its size at 110 dpi, a one-page PDF of it."""
+    for suffix in ("svg", "png", "pdf"):
+        code, _, err = run("draw", str(STORY), "-o", str(tmp_path / f"story.{suffix}"))
+        assert code == 0, err
+    svg = (tmp_path / "story.svg").read_text()
+    titles = svg_titles(svg)
+    assert [title.split(":")[0] for title in titles] == [f"frame {number}" for number in range(1, 11)]
+    assert titles[0].startswith("frame 1: SYN seq=0 win=65495 <mss 65495")
+    assert "tic tac toe?" in titles[3]
+    width, height = svg_size(svg)  # points: 72 per inch
+    assert png_size((tmp_path / "story.png").read_bytes()) == pytest.approx(
+        (width / 72 * 110, height / 72 * 110), abs=1
+    )
+    (page,) = pdf_pages((tmp_path / "story.pdf").read_bytes())
+    assert page == pytest.approx((width, height), abs=0.01)
+
+
+@pytest.mark.parametrize("suffix", ["txt", "mmd"])
+def test_draw_writes_each_text_format(tmp_path: Path, suffix: str) -> None:
     target = tmp_path / f"story.{suffix}"
     code, _, err = run("draw", str(STORY), "-o", str(target))
     assert code == 0, err
-    data = target.read_bytes()
-    assert len(data) > 200
-    if suffix == "png":
-        assert data.startswith(b"\x89PNG")
-    elif suffix == "pdf":
-        assert data.startswith(b"%PDF")
-    elif suffix == "svg":
-        text = data.decode()
-        assert text.count("<title>frame ") == 10 and "tic tac toe" in text
-    elif suffix == "txt":
-        assert "client 127.0.0.1:56566" in data.decode() and "TIME-WAIT" in data.decode()
+    text = target.read_text()
+    if suffix == "txt":
+        assert "client 127.0.0.1:56566" in text and "TIME-WAIT" in text
     else:
-        assert data.decode().startswith("sequenceDiagram")
+        assert text.startswith("sequenceDiagram") and text.count("->>") == 10
 
 
 def test_draw_pages_long_ladders_into_numbered_files(tmp_path: Path) -> None:
+    """Numbered PNG files of one size, as many pages in one PDF, each SVG page titled with its number."""
     target = tmp_path / "dups.png"
-    code, _, err = run("draw", str(CORPUS / "zeek-ssh-dups.pcap"), "-o", str(target), "--rows-per-page", "40")
+    code, _, err = run("draw", str(LONG), "-o", str(target), "--rows-per-page", "10")
     assert code == 0, err
-    pages = sorted(tmp_path.glob("dups-*.png"))
-    assert len(pages) > 3 and all(page.read_bytes().startswith(b"\x89PNG") for page in pages)
+    pages = sorted(tmp_path.glob("dups-*.png"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+    assert len(pages) > 3
+    assert [path.name for path in pages] == [f"dups-{index}.png" for index in range(1, len(pages) + 1)]
+    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.pdf"), "--rows-per-page", "10")
+    assert code == 0, err
+    # Page i of the PDF is PNG page i: the same figure (points at 72 per inch, pixels at 110).
+    pdf = pdf_pages((tmp_path / "dups.pdf").read_bytes())
+    assert len(pdf) == len(pages)
+    for page, (width, height) in zip(pages, pdf, strict=True):
+        assert png_size(page.read_bytes()) == pytest.approx((width / 72 * 110, height / 72 * 110), abs=1)
+    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.svg"), "--rows-per-page", "10")
+    assert code == 0, err
+    for index in range(1, len(pages) + 1):
+        assert f"(page {index} of {len(pages)})" in (tmp_path / f"dups-{index}.svg").read_text()
 
 
 def test_draw_ascii_and_mermaid_to_stdout() -> None:
@@ -153,7 +178,7 @@ def test_draw_time_sequence(tmp_path: Path) -> None:
     target = tmp_path / "tsg.png"
     code, _, err = run("draw", str(CORPUS / "zeek-retransmit-fast009.pcap"), "--time-sequence", "-o", str(target))
     assert code == 0, err
-    assert target.read_bytes().startswith(b"\x89PNG")
+    assert png_size(target.read_bytes()) == (11 * 110, 10 * 110)  # two graphs, 11 x 10 inches
 
 
 def test_draw_bad_requests(tmp_path: Path) -> None:

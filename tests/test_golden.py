@@ -1,16 +1,19 @@
 """Golden tests: our analysis against tshark 4.0.17 on the BSD/MIT corpus files in tests/data/corpus.
 
-Every TCP frame's stream, relative seq/ack, length and flags must agree, and every
-tcp.analysis flag must agree frame by frame (ATTRIBUTION.md says where each file comes from).
+Every TCP frame's stream, relative seq/ack, length, flags and (scaled) window must agree, and
+every tcp.analysis flag (probe and keep-alive ACKs, window updates too) must agree frame by
+frame (ATTRIBUTION.md says where each file comes from).
 """
 
 from __future__ import annotations
 
+import csv
+import shutil
 from pathlib import Path
 
 import pytest
 
-from visualizer.oracle import COLUMNS, FLAGS, compare, format_result
+from tests.oracle import COLUMNS, FLAGS, compare, format_result
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 
@@ -40,7 +43,35 @@ def test_every_analysis_flag_agrees_with_tshark(result) -> None:  # type: ignore
     assert result.true_positive["retransmission"] == 234
     assert result.true_positive["duplicate_ack"] == 239
     assert result.true_positive["fast_retransmission"] == 130
+    assert result.true_positive["keep_alive_ack"] == 6
+    assert result.true_positive["window_update"] == 2
 
 
 def test_frame_counts_match_tshark_including_damaged_files(result) -> None:  # type: ignore[no-untyped-def]
     assert result.frame_counts == [], result.frame_counts
+
+
+def test_the_oracle_notices_a_wrong_window_and_a_missing_flag(tmp_path: Path) -> None:
+    """The comparison can fail: one window and one keep_alive_ack taken out of tshark's rows."""
+    name = "zeek-docker-http-upgrade.pcap"
+    (tmp_path / "captures").mkdir()
+    (tmp_path / "oracle").mkdir()
+    shutil.copy(CORPUS / "captures" / name, tmp_path / "captures" / name)
+    with (CORPUS / "oracle" / f"{name}.frames.tsv").open(newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        columns, rows = reader.fieldnames, list(reader)
+    assert columns is not None
+    by_number = {row["frame.number"]: row for row in rows}
+    by_number["105"]["tcp.analysis.keep_alive_ack"] = ""
+    by_number["3"]["tcp.window_size"] = str(int(by_number["3"]["tcp.window_size"]) + 1)
+    with (tmp_path / "oracle" / f"{name}.frames.tsv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    mutated = compare(tmp_path)
+    assert mutated.compared["window"] - mutated.agree["window"] == 1
+    assert mutated.false_positive["keep_alive_ack"] == 1
+    assert sorted(line.split("\t")[1:3] for line in mutated.disagreements) == [
+        ["105", "keep_alive_ack"],
+        ["3", "window"],
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -21,7 +22,10 @@ from visualizer import __version__
 from visualizer.errors import CaptureFileError, SockstoryError, UsageError
 
 if TYPE_CHECKING:
-    from visualizer.analysis.report import ConversationSummary
+    from pathlib import Path
+
+    from visualizer.analysis import report as analysis_report
+    from visualizer.analysis.report import ConversationSummary, Report
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -271,14 +275,23 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
     from pathlib import Path
 
     from visualizer.pipeline import analyse_file
-    from visualizer.scenarios.runner import run_scenario
+    from visualizer.scenarios import SCENARIOS
+    from visualizer.scenarios.runner import give_to_sudo_user, run_scenario
 
-    result = run_scenario(
-        name, Path(arguments.out), draw=arguments.command == "story" or arguments.draw, image_format=arguments.format
-    )
-    report = analyse_file(result.pcap)
+    draw = arguments.command == "story" or arguments.draw
+    result = run_scenario(name, Path(arguments.out))
+    report = analyse_file(result.pcap, keep_frames=draw)
+    images: list[Path] = []
+    if draw:
+        from visualizer.render.export import save_ladder
+        from visualizer.render.layout import build_ladder
+
+        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+        layout.title = f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}"
+        images = save_ladder(layout, Path(arguments.out) / f"{name}.{arguments.format}", file_format=arguments.format)
+        give_to_sudo_user(*images)
     out.write(f"sockstory: wrote {result.pcap} ({result.frames} frames, {result.kernel_drops} dropped by the kernel)\n")
-    for image in result.images:
+    for image in images:
         out.write(f"sockstory: wrote {image}\n")
     if result.kernel_drops:
         err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
@@ -312,7 +325,7 @@ def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
 
     output = Path(arguments.output or f"{Path(arguments.file).stem}-frame{arguments.frame}.png")
     anatomy = anatomy_of(chosen.data, link_type=chosen.link_type, frame=chosen.number)
-    save_figure(lambda: draw_anatomy(anatomy), output)
+    save_figure(functools.partial(draw_anatomy, anatomy), output)
     err.write(f"sockstory: wrote {output}\n")
     return EXIT_OK
 
@@ -344,19 +357,31 @@ def _run_scenarios(out: TextIO) -> int:
 def _run_capture(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path
 
-    from visualizer.sources.live import capture_to_file, require_root
+    from visualizer.sources.live import capture_to_file, compile_filter, require_root
 
+    if arguments.filter:
+        compile_filter(arguments.filter)  # a bad expression is a bad request, with or without root
     require_root("capture")
     path = Path(arguments.output)
-    try:
-        path.open("ab").close()
-    except OSError as error:
-        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
+    _check_writable(path)
     result = capture_to_file(path, interface=arguments.iface, bpf=arguments.filter, duration=arguments.duration)
     out.write(f"sockstory: wrote {path} ({len(result.frames)} frames)\n")
     if result.kernel_drops:
         err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
     return EXIT_OK
+
+
+def _check_writable(path: Path) -> None:
+    """A file can be written at ``path``: checked without creating it (nothing is left behind)."""
+    import tempfile
+
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
 MAXIMUM_DEFAULT_CONVERSATIONS = 8
@@ -474,11 +499,10 @@ def _seconds(value: int | None, origin: int | None) -> str:
     return f"{(value - origin) / 1e9:.6f}"
 
 
-def _event_row(frame: object, origin: int | None) -> dict[str, object]:
-    from visualizer.analysis.report import FrameAnalysis, analysis_names
+def _event_row(frame: analysis_report.FrameAnalysis, origin: int | None) -> dict[str, object]:
+    from visualizer.analysis.report import analysis_names
     from visualizer.model import flag_text
 
-    assert isinstance(frame, FrameAnalysis)
     record = frame.record
     is_tcp = frame.protocol == "tcp"
     has_ports = frame.protocol in ("tcp", "udp")
@@ -559,10 +583,7 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return _finish(report, arguments, err)
 
 
-def _finish(report: object, arguments: argparse.Namespace, err: TextIO) -> int:
-    from visualizer.analysis.report import Report
-
-    assert isinstance(report, Report)
+def _finish(report: Report, arguments: argparse.Namespace, err: TextIO) -> int:
     for warning in report.warnings:
         err.write(f"sockstory: warning: {warning}\n")
     if not arguments.quiet:

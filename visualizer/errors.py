@@ -2,9 +2,22 @@
 
 What a capture *contains* (retransmissions, malformed frames, a file cut short)
 is reported as data in the analysis. Exceptions are for requests that cannot be
-served at all: a missing file, a file that is not a capture, an unknown stream.
-Every message names the input that caused it, so the CLI can print it as one
-line.
+served at all: a missing file, a file that is not a capture, an unknown stream,
+a filter that does not compile, a live command without root. Every message names
+the input that caused it, so the CLI can print it as one line.
+
+    SockstoryError                  exit code 1 unless said otherwise
+    ├── CaptureFileError            a capture file cannot be opened or read at all
+    ├── UsageError                  a bad request (exit code 2)
+    │   └── CaptureFilterError      a BPF filter expression that does not compile
+    ├── PrivilegeError              a live command without root
+    ├── LiveCaptureError            an interface that cannot be sniffed
+    ├── UnsafeDestinationError      a crafted packet addressed outside loopback
+    ├── ScenarioError               a scenario whose kernel did not behave as expected
+    └── AnalysisError               the analysis of a file stopped (a worker process failed)
+
+Errors carry their inputs as attributes and pickle (they travel from a scenario's
+namespace process or an analysis worker back to the caller).
 """
 
 from __future__ import annotations
@@ -22,6 +35,49 @@ class CaptureFileError(SockstoryError):
         self.path = path
         self.problem = problem
 
+    def __reduce__(self) -> tuple[type[CaptureFileError], tuple[str, str]]:
+        return (type(self), (self.path, self.problem))
+
 
 class UsageError(SockstoryError):
     """A request that names something that does not exist (a stream, a format)."""
+
+
+class CaptureFilterError(UsageError):
+    """A BPF filter expression (tcpdump syntax) that libpcap cannot compile."""
+
+    def __init__(self, expression: str, problem: str) -> None:
+        super().__init__(f"bad capture filter {expression!r}: {problem}")
+        self.expression = expression
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[type[CaptureFilterError], tuple[str, str]]:
+        return (type(self), (self.expression, self.problem))
+
+
+class PrivilegeError(SockstoryError):
+    """A live command without the privileges it needs."""
+
+
+class LiveCaptureError(SockstoryError):
+    """An interface that cannot be sniffed (it does not exist, or the capture broke)."""
+
+
+class UnsafeDestinationError(SockstoryError):
+    """A crafted packet addressed outside loopback."""
+
+
+class ScenarioError(SockstoryError):
+    """A scenario whose kernel did not behave as expected (an answer that never came)."""
+
+    def __init__(self, scenario: str, problem: str) -> None:
+        super().__init__(f"scenario {scenario}: {problem}")
+        self.scenario = scenario
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[str, str]]:
+        return (type(self), (self.scenario, self.problem))
+
+
+class AnalysisError(SockstoryError):
+    """The analysis of a file could not finish (a worker process failed); names the file."""

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding
+from visualizer.errors import AnalysisError
 from visualizer.model import PacketRecord, SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder, iter_records
 from visualizer.sources.decode import (
@@ -241,7 +242,7 @@ def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: P
         for receiver in results:
             status, payload = receiver.recv()
             if status != "ok":
-                raise RuntimeError(f"{name}: analysis worker failed: {payload}")
+                raise AnalysisError(f"{name}: analysis worker failed: {payload}")
             collected.append(payload)
     finally:
         for process in processes:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
+from tests.render.images import pixels, png_size
 from visualizer.cli import main
 from visualizer.render.anatomy import anatomy_of, draw_anatomy, hexdump
 from visualizer.sources import CaptureReader
@@ -87,7 +90,9 @@ def test_anatomy_command(tmp_path: Path) -> None:
     target = tmp_path / "syn.png"
     err = io.StringIO()
     assert main(["anatomy", str(STORY), "--frame", "1", "-o", str(target)], stdout=io.StringIO(), stderr=err) == 0
-    assert target.read_bytes().startswith(b"\x89PNG")
+    figure = Figure()
+    draw_anatomy(anatomy_of(frame(1), frame=1), figure=figure)
+    assert png_size(target.read_bytes()) == pixels(figure, 110)
     err = io.StringIO()
     assert main(["anatomy", str(STORY), "--frame", "99"], stdout=io.StringIO(), stderr=err) == 2
     assert "no frame 99" in err.getvalue()

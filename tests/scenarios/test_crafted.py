@@ -8,12 +8,13 @@ import pytest
 
 from tests.scenarios.test_scenarios import host_state
 from visualizer.analysis.report import analysis_names
+from visualizer.errors import UnsafeDestinationError
 from visualizer.model import ACK, RST, SYN
 from visualizer.pipeline import analyse_file
 from visualizer.scenarios import SCENARIOS
 from visualizer.scenarios.namespace import in_private_namespace
 from visualizer.scenarios.runner import run_scenario
-from visualizer.scenarios.safety import UnsafeDestinationError, check_destination
+from visualizer.scenarios.safety import check_destination
 
 CRAFTED = [name for name, scenario in SCENARIOS.items() if scenario.crafted]
 

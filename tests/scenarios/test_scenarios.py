@@ -12,12 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from matplotlib.figure import Figure
 
+from tests.render.images import pixels, png_size, svg_titles
 from visualizer.analysis import Report
 from visualizer.analysis.report import analysis_names
 from visualizer.cli import main
 from visualizer.model import FIN, RST, SYN, parse_tcp_options
 from visualizer.pipeline import analyse_file
+from visualizer.render.ladder import draw_ladder
+from visualizer.render.layout import build_ladder
 from visualizer.scenarios import SCENARIOS
 from visualizer.scenarios.kernel import BULK_MSS, NAGLE_WRITES
 from visualizer.scenarios.runner import run_scenario
@@ -171,9 +175,32 @@ def test_scenario_shows_its_behaviour_and_leaves_nothing_behind(name: str, tmp_p
 def test_story_command_writes_a_pcap_and_a_diagram(tmp_path: Path) -> None:
     out = io.StringIO()
     assert main(["story", "--out", str(tmp_path)], stdout=out, stderr=io.StringIO()) == 0
-    assert (tmp_path / "story.pcap").stat().st_size > 500
-    assert (tmp_path / "story.png").read_bytes().startswith(b"\x89PNG")
+    report = analyse_file(tmp_path / "story.pcap", keep_frames=True)
+    assert report.frames >= 10
+    assert out.getvalue().splitlines()[:2] == [
+        f"sockstory: wrote {tmp_path / 'story.pcap'} ({report.frames} frames, 0 dropped by the kernel)",
+        f"sockstory: wrote {tmp_path / 'story.png'}",
+    ]
     assert "complete" in out.getvalue()
+    # The PNG is the ladder of the saved capture, titled as the CLI titles it, at 110 dpi.
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+    layout.title = f"story, captured live ({report.frames} frames): {SCENARIOS['story'].description}"
+    figure = Figure()
+    draw_ladder(layout, figure=figure)
+    assert png_size((tmp_path / "story.png").read_bytes()) == pixels(figure, 110)
+
+
+@pytest.mark.root
+def test_run_with_draw_writes_the_pcap_and_the_diagram(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert main(["run", "refused", "--draw", "--format", "svg", "--out", str(tmp_path)], stdout=out) == 0
+    report = analyse_file(tmp_path / "refused.pcap", keep_frames=True)
+    titles = svg_titles((tmp_path / "refused.svg").read_text())
+    assert [title.split(":")[0] for title in titles] == [
+        f"frame {frame.record.number}" for frame in report.frame_analyses
+    ]
+    assert "RST" in titles[-1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["refused.pcap", "refused.svg"]
 
 
 @pytest.mark.root

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 BITS_PER_ROW = 32
@@ -150,15 +151,20 @@ def hexdump(payload: bytes, lines: int = HEXDUMP_LINES) -> list[str]:
     return rows
 
 
-def draw_anatomy(anatomy: Anatomy, *, ax: Axes | None = None) -> Axes:
-    """Draw the anatomy of one frame and return the Axes (a new figure when ``ax`` is None)."""
+def draw_anatomy(anatomy: Anatomy, *, ax: Axes | None = None, figure: Figure | None = None) -> Axes:
+    """Draw the anatomy of one frame and return the Axes.
+
+    Without ``ax``, into ``figure`` (an empty one, sized here) or a new pyplot figure.
+    """
     rows = sum(-(-block.length * 8 // BITS_PER_ROW) for block in anatomy.blocks)
     dump = hexdump(anatomy.payload)
     height = rows * ROW_HEIGHT + len(anatomy.blocks) * 1.4 + (len(dump) + 2) * 0.55 + 2.5
     if ax is None:
-        import matplotlib.pyplot as plt
+        if figure is None:
+            import matplotlib.pyplot as plt
 
-        figure = plt.figure(figsize=(13, height * 0.32))
+            figure = plt.figure()
+        figure.set_size_inches(13, height * 0.32)
         ax = figure.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_xlim(-1.2, BITS_PER_ROW + 0.4)
     ax.set_ylim(height, 0)

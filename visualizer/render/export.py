@@ -1,16 +1,17 @@
 """Saving ladders and time-sequence graphs to files: PNG, SVG (with tooltips), multi-page PDF, text.
 
 The library's drawing functions only return Axes; this module (used by the CLI
-and notebooks) pages long ladders, saves figures and closes them.
+and notebooks) pages long ladders and saves figures. It draws into figures made
+outside pyplot (``matplotlib.figure.Figure``): no ``matplotlib.use``, so a notebook
+keeps its backend, and a machine without a display needs none.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from visualizer.errors import UsageError
 from visualizer.render.layout import Arrow, LadderLayout
@@ -42,11 +43,6 @@ def save_ladder(
         return [path]
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"unknown format {file_format!r} (choose from {', '.join(FIGURE_FORMATS + TEXT_FORMATS)})")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from visualizer.render.ladder import draw_ladder
 
     pages = layout.paginate(rows_per_page)
@@ -57,17 +53,17 @@ def save_ladder(
 
         with PdfPages(path) as document:
             for page in pages:
-                figure = _figure_of(draw_ladder(page, time=time))
+                figure = _new_figure()
+                draw_ladder(page, time=time, figure=figure)
                 document.savefig(figure)
-                plt.close(figure)
         return [path]
     for page, target in zip(pages, page_paths(path, len(pages))):
-        figure = _figure_of(draw_ladder(page, time=time))
+        figure = _new_figure()
+        draw_ladder(page, time=time, figure=figure)
         if file_format == "svg":
             _save_svg_with_tooltips(figure, page, target)
         else:
             figure.savefig(target, dpi=110)
-        plt.close(figure)
         written.append(target)
     return written
 
@@ -75,34 +71,34 @@ def save_ladder(
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def save_figure(draw: Callable[[], Axes], path: Path, *, dpi: int = 110) -> Path:
-    """Draw (off screen) and save one figure to ``path`` (.png, .svg or .pdf), then close it.
+class Drawing(Protocol):
+    """A drawing function that can draw into a given empty figure (``draw_anatomy``, ``draw_state_diagram``)."""
+
+    def __call__(self, *, figure: Figure) -> Axes: ...
+
+
+def save_figure(draw: Drawing, path: Path, *, dpi: int = 110) -> Path:
+    """Draw into a new figure (no pyplot, no backend change) and save it to ``path`` (.png, .svg or .pdf).
 
     A bad suffix or an unwritable path is the caller's mistake: one UsageError line.
     """
     if path.suffix.lower() not in FIGURE_SUFFIXES:
         raise UsageError(f"{path}: unknown output format {path.suffix!r}; use .png, .svg or .pdf")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure = _figure_of(draw())
+    figure = _new_figure()
+    draw(figure=figure)
     try:
         figure.savefig(path, dpi=dpi)
     except OSError as error:
         raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
-    finally:
-        plt.close(figure)
     return path
 
 
-def _figure_of(axes: Axes) -> Figure:
+def _new_figure(**options: Any) -> Figure:
+    """A figure outside pyplot: it never touches the user's backend or pyplot's list of figures,
+    and is freed with its last reference (``savefig`` picks the canvas of the file's format)."""
     from matplotlib.figure import Figure
 
-    figure = axes.get_figure(root=True)
-    assert isinstance(figure, Figure)
-    return figure
+    return Figure(**options)
 
 
 def _save_svg_with_tooltips(figure: Figure, layout: LadderLayout, target: Path) -> None:
@@ -142,17 +138,12 @@ def save_time_sequence(frames: object, stream: int, path: Path, *, file_format: 
     """Both directions of a TCP stream's time-sequence graph, one above the other."""
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"the time-sequence graph is a figure: use {', '.join(FIGURE_FORMATS)}")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from visualizer.render.time_sequence import draw_time_sequence
 
     _check_writable(path)
-    figure, (upper, lower) = plt.subplots(2, 1, figsize=(11, 10), constrained_layout=True)
+    figure = _new_figure(figsize=(11, 10), layout="constrained")
+    upper, lower = figure.subplots(2, 1)
     draw_time_sequence(frames, stream=stream, from_initiator=True, ax=upper)  # type: ignore[arg-type]
     draw_time_sequence(frames, stream=stream, from_initiator=False, ax=lower)  # type: ignore[arg-type]
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return [path]

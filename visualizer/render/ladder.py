@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 
@@ -191,13 +192,16 @@ def draw_ladder(
     protocol: str = "tcp",
     time: str = "order",
     title: str | None = None,
+    figure: Figure | None = None,
 ) -> Axes:
     """Draw a ladder diagram and return its Axes (a new figure when ``ax`` is None).
 
     ``data`` is a :class:`LadderLayout` (one page of it), frame analyses, or a
     report analysed with ``keep_frames=True``; ``stream`` picks one TCP (or, with
     ``protocol="udp"``, UDP) stream. ``time`` is ``"order"`` (one row per frame),
-    ``"real"`` (rows spaced by time, idle gaps cut short) or ``"auto"``.
+    ``"real"`` (rows spaced by time, idle gaps cut short) or ``"auto"``. Without ``ax``, the
+    drawing goes into ``figure`` (an empty one, sized here: saving needs no pyplot) or a new
+    pyplot figure.
     """
     layout = ladder_layout(data, stream=stream, protocol=protocol)
     if time == "auto":
@@ -213,12 +217,14 @@ def draw_ladder(
     top = -2.5 - 0.55 * max(0, len(heading_lines) - 1) if heading else -1.6
     bottom = (positions[-1] if positions else 0) + 1.2
     if ax is None:
-        import matplotlib.pyplot as plt
-
         rows_inches = ROW_HEIGHT_INCHES * (bottom - top)
         legend_inches = 0.75
         width = WIDTH_INCHES * right_edge / RIGHT_EDGE
-        figure = plt.figure(figsize=(width, rows_inches + legend_inches))
+        if figure is None:
+            import matplotlib.pyplot as plt
+
+            figure = plt.figure()
+        figure.set_size_inches(width, rows_inches + legend_inches)
         ax = figure.add_axes(
             (0.0, legend_inches / (rows_inches + legend_inches), 1.0, rows_inches / (rows_inches + legend_inches))
         )

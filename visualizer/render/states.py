@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.path import Path
 
@@ -56,12 +57,17 @@ def _edge_ends(start: tuple[float, float], end: tuple[float, float]) -> tuple[tu
     return (x1 + dx * scale, y1 + dy * scale), (x2 - dx * scale, y2 - dy * scale)
 
 
-def draw_state_diagram(*, ax: Axes | None = None) -> Axes:
-    """Draw the RFC 9293 state diagram of an endpoint as sockstory infers it; returns the Axes."""
-    if ax is None:
-        import matplotlib.pyplot as plt
+def draw_state_diagram(*, ax: Axes | None = None, figure: Figure | None = None) -> Axes:
+    """Draw the RFC 9293 state diagram of an endpoint as sockstory infers it; returns the Axes.
 
-        figure = plt.figure(figsize=(12, 10))
+    Without ``ax``, into ``figure`` (an empty one, sized here) or a new pyplot figure.
+    """
+    if ax is None:
+        if figure is None:
+            import matplotlib.pyplot as plt
+
+            figure = plt.figure()
+        figure.set_size_inches(12, 10)
         ax = figure.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_xlim(-0.5, 10.5)
     ax.set_ylim(-0.9, 10.4)

@@ -2,7 +2,7 @@
 
 ``SCENARIOS`` is the registry (names are stable: documentation, tests and users rely
 on them). :func:`visualizer.scenarios.runner.run_scenario` runs one in a private
-network namespace while sniffing its ``lo``, saves the pcap and analyses it.
+network namespace while sniffing its ``lo`` and saves the pcap (the CLI analyses and draws it).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from visualizer.errors import ScenarioError
 from visualizer.model import ACK, FIN, RST, SYN, PacketRecord
 from visualizer.scenarios.kernel import ANSWER, QUESTION, TIMEOUT, listen, read_to_end, serve
 from visualizer.scenarios.safety import check_destination
@@ -35,8 +36,10 @@ WAIT = 2.0
 class CraftedPeer:
     """A hand-made TCP/UDP endpoint: sends Scapy packets, reads the kernel's answers from the capture."""
 
-    def __init__(self, sniffer: Sniffer) -> None:
+    def __init__(self, sniffer: Sniffer, *, scenario: str = "crafted") -> None:
         self.sniffer = sniffer
+        self.scenario = scenario
+        """The scenario's name, for the error when the kernel does not answer."""
         self.decoder = FrameDecoder()
         self.seen = 0
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -61,6 +64,13 @@ class CraftedPeer:
                     return record
             time.sleep(0.002)
         return None
+
+    def require(self, predicate: Callable[[PacketRecord], bool], missing: str, timeout: float = WAIT) -> PacketRecord:
+        """Like :meth:`expect`, but a frame that never comes is a ScenarioError saying ``missing``."""
+        record = self.expect(predicate, timeout)
+        if record is None:
+            raise ScenarioError(self.scenario, f"{missing} (nothing within {timeout:g} s)")
+        return record
 
     def skip_seen(self) -> None:
         """Look only at frames captured from now on."""
@@ -101,9 +111,9 @@ def _tcp(flags: str, seq: int, ack: int = 0, payload: bytes = b"", **fields: Any
 def _handshake(peer: CraftedPeer, port: int = SERVER_PORT) -> int:
     """SYN, the kernel's SYN-ACK, our ACK; returns the kernel's next sequence number."""
     peer.send(_tcp("S", CLIENT_ISN, dport=port, options=[("MSS", 1460), ("SAckOK", b""), ("WScale", 7)]))
-    synack = peer.expect(_from_server(SYN | ACK, port=port))
-    if synack is None:
-        raise RuntimeError("the kernel did not answer the crafted SYN")
+    synack = peer.require(
+        _from_server(SYN | ACK, port=port), f"the kernel did not answer the crafted SYN to port {port}"
+    )
     server_next = (synack.seq + 1) & 0xFFFFFFFF
     peer.send(_tcp("A", CLIENT_ISN + 1, server_next, dport=port))
     return server_next
@@ -119,18 +129,16 @@ def craft_handshake(sniffer: Sniffer) -> dict[str, object]:
         read_to_end(connection)
 
     thread = serve(listen(SERVER_PORT), friend)
-    peer = CraftedPeer(sniffer)
+    peer = CraftedPeer(sniffer, scenario="craft-handshake")
     try:
         server_next = _handshake(peer)
         peer.send(_tcp("PA", CLIENT_ISN + 1, server_next, QUESTION))
-        answer = peer.expect(_from_server(ACK, data=True))
-        assert answer is not None, "no answer from the kernel"
+        answer = peer.require(_from_server(ACK, data=True), "the kernel's listener did not answer the question")
         server_next = (answer.seq + answer.payload_length) & 0xFFFFFFFF
         client_next = CLIENT_ISN + 1 + len(QUESTION)
         peer.send(_tcp("A", client_next, server_next))
         peer.send(_tcp("FA", client_next, server_next))
-        fin = peer.expect(_from_server(FIN))
-        assert fin is not None, "the kernel did not close"
+        fin = peer.require(_from_server(FIN), "the kernel did not close its side (no FIN)")
         peer.send(_tcp("A", client_next + 1, (fin.seq + 1) & 0xFFFFFFFF))
     finally:
         peer.close()
@@ -150,7 +158,7 @@ def craft_silent_client(sniffer: Sniffer) -> dict[str, object]:
             pass
 
     thread = serve(listen(SERVER_PORT), friend)
-    peer = CraftedPeer(sniffer)
+    peer = CraftedPeer(sniffer, scenario="craft-silent-client")
     try:
         server_next = _handshake(peer)
         peer.send(_tcp("PA", CLIENT_ISN + 1, server_next, QUESTION))
@@ -170,7 +178,7 @@ def craft_bad_checksum(sniffer: Sniffer) -> dict[str, object]:
         delivered.append(read_to_end(connection))
 
     thread = serve(listen(SERVER_PORT), friend)
-    peer = CraftedPeer(sniffer)
+    peer = CraftedPeer(sniffer, scenario="craft-bad-checksum")
     try:
         server_next = _handshake(peer)
         bad = _tcp("PA", CLIENT_ISN + 1, server_next, QUESTION)
@@ -214,15 +222,19 @@ def craft_rst_injection(sniffer: Sniffer) -> dict[str, object]:
     client.connect((HOST, port))
     client_port = client.getsockname()[1]
     client.sendall(b"hello")
-    peer = CraftedPeer(sniffer)
+    peer = CraftedPeer(sniffer, scenario="craft-rst-injection")
     from scapy.layers.inet import IP, TCP
 
     try:
-        data = peer.expect(lambda r: r.transport == 6 and r.destination_port == port and r.payload_length > 0)
-        assert data is not None
+        data = peer.require(
+            lambda r: r.transport == 6 and r.destination_port == port and r.payload_length > 0,
+            f"the kernel client's data to port {port} was not captured",
+        )
         next_seq = (data.seq + data.payload_length) & 0xFFFFFFFF
-        acked = peer.expect(lambda r: r.transport == 6 and r.source_port == port and r.ack == next_seq)
-        assert acked is not None, "the server did not acknowledge the data"
+        peer.require(
+            lambda r: r.transport == 6 and r.source_port == port and r.ack == next_seq,
+            "the kernel server did not acknowledge the data",
+        )
 
         def rst(seq: int) -> Any:
             return IP(src=HOST, dst=HOST) / TCP(sport=client_port, dport=port, flags="R", seq=seq & 0xFFFFFFFF)
@@ -249,7 +261,7 @@ def craft_rst_injection(sniffer: Sniffer) -> dict[str, object]:
 
 def craft_syn_closed(sniffer: Sniffer) -> dict[str, object]:
     """A crafted SYN to a port where nothing listens: the kernel answers RST|ACK."""
-    peer = CraftedPeer(sniffer)
+    peer = CraftedPeer(sniffer, scenario="craft-syn-closed")
     try:
         peer.send(_tcp("S", CLIENT_ISN, dport=9))
         answer = peer.expect(_from_server(RST | ACK, port=9))
@@ -262,7 +274,7 @@ def craft_udp_closed(sniffer: Sniffer) -> dict[str, object]:
     """A crafted UDP datagram to a closed port: the kernel answers ICMP port unreachable (type 3 code 3)."""
     from scapy.layers.inet import IP, UDP
 
-    peer = CraftedPeer(sniffer)
+    peer = CraftedPeer(sniffer, scenario="craft-udp-closed")
     try:
         peer.send(IP(src=HOST, dst=HOST) / UDP(sport=CLIENT_PORT, dport=5354) / b"anyone there?")
         icmp = peer.expect(lambda r: r.transport == 1 and r.icmp_type == 3)
@@ -275,7 +287,7 @@ def craft_simultaneous_open(sniffer: Sniffer) -> dict[str, object]:
     """A kernel client and a crafted peer send SYNs to each other at once: both go SYN-SENT, then
     SYN-RECEIVED, then ESTABLISHED (RFC 9293 s3.5, Figure 7)."""
     outcome: dict[str, object] = {}
-    peer = CraftedPeer(sniffer)
+    peer = CraftedPeer(sniffer, scenario="craft-simultaneous-open")
     client = socket.socket()
     client.settimeout(TIMEOUT)
     client.bind((HOST, 40001))
@@ -292,14 +304,18 @@ def craft_simultaneous_open(sniffer: Sniffer) -> dict[str, object]:
     thread = threading.Thread(target=connect, daemon=True)
     thread.start()
     try:
-        syn = peer.expect(lambda r: r.transport == 6 and r.destination_port == CLIENT_PORT and r.tcp_flags == SYN)
-        assert syn is not None, "the kernel's SYN was not seen"
+        syn = peer.require(
+            lambda r: r.transport == 6 and r.destination_port == CLIENT_PORT and r.tcp_flags == SYN,
+            f"the kernel client's SYN to port {CLIENT_PORT} was not captured",
+        )
         from scapy.layers.inet import IP, TCP
 
         # Our own SYN (not an answer to theirs): both ends are now in SYN-SENT.
         peer.send(IP(src=HOST, dst=HOST) / TCP(sport=CLIENT_PORT, dport=40001, flags="S", seq=CLIENT_ISN))
-        synack = peer.expect(lambda r: r.transport == 6 and r.source_port == 40001 and r.tcp_flags == SYN | ACK)
-        assert synack is not None, "the kernel did not answer our SYN with a SYN-ACK"
+        peer.require(
+            lambda r: r.transport == 6 and r.source_port == 40001 and r.tcp_flags == SYN | ACK,
+            "the kernel did not answer the crafted SYN with a SYN-ACK",
+        )
         peer.send(
             IP(src=HOST, dst=HOST)
             / TCP(sport=CLIENT_PORT, dport=40001, flags="SA", seq=CLIENT_ISN, ack=(syn.seq + 1) & 0xFFFFFFFF)

@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
-from visualizer.errors import SockstoryError
+from visualizer.errors import ScenarioError, SockstoryError
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -43,11 +43,13 @@ def run_command(*command: str) -> None:
         raise SockstoryError(f"{' '.join(command)}: {result.stderr.strip() or result.returncode}")
 
 
-def in_private_namespace(function: Callable[[], T]) -> T:
+def in_private_namespace(function: Callable[[], T], *, name: str = "in a private namespace") -> T:
     """Fork, move the child into a new network namespace with ``lo`` up, run ``function`` there.
 
-    Returns what the function returns (it must pickle); re-raises its error as a
-    SockstoryError with the child's message. Ctrl-C kills the child (and its namespace).
+    Returns what the function returns (it must pickle). A SockstoryError of the child is raised
+    again here as itself (a ScenarioError stays a ScenarioError); any other error becomes a
+    ScenarioError named ``name`` with the last line of the child's traceback. Ctrl-C kills the
+    child (and its namespace).
     """
     reader, writer = os.pipe()
     child = os.fork()
@@ -61,8 +63,7 @@ def in_private_namespace(function: Callable[[], T]) -> T:
             run_command("ip", "link", "set", "lo", "up")
             payload = pickle.dumps(("ok", function()))
         except BaseException as error:  # everything goes back to the parent
-            message = str(error) if isinstance(error, SockstoryError) else traceback.format_exc(limit=4)
-            payload = pickle.dumps(("error", message))
+            payload = _error_payload(error)
             status = 1
         with os.fdopen(writer, "wb") as pipe:
             pipe.write(payload)
@@ -77,8 +78,22 @@ def in_private_namespace(function: Callable[[], T]) -> T:
         os.waitpid(child, 0)
         raise
     if not payload:
-        raise SockstoryError("the scenario process ended without a result")
+        raise ScenarioError(name, "the process ended without a result")
     status, value = pickle.loads(payload)
+    if status == "raise":
+        raise value
     if status != "ok":
-        raise SockstoryError(str(value).strip().splitlines()[-1] if value else "the scenario failed")
+        raise ScenarioError(name, str(value).strip().splitlines()[-1] if value else "the process failed")
     return value  # type: ignore[no-any-return]
+
+
+def _error_payload(error: BaseException) -> bytes:
+    """The child's error for the parent: our own errors as objects, others as their traceback's text."""
+    if isinstance(error, SockstoryError):
+        try:
+            payload = pickle.dumps(("raise", error))
+            pickle.loads(payload)  # an error whose class cannot be rebuilt goes back as text
+            return payload
+        except Exception:
+            return pickle.dumps(("error", str(error)))
+    return pickle.dumps(("error", traceback.format_exc(limit=4)))

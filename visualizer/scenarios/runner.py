@@ -1,4 +1,7 @@
-"""Run a scenario for real: private namespace, sniffer, traffic, pcap, analysis, diagram."""
+"""Run a scenario for real: private namespace, sniffer, traffic, pcap.
+
+Scenarios make captures; analysing and drawing them is the caller's (the CLI, a notebook).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, cast
 
 from visualizer.errors import UsageError
 from visualizer.scenarios import SCENARIOS, Scenario
@@ -22,7 +26,6 @@ class ScenarioResult:
     kernel_drops: int
     tcpdump_frames: int | None = None
     """Frames tcpdump captured at the same time, when asked to check."""
-    images: list[Path] = field(default_factory=list)
     observations: dict[str, object] = field(default_factory=dict)
     """What a crafted scenario saw from its side (what the kernel socket received, answers seen...)."""
 
@@ -42,8 +45,8 @@ def _capture(
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
         )
-        assert tcpdump.stderr is not None
-        tcpdump.stderr.readline()  # "listening on lo ...": it is capturing
+        # stderr=PIPE: the pipe exists; its first line, "listening on lo ...", says tcpdump is capturing.
+        cast(IO[bytes], tcpdump.stderr).readline()
     sniffer = Sniffer("lo")
     sniffer.start()
     observations: dict[str, object] = {}
@@ -63,32 +66,22 @@ def _capture(
     return written, result.kernel_drops, reference_frames, observations
 
 
-def run_scenario(
-    name: str, out: Path, *, draw: bool = False, check_with_tcpdump: bool = False, image_format: str = "png"
-) -> ScenarioResult:
-    """Run scenario ``name``; write ``out/NAME.pcap`` (and ``out/NAME.png`` with ``draw``)."""
+def run_scenario(name: str, out: Path, *, check_with_tcpdump: bool = False) -> ScenarioResult:
+    """Run scenario ``name``; write ``out/NAME.pcap``."""
     scenario = SCENARIOS.get(name)
     if scenario is None:
         raise UsageError(f"unknown scenario {name!r} (see 'sockstory scenarios')")
     require_root(f"run {name}" if name != "story" else "story")
     out.mkdir(parents=True, exist_ok=True)
     pcap = out / f"{name}.pcap"
-    frames, drops, reference, observations = in_private_namespace(lambda: _capture(scenario, pcap, check_with_tcpdump))
-    result = ScenarioResult(name, pcap, frames, drops, reference, observations=observations)
-    if draw:
-        from visualizer.pipeline import analyse_file
-        from visualizer.render.export import save_ladder
-        from visualizer.render.layout import build_ladder
-
-        report = analyse_file(pcap, keep_frames=True)
-        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
-        layout.title = f"{name}, captured live ({frames} frames): {scenario.description}"
-        result.images = save_ladder(layout, out / f"{name}.{image_format}", file_format=image_format)
-    _give_to_sudo_user(out, pcap, *result.images)
-    return result
+    frames, drops, reference, observations = in_private_namespace(
+        lambda: _capture(scenario, pcap, check_with_tcpdump), name=name
+    )
+    give_to_sudo_user(out, pcap)
+    return ScenarioResult(name, pcap, frames, drops, reference, observations=observations)
 
 
-def _give_to_sudo_user(*paths: Path) -> None:
+def give_to_sudo_user(*paths: Path) -> None:
     """Under sudo, hand the files written back to the user who ran it (not root)."""
     user, group = os.environ.get("SUDO_UID"), os.environ.get("SUDO_GID")
     if os.geteuid() != 0 or not user:

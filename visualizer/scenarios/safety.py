@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from visualizer.errors import SockstoryError
+from visualizer.errors import UnsafeDestinationError
 
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-
-
-class UnsafeDestinationError(SockstoryError):
-    """A crafted packet addressed outside loopback."""
 
 
 def check_destination(address: str) -> None:

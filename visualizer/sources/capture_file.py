@@ -20,7 +20,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple, Protocol, TypeVar
 
-from visualizer.errors import CaptureFileError
+from visualizer.errors import CaptureFileError, UsageError
 
 PCAP_MAGIC_MICROSECONDS = 0xA1B2C3D4
 PCAP_MAGIC_NANOSECONDS = 0xA1B23C4D
@@ -234,8 +234,8 @@ class CaptureReader:
         conversations uses that); frame numbers still count every frame.
         """
         try:
-            if self.format == "pcap":
-                yield from self._read_pcap(make)
+            if self.pcap_header is not None:  # set exactly for pcap files
+                yield from self._read_pcap(self.pcap_header, make)
             else:
                 yield from self._read_pcapng(make)
         finally:
@@ -273,10 +273,9 @@ class CaptureReader:
         by its whole frame; :meth:`PcapHeader.record` decodes such a header. Only for pcap
         files (``format == "pcap"``); damage stops the chunks and records a warning.
         """
-        if self.format != "pcap":
-            raise ValueError("pcap_chunks() reads pcap files only")
         header = self.pcap_header
-        assert header is not None
+        if header is None:
+            raise UsageError(f"{self.path}: pcap_chunks() reads pcap files only (this is {self.format})")
         # The captured length is the third header field, or the fourth when the lengths are swapped.
         length_at = 12 if header.lengths_swapped else 8
         other_at = 8 if header.lengths_swapped else 12
@@ -331,9 +330,7 @@ class CaptureReader:
         finally:
             self.close()
 
-    def _read_pcap(self, make: FrameMaker[T]) -> Iterator[T]:
-        header = self.pcap_header
-        assert header is not None
+    def _read_pcap(self, header: PcapHeader, make: FrameMaker[T]) -> Iterator[T]:
         for buffer, offsets, number in self.pcap_chunks():
             record = header.record
             link_type = header.link_type

@@ -2,13 +2,19 @@
 
 A corpus folder holds ``captures/`` and ``oracle/<file>.frames.tsv`` made by
 tshark 4.0 (``tshark -T fields`` with the tcp.analysis.* columns). For every TCP
-frame this compares stream, relative seq/ack, segment length and flags; for
-every frame the tcp.analysis.* flags, giving precision and recall per flag.
-Where sockstory knowingly differs from tshark the frame is counted apart as a
-documented deviation:
+frame this compares stream, relative seq/ack, segment length, flags and the
+window (``tcp.window_size``: scaled, the raw field where the scale is unknown);
+for every TCP frame the tcp.analysis.* flags, giving precision and recall per
+flag. Where sockstory knowingly differs from tshark the frame is counted apart
+as a documented deviation:
 
 * linux-zero-window-probe: a 0/1-byte segment at snd.una-1 into a zero window.
   tshark calls it keep_alive; sockstory calls it zero_window_probe.
+* linux-zero-window-probe-ack: the answer to such a probe (the frame right after
+  it in its stream, repeating the zero window). Having called the probe a
+  zero_window_probe, sockstory calls its answer a zero_window_probe_ack (Wireshark's
+  own rule for one); tshark, having called the probe a keep_alive, gives the answer
+  nothing (its keep_alive_ack needs a non-zero window).
 
 Used by ``bench/conformance.py`` (the whole shared corpus) and by the golden
 tests (the BSD/MIT part of it, copied into tests/data/corpus).
@@ -39,8 +45,10 @@ FLAGS = (
     "window_update",
     "lost_segment",
     "ack_lost_segment",
+    "zero_window_probe_ack",
+    "keep_alive_ack",
 )
-COLUMNS = ("stream", "seq", "ack", "len", "flags")
+COLUMNS = ("stream", "seq", "ack", "len", "flags", "window")
 # tcp.flags.str: 12 characters, reserved x3, then N C E U A P R S F.
 _FLAG_POSITIONS = ((3, AE), (4, CWR), (5, ECE), (6, URG), (7, ACK), (8, PSH), (9, RST), (10, SYN), (11, FIN))
 AGREEMENT_TARGET = 0.995
@@ -116,6 +124,8 @@ def compare(corpus: Path) -> Conformance:
             frame_counts.append(f"{capture.name}: ours: error ({error.problem}); tshark: {len(rows)} frames")
             continue
         ours = {frame.record.number: frame for frame in report.frame_analyses}
+        last_in_stream: dict[str, int] = {}
+        deviated_probes: set[int] = set()
         if len(ours) != len(rows):
             frame_counts.append(f"{capture.name}: ours {len(ours)} frames, tshark {len(rows)}")
         for row in rows:
@@ -130,6 +140,7 @@ def compare(corpus: Path) -> Conformance:
                     "ack": _first(row["tcp.ack"]),
                     "len": _first(row["tcp.len"]),
                     "flags": str(_tshark_flags(_first(row["tcp.flags.str"]))),
+                    "window": _first(row["tcp.window_size"]),
                 }
                 if frame is None or frame.protocol != "tcp":
                     got = dict.fromkeys(COLUMNS, "(not tcp)")
@@ -140,6 +151,7 @@ def compare(corpus: Path) -> Conformance:
                         "ack": str(frame.ack),
                         "len": str(frame.record.payload_length),
                         "flags": str(frame.record.tcp_flags),
+                        "window": str(frame.window),
                     }
                 for column in COLUMNS:
                     if column == "ack" and expected[column] == "":
@@ -166,8 +178,18 @@ def compare(corpus: Path) -> Conformance:
             mine = set(analysis_names(frame.analysis)) & set(FLAGS) if frame is not None else set()
             if "keep_alive" in theirs and "zero_window_probe" in mine and "keep_alive" not in mine:
                 deviations["linux-zero-window-probe"] += 1
+                deviated_probes.add(number)
                 theirs.discard("keep_alive")
                 mine.discard("zero_window_probe")
+            previous = last_in_stream.get(row["tcp.stream"])
+            last_in_stream[row["tcp.stream"]] = number
+            if (
+                previous in deviated_probes
+                and "zero_window_probe_ack" in mine
+                and not theirs & {"zero_window_probe_ack", "keep_alive_ack"}
+            ):
+                deviations["linux-zero-window-probe-ack"] += 1
+                mine.discard("zero_window_probe_ack")
             for flag in FLAGS:
                 if flag in mine and flag in theirs:
                     true_positive[flag] += 1
