@@ -16,6 +16,11 @@ as a documented deviation:
   own rule for one); tshark, having called the probe a keep_alive, gives the answer
   nothing (its keep_alive_ack needs a non-zero window).
 
+* simultaneous-open: the SYN-ACK each end sends in a simultaneous open (RFC 9293
+  Figure 7: its own SYN is out, the peer's SYN has come in). It repeats the SYN's
+  sequence number, so tshark calls it a retransmission; it answers the peer's SYN,
+  so sockstory calls it simultaneous_open.
+
 Used by ``bench/conformance.py`` (the whole shared corpus) and by the golden
 tests (the BSD/MIT part of it, copied into tests/data/corpus).
 """
@@ -181,6 +186,13 @@ def compare(corpus: Path) -> Conformance:
                 deviated_probes.add(number)
                 theirs.discard("keep_alive")
                 mine.discard("zero_window_probe")
+            if (
+                "retransmission" in theirs
+                and frame is not None
+                and "simultaneous_open" in analysis_names(frame.analysis)
+            ):
+                deviations["simultaneous-open"] += 1
+                theirs.discard("retransmission")
             previous = last_in_stream.get(row["tcp.stream"])
             last_in_stream[row["tcp.stream"]] = number
             if (

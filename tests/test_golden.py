@@ -75,3 +75,15 @@ def test_the_oracle_notices_a_wrong_window_and_a_missing_flag(tmp_path: Path) ->
         ["105", "keep_alive_ack"],
         ["3", "window"],
     ]
+
+
+def test_our_own_scenario_captures_agree_with_tshark_but_for_documented_deviations() -> None:
+    """The captures of every scenario (tests/data/scenarios), against tshark 4.0.17 on the same files."""
+    scenarios = compare(Path(__file__).parent / "data" / "scenarios")
+    assert scenarios.tcp_frames > 800
+    for column in (*COLUMNS, "udp stream"):
+        assert scenarios.agreement(column) == 1.0, format_result(scenarios)
+    for flag in FLAGS:
+        assert scenarios.false_positive[flag] == 0 and scenarios.false_negative[flag] == 0, format_result(scenarios)
+    # The two SYN-ACKs of craft-simultaneous-open: retransmissions for tshark, simultaneous_open for us.
+    assert scenarios.deviations["simultaneous-open"] == 2

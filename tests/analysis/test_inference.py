@@ -12,7 +12,7 @@ from pathlib import Path
 from visualizer.analysis.report import FrameAnalysis
 from visualizer.pipeline import analyse_file
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "captures"
 
 
 def frames_of(name: str) -> list[FrameAnalysis]:

@@ -17,7 +17,7 @@ from visualizer.pipeline import analyse_file
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = sorted(
     [
-        *(ROOT / "tests" / "data" / "scenarios").glob("*.pcap"),
+        *(ROOT / "tests" / "data" / "scenarios" / "captures").glob("*.pcap"),
         *(ROOT / "tests" / "data" / "corpus" / "captures").glob("*.pcap*"),
         *(ROOT / "captures").glob("*.pcap"),
     ]
