@@ -31,3 +31,16 @@ def test_states_command(tmp_path: Path) -> None:
     target = tmp_path / "states.svg"
     assert main(["states", "-o", str(target)], stdout=io.StringIO(), stderr=io.StringIO()) == 0
     assert "ESTABLISHED" in target.read_text()
+
+
+def test_the_observer_rules_beside_the_table_are_drawn_from_the_analysis_data() -> None:
+    from visualizer.analysis.states import INITIAL_STATES, RECEIPT_RULES, RST_RULES
+
+    ax = draw_state_diagram()
+    drawn = " ".join(text.get_text().replace("\n   ", " ") for text in ax.texts)
+    for first, states in INITIAL_STATES.items():
+        assert f"first seen {first}: sender {states.sender}, receiver {states.receiver}" in drawn
+    for confirms, refutes in RECEIPT_RULES.values():
+        assert f"confirmed when {confirms}; revised when {refutes}" in drawn
+    for verdict, rule in RST_RULES.items():
+        assert f"{verdict}: {rule}" in drawn

@@ -180,7 +180,7 @@ class InitialStates(NamedTuple):
 
 
 INITIAL_STATES: dict[str, InitialStates] = {
-    "SYN": InitialStates(S.CLOSED, S.LISTEN, ""),  # LISTEN is tentative: see RECEIPT_RULES["listen"]
+    "SYN": InitialStates(S.CLOSED, S.LISTEN, "LISTEN until it answers"),  # tentative: RECEIPT_RULES["listen"]
     "SYN-ACK": InitialStates(S.SYN_RECEIVED, S.SYN_SENT, "the SYN was not captured"),
     "other": InitialStates(S.ESTABLISHED, S.ESTABLISHED, "first seen mid-stream: both endpoints taken as ESTABLISHED"),
 }
@@ -188,15 +188,15 @@ INITIAL_STATES: dict[str, InitialStates] = {
 
 RECEIPT_RULES: dict[str, tuple[str, str]] = {
     "listen": (
-        "the SYN's receiver answers with a SYN-ACK",
+        "it answers with a SYN-ACK",
         "it answers with a RST (nothing listened: CLOSED all along) or sends a SYN of its own (crossing SYNs)",
     ),
-    "syn": ("the receiver's next ACK covers the SYN", "its next ACK excludes it, or it sends its own SYN again"),
-    "synack": ("the receiver acknowledges it", "it sends its own SYN again (it took a SYN, not this SYN-ACK)"),
-    "fin": ("the receiver's next ACK covers the FIN", "its next ACK excludes it"),
-    "ack": ("the receiver of the ACK of its FIN sends anything but that FIN", "it sends its FIN again"),
+    "syn": ("the receiver's next ACK covers it", "that ACK excludes it, or the receiver sends its own SYN again"),
+    "synack": ("the receiver acknowledges it", "the receiver sends its own SYN again (it took a SYN, not this)"),
+    "fin": ("the receiver's next ACK covers it", "that ACK excludes it (received later: at a copy, or that ACK)"),
+    "ack": ("the endpoint sends anything but that FIN", "it sends its FIN again"),
     "rst": ("the receiver sends nothing more, or only RSTs", "it keeps sending other segments"),
-    "send_rst": ("the sender sends nothing more, or only RSTs", "it keeps sending other segments (an injected RST)"),
+    "send_rst": ("its sender sends nothing more, or only RSTs", "it keeps sending other segments (injected)"),
 }
 """Tentative inference -> (what confirms it, what refutes it), applied to the endpoint's next segment."""
 
@@ -204,6 +204,12 @@ RECEIPT_RULES: dict[str, tuple[str, str]] = {
 # -- RFC 5961: which RSTs a receiver acts on ----------------------------------------------------
 
 RST_ACCEPTED, RST_CHALLENGED, RST_IGNORED = "accepted", "challenged", "ignored"
+RST_RULES: dict[str, str] = {
+    RST_ACCEPTED: "at RCV.NXT (in SYN-SENT: acknowledging the SYN): the receiver resets",
+    RST_CHALLENGED: "elsewhere in the receive window: ignored, answered with a challenge ACK",
+    RST_IGNORED: "outside the window, or to LISTEN or CLOSED: dropped",
+}
+"""What :func:`rst_verdict` decides, in words (RFC 5961 s3.2, RFC 9293 s3.10.7)."""
 
 
 def rst_verdict(
@@ -319,7 +325,7 @@ class ConnectionStates:
         self.note = note
         self.refused = False
         self.fin_seen = self.rst_seen = self.synack_seen = self.syn_seen = False
-        if initial.assumption:
+        if initial.assumption and initial.receiver is not S.LISTEN:  # LISTEN is settled by the answer
             note("state_assumed", number, initial.assumption, ())
         if initial.receiver is S.LISTEN:
             receiver = self.endpoints[1]
@@ -681,6 +687,7 @@ class ConnectionStates:
 __all__ = [
     "INITIAL_STATES",
     "RECEIPT_RULES",
+    "RST_RULES",
     "SYNCHRONIZED",
     "TRANSITIONS",
     "ConnectionStates",

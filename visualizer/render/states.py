@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.path import Path
 
-from visualizer.analysis.states import TRANSITIONS, Event, State
+from visualizer.analysis.states import INITIAL_STATES, RECEIPT_RULES, RST_RULES, TRANSITIONS, Event, State
 from visualizer.render.ladder import STATE_COLOURS
 
 POSITIONS: dict[State, tuple[float, float]] = {
@@ -67,9 +67,9 @@ def draw_state_diagram(*, ax: Axes | None = None, figure: Figure | None = None) 
             import matplotlib.pyplot as plt
 
             figure = plt.figure()
-        figure.set_size_inches(12, 10)
+        figure.set_size_inches(17, 10)
         ax = figure.add_axes((0.0, 0.0, 1.0, 1.0))
-    ax.set_xlim(-0.5, 10.5)
+    ax.set_xlim(-0.5, 16.0)
     ax.set_ylim(-0.9, 10.4)
     ax.axis("off")
     for state, (x, y) in POSITIONS.items():
@@ -145,6 +145,7 @@ def draw_state_diagram(*, ax: Axes | None = None, figure: Figure | None = None) 
         color="#444444",
         va="center",
     )
+    _draw_observer_rules(ax, x=10.9, y=9.6)
     ax.text(
         -0.3,
         10.2,
@@ -154,3 +155,46 @@ def draw_state_diagram(*, ax: Axes | None = None, figure: Figure | None = None) 
         va="center",
     )
     return ax
+
+
+_RECEIPT_NAMES = {
+    "listen": "the first SYN's receiver LISTENs",
+    "syn": "a SYN was received",
+    "synack": "a SYN-ACK was received",
+    "fin": "a FIN was received",
+    "ack": "the ACK of an endpoint's FIN was received",
+    "rst": "a RST was received",
+    "send_rst": "a RST came from its sender",
+}
+
+
+def observer_rules() -> list[tuple[str, list[str]]]:
+    """The observer's rules beside the table, in words, from the analysis's own data (states.py)."""
+    starts = [
+        f"first seen {first}: sender {states.sender}, receiver {states.receiver}"
+        + (f" ({states.assumption})" if states.assumption else "")
+        for first, states in INITIAL_STATES.items()
+    ]
+    receipts = [
+        f"{_RECEIPT_NAMES[kind]}: confirmed when {confirms}; revised when {refutes}"
+        for kind, (confirms, refutes) in RECEIPT_RULES.items()
+    ]
+    resets = [f"{verdict}: {rule}" for verdict, rule in RST_RULES.items()]
+    return [
+        ("Where a conversation starts (before its first segment)", starts),
+        ("Seen is not received: each receipt is tentative", receipts),
+        ("A RST (RFC 5961 s3.2, RFC 9293 s3.10.7) is", resets),
+    ]
+
+
+def _draw_observer_rules(ax: Axes, *, x: float, y: float) -> None:
+    import textwrap
+
+    for heading, lines in observer_rules():
+        ax.text(x, y, heading, fontsize=9, fontweight="bold", color="#222222", va="top")
+        y -= 0.4
+        for line in lines:
+            wrapped = textwrap.fill(line, 62, subsequent_indent="   ")
+            ax.text(x, y, "• " + wrapped, fontsize=7.8, color="#333333", va="top", family="DejaVu Sans")
+            y -= 0.17 * (wrapped.count("\n") + 1) + 0.1
+        y -= 0.25
