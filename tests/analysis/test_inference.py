@@ -133,3 +133,22 @@ def test_a_capture_with_checksum_offload_has_no_discarded_segments() -> None:
     assert {frame.record.checksum for frame in report.frame_analyses[:5]} == {"bad"}
     assert report.analysis_counts["bad_checksum"] == 0 and report.analysis_counts["state_anomaly"] == 0
     assert report.frame_analyses[2].state == "ESTABLISHED"
+
+
+def test_an_undecodable_frame_is_a_finding_in_both_the_report_and_the_per_frame_analysis(tmp_path: Path) -> None:
+    """Frame 2 of the refused capture with its IPv4 version/length byte broken (0x45 -> 0x40)."""
+    data = bytearray((SCENARIOS / "refused.pcap").read_bytes())
+    first_length = int.from_bytes(data[24 + 8 : 24 + 12], "little")
+    second_ip = 24 + 16 + first_length + 16 + 14
+    assert data[second_ip] == 0x45
+    data[second_ip] = 0x40
+    broken = tmp_path / "broken.pcap"
+    broken.write_bytes(bytes(data))
+    report = analyse_file(broken, keep_frames=True)
+    (undecoded,) = [finding for finding in report.findings if finding.kind == "undecoded"]
+    assert undecoded.frame == 2 and "IPv4" in undecoded.reason
+    assert report.undecoded_frames == 1
+    assert [finding.kind for finding in report.frame_analyses[1].findings] == ["undecoded"]
+    assert analyse_file(broken).undecoded_frames == 1  # the report-only path says the same
+    # The SYN is left unanswered in what could be read.
+    assert report.conversations[0].outcome == "unanswered"

@@ -64,10 +64,21 @@ def test_retransmissions_are_drawn_in_their_own_colour_with_events() -> None:
 
 def test_real_time_mode_spaces_rows_by_time() -> None:
     report = analyse_file(STORY, keep_frames=True)
-    order = draw_ladder(report, time="order")
-    real = draw_ladder(report, time="real")
-    assert len(frame_arrows(order)) == len(frame_arrows(real)) == 10
-    assert real.get_ylim() != order.get_ylim()
+
+    def starts(ax) -> dict[int, float]:  # type: ignore[no-untyped-def]
+        return {int(arrow.get_gid().split("-")[1]): arrow._posA_posB[0][1] for arrow in frame_arrows(ax)}
+
+    order, real = starts(draw_ladder(report, time="order")), starts(draw_ladder(report, time="real"))
+    assert [order[n + 1] - order[n] for n in range(1, 10)] == [1.0] * 9  # one row apart, whatever the time
+    gaps = {n + 1: real[n + 1] - real[n] for n in range(1, 10)}
+    pauses = {frame.record.number: frame.record.timestamp_ns for frame in report.frame_analyses}
+    delta = {n: pauses[n] - pauses[n - 1] for n in gaps}
+    longest = max(delta, key=delta.__getitem__)  # the client thinks for 50 ms before closing (frame 8)
+    assert longest == 8 and gaps[8] == max(gaps.values()) and gaps[8] >= 2.0
+    # A longer pause is never drawn shorter, and microsecond bursts stay a label's height apart.
+    by_pause = sorted(gaps, key=delta.__getitem__)
+    assert all(gaps[a] <= gaps[b] for a, b in zip(by_pause, by_pause[1:]))
+    assert min(gaps.values()) >= 0.9
 
 
 def test_time_sequence_graph_draws_segments_acks_and_a_legend() -> None:

@@ -63,7 +63,7 @@ from visualizer.analysis.report import (
     Report,
     analysis_names,
 )
-from visualizer.analysis.sequence import HALF_SPACE, SEQUENCE_MASK
+from visualizer.analysis.sequence import HALF_SPACE, SEQUENCE_MASK, relative
 from visualizer.analysis.states import ConnectionStates, Mark, State
 from visualizer.model import (
     ACK,
@@ -911,8 +911,7 @@ def _sack_blocks(options: bytes, base: int) -> tuple[tuple[int, int], ...]:
     if len(options) <= 12 and OPTION_SACK_BYTE not in options:
         return ()
     return tuple(
-        ((left - base) & SEQUENCE_MASK, (right - base) & SEQUENCE_MASK)
-        for left, right in parse_tcp_options(options).sack_blocks
+        (relative(left, base), relative(right, base)) for left, right in parse_tcp_options(options).sack_blocks
     )
 
 
