@@ -98,8 +98,14 @@ EXPECTATIONS: dict[str, Callable[[Report], None]] = {
     ),
     "half-close": check_half_close,
     "simultaneous-close": lambda report: (
-        any(frame.state == "CLOSING" for frame in report.frame_analyses)
-        or pytest.fail("no endpoint went through CLOSING")
+        {
+            frame.record.source_port if side == 0 else frame.record.destination_port
+            for frame in report.frame_analyses
+            for side, state in enumerate((frame.state, frame.receiver_state))
+            if state == "CLOSING"
+        }
+        == {report.conversations[0].port_a, report.conversations[0].port_b}
+        or pytest.fail("both endpoints should pass through CLOSING")
     ),
     "refused": lambda report: (
         (

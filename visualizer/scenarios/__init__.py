@@ -56,7 +56,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "simultaneous-close",
             kernel.simultaneous_close,
-            _drop_rule(8084, "tcp flags & fin == fin numgen inc mod 1000 == 0 drop"),
+            (("tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "32kbit", "burst", "120", "latency", "5s"),),
         ),
         Scenario("refused", kernel.refused),
         Scenario("abort", kernel.abort),

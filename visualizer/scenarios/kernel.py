@@ -132,22 +132,25 @@ def half_close() -> None:
 def simultaneous_close() -> None:
     """Both ends close while each one's FIN is still in flight: both pass through CLOSING.
 
-    The client's first FIN is dropped on its way in (nftables rule of this scenario),
-    so the server closes before it has seen it; the FINs cross (RFC 9293 s3.6, Figure 13).
+    A token-bucket qdisc on this scenario's ``lo`` (tbf, 8 kbit/s: about 70 ms a segment)
+    holds segments in flight. The client's last data empties the bucket, so its FIN waits
+    in the queue; the server closes 5 ms later, before that FIN can arrive. Each end then
+    receives the other's FIN in FIN-WAIT-1 (RFC 9293 s3.6, Figure 13).
     """
     ready = threading.Event()
 
     def server(connection: socket.socket) -> None:
         connection.recv(100)
         ready.wait(TIMEOUT)
-        time.sleep(0.02)  # the client's FIN has left and been dropped
+        time.sleep(0.002)  # the client's FIN is queued, not arrived
         connection.shutdown(socket.SHUT_WR)
         read_to_end(connection)
 
     thread = serve(listen(8084), server)
     with connect(8084) as client:
         client.sendall(b"bye")
-        time.sleep(0.02)
+        time.sleep(0.3)  # the bucket fills again: "bye" and its ACK are long through
+        client.sendall(b"x" * 40)  # empties the bucket: the FIN after it has to wait
         client.shutdown(socket.SHUT_WR)
         ready.set()
         read_to_end(client)
