@@ -344,9 +344,17 @@ class Analyzer:
             self._report.frame_analyses.extend(out)
         return out
 
-    def _note(self, summary: ConversationSummary, kind: str, frame: int, reason: str, refers: tuple[int, ...]) -> None:
+    def _note(
+        self,
+        summary: ConversationSummary,
+        kind: str,
+        frame: int,
+        reason: str,
+        refers: tuple[int, ...],
+        original: int = 0,
+    ) -> None:
         """Record a finding (about this frame or an earlier one still held)."""
-        finding = Finding(kind, frame, summary.protocol, summary.stream, reason, refers)
+        finding = Finding(kind, frame, summary.protocol, summary.stream, reason, refers, original)
         report = self._report
         report.findings.append(finding)
         summary.analysis_counts[kind] += 1
@@ -769,7 +777,9 @@ class Analyzer:
             elif name == "simultaneous_open":
                 refers = (fwd.plain_syn, rev.plain_syn)
                 reason = f"answers the peer's SYN #{rev.plain_syn} while its own SYN #{fwd.plain_syn} is out: {reason}"
-            note(summary, name, number, reason, refers)
+            note(
+                summary, name, number, reason, refers, original[1] if original is not None and "retrans" in name else 0
+            )
         if (
             original is not None
             and seglen

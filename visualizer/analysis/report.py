@@ -118,6 +118,9 @@ class Finding:
     refers_to: tuple[int, ...] = ()
     """The frames this finding is about besides its own: a retransmission's original, the duplicate
     ACKs behind a fast retransmission, the RST a challenge ACK answers..."""
+    original: int = 0
+    """For a retransmission: the frame that first sent its sequence number (also in ``refers_to``);
+    0 when that frame was not captured."""
 
 
 class FrameAnalysis(NamedTuple):

@@ -219,9 +219,9 @@ _FATES = {"not_received": "lost", "bad_checksum": "discarded", "rst_ignored": "i
 def _event_text(finding: Finding, frame: FrameAnalysis) -> str:
     """A finding as the few words a ladder row has room for (the tooltip keeps the full reason)."""
     kind, refers = finding.kind, finding.refers_to
-    of = f" of #{refers[0]}" if refers and kind in _LINKED_KINDS and kind != "challenge_ack" else ""
+    of = f" of #{finding.original}" if finding.original else ""
     if kind == "fast_retransmission":
-        duplicates = len(refers) - (1 if of else 0)
+        duplicates = len(refers) - (1 if finding.original else 0)
         return f"fast retransmission{of} after {duplicates} dup ACKs"
     if kind in ("retransmission", "spurious_retransmission"):
         return f"{kind.replace('_', ' ')}{of}"
@@ -525,8 +525,8 @@ def _references(frame: FrameAnalysis) -> tuple[tuple[int, ...], int | None, str]
     fate = ""
     for finding in frame.findings:
         if finding.kind in _LINKED_KINDS and finding.refers_to:
-            if finding.kind != "challenge_ack" and original is None:
-                original = finding.refers_to[0]
+            if finding.original and original is None:
+                original = finding.original
             links.extend(frame for frame in finding.refers_to if frame not in links)
         fate = fate or _FATES.get(finding.kind, "")
     return tuple(links), original, fate
