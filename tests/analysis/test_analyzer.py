@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.packets import ACK, FIN, PSH, RST, SYN, Conversation, decode_all, ethernet, ipv4, udp
 from visualizer.analysis import analyse, analysis_names
 from visualizer.analysis.report import FrameAnalysis
@@ -246,3 +248,29 @@ def test_udp_streams_and_an_icmp_error_quoting_one() -> None:
     assert [frame.stream for frame in report.frame_analyses] == [0, 1, 0, 1]
     assert report.frame_analyses[3].protocol == "icmp"
     assert [conversation.frames for conversation in report.udp_conversations()] == [2, 1]
+
+
+def test_frames_held_for_revision_come_out_in_order_and_their_number_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from visualizer.analysis import analyzer as module
+
+    monkeypatch.setattr(module, "HOLD_LIMIT", 50)
+    # A FIN whose receipt nothing confirms holds its frame; 200 UDP datagrams follow.
+    talk = handshake().client_sends(0.03, C_ISN + 1, S_ISN + 1, FIN | ACK)
+    datagrams = [
+        (1.0 + index / 1000, ethernet(ipv4("10.0.0.7", "10.0.0.8", 17, udp(5000, 53, b"q")))) for index in range(200)
+    ]
+    records = talk.records() + decode_all(datagrams)[0:200]
+    records = [record._replace(number=number) for number, record in enumerate(records, start=1)]
+    analyzer = module.Analyzer()
+    released: list[int] = []
+    most_held = 0
+    for record in records:
+        released += [frame.record.number for frame in analyzer.add(record)]
+        most_held = max(most_held, record.number - len(released))
+    released += [frame.record.number for frame in analyzer.flush()]
+    assert released == list(range(1, len(records) + 1))
+    assert 0 < most_held <= 51
+    report = analyzer.finish()
+    assert [finding.kind for finding in report.findings if finding.frame == 4] == ["receipt_undecided"]
