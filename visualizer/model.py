@@ -19,6 +19,9 @@ PROTOCOL_TCP = 6
 PROTOCOL_UDP = 17
 PROTOCOL_ICMPV6 = 58
 
+PROTOCOL_NUMBERS: dict[str, int] = {"tcp": PROTOCOL_TCP, "udp": PROTOCOL_UDP}
+"""The protocols whose conversations are numbered into streams (Wireshark's tcp.stream, udp.stream), by name."""
+
 # TCP header flag bits, RFC 9293 s3.1 (plus ECN bits from RFC 3168 and AE/NS).
 FIN = 0x001
 SYN = 0x002

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding
-from visualizer.model import PacketRecord, SegmentRun
+from visualizer.model import PROTOCOL_NUMBERS, PacketRecord, SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder, iter_records
 from visualizer.sources.decode import (
     WHOLE,
@@ -309,7 +309,7 @@ def analyse_streams(
     chosen = [c for c in report.conversations if c.protocol == protocol and c.stream in streams]
     if not chosen:
         return report, []
-    transport = 6 if protocol == "tcp" else 17
+    transport = PROTOCOL_NUMBERS[protocol]
     # Each chosen conversation owns its 4-tuple from its first frame until the next
     # conversation on the same 4-tuple (a reused port pair) begins.
     spans: dict[tuple[str, str, int, int], list[tuple[int, int, int]]] = {}

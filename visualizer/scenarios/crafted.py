@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from visualizer.model import ACK, FIN, RST, SYN, PacketRecord
+from visualizer.model import ACK, FIN, PROTOCOL_TCP, RST, SYN, PacketRecord
 from visualizer.scenarios.kernel import ANSWER, QUESTION, TIMEOUT, listen, read_to_end, serve
 from visualizer.scenarios.safety import check_destination
 from visualizer.sources.capture_file import RawFrame
@@ -73,7 +73,7 @@ class CraftedPeer:
 def _from_server(flags: int, *, port: int = SERVER_PORT, data: bool = False) -> Callable[[PacketRecord], bool]:
     def match(record: PacketRecord) -> bool:
         return (
-            record.transport == 6
+            record.transport == PROTOCOL_TCP
             and record.source_port == port
             and record.destination_port == CLIENT_PORT
             and record.tcp_flags & flags == flags
@@ -218,17 +218,19 @@ def craft_rst_injection(sniffer: Sniffer) -> dict[str, object]:
     from scapy.layers.inet import IP, TCP
 
     try:
-        data = peer.expect(lambda r: r.transport == 6 and r.destination_port == port and r.payload_length > 0)
+        data = peer.expect(
+            lambda r: r.transport == PROTOCOL_TCP and r.destination_port == port and r.payload_length > 0
+        )
         assert data is not None
         next_seq = (data.seq + data.payload_length) & 0xFFFFFFFF
-        acked = peer.expect(lambda r: r.transport == 6 and r.source_port == port and r.ack == next_seq)
+        acked = peer.expect(lambda r: r.transport == PROTOCOL_TCP and r.source_port == port and r.ack == next_seq)
         assert acked is not None, "the server did not acknowledge the data"
 
         def rst(seq: int) -> Any:
             return IP(src=HOST, dst=HOST) / TCP(sport=client_port, dport=port, flags="R", seq=seq & 0xFFFFFFFF)
 
         def challenge(record: PacketRecord) -> bool:
-            return record.transport == 6 and record.source_port == port and record.tcp_flags == ACK
+            return record.transport == PROTOCOL_TCP and record.source_port == port and record.tcp_flags == ACK
 
         time.sleep(0.05)
         peer.skip_seen()
@@ -292,13 +294,17 @@ def craft_simultaneous_open(sniffer: Sniffer) -> dict[str, object]:
     thread = threading.Thread(target=connect, daemon=True)
     thread.start()
     try:
-        syn = peer.expect(lambda r: r.transport == 6 and r.destination_port == CLIENT_PORT and r.tcp_flags == SYN)
+        syn = peer.expect(
+            lambda r: r.transport == PROTOCOL_TCP and r.destination_port == CLIENT_PORT and r.tcp_flags == SYN
+        )
         assert syn is not None, "the kernel's SYN was not seen"
         from scapy.layers.inet import IP, TCP
 
         # Our own SYN (not an answer to theirs): both ends are now in SYN-SENT.
         peer.send(IP(src=HOST, dst=HOST) / TCP(sport=CLIENT_PORT, dport=40001, flags="S", seq=CLIENT_ISN))
-        synack = peer.expect(lambda r: r.transport == 6 and r.source_port == 40001 and r.tcp_flags == SYN | ACK)
+        synack = peer.expect(
+            lambda r: r.transport == PROTOCOL_TCP and r.source_port == 40001 and r.tcp_flags == SYN | ACK
+        )
         assert synack is not None, "the kernel did not answer our SYN with a SYN-ACK"
         peer.send(
             IP(src=HOST, dst=HOST)
