@@ -12,7 +12,7 @@ from visualizer import pipeline
 from visualizer.analysis import Analyzer, Report
 from visualizer.model import SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder
-from visualizer.sources.decode import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
+from visualizer.sources.bulk import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
 from visualizer.sources.pcap_writer import PcapWriter
 
 

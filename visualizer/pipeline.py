@@ -25,13 +25,13 @@ from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding
 from visualizer.model import PROTOCOL_NUMBERS, PacketRecord, SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder, iter_records
-from visualizer.sources.decode import (
+from visualizer.sources.bulk import (
     WHOLE,
     Share,
     candidate_positions,
     decode_pcap_chunk,
+    decode_positions,
     in_share,
-    one_by_one_all,
     plan_shares,
 )
 
@@ -154,7 +154,7 @@ def analyse_file(
 # -- Parallel analysis ---------------------------------------------------------------------------
 #
 # Conversations are independent, so each worker analyses a share of them (see
-# visualizer.sources.decode.Share) and merge_reports joins the reports. Every worker
+# visualizer.sources.bulk.Share) and merge_reports joins the reports. Every worker
 # reads the whole file (the page cache serves it once) and decodes only the frames of
 # its share, plus the frames it cannot assign from their bytes. (Letting one process
 # find the frames and hand their offsets to the others measured no faster.)
@@ -351,7 +351,7 @@ def analyse_streams(
             header = reader.pcap_header
             for chunk in reader.pcap_chunks():
                 positions = candidate_positions(chunk, header, wanted_bytes, transport)
-                for record in one_by_one_all(decoder, chunk, header, positions):
+                for record in decode_positions(decoder, chunk, header, positions):
                     if belongs(record):
                         yield record
         else:
