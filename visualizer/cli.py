@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -365,8 +364,7 @@ _SUFFIX_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".txt": "ascii",
 def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path
 
-    from visualizer.analysis.report import FrameAnalysis, in_stream
-    from visualizer.pipeline import BULK_MINIMUM_BYTES, analyse_streams, iter_file_analysis
+    from visualizer.pipeline import select_streams
     from visualizer.render.export import save_ladder, save_time_sequence
     from visualizer.render.layout import LadderBuilder
 
@@ -387,22 +385,8 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     streams = set(arguments.stream or [])
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
     builder = LadderBuilder(fold=not arguments.no_fold)
-    selected: list[FrameAnalysis] = []
-    if streams and os.path.getsize(arguments.file) >= BULK_MINIMUM_BYTES:
-        # A large file: the report first (fast, parallel), then only the chosen streams' frames.
-        report, selected = analyse_streams(arguments.file, arguments.protocol, streams, progress=progress)
-        builder.origin_ns = report.first_time_ns
-    else:
-        analyzer, reader, frames = iter_file_analysis(arguments.file, progress=progress)
-        for frame in frames:
-            if builder.origin_ns is None:
-                builder.origin_ns = frame.record.timestamp_ns
-            if streams:
-                if frame.stream not in streams or not in_stream(frame, arguments.protocol, frame.stream):
-                    continue
-            selected.append(frame)
-        report = analyzer.finish()
-        report.warnings.extend(reader.warnings)
+    report, selected = select_streams(arguments.file, arguments.protocol, streams, progress=progress)
+    builder.origin_ns = report.first_time_ns  # the time of the capture's first frame, selected or not
     if progress is not None:
         progress.clear()
     if not arguments.time_sequence:
