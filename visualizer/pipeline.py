@@ -58,8 +58,8 @@ ProgressCallback = Callable[[int, int, int], None]
 """Called now and then with (frames so far, bytes read so far, file size)."""
 
 BULK_MINIMUM_BYTES = 16 * 1024 * 1024
-"""pcap files from this size on are decoded a read buffer at a time (NumPy loads only then),
-and their chosen streams are selected in two passes."""
+"""Files from this size on are large: pcap ones are decoded a read buffer at a time (NumPy loads
+only then), and chosen streams are selected in two passes."""
 PARALLEL_MINIMUM_BYTES = 64 * 1024 * 1024
 """Files smaller than this are read by one process: starting workers would cost more than it saves."""
 MAXIMUM_WORKERS = 4
@@ -111,8 +111,9 @@ def analyse_file(
 ) -> Report:
     """Read and analyse a whole capture file; warnings about damage land in the report.
 
-    ``workers`` processes share the work (default: :func:`_default_workers`); with
-    ``keep_frames`` the analysis runs in this process.
+    ``workers`` processes share the work (default: one for a file smaller than
+    :data:`PARALLEL_MINIMUM_BYTES`, else one per CPU); with ``keep_frames`` the
+    analysis runs in this process.
     """
     count = _default_workers(path) if workers is None else workers
     if count > 1 and not keep_frames:
@@ -171,11 +172,7 @@ def _size(path: str | os.PathLike[str]) -> int:
 
 def _default_workers(path: str | os.PathLike[str]) -> int:
     """How many processes to use for ``path``: one for small files, one per CPU for large ones."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return 1
-    if size < PARALLEL_MINIMUM_BYTES:
+    if _size(path) < PARALLEL_MINIMUM_BYTES:
         return 1
     return max(1, min(MAXIMUM_WORKERS, len(os.sched_getaffinity(0))))
 
@@ -217,7 +214,7 @@ def _with_progress(items: Iterator[T], reader: CaptureReader, progress: Progress
 # -- Parallel analysis ---------------------------------------------------------------------------
 #
 # Conversations are independent, so each worker analyses a share of them (see
-# visualizer.sources.bulk.Share) and merge_reports joins the reports. Every worker
+# visualizer.sources.bulk.Share) and _merge_reports joins the reports. Every worker
 # reads the whole file (the page cache serves it once) and decodes only the frames of
 # its share, plus the frames it cannot assign from their bytes. (Letting one process
 # find the frames and hand their offsets to the others measured no faster.)
