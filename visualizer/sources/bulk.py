@@ -35,7 +35,7 @@ PCAP_RECORD_HEADER_LENGTH = 16
 _PROBE_OFFSETS = (12, 13, 14, 20, 21, 23, 16, 17, 46, 29, 33, 35, 37)
 _WINDOW = PCAP_RECORD_HEADER_LENGTH + 54
 """Bytes read from each frame's start (its pcap record header, then Ethernet, IPv4 and TCP headers)."""
-_tables: tuple[Any, Any, Any, Any] | None = None
+_tables: tuple[Any, Any, Any] | None = None
 
 
 # -- Sharing conversations among worker processes -----------------------------------------------
@@ -108,7 +108,7 @@ def decode_pcap_chunk(
     With ``runs`` the common-path frames come as :class:`SegmentRun` columns
     instead of records (for the analysis of large files), still in frame order.
     """
-    numpy, record_bytes, probe_offsets, header_offsets = _numpy_tables()
+    numpy, probe_offsets, header_offsets = _numpy_tables()
     buffer, offsets, first_number = chunk.buffer, chunk.offsets, chunk.first_number
     count = len(offsets)
     link_type = header.link_type
@@ -126,11 +126,11 @@ def decode_pcap_chunk(
     data = numpy.frombuffer(buffer + bytes(_WINDOW), numpy.uint8)
     frames = numpy.asarray(offsets, dtype=numpy.int64)
     rows = numpy.lib.stride_tricks.sliding_window_view(data, _WINDOW)[frames]
-    fields = numpy.ascontiguousarray(rows[:, :16]).view(numpy.dtype(header.byte_order + "u4"))
+    fields = numpy.ascontiguousarray(rows[:, :PCAP_RECORD_HEADER_LENGTH]).view(numpy.dtype(header.byte_order + "u4"))
     seconds, fractional = fields[:, 0], fields[:, 1]
     captured, original = (fields[:, 3], fields[:, 2]) if header.lengths_swapped else (fields[:, 2], fields[:, 3])
-    starts = frames + 16
-    probe = rows[:, 16 + probe_offsets]
+    starts = frames + PCAP_RECORD_HEADER_LENGTH
+    probe = rows[:, PCAP_RECORD_HEADER_LENGTH + probe_offsets]
     ethertype_high, ethertype_low, version, fragment_high, fragment_low, protocol = probe[:, :6].T
     total = probe[:, 6].astype(numpy.int64) << 8 | probe[:, 7]
     tcp_header = (probe[:, 8] >> 4).astype(numpy.int64) * 4
@@ -164,7 +164,7 @@ def decode_pcap_chunk(
     if not length:
         return list(one_by_one(others))
     frame_starts = starts[picked]
-    head = rows[picked][:, 16 + header_offsets]  # IPv4 addresses and the TCP header
+    head = rows[picked][:, PCAP_RECORD_HEADER_LENGTH + header_offsets]  # IPv4 addresses and the TCP header
     addresses = head[:, :8].copy().view(">u4")
     tcp = head[:, 8:]
     ports = tcp[:, 0:4].copy().view(">u2")
@@ -267,7 +267,7 @@ def candidate_positions(chunk: PcapChunk, header: PcapHeader, keys: set[bytes], 
     numpy = _numpy_tables()[0]
     buffer = chunk.buffer
     data = numpy.frombuffer(buffer, numpy.uint8)
-    starts = numpy.asarray(offsets, dtype=numpy.int64) + 16
+    starts = numpy.asarray(offsets, dtype=numpy.int64) + PCAP_RECORD_HEADER_LENGTH
     probe = data[numpy.minimum(starts[:, None] + numpy.arange(12, 38), len(buffer) - 1)]
     plain = (
         (probe[:, 0] == 8)
@@ -295,13 +295,14 @@ def decode_positions(
     decode_from = decoder.decode_from
     record_header = header.record
     link_type = header.link_type
+    skip = PCAP_RECORD_HEADER_LENGTH
     for position in positions:
         offset = offsets[position]
         timestamp, captured, original = record_header(buffer, offset)
-        yield decode_from(buffer, offset + 16, first_number + position, timestamp, 0, link_type, captured, original)
+        yield decode_from(buffer, offset + skip, first_number + position, timestamp, 0, link_type, captured, original)
 
 
-def _numpy_tables() -> tuple[Any, Any, Any, Any]:
+def _numpy_tables() -> tuple[Any, Any, Any]:
     """NumPy (imported on first use, so that small captures never load it) and the offset tables."""
     global _tables
     if _tables is None:
@@ -309,7 +310,6 @@ def _numpy_tables() -> tuple[Any, Any, Any, Any]:
 
         _tables = (
             numpy,
-            numpy.arange(16),
             numpy.array(_PROBE_OFFSETS),
             numpy.arange(26, 54),
         )
