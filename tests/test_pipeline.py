@@ -10,9 +10,10 @@ import pytest
 from tests.packets import ACK, FIN, PSH, SYN, Conversation, ethernet, ipv4, ipv6, tcp, udp
 from visualizer import pipeline
 from visualizer.analysis import Analyzer, Report
+from visualizer.errors import UsageError
 from visualizer.model import SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder
-from visualizer.sources.decode import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
+from visualizer.sources.bulk import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
 from visualizer.sources.pcap_writer import PcapWriter
 
 
@@ -141,10 +142,15 @@ def test_mixing_byte_is_the_same_for_both_directions() -> None:
     assert mixing_byte(forward) == mixing_byte(backward) == (7 ^ 9 ^ (40123 & 0xFF) ^ (443 & 0xFF))
 
 
-def test_analysing_chosen_streams_gives_the_frames_of_the_full_analysis(capture: Path) -> None:
+@pytest.mark.parametrize("two_passes", [False, True])
+def test_selected_streams_are_the_frames_of_the_full_analysis(
+    capture: Path, two_passes: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     full = pipeline.analyse_file(capture, keep_frames=True, workers=1)
+    if two_passes:
+        monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)  # this small file is read as a large one
     for protocol, streams in (("tcp", {0, 7, 33}), ("udp", {2})):
-        report, frames = pipeline.analyse_streams(capture, protocol, streams)
+        report, frames = pipeline.select_streams(capture, protocol, streams)
         expected = [
             frame
             for frame in full.frame_analyses
@@ -155,3 +161,14 @@ def test_analysing_chosen_streams_gives_the_frames_of_the_full_analysis(capture:
         ]
         assert frames == expected and frames
         assert summary(report) == summary(pipeline.analyse_file(capture, workers=1))
+
+
+def test_selecting_no_stream_gives_every_frame(capture: Path) -> None:
+    full = pipeline.analyse_file(capture, keep_frames=True, workers=1)
+    report, frames = pipeline.select_streams(capture, "tcp", ())
+    assert frames == full.frame_analyses and summary(report) == summary(full)
+
+
+def test_selecting_streams_of_an_unknown_protocol_is_a_usage_error(capture: Path) -> None:
+    with pytest.raises(UsageError, match="'sctp'"):
+        pipeline.select_streams(capture, "sctp", {0})

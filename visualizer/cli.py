@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import functools
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -391,8 +390,7 @@ _SUFFIX_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".txt": "ascii",
 def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path
 
-    from visualizer.analysis.report import FrameAnalysis
-    from visualizer.pipeline import BULK_MINIMUM_BYTES, analyse_streams, iter_file_analysis
+    from visualizer.pipeline import select_streams
     from visualizer.render.export import save_ladder, save_time_sequence
     from visualizer.render.layout import LadderBuilder
 
@@ -411,28 +409,10 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if arguments.rows_per_page < 5:
         raise UsageError("--rows-per-page must be at least 5")
     streams = set(arguments.stream or [])
-    wanted = 6 if arguments.protocol == "tcp" else 17
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
     builder = LadderBuilder(fold=not arguments.no_fold)
-    selected: list[FrameAnalysis] = []
-    if streams and os.path.getsize(arguments.file) >= BULK_MINIMUM_BYTES:
-        # A large file: the report first (fast, parallel), then only the chosen streams' frames.
-        report, selected = analyse_streams(arguments.file, arguments.protocol, streams, progress=progress)
-        builder.origin_ns = report.first_time_ns
-    else:
-        analyzer, reader, frames = iter_file_analysis(arguments.file, progress=progress)
-        for frame in frames:
-            if builder.origin_ns is None:
-                builder.origin_ns = frame.record.timestamp_ns
-            if streams:
-                if frame.stream not in streams:
-                    continue
-                quoted = frame.record.quoted
-                if (quoted.transport if quoted is not None else frame.record.transport) != wanted:
-                    continue
-            selected.append(frame)
-        report = analyzer.finish()
-        report.warnings.extend(reader.warnings)
+    report, selected = select_streams(arguments.file, arguments.protocol, streams, progress=progress)
+    builder.origin_ns = report.first_time_ns  # the time of the capture's first frame, selected or not
     if progress is not None:
         progress.clear()
     if not arguments.time_sequence:
@@ -533,14 +513,13 @@ def _event_row(frame: analysis_report.FrameAnalysis, origin: int | None) -> dict
 
 
 def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from visualizer.analysis.report import in_stream
     from visualizer.pipeline import iter_file_analysis
 
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
     analyzer, reader, frames = iter_file_analysis(arguments.file, progress=progress, verify_checksums=True)
     wanted_stream = arguments.stream
     wanted_protocol = arguments.protocol
-    from visualizer.model import PROTOCOL_TCP, PROTOCOL_UDP
-
     if wanted_protocol and wanted_stream is None:
         raise UsageError("--protocol needs --stream N")
     origin: int | None = None
@@ -554,10 +533,7 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if origin is None and timestamp is not None:
             origin = timestamp
         if wanted_stream is not None:
-            if frame.stream != wanted_stream:
-                continue
-            kind = frame.record.quoted.transport if frame.record.quoted is not None else frame.record.transport
-            if kind != (PROTOCOL_UDP if wanted_protocol == "udp" else PROTOCOL_TCP):
+            if not in_stream(frame, wanted_protocol or "tcp", wanted_stream):
                 continue
         selected += 1
         row = _event_row(frame, origin)

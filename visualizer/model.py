@@ -1,8 +1,9 @@
 """The packet record and the small vocabulary every layer shares.
 
 Every input (a pcap or pcapng file, live sniffing, a list of crafted packets)
-becomes a :class:`PacketRecord`, built in exactly one place:
-:func:`visualizer.sources.decode.decode_frame`. Nothing above the sources knows
+becomes a :class:`PacketRecord`, decoded by
+:class:`visualizer.sources.decode.FrameDecoder` and built in exactly one place:
+:func:`visualizer.sources.record.build_record`. Nothing above the sources knows
 a link type or a Scapy layer name.
 
 Standard library only.
@@ -18,6 +19,9 @@ PROTOCOL_ICMP = 1
 PROTOCOL_TCP = 6
 PROTOCOL_UDP = 17
 PROTOCOL_ICMPV6 = 58
+
+PROTOCOL_NUMBERS: dict[str, int] = {"tcp": PROTOCOL_TCP, "udp": PROTOCOL_UDP}
+"""The protocols whose conversations are numbered into streams (Wireshark's tcp.stream, udp.stream), by name."""
 
 # TCP header flag bits, RFC 9293 s3.1 (plus ECN bits from RFC 3168 and AE/NS).
 FIN = 0x001
@@ -106,7 +110,7 @@ class PacketRecord(NamedTuple):
 class SegmentRun(NamedTuple):
     """Consecutive plain TCP segments of a capture as columns: row i is one frame.
 
-    Bulk decoding of large files (:func:`visualizer.sources.decode.decode_pcap_chunk_runs`)
+    Bulk decoding of large files (:func:`visualizer.sources.bulk.decode_pcap_chunk` with ``runs``)
     gives the analysis these instead of records for frames on the common path
     (Ethernet, IPv4 without options or fragments, TCP), skipping the cost of a record
     per frame. Every column holds exactly what the record's field of the same name

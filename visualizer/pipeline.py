@@ -1,13 +1,29 @@
-"""Glue between the edges and the core: read a capture file and analyse it.
+"""Ingest: a capture file in, its analysis out. The one module that chooses how to read a file.
+
+The contract is three functions; which strategy serves a call is decided here, from
+the file's size and format, never by the caller:
+
+* :func:`analyse_file` -- the report of a whole file;
+* :func:`iter_file_analysis` -- the per-frame analyses, streamed as they are made;
+* :func:`select_streams` -- the report, and the per-frame analyses of chosen streams.
+
+The strategies, each giving exactly what frame-by-frame analysis in one process
+gives (the tests check it):
+
+* Files of :data:`BULK_MINIMUM_BYTES` and more, in pcap format, are decoded a read
+  buffer at a time with NumPy (:mod:`visualizer.sources.bulk`); plain TCP segments
+  reach the analysis as column runs rather than records.
+* Files of :data:`PARALLEL_MINIMUM_BYTES` and more are analysed by several processes
+  at once (one per CPU, at most :data:`MAXIMUM_WORKERS`). Conversations are
+  independent, so each worker reads the whole file but decodes and analyses only the
+  conversations of its share (chosen by a hash that does not depend on direction);
+  the reports are then merged and the streams renumbered in order of first
+  appearance, exactly as one process would number them. Per-frame results always
+  come from one process.
+* Chosen streams of a large file are found in two passes: the report first
+  (parallel), then only the frames of those conversations, picked from their bytes.
 
 Kept apart from :mod:`visualizer.analysis` so the core never opens a file.
-
-A large file is analysed by several processes at once (one per CPU, at most
-:data:`MAXIMUM_WORKERS`). Conversations are independent, so each worker reads the
-whole file but decodes and analyses only the conversations of its share (chosen
-by a hash that does not depend on direction); the reports are then merged and the
-streams renumbered in order of first appearance, exactly as one process would
-number them. Per-frame results (``keep_frames``) always come from one process.
 """
 
 from __future__ import annotations
@@ -16,36 +32,40 @@ import contextlib
 import gc
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import TypeVar
 
 from visualizer.analysis import Analyzer, FrameAnalysis, Report
-from visualizer.analysis.report import Finding
-from visualizer.errors import AnalysisError
-from visualizer.model import PacketRecord, SegmentRun
+from visualizer.analysis.report import Finding, in_stream
+from visualizer.errors import AnalysisError, UsageError
+from visualizer.model import PROTOCOL_NUMBERS, PacketRecord, SegmentRun
 from visualizer.sources import CaptureReader, FrameDecoder, iter_records
-from visualizer.sources.decode import (
+from visualizer.sources.bulk import (
     WHOLE,
     Share,
     candidate_positions,
     decode_pcap_chunk,
+    decode_positions,
     in_share,
-    one_by_one_all,
     plan_shares,
 )
+
+__all__ = ["ProgressCallback", "analyse_file", "iter_file_analysis", "select_streams"]
 
 ProgressCallback = Callable[[int, int, int], None]
 """Called now and then with (frames so far, bytes read so far, file size)."""
 
-PROGRESS_EVERY = 1 << 14
-T = TypeVar("T")
+BULK_MINIMUM_BYTES = 16 * 1024 * 1024
+"""Files from this size on are large: pcap ones are decoded a read buffer at a time (NumPy loads
+only then), and chosen streams are selected in two passes."""
 PARALLEL_MINIMUM_BYTES = 64 * 1024 * 1024
 """Files smaller than this are read by one process: starting workers would cost more than it saves."""
 MAXIMUM_WORKERS = 4
-BULK_MINIMUM_BYTES = 16 * 1024 * 1024
-"""pcap files from this size on are decoded a read buffer at a time (NumPy loads only then)."""
+PROGRESS_EVERY = 1 << 14
+"""Frames between two progress reports of :func:`iter_file_analysis`."""
+T = TypeVar("T")
 
 
 def iter_file_analysis(
@@ -83,8 +103,83 @@ def iter_file_analysis(
     return analyzer, reader, frames()
 
 
+def analyse_file(
+    path: str | os.PathLike[str],
+    *,
+    keep_frames: bool = False,
+    progress: ProgressCallback | None = None,
+    workers: int | None = None,
+) -> Report:
+    """Read and analyse a whole capture file; warnings about damage land in the report.
+
+    ``workers`` processes share the work (default: one for a file smaller than
+    :data:`PARALLEL_MINIMUM_BYTES`, else one per CPU); with ``keep_frames`` the
+    analysis runs in this process.
+    """
+    count = _default_workers(path) if workers is None else workers
+    if count > 1 and not keep_frames:
+        return _analyse_in_parallel(path, count, progress)
+    reader = CaptureReader(path)
+    analyzer = Analyzer(source=os.fspath(path), keep_frames=keep_frames)
+    with _collection_paused():
+        analyzer.feed(_with_progress(_records(reader), reader, progress))
+    report = analyzer.finish()
+    report.frames = reader.frames_read
+    report.warnings.extend(reader.warnings)
+    return report
+
+
+def select_streams(
+    path: str | os.PathLike[str],
+    protocol: str,
+    streams: Collection[int],
+    *,
+    progress: ProgressCallback | None = None,
+    verify_checksums: bool = True,
+) -> tuple[Report, list[FrameAnalysis]]:
+    """The whole file's report, and the per-frame analyses of the chosen streams, in frame order.
+
+    ``streams`` are stream numbers of ``protocol`` (``tcp`` or ``udp``), as the
+    report numbers them; an ICMP error goes with the stream it quotes
+    (:func:`visualizer.analysis.report.in_stream`). No streams: every frame.
+    A small file is analysed in one pass; a large one in two (see the module's
+    docstring), with the same result.
+    """
+    if protocol not in PROTOCOL_NUMBERS:
+        raise UsageError(f"unknown protocol {protocol!r}: streams are {' or '.join(PROTOCOL_NUMBERS)}")
+    chosen = set(streams)
+    if chosen and _size(path) >= BULK_MINIMUM_BYTES:
+        return _select_in_two_passes(path, protocol, chosen, progress, verify_checksums)
+    analyzer, reader, frames = iter_file_analysis(path, progress=progress, verify_checksums=verify_checksums)
+    if chosen:
+        selected = [frame for frame in frames if frame.stream in chosen and in_stream(frame, protocol, frame.stream)]
+    else:
+        selected = list(frames)
+    report = analyzer.finish()
+    report.warnings.extend(reader.warnings)
+    return report, selected
+
+
+def _size(path: str | os.PathLike[str]) -> int:
+    """The file's size, 0 when it cannot be read (the reader then says why)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+# -- How a file is read -------------------------------------------------------------------------
+
+
+def _default_workers(path: str | os.PathLike[str]) -> int:
+    """How many processes to use for ``path``: one for small files, one per CPU for large ones."""
+    if _size(path) < PARALLEL_MINIMUM_BYTES:
+        return 1
+    return max(1, min(MAXIMUM_WORKERS, len(os.sched_getaffinity(0))))
+
+
 @contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
+def _collection_paused() -> Iterator[None]:
     """Pause Python's cycle collector while records stream through the analysis.
 
     A large capture allocates millions of short-lived tuples; each allocation burst
@@ -117,46 +212,10 @@ def _with_progress(items: Iterator[T], reader: CaptureReader, progress: Progress
     return reporting()
 
 
-def default_workers(path: str | os.PathLike[str]) -> int:
-    """How many processes to use for ``path``: one for small files, one per CPU for large ones."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return 1
-    if size < PARALLEL_MINIMUM_BYTES:
-        return 1
-    return max(1, min(MAXIMUM_WORKERS, len(os.sched_getaffinity(0))))
-
-
-def analyse_file(
-    path: str | os.PathLike[str],
-    *,
-    keep_frames: bool = False,
-    progress: ProgressCallback | None = None,
-    workers: int | None = None,
-) -> Report:
-    """Read and analyse a whole capture file; warnings about damage land in the report.
-
-    ``workers`` processes share the work (default: :func:`default_workers`); with
-    ``keep_frames`` the analysis runs in this process.
-    """
-    count = default_workers(path) if workers is None else workers
-    if count > 1 and not keep_frames:
-        return _analyse_in_parallel(path, count, progress)
-    reader = CaptureReader(path)
-    analyzer = Analyzer(source=os.fspath(path), keep_frames=keep_frames)
-    with collection_paused():
-        analyzer.feed(_with_progress(_records(reader), reader, progress))
-    report = analyzer.finish()
-    report.frames = reader.frames_read
-    report.warnings.extend(reader.warnings)
-    return report
-
-
 # -- Parallel analysis ---------------------------------------------------------------------------
 #
 # Conversations are independent, so each worker analyses a share of them (see
-# visualizer.sources.decode.Share) and merge_reports joins the reports. Every worker
+# visualizer.sources.bulk.Share) and _merge_reports joins the reports. Every worker
 # reads the whole file (the page cache serves it once) and decodes only the frames of
 # its share, plus the frames it cannot assign from their bytes. (Letting one process
 # find the frames and hand their offsets to the others measured no faster.)
@@ -166,7 +225,7 @@ def _analyse_share(path: str, share: Share, progress: ProgressCallback | None = 
     """Read the whole file and analyse the conversations of ``share``."""
     reader = CaptureReader(path)
     analyzer = Analyzer(source=path)
-    with collection_paused():
+    with _collection_paused():
         analyzer.feed(_with_progress(_records(reader, share), reader, progress))
     return analyzer.finish(), reader.frames_read, reader.warnings
 
@@ -250,10 +309,10 @@ def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: P
                 process.terminate()
             process.join()
     own = collected[0]
-    return merge_reports([report for report, _, _ in collected], frames=own[1], warnings=own[2])
+    return _merge_reports([report for report, _, _ in collected], frames=own[1], warnings=own[2])
 
 
-def merge_reports(reports: list[Report], *, frames: int, warnings: list[str]) -> Report:
+def _merge_reports(reports: list[Report], *, frames: int, warnings: list[str]) -> Report:
     """Join the reports of workers that analysed disjoint sets of conversations of one file."""
     merged = Report(source=reports[0].source, frames=frames, warnings=list(warnings))
     renumber: dict[tuple[int, str, int], int] = {}
@@ -286,32 +345,29 @@ def merge_reports(reports: list[Report], *, frames: int, warnings: list[str]) ->
     return merged
 
 
-__all__ = ["analyse_file", "default_workers", "iter_file_analysis", "merge_reports"]
+# -- Selecting a few streams of a large file ----------------------------------------------------
 
 
-# -- Analysing a few streams of a large file ----------------------------------------------------
-
-
-def analyse_streams(
+def _select_in_two_passes(
     path: str | os.PathLike[str],
     protocol: str,
     streams: set[int],
-    *,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | None,
+    verify_checksums: bool,
 ) -> tuple[Report, list[FrameAnalysis]]:
-    """The whole file's report, and the per-frame analysis of the chosen streams only.
+    """:func:`select_streams` for a large file, in two passes.
 
-    Two passes: the report (parallel, no per-frame results), then only the frames of
-    the chosen conversations, picked from their bytes (the address and port bytes
-    of plain Ethernet/IPv4 frames; anything else decoded first). TCP and UDP
-    analysis depends on a conversation's own frames alone, so their analysis is the
-    same as in the full pass; their stream numbers are the full pass's.
+    The report first (parallel, no per-frame results), then only the frames of the
+    chosen conversations, picked from their bytes (the address and port bytes of
+    plain Ethernet/IPv4 frames; anything else decoded first). TCP and UDP analysis
+    depends on a conversation's own frames alone, so their analysis is the same as
+    in the full pass; their stream numbers are the full pass's.
     """
     report = analyse_file(path, progress=progress)
     chosen = [c for c in report.conversations if c.protocol == protocol and c.stream in streams]
     if not chosen:
         return report, []
-    transport = 6 if protocol == "tcp" else 17
+    transport = PROTOCOL_NUMBERS[protocol]
     # Each chosen conversation owns its 4-tuple from its first frame until the next
     # conversation on the same 4-tuple (a reused port pair) begins.
     spans: dict[tuple[str, str, int, int], list[tuple[int, int, int]]] = {}
@@ -336,28 +392,22 @@ def analyse_streams(
                 wanted_bytes.add(_ipv4_key_bytes(a, b, c, d))
 
     reader = CaptureReader(path)
-    decoder = FrameDecoder(verify_checksums=True)
+    decoder = FrameDecoder(verify_checksums=verify_checksums)
 
     def belongs(record: PacketRecord) -> bool:
-        quoted = record.quoted
-        if quoted is not None and quoted.transport == transport:
-            key = _canonical(quoted.source, quoted.destination, quoted.source_port, quoted.destination_port)
-        elif record.transport == transport:
-            key = _canonical(record.source, record.destination, record.source_port, record.destination_port)
-        else:
-            return False
-        return any(first <= record.number < end for first, end, _ in spans.get(key, ()))
+        key = _flow_key(record, transport)
+        return key is not None and any(first <= record.number < end for first, end, _ in spans.get(key, ()))
 
     def chosen_records() -> Iterator[PacketRecord]:
         if reader.format == "pcap" and reader.pcap_header is not None:
             header = reader.pcap_header
             for chunk in reader.pcap_chunks():
                 positions = candidate_positions(chunk, header, wanted_bytes, transport)
-                for record in one_by_one_all(decoder, chunk, header, positions):
+                for record in decode_positions(decoder, chunk, header, positions):
                     if belongs(record):
                         yield record
         else:
-            for record in iter_records(reader, verify_checksums=True):
+            for record in iter_records(reader, verify_checksums=verify_checksums):
                 if belongs(record):
                     yield record
 
@@ -369,20 +419,24 @@ def analyse_streams(
         record = frame.record
         if frame.stream >= 0:
             if frame.stream not in numbers:
-                quoted = record.quoted
-                key = (
-                    _canonical(quoted.source, quoted.destination, quoted.source_port, quoted.destination_port)
-                    if quoted is not None
-                    else _canonical(record.source, record.destination, record.source_port, record.destination_port)
-                )
+                owned = spans.get(_flow_key(record, transport) or ("", "", 0, 0), [])
                 numbers[frame.stream] = next(
-                    (stream for first, end, stream in spans.get(key, ()) if first <= record.number < end), -1
+                    (stream for first, end, stream in owned if first <= record.number < end), -1
                 )
             stream = numbers[frame.stream]
             findings = tuple(replace(finding, stream=stream) for finding in frame.findings)
             frame = frame._replace(stream=stream, findings=findings)
         frames.append(frame)
     return report, frames
+
+
+def _flow_key(record: PacketRecord, transport: int) -> tuple[str, str, int, int] | None:
+    """The key of the ``transport`` conversation of a record (the quoted one for an ICMP error), or None."""
+    quoted = record.quoted
+    flow = quoted if quoted is not None else record
+    if flow.transport != transport:
+        return None
+    return _canonical(flow.source, flow.destination, flow.source_port, flow.destination_port)
 
 
 def _canonical(a: str, b: str, port_a: int, port_b: int) -> tuple[str, str, int, int]:

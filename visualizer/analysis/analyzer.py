@@ -90,6 +90,7 @@ MAXIMUM_WINDOW_SHIFT = 14
 """RFC 7323 s2.3: a window-scale shift above 14 is taken as 14."""
 HOLD_LIMIT = 20_000
 """Frames held for revision at most; beyond, the oldest is released as it stands (bounded memory)."""
+_NOT_FIRST_TRANSMISSION = RETRANSMISSION | OUT_OF_ORDER | KEEP_ALIVE | ZERO_WINDOW_PROBE
 ORIGINALS_LIMIT = 8192
 """First transmissions remembered per direction (to name a retransmission's original)."""
 
@@ -150,8 +151,8 @@ class _Direction:
         self.frames = 0
         self.bytes = 0
         self.sent_end = -1  # one past the last sequence number of data, SYN or FIN sent (not RSTs, not ACKs)
-        self.originals: dict[int, tuple[int, int]] = {}
-        """First transmissions: relative sequence number -> (end, frame)."""
+        self.originals: dict[int, int] = {}
+        """First transmissions: relative sequence number -> frame."""
         self.awaiting_ack: tuple[int, int, int, int] | None = None
         """After a retransmission: (original frame, retransmission frame, its end, its seq) until the peer ACKs."""
         self.bad_checksum: tuple[int, int, int] | None = None
@@ -173,6 +174,7 @@ class _Conversation:
         "handshake_done",
         "fin_seen",
         "rst_seen",
+        "watching",
         "bases_known",
         "last_time",
         "settled",
@@ -189,6 +191,8 @@ class _Conversation:
         self.handshake_done = False
         self.fin_seen = False
         self.rst_seen = False
+        self.watching = False
+        """A later segment may still explain an earlier one (see ``Analyzer._watch``)."""
         self.bases_known = False
         self.last_time = summary.first_time_ns
         self.settled = False
@@ -609,8 +613,13 @@ class Analyzer:
         if flags & SYN and flags & ACK and analysis & RETRANSMISSION and fwd.plain_syn and rev.plain_syn:
             # Both sent a SYN: this SYN-ACK answers the peer's (RFC 9293 Figure 7), it repeats nothing.
             analysis = analysis & ~RETRANSMISSION | SIMULTANEOUS_OPEN
-        if record is not None:
-            self._remember(conversation, fwd, rev, number, flags, seq, ack, seglen, segment_end, analysis, bad_checksum)
+        if (seglen or flags & (SYN | FIN)) and not analysis & _NOT_FIRST_TRANSMISSION:
+            originals = fwd.originals
+            originals[seq] = number
+            if len(originals) > ORIGINALS_LIMIT:
+                fwd.originals = dict(islice(originals.items(), ORIGINALS_LIMIT // 2, None))
+        if conversation.watching or bad_checksum:
+            self._watch(conversation, fwd, rev, number, flags, seq, ack, seglen, segment_end, analysis, bad_checksum)
         if analysis:
             self._record_findings(number, conversation, fwd, rev, analysis, duplicate_ack_number, seq, seglen)
         fwd.last_frame = number
@@ -675,7 +684,7 @@ class Analyzer:
         )
         return held
 
-    def _remember(
+    def _watch(
         self,
         conversation: _Conversation,
         fwd: _Direction,
@@ -689,9 +698,8 @@ class Analyzer:
         analysis: int,
         bad_checksum: bool,
     ) -> None:
-        """What per-frame analysis remembers to explain later frames (and earlier ones, still held):
-        first transmissions, a retransmission waiting for the receiver's next ACK, a segment captured
-        with a wrong checksum. (The report-only path skips it: it keeps no per-frame memory.)"""
+        """What a conversation waits for to explain a frame already seen: a retransmission waiting for
+        the receiver's next ACK (not_received?), a segment captured with a wrong checksum (discarded?)."""
         awaiting = rev.awaiting_ack
         if awaiting is not None and flags & ACK and ack != awaiting[3]:
             rev.awaiting_ack = None
@@ -720,13 +728,7 @@ class Analyzer:
             )
         if bad_checksum and (seglen or flags & (SYN | FIN)) and fwd.bad_checksum is None:
             fwd.bad_checksum = (number, seq, segment_end)
-        if (seglen or flags & (SYN | FIN)) and not (
-            analysis & (RETRANSMISSION | OUT_OF_ORDER | KEEP_ALIVE | ZERO_WINDOW_PROBE)
-        ):
-            originals = fwd.originals
-            originals[seq] = (segment_end, number)
-            if len(originals) > ORIGINALS_LIMIT:
-                fwd.originals = dict(islice(originals.items(), ORIGINALS_LIMIT // 2, None))
+            conversation.watching = True
 
     def _record_findings(
         self,
@@ -744,7 +746,7 @@ class Analyzer:
         names = analysis_names(analysis)
         note = self._note
         original = fwd.originals.get(seq) if analysis & RETRANSMISSION else None
-        of = f" of #{original[1]}" if original is not None else ""
+        of = f" of #{original}" if original is not None else ""
         for name in names:
             refers: tuple[int, ...] = ()
             reason = _REASONS.get(name, "")
@@ -755,16 +757,16 @@ class Analyzer:
                     self._report.analysis_counts[name] += 1
                     continue
                 reason = f"retransmission{of}: {reason}"
-                refers = (original[1],) if original is not None else ()
+                refers = (original,) if original is not None else ()
             elif name == "fast_retransmission":
                 duplicates = tuple(frame for frame, _ in rev.duplicate_acks)
-                refers = ((original[1],) if original is not None else ()) + duplicates
+                refers = ((original,) if original is not None else ()) + duplicates
                 reason = f"fast retransmission{of} after {len(duplicates)} duplicate ACKs" + (
                     f" ({_frame_list(duplicates)})" if duplicates else ""
                 )
             elif name == "spurious_retransmission":
                 reason = f"spurious retransmission{of}: {reason}"
-                refers = (original[1],) if original is not None else ()
+                refers = (original,) if original is not None else ()
             elif name == "duplicate_ack":
                 blocks = fwd.duplicate_acks[-1][1] if fwd.duplicate_acks else ()
                 reason = f"duplicate ACK #{duplicate_ack_number} of #{fwd.lastack_frame}"
@@ -777,9 +779,7 @@ class Analyzer:
             elif name == "simultaneous_open":
                 refers = (fwd.plain_syn, rev.plain_syn)
                 reason = f"answers the peer's SYN #{rev.plain_syn} while its own SYN #{fwd.plain_syn} is out: {reason}"
-            note(
-                summary, name, number, reason, refers, original[1] if original is not None and "retrans" in name else 0
-            )
+            note(summary, name, number, reason, refers, original if original is not None and "retrans" in name else 0)
         if (
             original is not None
             and seglen
@@ -789,20 +789,21 @@ class Analyzer:
             and rev.lastack == seq
         ):
             # Did the receiver get it? Its duplicate ACKs SACK data beyond it: it did not.
-            end = original[0]
+            end = (seq + seglen) & SEQUENCE_MASK  # the retransmission re-sends the original's bytes
             for frame, blocks in rev.duplicate_acks:
-                if frame > original[1] and any((left - end) & SEQUENCE_MASK < HALF_SPACE for left, _ in blocks):
+                if frame > original and any((left - end) & SEQUENCE_MASK < HALF_SPACE for left, _ in blocks):
                     note(
                         summary,
                         "not_received",
-                        original[1],
+                        original,
                         f"never acknowledged before it was sent again (#{number}), while the receiver SACKed "
                         f"later data (#{frame}): it was lost after the capture point",
                         (number, frame),
                     )
                     break
             else:
-                fwd.awaiting_ack = (original[1], number, (seq + seglen) & SEQUENCE_MASK, seq)
+                fwd.awaiting_ack = (original, number, (seq + seglen) & SEQUENCE_MASK, seq)
+                conversation.watching = True
 
     # -- UDP and the rest ---------------------------------------------------------------------
 
@@ -897,8 +898,8 @@ def _hold_from(conversation: _Conversation) -> int | None:
             earliest = sender.bad_checksum[0]
         if receiver.lastack_frame:
             unacknowledged = sender.originals.get(receiver.lastack)
-            if unacknowledged is not None and (earliest is None or unacknowledged[1] < earliest):
-                earliest = unacknowledged[1]
+            if unacknowledged is not None and (earliest is None or unacknowledged < earliest):
+                earliest = unacknowledged
     return earliest
 
 
@@ -910,7 +911,7 @@ def _finished(held: _Held) -> FrameAnalysis:
         if mark is None:
             fields[10] = fields[11] = _ESTABLISHED
         else:
-            fields[10], fields[11] = mark.states
+            fields[10], fields[11] = mark[1], mark[2]
     fields.append(tuple(held.findings))
     result: FrameAnalysis = _new_frame_analysis(FrameAnalysis, fields)
     return result

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from visualizer.model import PacketRecord
+from visualizer.model import PROTOCOL_NUMBERS, PacketRecord
 
 # Analysis flags, named after Wireshark's tcp.analysis.* fields so users can
 # cross-check a frame in Wireshark. Bits, so a frame carries several cheaply.
@@ -152,6 +152,17 @@ class FrameAnalysis(NamedTuple):
     """Sent by the conversation's initiator (the first frame's sender, or the SYN's)."""
     findings: tuple[Finding, ...] = ()
     """What the analysis says about this frame, each with its reason and the frames it refers to."""
+
+
+def in_stream(frame: FrameAnalysis, protocol: str, stream: int) -> bool:
+    """Whether ``frame`` belongs to stream ``stream`` of ``protocol`` (``tcp`` or ``udp``).
+
+    An ICMP error belongs to the stream of the flow it quotes, as in Wireshark.
+    """
+    if frame.stream != stream:
+        return False
+    quoted = frame.record.quoted
+    return (quoted.transport if quoted is not None else frame.record.transport) == PROTOCOL_NUMBERS[protocol]
 
 
 @dataclass(slots=True)

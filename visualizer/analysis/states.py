@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from visualizer.analysis.sequence import less_or_equal, less_than
 
@@ -248,14 +248,10 @@ def rst_verdict(
 # -- The inference of both endpoints' states --------------------------------------------------
 
 
-class Mark:
-    """The states after one frame as the inference stands; revised while the frame is held."""
-
-    __slots__ = ("frame", "states")
-
-    def __init__(self, frame: int, sender: State, receiver: State) -> None:
-        self.frame = frame
-        self.states = [sender, receiver]
+Mark = list[Any]
+"""The states after one frame as the inference stands, revised while the frame is held:
+``[frame, sender's state, receiver's state]`` (a list: one is made for every frame the
+state machine sees)."""
 
 
 class _Entry:
@@ -329,7 +325,7 @@ class ConnectionStates:
             note("state_assumed", number, initial.assumption, ())
         if initial.receiver is S.LISTEN:
             receiver = self.endpoints[1]
-            mark = Mark(number, initial.sender, initial.receiver)
+            mark: Mark = [number, initial.sender, initial.receiver]
             entry = _Entry(mark, 1, [])
             receiver.entries.append(entry)
             receiver.tentatives.append(_Tentative("listen", entry, None, 0, number))
@@ -368,12 +364,13 @@ class ConnectionStates:
     ) -> Mark:
         """Apply one segment (relative numbers; ``end`` counts SYN and FIN); returns its mark."""
         sender, receiver = self.endpoints[sender_index], self.endpoints[1 - sender_index]
-        mark = Mark(number, sender.state, receiver.state)
+        mark: Mark = [number, sender.state, receiver.state]
         has_ack = bool(flags & ACK_FLAG)
         note = self.note
 
         # 1. What the sender's segment says about what it received before.
-        self._settle_receipts(sender, number, flags, seq, ack, end, has_ack)
+        if sender.tentatives:
+            self._settle_receipts(sender, number, flags, seq, ack, end, has_ack)
         if sender.challenge_owed:
             if not flags & (SYN_FLAG | FIN_FLAG | RST_FLAG) and not length and has_ack:
                 note(
@@ -386,11 +383,12 @@ class ConnectionStates:
 
         # 2. The sender's own events (certain, but for a RST).
         sent: list[Event] = []
-        for kind, event in (("syn", E.RECEIVE_SYN), ("fin", E.RECEIVE_FIN)):
-            owed = sender.owed.get(kind)
-            if owed is not None and has_ack and less_or_equal(owed[0], ack):
-                del sender.owed[kind]  # received before this segment, which acknowledges it
-                sent.append(event)
+        if sender.owed and has_ack:
+            for kind, event in (("syn", E.RECEIVE_SYN), ("fin", E.RECEIVE_FIN)):
+                owed = sender.owed.get(kind)
+                if owed is not None and less_or_equal(owed[0], ack):
+                    del sender.owed[kind]  # received before this segment, which acknowledges it
+                    sent.append(event)
         if flags & RST_FLAG:
             sent.append(E.SEND_RST)
         elif flags & SYN_FLAG:
@@ -471,9 +469,12 @@ class ConnectionStates:
         after = before
         for event in received:
             after = TRANSITIONS.get((after, event), after)
-        kept = [
-            item for item in tentative if before is not S.CLOSED and not (item[0] == "ack" and after is before)
-        ]  # an ACK that changes nothing, or a segment to a closed port: nothing to confirm
+        # An ACK that changes nothing, or a segment to a closed port: nothing to confirm.
+        kept = (
+            [item for item in tentative if not (item[0] == "ack" and after is before)]
+            if tentative and before is not S.CLOSED
+            else tentative[:0]
+        )
         if kept:
             received_entry = self._record(receiver, mark, 1, received)
             for kind, event, event_end in kept:
@@ -495,11 +496,11 @@ class ConnectionStates:
         for event in events:
             following = TRANSITIONS.get((state, event))
             if following is None:
-                self._anomaly(endpoint, mark.frame, state, event)
+                self._anomaly(endpoint, mark[0], state, event)
             else:
                 state = following
         endpoint.state = endpoint.base = state
-        mark.states[side] = state
+        mark[1 + side] = state
 
     def _record(self, endpoint: _Endpoint, mark: Mark, side: int, events: list[Event]) -> _Entry:
         entry = _Entry(mark, side, events)
@@ -617,7 +618,7 @@ class ConnectionStates:
             else:
                 state = following
         endpoint.state = state
-        entry.mark.states[entry.side] = state
+        entry.mark[1 + entry.side] = state
 
     def _replay(self, endpoint: _Endpoint) -> None:
         """Compute the endpoint's states again from its base, after a revision."""
@@ -632,14 +633,14 @@ class ConnectionStates:
             return
         for entry in endpoint.entries:
             if entry.anomaly is not None:
-                self._anomaly(endpoint, entry.mark.frame, *entry.anomaly)
+                self._anomaly(endpoint, entry.mark[0], *entry.anomaly)
         endpoint.entries = []
         endpoint.tentatives = []
         endpoint.base = endpoint.state
 
     def hold_from(self) -> int | None:
         """The earliest frame whose states may still be revised, or None."""
-        frames = [e.entries[0].mark.frame for e in self.endpoints if e.tentatives and e.entries]
+        frames: list[int] = [e.entries[0].mark[0] for e in self.endpoints if e.tentatives and e.entries]
         return min(frames) if frames else None
 
     def close(self) -> None:
@@ -647,8 +648,8 @@ class ConnectionStates:
         for endpoint in self.endpoints:
             said: set[str] = set()
             for item in endpoint.tentatives:
-                if item.kind in said:
-                    continue  # a copy (retransmission) of a SYN or FIN already reported
+                if item.kind in said or item.kind == "syn" and "listen" in said:
+                    continue  # a copy (retransmission) of a SYN or FIN already reported; the unanswered SYN
                 said.add(item.kind)
                 if item.kind in ("syn", "synack", "fin"):
                     name = {"syn": "SYN", "synack": "SYN-ACK", "fin": "FIN"}[item.kind]

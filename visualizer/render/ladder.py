@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 
-from visualizer.analysis.report import FrameAnalysis, Report
+from visualizer.analysis.report import FrameAnalysis, Report, in_stream
 from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, build_ladder
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
@@ -150,18 +150,10 @@ def ladder_layout(
     else:
         frames = data
     if stream is not None:
-        frames = [frame for frame in frames if _in_stream(frame, protocol, stream)]
+        frames = [frame for frame in frames if in_stream(frame, protocol, stream)]
     if origin is None and frames:
         origin = frames[0].record.timestamp_ns
     return build_ladder(frames, fold=fold, origin_ns=origin)
-
-
-def _in_stream(frame: FrameAnalysis, protocol: str, stream: int) -> bool:
-    if frame.stream != stream:
-        return False
-    quoted = frame.record.quoted
-    kind = quoted.transport if quoted is not None else frame.record.transport
-    return kind == (6 if protocol == "tcp" else 17)
 
 
 def row_positions(layout: LadderLayout, time: str = "order") -> list[float]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from visualizer.errors import ScenarioError
-from visualizer.model import ACK, FIN, RST, SYN, PacketRecord
+from visualizer.model import ACK, FIN, PROTOCOL_TCP, RST, SYN, PacketRecord
 from visualizer.scenarios.kernel import ANSWER, QUESTION, TIMEOUT, listen, read_to_end, serve
 from visualizer.scenarios.safety import check_destination
 from visualizer.sources.capture_file import RawFrame
@@ -83,7 +83,7 @@ class CraftedPeer:
 def _from_server(flags: int, *, port: int = SERVER_PORT, data: bool = False) -> Callable[[PacketRecord], bool]:
     def match(record: PacketRecord) -> bool:
         return (
-            record.transport == 6
+            record.transport == PROTOCOL_TCP
             and record.source_port == port
             and record.destination_port == CLIENT_PORT
             and record.tcp_flags & flags == flags
@@ -227,12 +227,12 @@ def craft_rst_injection(sniffer: Sniffer) -> dict[str, object]:
 
     try:
         data = peer.require(
-            lambda r: r.transport == 6 and r.destination_port == port and r.payload_length > 0,
+            lambda r: r.transport == PROTOCOL_TCP and r.destination_port == port and r.payload_length > 0,
             f"the kernel client's data to port {port} was not captured",
         )
         next_seq = (data.seq + data.payload_length) & 0xFFFFFFFF
         peer.require(
-            lambda r: r.transport == 6 and r.source_port == port and r.ack == next_seq,
+            lambda r: r.transport == PROTOCOL_TCP and r.source_port == port and r.ack == next_seq,
             "the kernel server did not acknowledge the data",
         )
 
@@ -240,7 +240,7 @@ def craft_rst_injection(sniffer: Sniffer) -> dict[str, object]:
             return IP(src=HOST, dst=HOST) / TCP(sport=client_port, dport=port, flags="R", seq=seq & 0xFFFFFFFF)
 
         def challenge(record: PacketRecord) -> bool:
-            return record.transport == 6 and record.source_port == port and record.tcp_flags == ACK
+            return record.transport == PROTOCOL_TCP and record.source_port == port and record.tcp_flags == ACK
 
         time.sleep(0.05)
         peer.skip_seen()
@@ -305,7 +305,7 @@ def craft_simultaneous_open(sniffer: Sniffer) -> dict[str, object]:
     thread.start()
     try:
         syn = peer.require(
-            lambda r: r.transport == 6 and r.destination_port == CLIENT_PORT and r.tcp_flags == SYN,
+            lambda r: r.transport == PROTOCOL_TCP and r.destination_port == CLIENT_PORT and r.tcp_flags == SYN,
             f"the kernel client's SYN to port {CLIENT_PORT} was not captured",
         )
         from scapy.layers.inet import IP, TCP
@@ -313,7 +313,7 @@ def craft_simultaneous_open(sniffer: Sniffer) -> dict[str, object]:
         # Our own SYN (not an answer to theirs): both ends are now in SYN-SENT.
         peer.send(IP(src=HOST, dst=HOST) / TCP(sport=CLIENT_PORT, dport=40001, flags="S", seq=CLIENT_ISN))
         peer.require(
-            lambda r: r.transport == 6 and r.source_port == 40001 and r.tcp_flags == SYN | ACK,
+            lambda r: r.transport == PROTOCOL_TCP and r.source_port == 40001 and r.tcp_flags == SYN | ACK,
             "the kernel did not answer the crafted SYN with a SYN-ACK",
         )
         peer.send(

@@ -1,4 +1,12 @@
-"""The edges that read packets: capture files (and, later, live sniffing)."""
+"""The edges that read packets and turn them into packet records.
+
+``capture_file`` reads pcap and pcapng files (streamed in chunks), ``live`` sniffs
+loopback, ``pcap_writer`` writes pcap files. ``decode`` holds :class:`FrameDecoder`,
+the entry point that turns a raw frame into a record, one module per layer below it
+(``link``, ``ip``, ``transport``, with ``checksum``), ``record`` the one place a
+record is built, and ``bulk`` the NumPy decoding of whole read buffers of large
+pcap files and the shares of parallel analysis.
+"""
 
 from __future__ import annotations
 

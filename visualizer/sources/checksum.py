@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import struct
 
+from visualizer.model import PROTOCOL_TCP, PROTOCOL_UDP
+
 OK = "ok"
 BAD = "bad"
 UNVERIFIED = "unverified"
@@ -32,15 +34,15 @@ def ipv4_header_ok(header: bytes) -> bool:
 
 
 def transport_status(protocol: int, source: bytes, destination: bytes, segment: bytes, declared_length: int) -> str:
-    """Verify a TCP (6) or UDP (17) checksum over the pseudo-header (RFC 9293 s3.1, RFC 768)."""
+    """Verify a TCP or UDP checksum over the pseudo-header (RFC 9293 s3.1, RFC 768)."""
     if len(segment) < declared_length:
         return UNVERIFIED  # cut by the snap length
     segment = segment[:declared_length]
-    field_at = 16 if protocol == 6 else 6
+    field_at = 16 if protocol == PROTOCOL_TCP else 6  # offset of the checksum field
     if len(segment) < field_at + 2:
         return UNVERIFIED
     stored = int.from_bytes(segment[field_at : field_at + 2], "big")
-    if protocol == 17 and stored == 0 and len(source) == 4:
+    if protocol == PROTOCOL_UDP and stored == 0 and len(source) == 4:
         return UNVERIFIED  # RFC 768: no checksum computed
     if len(source) == 4:
         pseudo = source + destination + struct.pack("!BBH", 0, protocol, declared_length)
