@@ -11,7 +11,7 @@ bash scripts/bootstrap.sh
 if [ "$(id -u)" -eq 0 ]; then
     .venv/bin/sockstory story "$@"
 elif command -v sudo >/dev/null; then
-    sudo .venv/bin/sockstory story "$@"
+    sudo env PYTHONDONTWRITEBYTECODE=1 .venv/bin/sockstory story "$@"  # no root-owned bytecode in your clone
 else
     echo "sockstory: the live story needs root (raw sockets, network namespaces): run this as root" >&2
     exit 1

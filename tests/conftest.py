@@ -23,7 +23,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("root") and os.geteuid() != 0:
         if _in_ci():
             pytest.fail("root test cannot run: CI=true but the tests are not running as root")
-        pytest.skip("needs root (run the tests with sudo, as CI does)")
+        pytest.skip("needs root: run ./scripts/test.sh as root or as a user with sudo, as CI does")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -125,6 +125,7 @@ class _Direction:
         "bytes",
         "sent_end",
         "originals",
+        "unacknowledged",
         "awaiting_ack",
         "bad_checksum",
         "plain_syn",
@@ -151,8 +152,10 @@ class _Direction:
         self.frames = 0
         self.bytes = 0
         self.sent_end = -1  # one past the last sequence number of data, SYN or FIN sent (not RSTs, not ACKs)
-        self.originals: dict[int, int] = {}
-        """First transmissions: relative sequence number -> frame."""
+        self.originals: dict[int, tuple[int, int]] = {}
+        """First transmissions: relative sequence number -> (end, frame)."""
+        self.unacknowledged: tuple[int, int | None] | None = None
+        """(the peer's ACK number, the first transmission holding it): the frame held for revision."""
         self.awaiting_ack: tuple[int, int, int, int] | None = None
         """After a retransmission: (original frame, retransmission frame, its end, its seq) until the peer ACKs."""
         self.bad_checksum: tuple[int, int, int] | None = None
@@ -615,7 +618,7 @@ class Analyzer:
             analysis = analysis & ~RETRANSMISSION | SIMULTANEOUS_OPEN
         if (seglen or flags & (SYN | FIN)) and not analysis & _NOT_FIRST_TRANSMISSION:
             originals = fwd.originals
-            originals[seq] = number
+            originals[seq] = (segment_end, number)
             if len(originals) > ORIGINALS_LIMIT:
                 fwd.originals = dict(islice(originals.items(), ORIGINALS_LIMIT // 2, None))
         if conversation.watching or bad_checksum:
@@ -745,7 +748,7 @@ class Analyzer:
         summary = conversation.summary
         names = analysis_names(analysis)
         note = self._note
-        original = fwd.originals.get(seq) if analysis & RETRANSMISSION else None
+        original = _first_transmission(fwd.originals, seq) if analysis & RETRANSMISSION else None
         of = f" of #{original}" if original is not None else ""
         for name in names:
             refers: tuple[int, ...] = ()
@@ -756,7 +759,13 @@ class Analyzer:
                     summary.analysis_counts[name] += 1
                     self._report.analysis_counts[name] += 1
                     continue
-                reason = f"retransmission{of}: {reason}"
+                if original is None:
+                    reason = (
+                        f"retransmission: seq {seq} is below the next sequence number seen from this sender "
+                        f"({fwd.nextseq}); no first transmission of it was captured"
+                    )
+                else:
+                    reason = f"retransmission{of}: {reason}"
                 refers = (original,) if original is not None else ()
             elif name == "fast_retransmission":
                 duplicates = tuple(frame for frame, _ in rev.duplicate_acks)
@@ -897,10 +906,31 @@ def _hold_from(conversation: _Conversation) -> int | None:
         if sender.bad_checksum is not None and (earliest is None or sender.bad_checksum[0] < earliest):
             earliest = sender.bad_checksum[0]
         if receiver.lastack_frame:
-            unacknowledged = sender.originals.get(receiver.lastack)
-            if unacknowledged is not None and (earliest is None or unacknowledged < earliest):
-                earliest = unacknowledged
+            cached = sender.unacknowledged
+            if cached is None or cached[0] != receiver.lastack:
+                cached = sender.unacknowledged = (
+                    receiver.lastack,
+                    _first_transmission(sender.originals, receiver.lastack),
+                )
+            if cached[1] is not None and (earliest is None or cached[1] < earliest):
+                earliest = cached[1]
     return earliest
+
+
+FIRST_TRANSMISSION_SEARCH = 512
+"""How many remembered first transmissions a re-cut retransmission is looked for among."""
+
+
+def _first_transmission(originals: dict[int, tuple[int, int]], seq: int) -> int | None:
+    """The frame that first sent sequence number ``seq``: the one that started there, or else (a
+    retransmission cut differently) the one whose bytes include it, among the latest remembered."""
+    found = originals.get(seq)
+    if found is not None:
+        return found[1]
+    for start, (end, frame) in islice(reversed(originals.items()), FIRST_TRANSMISSION_SEARCH):
+        if (seq - start) & SEQUENCE_MASK < (end - start) & SEQUENCE_MASK:
+            return frame
+    return None
 
 
 def _finished(held: _Held) -> FrameAnalysis:

@@ -138,9 +138,11 @@ def draw_state_diagram(*, ax: Axes | None = None, figure: Figure | None = None) 
     ax.text(
         -0.3,
         -0.6,
-        "Not drawn: a RST sent or received closes every state (LISTEN ignores a received RST); "
-        "segments that change nothing keep the state.\nEvents are what the endpoint sends or receives, as a "
-        "capture shows them (visualizer/analysis/states.py).",
+        "Not drawn: a RST sent or received closes every state (LISTEN ignores a received RST); segments that "
+        "change nothing keep the state; what no segment shows\n(CLOSED -> LISTEN, a passive open; TIME-WAIT -> "
+        "CLOSED after 2 MSL). One segment can take two steps: a FIN that also acknowledges the endpoint's own FIN\n"
+        "takes FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT, drawn on ladders as FIN-WAIT-1 -> TIME-WAIT. Events are what "
+        "the endpoint sends or receives, as a capture shows them (visualizer/analysis/states.py).",
         fontsize=8.5,
         color="#444444",
         va="center",

@@ -203,8 +203,10 @@ def craft_bad_checksum(sniffer: Sniffer) -> dict[str, object]:
 
 
 def craft_rst_injection(sniffer: Sniffer) -> dict[str, object]:
-    """RSTs injected into a kernel connection: out of window (ignored), in window (challenge ACK,
-    RFC 5961 s3.2), at exactly the next expected sequence number (the connection is torn down)."""
+    """RSTs injected into a kernel connection: out of window, in window, at the next sequence number.
+
+    Out of the window: ignored; in the window: a challenge ACK (RFC 5961 s3.2); at exactly the
+    next expected sequence number: the connection is torn down."""
     outcome: dict[str, object] = {}
     port = 8093
 
@@ -284,8 +286,9 @@ def craft_udp_closed(sniffer: Sniffer) -> dict[str, object]:
 
 
 def craft_simultaneous_open(sniffer: Sniffer) -> dict[str, object]:
-    """A kernel client and a crafted peer send SYNs to each other at once: both go SYN-SENT, then
-    SYN-RECEIVED, then ESTABLISHED (RFC 9293 s3.5, Figure 7)."""
+    """A kernel client and a crafted peer send SYNs to each other at once: both pass SYN-RECEIVED.
+
+    Both go SYN-SENT, then SYN-RECEIVED, then ESTABLISHED (RFC 9293 s3.5, Figure 7)."""
     outcome: dict[str, object] = {}
     peer = CraftedPeer(sniffer, scenario="craft-simultaneous-open")
     client = socket.socket()
