@@ -45,10 +45,13 @@ def test_events_jsonl_and_stream_selection() -> None:
     assert set(rows[0]) == {*EVENT_COLUMNS, "findings"}
     fast = next(row for row in rows if "fast_retransmission" in row["analysis"])
     (finding,) = [finding for finding in fast["findings"] if finding["kind"] == "fast_retransmission"]
-    # The duplicate ACKs behind it (its original was not captured here: lost before the capture point),
-    # each an earlier frame flagged duplicate_ack; the reason counts exactly the ones it refers to.
+    # Its original (the frame that first held its bytes, cut differently) and the duplicate ACKs behind
+    # it, each an earlier frame flagged duplicate_ack; the reason counts exactly the ones it refers to.
     by_frame = {row["frame"]: row for row in rows}
-    duplicates = finding["refers_to"]
+    original = finding["original"]
+    assert finding["refers_to"][0] == original and f"of #{original} " in finding["reason"]
+    assert by_frame[original]["seq"] <= fast["seq"] < by_frame[original]["seq"] + by_frame[original]["len"]
+    duplicates = finding["refers_to"][1:]
     assert duplicates and all(frame < fast["frame"] for frame in duplicates)
     assert all("duplicate_ack" in by_frame[frame]["analysis"] for frame in duplicates)
     assert f"after {len(duplicates)} duplicate ACKs" in finding["reason"]

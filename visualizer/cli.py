@@ -540,7 +540,12 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if jsonl:
             row["analysis"] = [name for name in str(row["analysis"]).split(",") if name]
             row["findings"] = [
-                {"kind": finding.kind, "reason": finding.reason, "refers_to": list(finding.refers_to)}
+                {
+                    "kind": finding.kind,
+                    "reason": finding.reason,
+                    "refers_to": list(finding.refers_to),
+                    **({"original": finding.original} if finding.original else {}),
+                }
                 for finding in frame.findings
             ]
             write(json.dumps(row) + "\n")

@@ -619,6 +619,7 @@ class Analyzer:
         if (seglen or flags & (SYN | FIN)) and not analysis & _NOT_FIRST_TRANSMISSION:
             originals = fwd.originals
             originals[seq] = (segment_end, number)
+            fwd.unacknowledged = None  # the peer's ACK may point at this one
             if len(originals) > ORIGINALS_LIMIT:
                 fwd.originals = dict(islice(originals.items(), ORIGINALS_LIMIT // 2, None))
         if conversation.watching or bad_checksum:
