@@ -55,17 +55,18 @@ def _ours(folder: Path) -> tuple[subprocess.Popen[str], Path]:
 
 def _send(rate: int, seconds: float) -> int:
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.connect(("127.0.0.1", PORT))  # send() without an address each time: the fastest Python can go
     payload = b"p" * 36
     total = int(rate * seconds)
     sent = 0
     start = time.perf_counter()
-    send = sender.sendto
-    target = ("127.0.0.1", PORT)
+    send = sender.send
     while sent < total:
         due = min(total, int((time.perf_counter() - start) * rate) + 1)
         while sent < due:
-            send(payload, target)
+            send(payload)
             sent += 1
+    sender.close()
     return sent
 
 
