@@ -258,13 +258,21 @@ def _parser() -> argparse.ArgumentParser:
         "capture",
         help="sniff an interface into a pcap file (needs root)",
         description="Capture an interface's frames (each loopback packet once) into a pcap file for "
-        "--duration seconds or until Ctrl-C, and report the kernel's drop counters.",
+        "--duration seconds or until Ctrl-C (exit 130) or SIGTERM (exit 143), and report the kernel's drop "
+        "counters. The file is written as frames come: it is a valid capture at every moment.",
         epilog="example:\n  sudo sockstory capture --filter 'tcp port 8080' --duration 5 -o mine.pcap",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     capture.add_argument("--iface", default="lo", help="interface (default lo)")
     capture.add_argument("--filter", metavar="BPF", help="a BPF filter expression, as tcpdump takes")
     capture.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds (default 10)")
+    capture.add_argument(
+        "--buffer-size",
+        type=_megabytes,
+        default=32,
+        metavar="MB",
+        help="the kernel's ring buffer, in megabytes (default 32): frames wait there until written",
+    )
     capture.add_argument("-o", "--output", required=True, metavar="FILE", help="the pcap file to write")
     capture.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     return parser
@@ -353,7 +361,16 @@ def _run_scenarios(out: TextIO) -> int:
     return EXIT_OK
 
 
+def _megabytes(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (MB), not {value}")
+    return value
+
+
 def _run_capture(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import signal
+    import threading
     from pathlib import Path
 
     from visualizer.sources.live import capture_to_file, compile_filter, require_root
@@ -363,11 +380,46 @@ def _run_capture(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int
     require_root("capture")
     path = Path(arguments.output)
     _check_writable(path)
-    result = capture_to_file(path, interface=arguments.iface, bpf=arguments.filter, duration=arguments.duration)
-    out.write(f"sockstory: wrote {path} ({len(result.frames)} frames)\n")
+    # SIGINT and SIGTERM only ask the capture to stop: it closes the file after its last block,
+    # says what it wrote, and exits 128 + the signal's number, as a shell reports a signal.
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(number: int, _frame: object) -> None:
+        received.append(number)
+        stop.set()
+
+    def started() -> None:
+        if not arguments.quiet:
+            err.write(f"sockstory: capturing on {arguments.iface} into {path} (Ctrl-C stops)\n")
+            err.flush()
+
+    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = capture_to_file(
+            path,
+            interface=arguments.iface,
+            bpf=arguments.filter,
+            duration=arguments.duration,
+            buffer_bytes=arguments.buffer_size * 1024 * 1024,
+            stop=stop,
+            started=started,
+        )
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    summary = f"wrote {path} ({result.frames} frames)"
+    if received:
+        err.write(f"sockstory: stopped by {signal.Signals(received[0]).name}: {summary}\n")
+    elif not arguments.quiet:
+        out.write(f"sockstory: {summary}\n")
     if result.kernel_drops:
         err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
-    return EXIT_OK
+    if result.frames_unread:
+        err.write(
+            f"sockstory: warning: {result.frames_unread} frames were still in the ring at the stop (not written)\n"
+        )
+    return 128 + received[0] if received else EXIT_OK
 
 
 def _check_writable(path: Path) -> None:
