@@ -468,6 +468,8 @@ def _ladder_title(conversations: list[ConversationSummary], frames: int) -> str:
             f"{c.protocol.upper()} stream {c.stream}: {c.address_a}:{c.port_a} → {c.address_b}:{c.port_b}"
             f"{outcome} ({frames} frames)"
         )
+    if not conversations:
+        return f"{frames} frames, no TCP or UDP conversation"
     names = ", ".join(f"{c.protocol.upper()} {c.stream}" for c in conversations[:6])
     more = "…" if len(conversations) > 6 else ""
     return f"{len(conversations)} conversations ({names}{more}), {frames} frames"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from visualizer.errors import UsageError
-from visualizer.render.layout import Arrow, LadderLayout
+from visualizer.render.layout import Arrow, LadderLayout, Mark
 from visualizer.render.text import to_ascii, to_mermaid
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def _save_svg_with_tooltips(figure: Figure, layout: LadderLayout, target: Path) 
 
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg")
-    tooltips = {f"frame-{row.frame}": row.tooltip for row in layout.rows if isinstance(row, Arrow)}
+    tooltips = {f"frame-{row.frame}": row.tooltip for row in layout.rows if isinstance(row, (Arrow, Mark))}
 
     def add_title(match: re.Match[str]) -> str:
         tooltip = tooltips.get(match.group(1))

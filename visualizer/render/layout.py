@@ -4,8 +4,9 @@ Computed first, drawn second (the seaborn contract): the matplotlib ladder, the
 ASCII ladder and the Mermaid export all read a :class:`LadderLayout`. Standard
 library only.
 
-Rows are frames (:class:`Arrow`), folded runs of uneventful frames
-(:class:`Fold`) and idle gaps (:class:`Gap`). A frame is *eventful* when it
+Rows are frames (:class:`Arrow`), frames that cannot be an arrow (:class:`Mark`:
+an undecodable frame, or one sent to its own sender), folded runs of uneventful
+frames (:class:`Fold`) and idle gaps (:class:`Gap`). A frame is *eventful* when it
 carries an analysis flag, opens or closes (SYN, FIN, RST), changes an
 endpoint's state, is not TCP, or is the first data in its direction; runs of
 other frames longer than ``fold_minimum`` keep their first and last
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
-from visualizer.model import ACK, FIN, PSH, RST, SYN, describe_options, flag_text, parse_tcp_options
+from visualizer.model import ACK, FIN, PSH, RST, SYN, PacketRecord, describe_options, flag_text, parse_tcp_options
 
 FOLD_MINIMUM = 12
 """Uneventful runs longer than this are folded."""
@@ -95,6 +96,24 @@ class Arrow:
 
 
 @dataclass(frozen=True, slots=True)
+class Mark:
+    """A frame drawn as a marked row, not an arrow: one whose receiver is unknown (undecodable) or
+    is its sender. It sits on the lifeline of its best known sender, or spans the ladder
+    (``participant`` None) when the sender is unknown or ambiguous (two endpoints share its address)."""
+
+    frame: int
+    time_ns: int | None
+    delta_ns: int | None
+    """Time since the previous frame drawn or folded (None for the first)."""
+    participant: int | None
+    text: str
+    """What the row says: ``undecodable frame: <problem>``, or the frame's label and ``(to itself)``."""
+    tooltip: str
+    undecodable: bool = True
+    """False for a decoded frame sent to its own sender."""
+
+
+@dataclass(frozen=True, slots=True)
 class Fold:
     """A run of uneventful frames shown as one row."""
 
@@ -116,7 +135,7 @@ class Gap:
     after_frame: int
 
 
-Row = Arrow | Fold | Gap
+Row = Arrow | Mark | Fold | Gap
 
 
 @dataclass(slots=True)
@@ -347,7 +366,7 @@ class LadderBuilder:
         self._frames += 1
         if self._eventful(frame):
             self._flush_run()
-            self._rows.append(self._arrow(frame))
+            self._rows.append(self._row(frame))
         else:
             self._run.append(frame)
             if not self.fold and len(self._run) > 0:
@@ -373,13 +392,52 @@ class LadderBuilder:
             direction = self._directions[key] = _Direction()
         return direction
 
-    def _arrow(self, frame: FrameAnalysis) -> Arrow:
+    def _row(self, frame: FrameAnalysis) -> Arrow | Mark:
+        """An eventful frame's row: its arrow, or a mark when it has no distinct receiver."""
         record = frame.record
+        if record.problem and frame.protocol not in ("tcp", "udp", "icmp", "icmpv6"):
+            # Decoding stopped before the transport header: no receiver to point at (RFC-wise the
+            # frame is not a segment at all). Marked on its sender's lifeline if we know it.
+            return self._mark(frame, self._known_sender(record), f"undecodable frame: {record.problem}")
         source, target = self._ends(frame)
-        time = record.timestamp_ns
+        arrow = self._arrow(frame, source, target)
+        if source == target:  # an arrow would have no length (and no side to point to)
+            text = f"{arrow.label} (to itself)"
+            return Mark(arrow.frame, arrow.time_ns, arrow.delta_ns, source, text, arrow.tooltip, undecodable=False)
+        return arrow
+
+    def _known_sender(self, record: PacketRecord) -> int | None:
+        """The lifeline of an undecodable frame's sender: its endpoint's, the only one at its address,
+        or a new host lifeline; None when the address is unknown or shared by several lifelines."""
+        if not record.source:
+            return None
+        if record.source_port and (record.source, record.source_port) in self._index:
+            return self._index[(record.source, record.source_port)]
+        same = [index for (address, _), index in self._index.items() if address == record.source]
+        if len(same) > 1:
+            return None
+        return same[0] if same else self._participant(record.source, None, "host")
+
+    def _mark(self, frame: FrameAnalysis, participant: int | None, text: str) -> Mark:
+        record = frame.record
+        if participant is None and record.source:
+            text = text.replace("frame", f"frame from {record.source}", 1)
+        tooltip = f"frame {record.number}: {text}"
+        if record.layers:
+            tooltip += f" (decoded: {record.layers.replace(':', ', ')})"
+        return Mark(record.number, record.timestamp_ns, self._delta(record.timestamp_ns), participant, text, tooltip)
+
+    def _delta(self, time: int | None) -> int | None:
+        """Time since the previous row's frame; remembers ``time`` for the next."""
         delta = None if time is None or self._last_time is None else time - self._last_time
         if time is not None:
             self._last_time = time
+        return delta
+
+    def _arrow(self, frame: FrameAnalysis, source: int, target: int) -> Arrow:
+        record = frame.record
+        time = record.timestamp_ns
+        delta = self._delta(time)
         links, original, fate = _references(frame)
         changed = (False, False)
         if frame.protocol == "tcp":
@@ -436,11 +494,11 @@ class LadderBuilder:
             return
         if not self.fold or len(run) <= self.fold_minimum:
             for frame in run:
-                self._rows.append(self._arrow(frame))
+                self._rows.append(self._row(frame))
             return
         keep = self.fold_keep
         for frame in run[:keep]:
-            self._rows.append(self._arrow(frame))
+            self._rows.append(self._row(frame))
         middle = run[keep:-keep]
         for frame in middle:
             self._ends(frame)  # keeps participant order stable
@@ -456,7 +514,7 @@ class LadderBuilder:
             self._detail_budget -= len(middle)
             self._fold_frames[fold.first_frame] = middle
         for frame in run[-keep:]:
-            self._rows.append(self._arrow(frame))
+            self._rows.append(self._row(frame))
 
     def finish(self) -> LadderLayout:
         self._flush_run()
@@ -560,7 +618,7 @@ def _bytes(count: int) -> str:
 
 def _with_gaps(rows: list[Row]) -> list[Row]:
     """Insert idle gaps where a pause is long against the others (axis breaks)."""
-    pauses = sorted(row.delta_ns for row in rows if isinstance(row, Arrow) and row.delta_ns)
+    pauses = sorted(row.delta_ns for row in rows if isinstance(row, (Arrow, Mark)) and row.delta_ns)
     if not pauses:
         return rows
     median = pauses[len(pauses) // 2]
@@ -568,10 +626,10 @@ def _with_gaps(rows: list[Row]) -> list[Row]:
     result: list[Row] = []
     previous_frame = 0
     for row in rows:
-        if isinstance(row, Arrow) and row.delta_ns is not None and row.delta_ns >= threshold:
+        if isinstance(row, (Arrow, Mark)) and row.delta_ns is not None and row.delta_ns >= threshold:
             result.append(Gap(row.delta_ns / 1e9, previous_frame))
         result.append(row)
-        previous_frame = row.frame if isinstance(row, Arrow) else row.last_frame if isinstance(row, Fold) else 0
+        previous_frame = row.frame if isinstance(row, (Arrow, Mark)) else row.last_frame if isinstance(row, Fold) else 0
     return result
 
 
