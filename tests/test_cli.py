@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.render.images import pdf_pages, png_size, svg_size, svg_titles
-from tests.render.synthetic import refused_with_an_undecodable_answer, write_pcap
+from tests.render.synthetic import missing_syn_ack_then_reset, refused_with_an_undecodable_answer, write_pcap
 from visualizer.cli import EVENT_COLUMNS, main
 from visualizer.pipeline import analyse_file
 
@@ -246,3 +246,27 @@ def test_the_ladder_draws_an_undecodable_frame_as_a_mark_with_its_problem(tmp_pa
     assert "frame-2" in [artist.get_gid() for artist in ax.get_children()]
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert "undecodable frame, sender unknown" in legend
+
+
+@pytest.mark.parametrize("reset_by_client", [False, True])
+def test_flows_and_the_ladders_title_agree_on_a_stream_without_its_syn_ack(
+    tmp_path: Path, reset_by_client: bool
+) -> None:
+    """SYN, SYN-ACK not captured, data both ways, RST: one outcome (the analysis's), in the flows table,
+    in the title of the ladder drawn with and without --stream, and in the events' last states."""
+    capture = write_pcap(tmp_path / "reset.pcap", missing_syn_ack_then_reset(reset_by_client=reset_by_client))
+    code, out, err = run("flows", str(capture), "--format", "json", "-q")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["outcome"] == "reset"
+    for stream in ([], ["--stream", "0"]):
+        code, out, err = run("draw", str(capture), *stream, "--format", "ascii", "-q")
+        assert code == 0, err
+        assert out.splitlines()[0] == f"TCP stream 0: 10.0.0.1:40000 → 10.0.0.2:80, {row['outcome']} (5 frames)"
+        target = tmp_path / f"reset{len(stream)}.svg"
+        code, _, err = run("draw", str(capture), *stream, "-o", str(target), "-q")
+        assert code == 0, err
+        assert f", {row['outcome']} (5 frames)" in target.read_text()
+    code, out, _ = run("events", str(capture), "-q")
+    last = dict(zip(EVENT_COLUMNS, out.splitlines()[-1].split("\t"), strict=True))
+    assert (last["flags"], last["state"], last["receiver_state"]) == ("RST|ACK", "CLOSED", "CLOSED")
