@@ -270,3 +270,27 @@ def test_flows_and_the_ladders_title_agree_on_a_stream_without_its_syn_ack(
     code, out, _ = run("events", str(capture), "-q")
     last = dict(zip(EVENT_COLUMNS, out.splitlines()[-1].split("\t"), strict=True))
     assert (last["flags"], last["state"], last["receiver_state"]) == ("RST|ACK", "CLOSED", "CLOSED")
+
+
+def test_errors_come_before_any_output(tmp_path: Path) -> None:
+    """No header line, no empty table, no summary before an error: stdout stays empty, stderr is the reason."""
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(STORY.read_bytes()[:40])  # the file header, then half a record header
+    for argv in (["events", str(cut)], ["flows", str(cut)], ["flows", str(cut), "--format", "tsv"]):
+        code, out, err = run(*argv)
+        assert (code, out) == (1, ""), argv
+        assert err.splitlines() == [
+            f"sockstory: warning: {cut}: file cut short in the middle of a packet; read 0 frames before it"
+        ]
+    code, out, err = run("draw", str(cut), "--format", "ascii")
+    assert (code, out) == (1, "") and "file cut short" in err and "nothing to draw" not in err
+    code, out, err = run("events", str(STORY), "--stream", "9")
+    assert (code, out) == (2, "")
+    assert err == "sockstory: error: " + f"{STORY}: no stream 9 (the capture has 1 TCP and 0 UDP streams)\n"
+
+
+def test_events_of_an_empty_capture_is_the_header_alone(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pcap"
+    write_pcap(empty, [])
+    code, out, _ = run("events", str(empty), "-q")
+    assert (code, out) == (0, "\t".join(EVENT_COLUMNS) + "\n")

@@ -27,8 +27,13 @@ from visualizer.render.layout import Arrow, LadderLayout, Mark
 from visualizer.render.text import to_ascii, to_mermaid
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from visualizer.analysis.report import FrameAnalysis
+    from visualizer.render.time_sequence import TimeSequence
 
 ROWS_PER_PAGE = 60
 FIGURE_FORMATS = ("png", "svg", "pdf")
@@ -142,15 +147,22 @@ def _svg_with_tooltips(figure: Figure, layout: LadderLayout) -> str:
     return re.sub(r'<g id="(frame-\d+)">', add_title, buffer.getvalue())
 
 
-def save_time_sequence(frames: object, stream: int, path: Path, *, file_format: str) -> list[Path]:
-    """Both directions of a TCP stream's time-sequence graph, one above the other."""
+def save_time_sequence(
+    frames: TimeSequence | Sequence[FrameAnalysis], stream: int, path: Path, *, file_format: str
+) -> list[Path]:
+    """Both directions of a TCP stream's time-sequence graph, one above the other.
+
+    ``frames`` is a :class:`~visualizer.render.time_sequence.TimeSequence` (what a long stream
+    should be gathered into, frame by frame) or the frame analyses of the stream."""
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"the time-sequence graph is a figure: use {', '.join(FIGURE_FORMATS)}")
-    from visualizer.render.time_sequence import draw_time_sequence
+    from visualizer.render.time_sequence import TimeSequence, draw_time_sequence
 
     check_writable(path)
+    if not isinstance(frames, TimeSequence):
+        frames = TimeSequence.of(frames, stream)
     figure = _new_figure(figsize=(11, 10), layout="constrained")
     upper, lower = figure.subplots(2, 1)
-    draw_time_sequence(frames, stream=stream, from_initiator=True, ax=upper)  # type: ignore[arg-type]
-    draw_time_sequence(frames, stream=stream, from_initiator=False, ax=lower)  # type: ignore[arg-type]
+    draw_time_sequence(frames, from_initiator=True, ax=upper)
+    draw_time_sequence(frames, from_initiator=False, ax=lower)
     return [atomic_write(path, functools.partial(figure.savefig, format=file_format, dpi=110))]

@@ -143,12 +143,16 @@ def _mode_for(path: Path) -> int:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT back (it is delivered when the block ends): the renames of a set happen together."""
+    """Hold SIGINT back until the block ends (then it is raised again): the renames of a set happen
+    together. Python runs signal handlers in the main thread only, so elsewhere nothing is held."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    arrived: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: arrived.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        if arrived:
+            signal.raise_signal(signal.SIGINT)

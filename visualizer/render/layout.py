@@ -16,6 +16,7 @@ at 10 and at 10,000 frames without dropping a label.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -30,8 +31,12 @@ IDLE_SECONDS = 1.0
 IDLE_FACTOR = 20.0
 """A pause is an idle gap when it lasts IDLE_SECONDS and IDLE_FACTOR times the median pause."""
 PREVIEW_CHARACTERS = 24
-FOLD_DETAIL_BUDGET = 200_000
-"""Folded frames kept in memory so that later references can unfold them (beyond this, folds stay shut)."""
+PREVIEW_KEPT = PREVIEW_CHARACTERS + 1
+"""Payload bytes a folded frame keeps: its preview, and whether there is more."""
+FOLD_DETAIL_BUDGET = 50_000
+"""Folded frames kept in memory (their payload cut to what a label shows) so that later references
+can unfold them; beyond this, folds stay shut. The rest of a folded run is only counted, so a
+ladder's memory follows its rows, not its frames."""
 
 KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "other")
 """Arrow kinds, in legend order; the renderers give each its colour and line style."""
@@ -322,6 +327,11 @@ class LadderBuilder:
         self._index: dict[tuple[str, int | None], int] = {}
         self._rows: list[Row] = []
         self._run: list[FrameAnalysis] = []
+        """Uneventful frames waiting: a run too short to fold yet."""
+        self._middle: _Tally | None = None
+        """The middle of a run being folded (its first ``fold_keep`` frames are rows already)."""
+        self._tail: deque[FrameAnalysis] = deque()
+        """The last ``fold_keep`` frames of a run being folded."""
         self._directions: dict[tuple[str, int, bool], _Direction] = {}
         self._states: dict[tuple[str, int | None], str] = {}
         self._last_time: int | None = None
@@ -367,10 +377,16 @@ class LadderBuilder:
         if self._eventful(frame):
             self._flush_run()
             self._rows.append(self._row(frame))
+        elif self._middle is not None:
+            self._tail.append(frame)
+            if len(self._tail) > self.fold_keep:
+                self._to_middle(self._tail.popleft())
         else:
             self._run.append(frame)
-            if not self.fold and len(self._run) > 0:
+            if not self.fold:
                 self._flush_run()
+            elif len(self._run) > self.fold_minimum:
+                self._start_fold()
 
     def _eventful(self, frame: FrameAnalysis) -> bool:
         if frame.protocol != "tcp" or frame.analysis or frame.phase != "data":
@@ -488,32 +504,49 @@ class LadderBuilder:
             fate,
         )
 
-    def _flush_run(self) -> None:
+    def _start_fold(self) -> None:
+        """The run is long enough to fold: its first frames become rows, the rest stream through."""
         run, self._run = self._run, []
-        if not run:
-            return
-        if not self.fold or len(run) <= self.fold_minimum:
-            for frame in run:
-                self._rows.append(self._row(frame))
-            return
         keep = self.fold_keep
         for frame in run[:keep]:
             self._rows.append(self._row(frame))
-        middle = run[keep:-keep]
-        for frame in middle:
-            self._ends(frame)  # keeps participant order stable
-            direction = self._direction(frame)
-            direction.last_window = frame.window
-            direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
-        if middle[-1].record.timestamp_ns is not None:
-            self._last_time = middle[-1].record.timestamp_ns
-        fold = _make_fold(middle)
-        self._rows.append(fold)
-        if self._detail_budget >= len(middle):
-            # Kept so that a frame referred to later (the original of a retransmission) can be shown.
-            self._detail_budget -= len(middle)
-            self._fold_frames[fold.first_frame] = middle
-        for frame in run[-keep:]:
+        self._middle = _Tally(run[keep].record.number, run[keep].record.timestamp_ns, run[keep].phase, [])
+        for frame in run[keep:-keep]:
+            self._to_middle(frame)
+        self._tail.extend(run[-keep:])
+
+    def _to_middle(self, frame: FrameAnalysis) -> None:
+        middle = self._middle
+        assert middle is not None
+        self._ends(frame)  # keeps participant order stable
+        direction = self._direction(frame)
+        direction.last_window = frame.window
+        direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
+        middle.add(frame)
+        if middle.details is not None:
+            if self._detail_budget > 0:
+                # Kept so that a frame referred to later (the original of a retransmission) can be shown.
+                self._detail_budget -= 1
+                record = frame.record
+                middle.details.append(frame._replace(record=record._replace(payload=record.payload[:PREVIEW_KEPT])))
+            else:
+                self._detail_budget += len(middle.details)
+                middle.details = None
+
+    def _flush_run(self) -> None:
+        middle, self._middle = self._middle, None
+        if middle is not None:
+            if middle.last_time is not None:
+                self._last_time = middle.last_time
+            fold = middle.fold()
+            self._rows.append(fold)
+            if middle.details is not None:
+                self._fold_frames[fold.first_frame] = middle.details
+            while self._tail:
+                self._rows.append(self._row(self._tail.popleft()))
+            return
+        run, self._run = self._run, []
+        for frame in run:
             self._rows.append(self._row(frame))
 
     def finish(self) -> LadderLayout:
@@ -590,22 +623,50 @@ def _references(frame: FrameAnalysis) -> tuple[tuple[int, ...], int | None, str]
     return tuple(links), original, fate
 
 
+@dataclass(slots=True)
+class _Tally:
+    """A run of folded frames, counted as they go by."""
+
+    first_frame: int
+    start_ns: int | None
+    phase: str
+    details: list[FrameAnalysis] | None
+    """The frames themselves while the detail budget lasts (None: too many, the fold stays shut)."""
+    last_frame: int = 0
+    last_time: int | None = None
+    count: int = 0
+    data_bytes: int = 0
+    segments: int = 0
+
+    def add(self, frame: FrameAnalysis) -> None:
+        record = frame.record
+        self.last_frame, self.last_time = record.number, record.timestamp_ns
+        self.count += 1
+        if record.payload_length:
+            self.data_bytes += record.payload_length
+            self.segments += 1
+
+    def fold(self) -> Fold:
+        acks = self.count - self.segments
+        description = f"× {self.count} frames: {self.segments} data segments ({_bytes(self.data_bytes)}), {acks} ACKs"
+        return Fold(
+            self.first_frame,
+            self.last_frame,
+            self.count,
+            self.data_bytes,
+            self.start_ns,
+            self.last_time,
+            self.phase,
+            description,
+        )
+
+
 def _make_fold(frames: list[FrameAnalysis]) -> Fold:
-    data = sum(frame.record.payload_length for frame in frames)
-    segments = sum(1 for frame in frames if frame.record.payload_length)
-    acks = len(frames) - segments
-    first, last = frames[0].record, frames[-1].record
-    description = f"× {len(frames)} frames: {segments} data segments ({_bytes(data)}), {acks} ACKs"
-    return Fold(
-        first.number,
-        last.number,
-        len(frames),
-        data,
-        first.timestamp_ns,
-        last.timestamp_ns,
-        frames[0].phase,
-        description,
-    )
+    first = frames[0]
+    tally = _Tally(first.record.number, first.record.timestamp_ns, first.phase, None)
+    for frame in frames:
+        tally.add(frame)
+    return tally.fold()
 
 
 def _bytes(count: int) -> str:
