@@ -380,7 +380,7 @@ class LadderBuilder:
         elif self._middle is not None:
             self._tail.append(frame)
             if len(self._tail) > self.fold_keep:
-                self._to_middle(self._tail.popleft())
+                self._to_middle(self._middle, self._tail.popleft())
         else:
             self._run.append(frame)
             if not self.fold:
@@ -510,14 +510,12 @@ class LadderBuilder:
         keep = self.fold_keep
         for frame in run[:keep]:
             self._rows.append(self._row(frame))
-        self._middle = _Tally(run[keep].record.number, run[keep].record.timestamp_ns, run[keep].phase, [])
+        middle = self._middle = _Tally(run[keep].record.number, run[keep].record.timestamp_ns, run[keep].phase, [])
         for frame in run[keep:-keep]:
-            self._to_middle(frame)
+            self._to_middle(middle, frame)
         self._tail.extend(run[-keep:])
 
-    def _to_middle(self, frame: FrameAnalysis) -> None:
-        middle = self._middle
-        assert middle is not None
+    def _to_middle(self, middle: _Tally, frame: FrameAnalysis) -> None:
         self._ends(frame)  # keeps participant order stable
         direction = self._direction(frame)
         direction.last_window = frame.window
