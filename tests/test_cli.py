@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.render.images import pdf_pages, png_size, svg_size, svg_titles
+from tests.render.synthetic import missing_syn_ack_then_reset, refused_with_an_undecodable_answer, write_pcap
 from visualizer.cli import EVENT_COLUMNS, main
+from visualizer.pipeline import analyse_file
 
 ROOT = Path(__file__).parent.parent
 STORY = ROOT / "captures" / "story.pcap"
@@ -195,3 +198,102 @@ def test_draw_bad_requests(tmp_path: Path) -> None:
     assert code == 2 and "invalid choice" in err
     code, _, err = run("draw", str(CORPUS / "zeek-docker-http-upgrade.pcap"), "--stream", "0", "--protocol", "udp")
     assert code == 2 and "no UDP stream 0" in err
+
+
+SELF_ARROW = re.compile(r"^\s*(P\d+)\S*?>>?\1:", re.MULTILINE)
+
+
+@pytest.mark.parametrize("file_format", ["ascii", "mermaid", "png", "svg", "pdf"])
+def test_draw_an_undecodable_frame_as_a_marked_row_in_every_format(tmp_path: Path, file_format: str) -> None:
+    """captures/refused.pcap with its RST's first IPv4 byte 0x45 changed to 0x40: the RST is undecodable.
+    It once became an arrow from a made-up "host ?" to itself (P2->>P2), and the ASCII ladder crashed."""
+    capture = write_pcap(tmp_path / "broken.pcap", refused_with_an_undecodable_answer())
+    if file_format in ("ascii", "mermaid"):
+        code, out, err = run("draw", str(capture), "--format", file_format, "-q")
+        assert code == 0, err
+        assert "host ?" not in out
+        if file_format == "mermaid":
+            assert not SELF_ARROW.findall(out), out
+            assert "Note over P0,P1: #35;2 undecodable frame#58; bad IPv4 header" in out
+        else:
+            (line,) = [line for line in out.splitlines() if line.startswith("#2 ")]
+            assert line.split()[2:] == [
+                "!------------",
+                "undecodable",
+                "frame:",
+                "bad",
+                "IPv4",
+                "header",
+                "-----------!",
+            ]
+        return
+    target = tmp_path / f"broken.{file_format}"
+    code, _, err = run("draw", str(capture), "-o", str(target), "-q")
+    assert code == 0, err
+    if file_format == "svg":
+        titles = svg_titles(target.read_text())
+        assert sorted(title.split(":")[0] for title in titles) == ["frame 1", "frame 2"]
+        assert "frame 2: undecodable frame: bad IPv4 header (decoded: eth, ethertype, ip)" in titles
+
+
+def test_the_ladder_draws_an_undecodable_frame_as_a_mark_with_its_problem(tmp_path: Path) -> None:
+    from matplotlib.patches import FancyArrowPatch
+
+    from visualizer.render.ladder import draw_ladder
+
+    capture = write_pcap(tmp_path / "broken.pcap", refused_with_an_undecodable_answer())
+    ax = draw_ladder(analyse_file(capture, keep_frames=True))
+    arrows = [patch.get_gid() for patch in ax.patches if isinstance(patch, FancyArrowPatch)]
+    assert arrows == ["frame-1"]
+    assert "undecodable frame: bad IPv4 header" in [text.get_text() for text in ax.texts]
+    assert "frame-2" in [artist.get_gid() for artist in ax.get_children()]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "undecodable frame, sender unknown" in legend
+
+
+@pytest.mark.parametrize("reset_by_client", [False, True])
+def test_flows_and_the_ladders_title_agree_on_a_stream_without_its_syn_ack(
+    tmp_path: Path, reset_by_client: bool
+) -> None:
+    """SYN, SYN-ACK not captured, data both ways, RST: one outcome (the analysis's), in the flows table,
+    in the title of the ladder drawn with and without --stream, and in the events' last states."""
+    capture = write_pcap(tmp_path / "reset.pcap", missing_syn_ack_then_reset(reset_by_client=reset_by_client))
+    code, out, err = run("flows", str(capture), "--format", "json", "-q")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["outcome"] == "reset"
+    for stream in ([], ["--stream", "0"]):
+        code, out, err = run("draw", str(capture), *stream, "--format", "ascii", "-q")
+        assert code == 0, err
+        assert out.splitlines()[0] == f"TCP stream 0: 10.0.0.1:40000 → 10.0.0.2:80, {row['outcome']} (5 frames)"
+        target = tmp_path / f"reset{len(stream)}.svg"
+        code, _, err = run("draw", str(capture), *stream, "-o", str(target), "-q")
+        assert code == 0, err
+        assert f", {row['outcome']} (5 frames)" in target.read_text()
+    code, out, _ = run("events", str(capture), "-q")
+    last = dict(zip(EVENT_COLUMNS, out.splitlines()[-1].split("\t"), strict=True))
+    assert (last["flags"], last["state"], last["receiver_state"]) == ("RST|ACK", "CLOSED", "CLOSED")
+
+
+def test_errors_come_before_any_output(tmp_path: Path) -> None:
+    """No header line, no empty table, no summary before an error: stdout stays empty, stderr is the reason."""
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(STORY.read_bytes()[:40])  # the file header, then half a record header
+    for argv in (["events", str(cut)], ["flows", str(cut)], ["flows", str(cut), "--format", "tsv"]):
+        code, out, err = run(*argv)
+        assert (code, out) == (1, ""), argv
+        assert err.splitlines() == [
+            f"sockstory: warning: {cut}: file cut short in the middle of a packet; read 0 frames before it"
+        ]
+    code, out, err = run("draw", str(cut), "--format", "ascii")
+    assert (code, out) == (1, "") and "file cut short" in err and "nothing to draw" not in err
+    code, out, err = run("events", str(STORY), "--stream", "9")
+    assert (code, out) == (2, "")
+    assert err == "sockstory: error: " + f"{STORY}: no stream 9 (the capture has 1 TCP and 0 UDP streams)\n"
+
+
+def test_events_of_an_empty_capture_is_the_header_alone(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pcap"
+    write_pcap(empty, [])
+    code, out, _ = run("events", str(empty), "-q")
+    assert (code, out) == (0, "\t".join(EVENT_COLUMNS) + "\n")

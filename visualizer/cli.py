@@ -14,7 +14,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from visualizer import __version__
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from visualizer.analysis import report as analysis_report
-    from visualizer.analysis.report import ConversationSummary, Report
+    from visualizer.analysis.report import ConversationSummary, FrameAnalysis, Report
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -439,12 +439,19 @@ MAXIMUM_DEFAULT_CONVERSATIONS = 8
 _SUFFIX_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".txt": "ascii", ".mmd": "mermaid"}
 
 
+IN_MEMORY_FRAMES = 100_000
+"""Chosen streams of at most this many frames are selected in one list (fast: a large file's
+chosen frames are picked from their bytes); more are streamed through the drawing, frame by frame."""
+
+
 def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Everything that can be refused is refused before the frames are read: the request, then, from
+    the report (conversations only, memory bounded), the streams; only then are the frames drawn."""
     from pathlib import Path
 
-    from visualizer.pipeline import select_streams
+    from visualizer.pipeline import analyse_file
     from visualizer.render.export import save_ladder, save_time_sequence
-    from visualizer.render.layout import LadderBuilder
+    from visualizer.render.files import check_writable
 
     output = Path(arguments.output) if arguments.output else None
     file_format = arguments.format
@@ -460,16 +467,17 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
     if arguments.rows_per_page < 5:
         raise UsageError("--rows-per-page must be at least 5")
+    if arguments.time_sequence and file_format in ("ascii", "mermaid"):
+        raise UsageError("the time-sequence graph is a figure: use .png, .svg or .pdf")
+    if output is not None:
+        check_writable(output)
     streams = set(arguments.stream or [])
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
-    builder = LadderBuilder(fold=not arguments.no_fold)
-    report, selected = select_streams(arguments.file, arguments.protocol, streams, progress=progress)
-    builder.origin_ns = report.first_time_ns  # the time of the capture's first frame, selected or not
+    report = analyse_file(arguments.file, progress=progress)
     if progress is not None:
         progress.clear()
-    if not arguments.time_sequence:
-        for frame in selected:
-            builder.add(frame)
+    if not report.frames and report.warnings:
+        return _finish(report, arguments, err)  # unreadable from the first frame
     conversations = [
         c for c in report.conversations if not streams or (c.protocol == arguments.protocol and c.stream in streams)
     ]
@@ -485,15 +493,28 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "(see sockstory flows)"
         )
     stem = Path(arguments.file).stem
+    wanted = sum(c.frames for c in conversations) if streams else report.frames
     if arguments.time_sequence:
-        if file_format in ("ascii", "mermaid"):
-            raise UsageError("the time-sequence graph is a figure: use .png, .svg or .pdf")
+        from visualizer.render.time_sequence import TimeSequence
+
         tcp = [c for c in conversations if c.protocol == "tcp"]
         if len(tcp) != 1:
             raise UsageError(f"{arguments.file}: the time-sequence graph needs exactly one TCP stream (--stream N)")
         target = output or Path(f"{stem}-stream{tcp[0].stream}-time-sequence.{file_format}")
-        written = save_time_sequence(selected, tcp[0].stream, target, file_format=file_format)
+        check_writable(target)
+        sequence = TimeSequence(tcp[0].stream)
+        for frame in _frames_to_draw(arguments, streams, wanted, err):
+            sequence.add(frame)
+        written = save_time_sequence(sequence, tcp[0].stream, target, file_format=file_format)
     else:
+        from visualizer.render.layout import LadderBuilder
+
+        target = output or Path(f"{stem}.{file_format}")
+        if file_format not in ("ascii", "mermaid") or output is not None:
+            check_writable(target)
+        builder = LadderBuilder(fold=not arguments.no_fold, origin_ns=report.first_time_ns)
+        for frame in _frames_to_draw(arguments, streams, wanted, err):
+            builder.add(frame)
         layout = builder.finish()
         if not layout.rows:
             raise UsageError(f"{arguments.file}: nothing to draw (no frames selected)")
@@ -503,13 +524,35 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
             out.write(to_ascii(layout) if file_format == "ascii" else to_mermaid(layout))
             return _finish(report, arguments, err)
-        target = output or Path(f"{stem}.{file_format}")
         written = save_ladder(
             layout, target, file_format=file_format, time=arguments.time, rows_per_page=arguments.rows_per_page
         )
     for path in written:
         err.write(f"sockstory: wrote {path}\n")
     return _finish(report, arguments, err)
+
+
+def _frames_to_draw(
+    arguments: argparse.Namespace, streams: set[int], wanted: int, err: TextIO
+) -> Iterator[FrameAnalysis]:
+    """The per-frame analyses of the chosen streams (every frame without ``--stream``), in frame order:
+    a list when there are at most :data:`IN_MEMORY_FRAMES`, else streamed (memory stays bounded)."""
+    from visualizer.analysis.report import in_stream
+    from visualizer.pipeline import iter_file_analysis, select_streams
+
+    progress = None if arguments.quiet or not err.isatty() else _Progress(err, "drawing")
+    if wanted <= IN_MEMORY_FRAMES:
+        _, selected = select_streams(arguments.file, arguments.protocol, streams, progress=progress)
+        frames: Iterator[FrameAnalysis] = iter(selected)
+        del selected
+    else:
+        _, _, frames = iter_file_analysis(arguments.file, progress=progress)
+    protocol = arguments.protocol
+    for frame in frames:
+        if not streams or (frame.stream in streams and in_stream(frame, protocol, frame.stream)):
+            yield frame
+    if progress is not None:
+        progress.clear()
 
 
 def _ladder_title(conversations: list[ConversationSummary], frames: int) -> str:
@@ -520,6 +563,8 @@ def _ladder_title(conversations: list[ConversationSummary], frames: int) -> str:
             f"{c.protocol.upper()} stream {c.stream}: {c.address_a}:{c.port_a} → {c.address_b}:{c.port_b}"
             f"{outcome} ({frames} frames)"
         )
+    if not conversations:
+        return f"{frames} frames, no TCP or UDP conversation"
     names = ", ".join(f"{c.protocol.upper()} {c.stream}" for c in conversations[:6])
     more = "…" if len(conversations) > 6 else ""
     return f"{len(conversations)} conversations ({names}{more}), {frames} frames"
@@ -577,8 +622,7 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     origin: int | None = None
     jsonl = arguments.format == "jsonl"
     write = out.write
-    if not jsonl:
-        write("\t".join(EVENT_COLUMNS) + "\n")
+    header = "" if jsonl else "\t".join(EVENT_COLUMNS) + "\n"
     selected = 0
     for frame in frames:
         timestamp = frame.record.timestamp_ns
@@ -587,6 +631,8 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if wanted_stream is not None:
             if not in_stream(frame, wanted_protocol or "tcp", wanted_stream):
                 continue
+        if not selected:
+            write(header)  # with the first row: a stream that is not there, a file that is not readable print nothing
         selected += 1
         row = _event_row(frame, origin)
         if jsonl:
@@ -605,10 +651,14 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             write("\t".join(str(value) for value in row.values()) + "\n")
     if progress is not None:
         progress.clear()
+    if not selected and wanted_stream is None and reader.frames_read == 0 and not reader.warnings:
+        write(header)  # an empty capture: the columns alone
     report = analyzer.finish()
     report.warnings.extend(reader.warnings)
+    if not report.frames and report.warnings:
+        return _finish(report, arguments, err, summary=False)
     if wanted_stream is not None and not selected:
-        _finish(report, arguments, err)
+        _finish(report, arguments, err, summary=False)
         raise UsageError(
             f"{arguments.file}: no stream {wanted_stream} (the capture has "
             f"{len(report.tcp_conversations())} TCP and {len(report.udp_conversations())} UDP streams)"
@@ -616,10 +666,11 @@ def _run_events(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return _finish(report, arguments, err)
 
 
-def _finish(report: Report, arguments: argparse.Namespace, err: TextIO) -> int:
+def _finish(report: Report, arguments: argparse.Namespace, err: TextIO, *, summary: bool = True) -> int:
+    """Print the warnings and (unless quiet, or the run ends in an error) the summary line; the exit code."""
     for warning in report.warnings:
         err.write(f"sockstory: warning: {warning}\n")
-    if not arguments.quiet:
+    if summary and (report.frames or not report.warnings) and not arguments.quiet:
         err.write(
             f"sockstory: {_count(report.frames, 'frame')}, {_count(len(report.tcp_conversations()), 'TCP stream')}, "
             f"{_count(len(report.udp_conversations()), 'UDP stream')}, {_count(len(report.warnings), 'warning')}\n"
@@ -647,6 +698,8 @@ def _run_flows(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report = analyse_file(arguments.file, progress=progress)
     if progress is not None:
         progress.clear()
+    if not report.frames and report.warnings:
+        return _finish(report, arguments, err)  # unreadable from the first frame: no empty table
     origin = report.first_time_ns or 0
     if arguments.format == "table":
         _print_flow_table(report.conversations, origin, out)

@@ -96,3 +96,27 @@ def test_anatomy_command(tmp_path: Path) -> None:
     err = io.StringIO()
     assert main(["anatomy", str(STORY), "--frame", "99"], stdout=io.StringIO(), stderr=err) == 2
     assert "no frame 99" in err.getvalue()
+
+
+def test_a_frame_with_16_kb_of_extension_headers_is_drawn_in_bounded_rows_saying_what_was_left_out() -> None:
+    """Eight IPv6 destination-options headers of 2,048 bytes each (a PadN option list): once a
+    224,861-pixel-tall PNG and 1.37 GB. Each header shows its first rows, then how many bytes are not drawn."""
+    import struct
+
+    from tests.packets import SYN, ethernet, ipv6, tcp
+
+    padding = (b"\x01\xfd" + bytes(253)) * 8 + b"\x01\x04" + bytes(4)  # PadN options: 2,046 bytes
+    headers = b"".join(bytes([60 if index < 7 else 6, 255]) + padding for index in range(8))
+    assert len(headers) == 8 * 2048
+    frame = ethernet(ipv6("::1", "::1", 60, headers + tcp(40000, 80, 100, 0, SYN)), ethertype=0x86DD)
+    assert struct.unpack("!H", frame[18:20])[0] == len(headers) + 20
+    anatomy = anatomy_of(frame, frame=1)
+    assert sum(block.length for block in anatomy.blocks) == 14 + 40 + 8 * 2048 + 20
+    figure = Figure()
+    ax = draw_anatomy(anatomy, figure=figure)
+    width, height = figure.get_size_inches()
+    assert height < 40  # inches: at most some 4,400 pixels at 110 dpi
+    texts = [text.get_text() for text in ax.texts]
+    assert any("TCP header (RFC 9293): 20 bytes" in text for text in texts)
+    left_out = [text for text in texts if "not drawn" in text]
+    assert left_out and all("bytes" in text for text in left_out)

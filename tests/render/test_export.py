@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from matplotlib.figure import Figure
 
 from tests.render.images import pdf_pages, pixels, png_size, svg_size, svg_titles
+from visualizer.cli import main
 from visualizer.pipeline import analyse_file
 from visualizer.render.export import save_ladder, save_time_sequence
 from visualizer.render.ladder import draw_ladder
@@ -20,6 +23,7 @@ ROOT = Path(__file__).parent.parent.parent
 STORY = ROOT / "captures" / "story.pcap"
 RETRANSMITS = ROOT / "tests" / "data" / "corpus" / "captures" / "zeek-retransmit-fast009.pcap"
 DUPLICATES = ROOT / "tests" / "data" / "corpus" / "captures" / "derived-ssh-dups-cut20000.pcap"
+LONG = ROOT / "tests" / "data" / "corpus" / "captures" / "sv-tcp-empty-sack-tcp-opt.pcap"
 
 _SAVE_EVERYTHING = f"""
 import sys
@@ -144,3 +148,97 @@ def test_the_time_sequence_graph_is_11_by_10_inches(tmp_path: Path) -> None:
     transfer = analyse_file(RETRANSMITS, keep_frames=True)
     save_time_sequence(transfer.frame_analyses, 0, tmp_path / "tsg.svg", file_format="svg")
     assert svg_size((tmp_path / "tsg.svg").read_text()) == (11 * 72, 10 * 72)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def _interrupt_savefig_half_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every figure saved from now on writes half of its bytes, then Ctrl-C arrives."""
+    real = Figure.savefig
+
+    def half_then_interrupt(self: Figure, target: Any, *arguments: Any, **options: Any) -> None:
+        if not isinstance(target, (str, os.PathLike, io.IOBase)):  # PdfPages: its file gets the whole page
+            real(self, target, *arguments, **options)
+            raise KeyboardInterrupt
+        if isinstance(target, (str, os.PathLike)):
+            options.setdefault("format", Path(target).suffix[1:])
+        buffer = io.BytesIO()
+        real(self, buffer, *arguments, **options)
+        half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+        if isinstance(target, io.TextIOBase):
+            target.write(half.decode("utf-8", "ignore"))
+        elif isinstance(target, io.IOBase):
+            target.write(half)
+        else:
+            Path(target).write_bytes(half)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", half_then_interrupt)
+
+
+INTERRUPTED_COMMANDS = {
+    "ladder png": ["draw", str(STORY), "-o", "out.png"],
+    "ladder svg": ["draw", str(STORY), "-o", "out.svg"],
+    "ladder pdf": ["draw", str(LONG), "--rows-per-page", "20", "-o", "out.pdf"],
+    "paged png": ["draw", str(LONG), "--rows-per-page", "20", "-o", "out.png"],
+    "time-sequence": ["draw", str(RETRANSMITS), "--time-sequence", "-o", "out.png"],
+    "anatomy": ["anatomy", str(STORY), "--frame", "4", "-o", "out.png"],
+    "states": ["states", "-o", "out.pdf"],
+}
+
+
+@pytest.mark.parametrize("name", list(INTERRUPTED_COMMANDS))
+def test_ctrl_c_while_a_figure_is_written_leaves_the_old_files_intact(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier run's files stay byte for byte, and no temporary file is left behind."""
+    monkeypatch.chdir(tmp_path)
+    argv = INTERRUPTED_COMMANDS[name]
+    assert main(argv, stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    before = _files(tmp_path)
+    _interrupt_savefig_half_way(monkeypatch)
+    err = io.StringIO()
+    assert main(argv, stdout=io.StringIO(), stderr=err) == 130
+    assert err.getvalue() == "sockstory: interrupted\n"
+    assert _files(tmp_path) == before
+
+
+def test_a_paged_draw_writes_only_its_own_pages(tmp_path: Path) -> None:
+    """No empty out.png beside the pages; the pages (or the single file) of an earlier, longer run under the
+    same name and format go; a file of another format (an earlier out.svg) is not this run's and stays."""
+    target = tmp_path / "dups.png"
+    (tmp_path / "dups.svg").write_text("an earlier run's SVG")
+    (tmp_path / "dups-notes.png").write_bytes(b"not a page")
+
+    def draw(rows_per_page: int) -> list[str]:
+        err = io.StringIO()
+        argv = ["draw", str(LONG), "-o", str(target), "--rows-per-page", str(rows_per_page)]
+        assert main(argv, stdout=io.StringIO(), stderr=err) == 0, err.getvalue()
+        return [line.removeprefix(f"sockstory: wrote {tmp_path}/") for line in err.getvalue().splitlines()[:-1]]
+
+    def others() -> list[str]:
+        return ["dups-notes.png", "dups.svg"]
+
+    written = draw(5)
+    assert len(written) > 6 and written == [f"dups-{index}.png" for index in range(1, len(written) + 1)]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(written + others())
+    fewer = draw(15)
+    assert 1 < len(fewer) < len(written)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(fewer + others())
+    assert draw(1000) == ["dups.png"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["dups.png", *others()])
+    assert (tmp_path / "dups.svg").read_text() == "an earlier run's SVG"
+
+
+def test_a_failed_request_creates_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for argv in (
+        ["draw", str(STORY), "--stream", "7", "-o", "out.png"],
+        ["draw", str(STORY), "--time-sequence", "-o", "out.txt"],
+        ["anatomy", str(STORY), "--frame", "99", "-o", "out.png"],
+        ["states", "-o", "out.gif"],
+    ):
+        assert main(argv, stdout=io.StringIO(), stderr=io.StringIO()) == 2
+    assert list(tmp_path.iterdir()) == []

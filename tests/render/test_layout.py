@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.packets import ACK, FIN, PSH, SYN, Conversation
+from tests.packets import ACK, FIN, PSH, SYN, Conversation, decode_all
 from visualizer.analysis import analyse
 from visualizer.pipeline import analyse_file
-from visualizer.render.layout import Fold, Gap, build_ladder, preview
+from visualizer.render.layout import Fold, Gap, Mark, build_ladder, preview
 
 CAPTURES = Path(__file__).parent.parent.parent / "captures"
 
@@ -119,3 +119,23 @@ def test_an_original_inside_a_fold_is_unfolded_when_a_retransmission_refers_to_i
     assert 44 in [arrow.frame for arrow in layout.arrows()]
     folds = [row for row in layout.rows if isinstance(row, Fold)]
     assert len(folds) == 2 and sum(fold.count for fold in folds) == 74
+
+
+def test_an_undecodable_frame_is_a_mark_on_its_senders_lifeline_never_a_self_arrow() -> None:
+    """A frame whose TCP header is cut short still names its sender's address: its mark sits on that
+    lifeline. One whose IPv4 header is broken names nobody: its mark spans the ladder. No lifeline is
+    invented for either, and no arrow goes from an endpoint to itself."""
+    talk = Conversation().client_sends(0, 100, 0, SYN)
+    first = talk.frames[0][1]
+    cut = first[: 14 + 20 + 10]  # IPv4 intact, 10 bytes of TCP header
+    broken = first[:14] + b"\x40" + first[15:]  # version 4, header length 0
+    report = analyse(decode_all([(0.0, first), (0.1, cut), (0.2, broken)]), keep_frames=True)
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+    assert [participant.label for participant in layout.participants] == ["client 10.0.0.1:40000", "server 10.0.0.2:80"]
+    assert all(arrow.source != arrow.target for arrow in layout.arrows())
+    marks = [row for row in layout.rows if isinstance(row, Mark)]
+    assert [(mark.frame, mark.participant, mark.text) for mark in marks] == [
+        (2, 0, "undecodable frame: TCP header cut short"),
+        (3, None, "undecodable frame: bad IPv4 header"),
+    ]
+    assert marks[1].delta_ns == 100_000_000 and "frame 3" in marks[1].tooltip

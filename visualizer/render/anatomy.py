@@ -20,6 +20,14 @@ from matplotlib.patches import Rectangle
 BITS_PER_ROW = 32
 ROW_HEIGHT = 1.55
 HEXDUMP_LINES = 8
+HEADER_ROWS = 16
+"""32-bit rows drawn of one header (64 bytes: every IPv4, IPv6 and TCP header but one with a long
+option list); the rest of a longer header is said in words, so the figure stays bounded."""
+TOTAL_ROWS = 48
+"""Rows drawn for all the headers before the last (which is always drawn); headers past this budget
+(a chain of extension headers) are listed by name and length."""
+LISTED_HEADERS = 6
+"""Headers past the budget listed one a line; more are counted."""
 
 LAYER_COLOURS = {
     "Ether": "#EEEEEE",
@@ -151,14 +159,44 @@ def hexdump(payload: bytes, lines: int = HEXDUMP_LINES) -> list[str]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """How much of a header is drawn: ``rows`` of it (0: only named, in a list of headers left out)."""
+
+    block: LayerBlock
+    rows: int
+
+
+def _plan(blocks: list[LayerBlock]) -> list[_Part]:
+    """The rows drawn of each header, within :data:`HEADER_ROWS` each and :data:`TOTAL_ROWS` before the last."""
+    parts = []
+    budget = TOTAL_ROWS
+    for index, block in enumerate(blocks):
+        rows = min(-(-block.length * 8 // BITS_PER_ROW), HEADER_ROWS)
+        if index == len(blocks) - 1 or rows <= budget:
+            budget -= rows
+            parts.append(_Part(block, rows))
+        else:
+            budget = 0
+            parts.append(_Part(block, 0))
+    return parts
+
+
 def draw_anatomy(anatomy: Anatomy, *, ax: Axes | None = None, figure: Figure | None = None) -> Axes:
     """Draw the anatomy of one frame and return the Axes.
 
-    Without ``ax``, into ``figure`` (an empty one, sized here) or a new pyplot figure.
+    Without ``ax``, into ``figure`` (an empty one, sized here) or a new pyplot figure. A header
+    longer than :data:`HEADER_ROWS` rows, or headers past :data:`TOTAL_ROWS`, are said in words.
     """
-    rows = sum(-(-block.length * 8 // BITS_PER_ROW) for block in anatomy.blocks)
+    parts = _plan(anatomy.blocks)
+    drawn = [part for part in parts if part.rows]
+    left_out = [part.block for part in parts if not part.rows]
+    listed = left_out[:LISTED_HEADERS]
+    cut = [part for part in drawn if part.rows * BITS_PER_ROW < part.block.length * 8]
+    rows = sum(part.rows for part in drawn)
     dump = hexdump(anatomy.payload)
-    height = rows * ROW_HEIGHT + len(anatomy.blocks) * 1.4 + (len(dump) + 2) * 0.55 + 2.5
+    lines = len(cut) + len(listed) + (len(left_out) > len(listed))
+    height = rows * ROW_HEIGHT + len(drawn) * 1.4 + lines * 0.9 + (len(dump) + 2) * 0.55 + 2.5
     if ax is None:
         if figure is None:
             import matplotlib.pyplot as plt
@@ -169,12 +207,21 @@ def draw_anatomy(anatomy: Anatomy, *, ax: Axes | None = None, figure: Figure | N
     ax.set_xlim(-1.2, BITS_PER_ROW + 0.4)
     ax.set_ylim(height, 0)
     ax.axis("off")
-    ax.text(-1.1, 0.6, f"frame {anatomy.frame}: {anatomy.summary}", fontsize=11, fontweight="bold", va="center")
+    title = _shorten(f"frame {anatomy.frame}: {anatomy.summary}", 150)  # a chain of headers can run long
+    ax.text(-1.1, 0.6, title, fontsize=11, fontweight="bold", va="center")
     for bit in range(0, BITS_PER_ROW, 4):
         ax.text(bit + 0.5, 1.6, str(bit), ha="center", va="center", fontsize=7, color="#555555")
     ax.text(BITS_PER_ROW - 0.5, 1.6, "31", ha="center", va="center", fontsize=7, color="#555555")
     y = 2.3
-    for block in anatomy.blocks:
+    listed_yet = False
+    for part in parts:
+        block = part.block
+        if not part.rows:
+            if listed_yet:
+                continue
+            listed_yet = True
+            y = _draw_left_out(ax, left_out, listed, y)
+            continue
         ax.text(
             -1.1,
             y + 0.5,
@@ -186,10 +233,11 @@ def draw_anatomy(anatomy: Anatomy, *, ax: Axes | None = None, figure: Figure | N
         )
         y += 1.0
         colour = LAYER_COLOURS.get(block.name, "#F2F2F2")
+        limit = part.rows * BITS_PER_ROW
         for cell in block.fields:
-            _draw_cell(ax, cell, y, colour)
-        block_rows = -(-block.length * 8 // BITS_PER_ROW)
-        for row in range(block_rows):
+            if cell.offset < limit:
+                _draw_cell(ax, cell if cell.offset + cell.width <= limit else _cut(cell, limit), y, colour)
+        for row in range(part.rows):
             ax.text(
                 -0.3,
                 y + row * ROW_HEIGHT + ROW_HEIGHT / 2,
@@ -199,11 +247,58 @@ def draw_anatomy(anatomy: Anatomy, *, ax: Axes | None = None, figure: Figure | N
                 fontsize=7,
                 color="#777777",
             )
-        y += block_rows * ROW_HEIGHT + 0.4
+        y += part.rows * ROW_HEIGHT + 0.4
+        if part in cut:
+            hidden = block.length - part.rows * BITS_PER_ROW // 8
+            names = [cell.name for cell in block.fields if cell.offset + cell.width > limit]
+            ax.text(
+                0,
+                y + 0.3,
+                f"… {hidden:,} more bytes of this header not drawn ({', '.join(names[:4])}"
+                f"{', …' if len(names) > 4 else ''})",
+                fontsize=8.5,
+                style="italic",
+                color="#555555",
+                va="center",
+            )
+            y += 0.9
     ax.text(-1.1, y + 0.5, f"payload: {len(anatomy.payload)} bytes", fontsize=10, fontweight="bold", va="center")
     for index, line in enumerate(dump):
         ax.text(-1.1, y + 1.2 + index * 0.55, line, fontsize=8.5, family="DejaVu Sans Mono", va="center")
     return ax
+
+
+def _cut(cell: FieldCell, limit: int) -> FieldCell:
+    """The part of a field above the last row drawn."""
+    return FieldCell(cell.name, cell.offset, limit - cell.offset, cell.value)
+
+
+def _draw_left_out(ax: Axes, left_out: list[LayerBlock], listed: list[LayerBlock], y: float) -> float:
+    """Headers past the row budget, one line each (then a count); returns the y below them."""
+    for block in listed:
+        ax.text(
+            -1.1,
+            y + 0.3,
+            f"{LAYER_TITLES.get(block.name, block.name)}: {block.length:,} bytes, not drawn",
+            fontsize=9,
+            style="italic",
+            color="#555555",
+            va="center",
+        )
+        y += 0.9
+    more = left_out[len(listed) :]
+    if more:
+        ax.text(
+            -1.1,
+            y + 0.3,
+            f"… {len(more)} more headers ({sum(block.length for block in more):,} bytes), not drawn",
+            fontsize=9,
+            style="italic",
+            color="#555555",
+            va="center",
+        )
+        y += 0.9
+    return y + 0.3
 
 
 def _draw_cell(ax: Axes, cell: FieldCell, top: float, colour: str) -> None:

@@ -4,22 +4,36 @@ The library's drawing functions only return Axes; this module (used by the CLI
 and notebooks) pages long ladders and saves figures. It draws into figures made
 outside pyplot (``matplotlib.figure.Figure``): no ``matplotlib.use``, so a notebook
 keeps its backend, and a machine without a display needs none.
+
+Every file is written atomically (:mod:`visualizer.render.files`): an error or
+Ctrl-C leaves the old file intact. A paged ladder writes only its own pages and
+removes the pages (or the single file) of an earlier run of the same name and
+format, so no stale page can be taken for this run's; files of other formats are
+left alone.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from visualizer.errors import UsageError
-from visualizer.render.layout import Arrow, LadderLayout
+from visualizer.render.files import PendingFiles, atomic_write, check_writable, numbered_siblings, writing_files
+from visualizer.render.layout import Arrow, LadderLayout, Mark
 from visualizer.render.text import to_ascii, to_mermaid
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from visualizer.analysis.report import FrameAnalysis
+    from visualizer.render.time_sequence import TimeSequence
 
 ROWS_PER_PAGE = 60
 FIGURE_FORMATS = ("png", "svg", "pdf")
@@ -39,33 +53,51 @@ def save_ladder(
     """Write the ladder; returns the files written. A long ladder becomes pages, never smaller text."""
     if file_format in TEXT_FORMATS:
         text = to_ascii(layout) if file_format == "ascii" else to_mermaid(layout)
-        _write_text(path, text)
-        return [path]
+        return [atomic_write(path, _text_writer(text))]
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"unknown format {file_format!r} (choose from {', '.join(FIGURE_FORMATS + TEXT_FORMATS)})")
     from visualizer.render.ladder import draw_ladder
 
+    check_writable(path)
     pages = layout.paginate(rows_per_page)
-    written: list[Path] = []
-    _check_writable(path)
     if file_format == "pdf":
-        from matplotlib.backends.backend_pdf import PdfPages
 
-        with PdfPages(path) as document:
-            for page in pages:
-                figure = _new_figure()
-                draw_ladder(page, time=time, figure=figure)
-                document.savefig(figure)
-        return [path]
-    for page, target in zip(pages, page_paths(path, len(pages))):
-        figure = _new_figure()
-        draw_ladder(page, time=time, figure=figure)
-        if file_format == "svg":
-            _save_svg_with_tooltips(figure, page, target)
-        else:
-            figure.savefig(target, dpi=110)
-        written.append(target)
-    return written
+        def write_pdf(handle: BinaryIO) -> None:
+            from matplotlib.backends.backend_pdf import PdfPages
+
+            with PdfPages(handle) as document:
+                for page in pages:
+                    figure = _new_figure()
+                    draw_ladder(page, time=time, figure=figure)
+                    document.savefig(figure)
+
+        return [atomic_write(path, write_pdf)]
+    targets = page_paths(path, len(pages))
+
+    def write_pages(files: PendingFiles) -> None:
+        for page, target in zip(pages, targets):
+            figure = _new_figure()
+            draw_ladder(page, time=time, figure=figure)
+            if file_format == "svg":
+                files.write(target, _text_writer(_svg_with_tooltips(figure, page)))
+            else:
+                files.write(target, functools.partial(figure.savefig, format="png", dpi=110))
+
+    return _replace_pages(path, targets, write_pages)
+
+
+def _replace_pages(path: Path, targets: list[Path], write: Callable[[PendingFiles], None]) -> list[Path]:
+    """Write ``targets`` (the PNG or SVG pages of ``path``, or ``path`` itself) together; the single
+    file or numbered pages of an earlier run under the same name and format that are not among them go."""
+    with writing_files() as files:
+        write(files)
+        stale = [page for page in [path, *numbered_siblings(path)] if page not in targets and page.is_file()]
+        files.remove_on_commit(stale)
+    return targets
+
+
+def _text_writer(text: str) -> Callable[[BinaryIO], object]:
+    return lambda handle: handle.write(text.encode("utf-8"))
 
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -84,13 +116,10 @@ def save_figure(draw: Drawing, path: Path, *, dpi: int = 110) -> Path:
     """
     if path.suffix.lower() not in FIGURE_SUFFIXES:
         raise UsageError(f"{path}: unknown output format {path.suffix!r}; use .png, .svg or .pdf")
+    check_writable(path)
     figure = _new_figure()
     draw(figure=figure)
-    try:
-        figure.savefig(path, dpi=dpi)
-    except OSError as error:
-        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
-    return path
+    return atomic_write(path, functools.partial(figure.savefig, format=path.suffix.lower()[1:], dpi=dpi))
 
 
 def _new_figure(**options: Any) -> Figure:
@@ -101,13 +130,13 @@ def _new_figure(**options: Any) -> Figure:
     return Figure(**options)
 
 
-def _save_svg_with_tooltips(figure: Figure, layout: LadderLayout, target: Path) -> None:
-    """Save as SVG and give every arrow a <title>, which browsers show on hover."""
+def _svg_with_tooltips(figure: Figure, layout: LadderLayout) -> str:
+    """The figure as SVG, every arrow (and marked frame) with a <title>, which browsers show on hover."""
     import io
 
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg")
-    tooltips = {f"frame-{row.frame}": row.tooltip for row in layout.rows if isinstance(row, Arrow)}
+    tooltips = {f"frame-{row.frame}": row.tooltip for row in layout.rows if isinstance(row, (Arrow, Mark))}
 
     def add_title(match: re.Match[str]) -> str:
         tooltip = tooltips.get(match.group(1))
@@ -115,35 +144,25 @@ def _save_svg_with_tooltips(figure: Figure, layout: LadderLayout, target: Path) 
             return match.group(0)
         return f"{match.group(0)}\n   <title>{html.escape(tooltip)}</title>"
 
-    svg = re.sub(r'<g id="(frame-\d+)">', add_title, buffer.getvalue())
-    _write_text(target, svg)
+    return re.sub(r'<g id="(frame-\d+)">', add_title, buffer.getvalue())
 
 
-def _check_writable(path: Path) -> None:
-    try:
-        with path.open("a"):
-            pass
-    except OSError as error:
-        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
+def save_time_sequence(
+    frames: TimeSequence | Sequence[FrameAnalysis], stream: int, path: Path, *, file_format: str
+) -> list[Path]:
+    """Both directions of a TCP stream's time-sequence graph, one above the other.
 
-
-def _write_text(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"{path}: cannot write ({error.strerror or error})") from None
-
-
-def save_time_sequence(frames: object, stream: int, path: Path, *, file_format: str) -> list[Path]:
-    """Both directions of a TCP stream's time-sequence graph, one above the other."""
+    ``frames`` is a :class:`~visualizer.render.time_sequence.TimeSequence` (what a long stream
+    should be gathered into, frame by frame) or the frame analyses of the stream."""
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"the time-sequence graph is a figure: use {', '.join(FIGURE_FORMATS)}")
-    from visualizer.render.time_sequence import draw_time_sequence
+    from visualizer.render.time_sequence import TimeSequence, draw_time_sequence
 
-    _check_writable(path)
+    check_writable(path)
+    if not isinstance(frames, TimeSequence):
+        frames = TimeSequence.of(frames, stream)
     figure = _new_figure(figsize=(11, 10), layout="constrained")
     upper, lower = figure.subplots(2, 1)
-    draw_time_sequence(frames, stream=stream, from_initiator=True, ax=upper)  # type: ignore[arg-type]
-    draw_time_sequence(frames, stream=stream, from_initiator=False, ax=lower)  # type: ignore[arg-type]
-    figure.savefig(path, dpi=110)
-    return [path]
+    draw_time_sequence(frames, from_initiator=True, ax=upper)
+    draw_time_sequence(frames, from_initiator=False, ax=lower)
+    return [atomic_write(path, functools.partial(figure.savefig, format=file_format, dpi=110))]

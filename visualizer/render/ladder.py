@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, build_ladder
+from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, build_ladder
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -161,13 +161,13 @@ def row_positions(layout: LadderLayout, time: str = "order") -> list[float]:
     gaps (bounded, so labels never collide and idle gaps stay short)."""
     if time == "order" or not layout.rows:
         return [float(index) for index in range(len(layout.rows))]
-    deltas = [row.delta_ns for row in layout.rows if isinstance(row, Arrow) and row.delta_ns]
+    deltas = [row.delta_ns for row in layout.rows if isinstance(row, (Arrow, Mark)) and row.delta_ns]
     unit = sorted(deltas)[len(deltas) // 2] if deltas else 1
     positions = []
     y = 0.0
     for index, row in enumerate(layout.rows):
         if index:
-            if isinstance(row, Arrow) and row.delta_ns is not None:
+            if isinstance(row, (Arrow, Mark)) and row.delta_ns is not None:
                 # Longer pauses, longer gaps; but never closer than a label's height.
                 y += min(max(row.delta_ns / unit, REAL_TIME_MINIMUM_SPACING), REAL_TIME_MAXIMUM_SPACING)
             else:
@@ -231,6 +231,8 @@ def draw_ladder(
         if isinstance(row, Arrow):
             _draw_arrow(ax, row, y, lifelines, layout.origin_ns)
             frame_y[row.frame] = y
+        elif isinstance(row, Mark):
+            _draw_mark(ax, row, y, lifelines, layout.origin_ns)
         elif isinstance(row, Fold):
             _draw_fold(ax, row, y, lifelines)
         else:
@@ -244,7 +246,7 @@ def draw_ladder(
 
 
 def _evenly_spaced(layout: LadderLayout) -> bool:
-    deltas = sorted(row.delta_ns for row in layout.rows if isinstance(row, Arrow) and row.delta_ns)
+    deltas = sorted(row.delta_ns for row in layout.rows if isinstance(row, (Arrow, Mark)) and row.delta_ns)
     if len(deltas) < 3:
         return False
     return deltas[0] >= 0.5 * deltas[len(deltas) // 2]
@@ -367,6 +369,24 @@ def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: 
         zorder=4,
         bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
     )
+    _draw_gutter(ax, row, y, origin)
+    if row.events:
+        colour = next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), PURPLE)
+        ax.text(
+            EVENT_COLUMN,
+            y + SLANT / 2,
+            _wrap_events(row.events),
+            ha="left",
+            va="center",
+            fontsize=8,
+            color=colour,
+            fontweight="bold",
+            zorder=4,
+        )
+
+
+def _draw_gutter(ax: Axes, row: Arrow | Mark, y: float, origin: int | None) -> None:
+    """The frame number, the time since the start and since the previous frame, left of the lifelines."""
     if row.time_ns is not None and origin is not None:
         ax.text(
             GUTTER_RIGHT - 0.05,
@@ -389,19 +409,55 @@ def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: 
                 color="#777777",
             )
     ax.text(0.3, y + 0.05, f"#{row.frame}", ha="left", va="center", fontsize=7, color="#777777")
-    if row.events:
-        colour = next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), PURPLE)
+
+
+MARK_STYLE = {"marker": "X", "markersize": 9, "color": VERMILLION, "markeredgecolor": "white", "markeredgewidth": 0.8}
+"""An undecodable frame: a vermillion cross on its sender's lifeline."""
+SELF_MARK_STYLE = {"marker": "o", "markersize": 7, "color": GREY, "markeredgecolor": "white", "markeredgewidth": 0.8}
+"""A frame sent to its own sender: a grey dot on its lifeline."""
+
+
+def _draw_mark(ax: Axes, row: Mark, y: float, lifelines: list[float], origin: int | None) -> None:
+    """A frame that is not an arrow: a cross on its sender's lifeline with its text beside it, or,
+    sender unknown, a dashed band across the lifelines that says it."""
+    middle = y + SLANT / 2
+    if row.participant is None:
+        left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
+        band = Rectangle(
+            (left, y - 0.05),
+            right - left,
+            SLANT + 0.1,
+            facecolor="#FBE6DC",
+            edgecolor=VERMILLION,
+            linestyle=(0, (3, 2)),
+            linewidth=1.0,
+            zorder=2,
+        )
+        band.set_gid(f"frame-{row.frame}")
+        ax.add_patch(band)
+        ax.text((left + right) / 2, middle, row.text, ha="center", va="center", fontsize=8.5, color="#222222", zorder=4)
+    else:
+        x = lifelines[row.participant]
+        style = MARK_STYLE if row.undecodable else SELF_MARK_STYLE
+        ax.plot([x], [middle], linestyle="none", zorder=5, gid=f"frame-{row.frame}", **style)  # type: ignore[arg-type]
+        right_side = x < RIGHT_LIFELINE or len(lifelines) == 1
         ax.text(
-            EVENT_COLUMN,
-            y + SLANT / 2,
-            _wrap_events(row.events),
-            ha="left",
+            x + (0.18 if right_side else -0.18),
+            middle,
+            row.text,
+            ha="left" if right_side else "right",
             va="center",
             fontsize=8,
-            color=colour,
-            fontweight="bold",
+            color="#222222",
             zorder=4,
+            bbox={
+                "boxstyle": "round,pad=0.2",
+                "facecolor": "#FBE6DC" if row.undecodable else "white",
+                "edgecolor": style["color"],
+                "linewidth": 0.8,
+            },
         )
+    _draw_gutter(ax, row, y, origin)
 
 
 FATE_NAMES = {
@@ -580,6 +636,20 @@ def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
             handles.append(
                 Line2D([0], [0], color=VERMILLION, marker="x", markeredgewidth=2, linestyle="none", label=text)
             )
+    marks = [row for row in layout.rows if isinstance(row, Mark)]
+    if any(row.participant is not None and row.undecodable for row in marks):
+        handles.append(Line2D([0], [0], linestyle="none", label="undecodable frame", **MARK_STYLE))  # type: ignore[arg-type]
+    if any(not row.undecodable for row in marks):
+        handles.append(Line2D([0], [0], linestyle="none", label="sent to itself", **SELF_MARK_STYLE))  # type: ignore[arg-type]
+    if any(row.participant is None for row in marks):
+        handles.append(
+            Patch(
+                facecolor="#FBE6DC",
+                edgecolor=VERMILLION,
+                linestyle=(0, (3, 2)),
+                label="undecodable frame, sender unknown",
+            )
+        )
     if any(isinstance(row, Fold) for row in layout.rows):
         handles.append(Patch(facecolor="#F4F4F4", edgecolor="#AAAAAA", label="folded frames"))
     phases = {span[0] for span in _phase_spans(layout, [float(index) for index in range(len(layout.rows))])}

@@ -4,8 +4,9 @@ Computed first, drawn second (the seaborn contract): the matplotlib ladder, the
 ASCII ladder and the Mermaid export all read a :class:`LadderLayout`. Standard
 library only.
 
-Rows are frames (:class:`Arrow`), folded runs of uneventful frames
-(:class:`Fold`) and idle gaps (:class:`Gap`). A frame is *eventful* when it
+Rows are frames (:class:`Arrow`), frames that cannot be an arrow (:class:`Mark`:
+an undecodable frame, or one sent to its own sender), folded runs of uneventful
+frames (:class:`Fold`) and idle gaps (:class:`Gap`). A frame is *eventful* when it
 carries an analysis flag, opens or closes (SYN, FIN, RST), changes an
 endpoint's state, is not TCP, or is the first data in its direction; runs of
 other frames longer than ``fold_minimum`` keep their first and last
@@ -15,11 +16,12 @@ at 10 and at 10,000 frames without dropping a label.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
-from visualizer.model import ACK, FIN, PSH, RST, SYN, describe_options, flag_text, parse_tcp_options
+from visualizer.model import ACK, FIN, PSH, RST, SYN, PacketRecord, describe_options, flag_text, parse_tcp_options
 
 FOLD_MINIMUM = 12
 """Uneventful runs longer than this are folded."""
@@ -29,8 +31,12 @@ IDLE_SECONDS = 1.0
 IDLE_FACTOR = 20.0
 """A pause is an idle gap when it lasts IDLE_SECONDS and IDLE_FACTOR times the median pause."""
 PREVIEW_CHARACTERS = 24
-FOLD_DETAIL_BUDGET = 200_000
-"""Folded frames kept in memory so that later references can unfold them (beyond this, folds stay shut)."""
+PREVIEW_KEPT = PREVIEW_CHARACTERS + 1
+"""Payload bytes a folded frame keeps: its preview, and whether there is more."""
+FOLD_DETAIL_BUDGET = 50_000
+"""Folded frames kept in memory (their payload cut to what a label shows) so that later references
+can unfold them; beyond this, folds stay shut. The rest of a folded run is only counted, so a
+ladder's memory follows its rows, not its frames."""
 
 KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "other")
 """Arrow kinds, in legend order; the renderers give each its colour and line style."""
@@ -95,6 +101,24 @@ class Arrow:
 
 
 @dataclass(frozen=True, slots=True)
+class Mark:
+    """A frame drawn as a marked row, not an arrow: one whose receiver is unknown (undecodable) or
+    is its sender. It sits on the lifeline of its best known sender, or spans the ladder
+    (``participant`` None) when the sender is unknown or ambiguous (two endpoints share its address)."""
+
+    frame: int
+    time_ns: int | None
+    delta_ns: int | None
+    """Time since the previous frame drawn or folded (None for the first)."""
+    participant: int | None
+    text: str
+    """What the row says: ``undecodable frame: <problem>``, or the frame's label and ``(to itself)``."""
+    tooltip: str
+    undecodable: bool = True
+    """False for a decoded frame sent to its own sender."""
+
+
+@dataclass(frozen=True, slots=True)
 class Fold:
     """A run of uneventful frames shown as one row."""
 
@@ -116,7 +140,7 @@ class Gap:
     after_frame: int
 
 
-Row = Arrow | Fold | Gap
+Row = Arrow | Mark | Fold | Gap
 
 
 @dataclass(slots=True)
@@ -303,6 +327,11 @@ class LadderBuilder:
         self._index: dict[tuple[str, int | None], int] = {}
         self._rows: list[Row] = []
         self._run: list[FrameAnalysis] = []
+        """Uneventful frames waiting: a run too short to fold yet."""
+        self._middle: _Tally | None = None
+        """The middle of a run being folded (its first ``fold_keep`` frames are rows already)."""
+        self._tail: deque[FrameAnalysis] = deque()
+        """The last ``fold_keep`` frames of a run being folded."""
         self._directions: dict[tuple[str, int, bool], _Direction] = {}
         self._states: dict[tuple[str, int | None], str] = {}
         self._last_time: int | None = None
@@ -347,11 +376,17 @@ class LadderBuilder:
         self._frames += 1
         if self._eventful(frame):
             self._flush_run()
-            self._rows.append(self._arrow(frame))
+            self._rows.append(self._row(frame))
+        elif self._middle is not None:
+            self._tail.append(frame)
+            if len(self._tail) > self.fold_keep:
+                self._to_middle(self._middle, self._tail.popleft())
         else:
             self._run.append(frame)
-            if not self.fold and len(self._run) > 0:
+            if not self.fold:
                 self._flush_run()
+            elif len(self._run) > self.fold_minimum:
+                self._start_fold()
 
     def _eventful(self, frame: FrameAnalysis) -> bool:
         if frame.protocol != "tcp" or frame.analysis or frame.phase != "data":
@@ -373,13 +408,52 @@ class LadderBuilder:
             direction = self._directions[key] = _Direction()
         return direction
 
-    def _arrow(self, frame: FrameAnalysis) -> Arrow:
+    def _row(self, frame: FrameAnalysis) -> Arrow | Mark:
+        """An eventful frame's row: its arrow, or a mark when it has no distinct receiver."""
         record = frame.record
+        if record.problem and frame.protocol not in ("tcp", "udp", "icmp", "icmpv6"):
+            # Decoding stopped before the transport header: no receiver to point at (RFC-wise the
+            # frame is not a segment at all). Marked on its sender's lifeline if we know it.
+            return self._mark(frame, self._known_sender(record), f"undecodable frame: {record.problem}")
         source, target = self._ends(frame)
-        time = record.timestamp_ns
+        arrow = self._arrow(frame, source, target)
+        if source == target:  # an arrow would have no length (and no side to point to)
+            text = f"{arrow.label} (to itself)"
+            return Mark(arrow.frame, arrow.time_ns, arrow.delta_ns, source, text, arrow.tooltip, undecodable=False)
+        return arrow
+
+    def _known_sender(self, record: PacketRecord) -> int | None:
+        """The lifeline of an undecodable frame's sender: its endpoint's, the only one at its address,
+        or a new host lifeline; None when the address is unknown or shared by several lifelines."""
+        if not record.source:
+            return None
+        if record.source_port and (record.source, record.source_port) in self._index:
+            return self._index[(record.source, record.source_port)]
+        same = [index for (address, _), index in self._index.items() if address == record.source]
+        if len(same) > 1:
+            return None
+        return same[0] if same else self._participant(record.source, None, "host")
+
+    def _mark(self, frame: FrameAnalysis, participant: int | None, text: str) -> Mark:
+        record = frame.record
+        if participant is None and record.source:
+            text = text.replace("frame", f"frame from {record.source}", 1)
+        tooltip = f"frame {record.number}: {text}"
+        if record.layers:
+            tooltip += f" (decoded: {record.layers.replace(':', ', ')})"
+        return Mark(record.number, record.timestamp_ns, self._delta(record.timestamp_ns), participant, text, tooltip)
+
+    def _delta(self, time: int | None) -> int | None:
+        """Time since the previous row's frame; remembers ``time`` for the next."""
         delta = None if time is None or self._last_time is None else time - self._last_time
         if time is not None:
             self._last_time = time
+        return delta
+
+    def _arrow(self, frame: FrameAnalysis, source: int, target: int) -> Arrow:
+        record = frame.record
+        time = record.timestamp_ns
+        delta = self._delta(time)
         links, original, fate = _references(frame)
         changed = (False, False)
         if frame.protocol == "tcp":
@@ -430,33 +504,48 @@ class LadderBuilder:
             fate,
         )
 
-    def _flush_run(self) -> None:
+    def _start_fold(self) -> None:
+        """The run is long enough to fold: its first frames become rows, the rest stream through."""
         run, self._run = self._run, []
-        if not run:
-            return
-        if not self.fold or len(run) <= self.fold_minimum:
-            for frame in run:
-                self._rows.append(self._arrow(frame))
-            return
         keep = self.fold_keep
         for frame in run[:keep]:
-            self._rows.append(self._arrow(frame))
-        middle = run[keep:-keep]
-        for frame in middle:
-            self._ends(frame)  # keeps participant order stable
-            direction = self._direction(frame)
-            direction.last_window = frame.window
-            direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
-        if middle[-1].record.timestamp_ns is not None:
-            self._last_time = middle[-1].record.timestamp_ns
-        fold = _make_fold(middle)
-        self._rows.append(fold)
-        if self._detail_budget >= len(middle):
-            # Kept so that a frame referred to later (the original of a retransmission) can be shown.
-            self._detail_budget -= len(middle)
-            self._fold_frames[fold.first_frame] = middle
-        for frame in run[-keep:]:
-            self._rows.append(self._arrow(frame))
+            self._rows.append(self._row(frame))
+        middle = self._middle = _Tally(run[keep].record.number, run[keep].record.timestamp_ns, run[keep].phase, [])
+        for frame in run[keep:-keep]:
+            self._to_middle(middle, frame)
+        self._tail.extend(run[-keep:])
+
+    def _to_middle(self, middle: _Tally, frame: FrameAnalysis) -> None:
+        self._ends(frame)  # keeps participant order stable
+        direction = self._direction(frame)
+        direction.last_window = frame.window
+        direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
+        middle.add(frame)
+        if middle.details is not None:
+            if self._detail_budget > 0:
+                # Kept so that a frame referred to later (the original of a retransmission) can be shown.
+                self._detail_budget -= 1
+                record = frame.record
+                middle.details.append(frame._replace(record=record._replace(payload=record.payload[:PREVIEW_KEPT])))
+            else:
+                self._detail_budget += len(middle.details)
+                middle.details = None
+
+    def _flush_run(self) -> None:
+        middle, self._middle = self._middle, None
+        if middle is not None:
+            if middle.last_time is not None:
+                self._last_time = middle.last_time
+            fold = middle.fold()
+            self._rows.append(fold)
+            if middle.details is not None:
+                self._fold_frames[fold.first_frame] = middle.details
+            while self._tail:
+                self._rows.append(self._row(self._tail.popleft()))
+            return
+        run, self._run = self._run, []
+        for frame in run:
+            self._rows.append(self._row(frame))
 
     def finish(self) -> LadderLayout:
         self._flush_run()
@@ -532,22 +621,50 @@ def _references(frame: FrameAnalysis) -> tuple[tuple[int, ...], int | None, str]
     return tuple(links), original, fate
 
 
+@dataclass(slots=True)
+class _Tally:
+    """A run of folded frames, counted as they go by."""
+
+    first_frame: int
+    start_ns: int | None
+    phase: str
+    details: list[FrameAnalysis] | None
+    """The frames themselves while the detail budget lasts (None: too many, the fold stays shut)."""
+    last_frame: int = 0
+    last_time: int | None = None
+    count: int = 0
+    data_bytes: int = 0
+    segments: int = 0
+
+    def add(self, frame: FrameAnalysis) -> None:
+        record = frame.record
+        self.last_frame, self.last_time = record.number, record.timestamp_ns
+        self.count += 1
+        if record.payload_length:
+            self.data_bytes += record.payload_length
+            self.segments += 1
+
+    def fold(self) -> Fold:
+        acks = self.count - self.segments
+        description = f"× {self.count} frames: {self.segments} data segments ({_bytes(self.data_bytes)}), {acks} ACKs"
+        return Fold(
+            self.first_frame,
+            self.last_frame,
+            self.count,
+            self.data_bytes,
+            self.start_ns,
+            self.last_time,
+            self.phase,
+            description,
+        )
+
+
 def _make_fold(frames: list[FrameAnalysis]) -> Fold:
-    data = sum(frame.record.payload_length for frame in frames)
-    segments = sum(1 for frame in frames if frame.record.payload_length)
-    acks = len(frames) - segments
-    first, last = frames[0].record, frames[-1].record
-    description = f"× {len(frames)} frames: {segments} data segments ({_bytes(data)}), {acks} ACKs"
-    return Fold(
-        first.number,
-        last.number,
-        len(frames),
-        data,
-        first.timestamp_ns,
-        last.timestamp_ns,
-        frames[0].phase,
-        description,
-    )
+    first = frames[0]
+    tally = _Tally(first.record.number, first.record.timestamp_ns, first.phase, None)
+    for frame in frames:
+        tally.add(frame)
+    return tally.fold()
 
 
 def _bytes(count: int) -> str:
@@ -560,7 +677,7 @@ def _bytes(count: int) -> str:
 
 def _with_gaps(rows: list[Row]) -> list[Row]:
     """Insert idle gaps where a pause is long against the others (axis breaks)."""
-    pauses = sorted(row.delta_ns for row in rows if isinstance(row, Arrow) and row.delta_ns)
+    pauses = sorted(row.delta_ns for row in rows if isinstance(row, (Arrow, Mark)) and row.delta_ns)
     if not pauses:
         return rows
     median = pauses[len(pauses) // 2]
@@ -568,10 +685,10 @@ def _with_gaps(rows: list[Row]) -> list[Row]:
     result: list[Row] = []
     previous_frame = 0
     for row in rows:
-        if isinstance(row, Arrow) and row.delta_ns is not None and row.delta_ns >= threshold:
+        if isinstance(row, (Arrow, Mark)) and row.delta_ns is not None and row.delta_ns >= threshold:
             result.append(Gap(row.delta_ns / 1e9, previous_frame))
         result.append(row)
-        previous_frame = row.frame if isinstance(row, Arrow) else row.last_frame if isinstance(row, Fold) else 0
+        previous_frame = row.frame if isinstance(row, (Arrow, Mark)) else row.last_frame if isinstance(row, Fold) else 0
     return result
 
 

@@ -6,7 +6,7 @@ as the matplotlib ladder.
 
 from __future__ import annotations
 
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout
+from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark
 
 ASCII_WIDTH = 110
 _ASCII_HEADS = {"rst": "X", "ack": ">", "udp": ">", "icmp": ">"}
@@ -20,7 +20,7 @@ def to_ascii(layout: LadderLayout, *, width: int = ASCII_WIDTH) -> str:
     events_width = 30
     span = max(40, width - gutter - events_width)
     columns = [gutter + (span * index // max(1, len(participants) - 1)) for index in range(len(participants))]
-    if len(participants) == 1:
+    if len(participants) <= 1:
         columns = [gutter + span // 2]
     lines = []
     if layout.title:
@@ -37,7 +37,12 @@ def to_ascii(layout: LadderLayout, *, width: int = ASCII_WIDTH) -> str:
     origin = layout.origin_ns
     for row in layout.rows:
         canvas = list(lifeline)
-        if isinstance(row, Arrow):
+        if isinstance(row, Arrow) and row.source == row.target:
+            # A layout made elsewhere may hold a frame sent to its sender: a mark, not a crash.
+            row = Mark(row.frame, row.time_ns, row.delta_ns, row.source, f"{row.label} (to itself)", row.tooltip, False)
+        if isinstance(row, Mark):
+            lines.append(_ascii_mark(row, canvas, columns, origin, gutter))
+        elif isinstance(row, Arrow):
             left, right = sorted((columns[row.source], columns[row.target]))
             line = _ASCII_LINES.get(row.kind, "-")
             for position in range(left + 1, right):
@@ -70,6 +75,23 @@ def to_ascii(layout: LadderLayout, *, width: int = ASCII_WIDTH) -> str:
             middle = (columns[0] + columns[-1]) // 2 - len(note) // 2
             lines.append((text[:middle] + note + text[middle + len(note) :]).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _ascii_mark(row: Mark, canvas: list[str], columns: list[int], origin: int | None, gutter: int) -> str:
+    """A marked row: ``*`` on the sender's lifeline with the text to its right, or the text across
+    the lifelines between ``!`` when the sender is unknown."""
+    text = f" {row.text} "
+    if row.participant is None:
+        left, right = columns[0], columns[-1]
+        note = "!" + text.center(max(right - left - 1, len(text)), "-") + "!"
+        start = max(gutter, (left + right) // 2 - len(note) // 2)
+    else:
+        start = columns[row.participant]
+        note = "*" + text
+    canvas[start : start + len(note)] = list(note)
+    time = "" if row.time_ns is None or origin is None else f"{(row.time_ns - origin) / 1e9:.6f}"
+    prefix = f"#{row.frame:<5} {time:>12} "
+    return (prefix + "".join(canvas)[len(prefix) :]).rstrip()
 
 
 def _fit(text: str, limit: int) -> str:
@@ -105,8 +127,18 @@ def to_mermaid(layout: LadderLayout) -> str:
         lines.append(f"    title {_mermaid_text(layout.title)}")
     for name, participant in zip(names, layout.participants):
         lines.append(f"    participant {name} as {_mermaid_text(participant.label)}")
+    if not names and any(isinstance(row, Mark) for row in layout.rows):
+        names = ["P0"]  # Mermaid places notes over participants: one for frames of unknown senders
+        lines.append("    participant P0 as sender unknown")
     for row in layout.rows:
-        if isinstance(row, Arrow):
+        if isinstance(row, Arrow) and row.source == row.target:
+            row = Mark(row.frame, row.time_ns, row.delta_ns, row.source, f"{row.label} (to itself)", row.tooltip, False)
+        if isinstance(row, Mark):
+            over = names[row.participant] if row.participant is not None else f"{names[0]},{names[-1]}"
+            if len(names) == 1:
+                over = names[0]
+            lines.append(f"    Note over {over}: {_mermaid_text(f'#{row.frame} {row.text}')}")
+        elif isinstance(row, Arrow):
             arrow = _MERMAID_ARROWS.get(row.kind, "->>")
             source, target = names[row.source], names[row.target]
             lines.append(f"    {source}{arrow}{target}: {_mermaid_text(f'#{row.frame} {row.label}')}")
