@@ -172,3 +172,20 @@ def test_selecting_no_stream_gives_every_frame(capture: Path) -> None:
 def test_selecting_streams_of_an_unknown_protocol_is_a_usage_error(capture: Path) -> None:
     with pytest.raises(UsageError, match="'sctp'"):
         pipeline.select_streams(capture, "sctp", {0})
+
+
+FUZZ = Path(__file__).parent / "data" / "fuzz"
+
+
+@pytest.mark.parametrize("path", ["small", "bulk", "parallel"])
+def test_a_pcap_2_3_file_with_a_cut_last_record_reads_the_same_on_every_path(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 150 bytes: a SYN, then a record of 40 captured bytes out of 70 (pcap 2.3, lengths in the 2.3 order).
+    capture = FUZZ / "pcap-2.3-cut-record.pcap"
+    expected = summary(pipeline.analyse_file(capture, workers=1))
+    if path != "small":
+        monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)
+    report = pipeline.analyse_file(capture, workers=2 if path == "parallel" else 1)
+    assert summary(report) == expected
+    assert report.frames == 2 and report.undecoded_frames == 1

@@ -144,3 +144,29 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         CaptureReader(tmp_path / "missing.pcap")
     with pytest.raises(CaptureFileError, match="is a directory"):
         CaptureReader(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [((40, 70), (40, 70)), ((70, 40), (40, 70)), ((60, 60), (60, 60))],
+)
+def test_pcap_2_3_lengths_are_swapped_only_when_the_captured_one_is_larger(
+    tmp_path: Path, stored: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    # libpcap's sf-pcap.c (MAYBE_SWAPPED): a 2.3 file's record is taken as swapped only when its
+    # captured length exceeds its original length.
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 3, 0, 0, 0, 1)
+    record = struct.pack("<IIII", 1, 0, *stored) + FRAME[: min(stored)]
+    path = tmp_path / "v23.pcap"
+    path.write_bytes(header + record + record)
+    frames = list(CaptureReader(path))
+    assert [(frame.captured_length, frame.original_length) for frame in frames] == [expected, expected]
+    assert all(len(frame.data) == frame.captured_length for frame in frames)
+
+
+def test_dg_ux_pcap_543_has_its_lengths_swapped(tmp_path: Path) -> None:
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 543, 0, 0, 0, 0, 1)
+    path = tmp_path / "dgux.pcap"
+    path.write_bytes(header + struct.pack("<IIII", 1, 0, 1000, 10) + b"x" * 10)
+    (frame,) = CaptureReader(path)
+    assert (frame.captured_length, frame.original_length) == (10, 1000)

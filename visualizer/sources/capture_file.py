@@ -24,6 +24,8 @@ from visualizer.errors import CaptureFileError, UsageError
 
 PCAP_MAGIC_MICROSECONDS = 0xA1B2C3D4
 PCAP_MAGIC_NANOSECONDS = 0xA1B23C4D
+PCAP_VERSION_DG_UX = 543
+"""The major version DG/UX tcpdump writes, with the record lengths in the pre-2.3 order."""
 PCAPNG_SECTION_HEADER = 0x0A0D0D0A
 PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
 
@@ -126,10 +128,11 @@ def _record_reader(
             seconds, fractional, original, captured = unpack(buffer, offset)
             return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
     elif maybe_swapped:
+        # libpcap's sf-pcap.c (MAYBE_SWAPPED): swapped only when the captured length is the larger.
 
         def record(buffer: bytes, offset: int) -> tuple[int, int, int]:
             seconds, fractional, captured, original = unpack(buffer, offset)
-            if captured <= original:
+            if captured > original:
                 captured, original = original, captured
             return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
     else:
@@ -253,10 +256,11 @@ class CaptureReader:
         order = "<" if magic_little in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS) else ">"
         magic, major, minor, _zone, _sigfigs, _snap, network = struct.unpack(order + "IHHiIII", header)
         self.link_types.add(network & 0xFFFF)
-        # Before pcap 2.3 libpcap wrote the two lengths the other way round; 2.3 files may be
-        # either (wiretap's libpcap.c applies the same correction).
+        # Before pcap 2.3 libpcap wrote the two lengths the other way round, and so does DG/UX
+        # tcpdump (version 543.0); 2.3 files may be either (libpcap's pcap_check_header).
         fraction = 1 if magic == PCAP_MAGIC_NANOSECONDS else 1000
-        swapped, maybe_swapped = (major, minor) < (2, 3), (major, minor) == (2, 3)
+        swapped = (major, minor) < (2, 3) or major == PCAP_VERSION_DG_UX
+        maybe_swapped = (major, minor) == (2, 3)
         return PcapHeader(
             order,
             fraction,
