@@ -12,7 +12,7 @@ from visualizer import pipeline
 from visualizer.analysis import Analyzer, Report
 from visualizer.errors import UsageError
 from visualizer.model import SegmentRun
-from visualizer.sources import CaptureReader, FrameDecoder
+from visualizer.sources import CaptureReader, FrameDecoder, capture_file
 from visualizer.sources.bulk import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
 from visualizer.sources.pcap_writer import PcapWriter
 
@@ -220,3 +220,27 @@ def test_a_frame_that_looks_plain_but_does_not_decode_is_kept_by_every_path(
     assert summary(pipeline.analyse_file(path, workers=1)) == expected
     for workers in (2, 3, 4):
         assert summary(pipeline.analyse_file(path, workers=workers)) == expected
+
+
+@pytest.mark.parametrize("chunk", [1 << 21, 64])
+@pytest.mark.parametrize("path", ["bulk", "parallel"])
+def test_every_path_warns_of_the_same_oddities(
+    path: str, chunk: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture = tmp_path / "odd.pcap"
+    talk = Conversation("10.0.0.1", "10.0.0.2", 40001, 80)
+    talk.client_sends(1.0, 1, 0, SYN).server_sends(1.1, 9, 2, SYN | ACK).client_sends(0.5, 2, 10, ACK)
+    talk.client_sends(0.2, 2, 10, PSH | ACK, b"late")
+    with PcapWriter(capture) as writer:
+        for time, data in talk.frames:
+            writer.write(data, 1_700_000_000_000_000_000 + int(time * 1e9))
+        writer.write(b"", 1_700_000_002_000_000_000)
+    expected = pipeline.analyse_file(capture, workers=1)
+    assert expected.warnings == [
+        f"{capture}: time goes backwards at frame 3 (0.600000 s before frame 2)",
+        f"{capture}: 1 frame carries no bytes at all (the first is frame 5)",
+    ]
+    monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)
+    monkeypatch.setattr(capture_file, "_CHUNK", chunk)  # 64: about a frame per read buffer
+    report = pipeline.analyse_file(capture, workers=2 if path == "parallel" else 1)
+    assert report.warnings == expected.warnings and summary(report) == summary(expected)

@@ -24,7 +24,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from visualizer.model import PROTOCOL_TCP, PROTOCOL_UDP, PacketRecord, SegmentRun
-from visualizer.sources.capture_file import PcapChunk, PcapHeader
+from visualizer.sources.capture_file import CaptureReader, PcapChunk, PcapHeader
 from visualizer.sources.decode import FrameDecoder
 from visualizer.sources.ip import ipv4_by_number, ipv4_text_from_number
 from visualizer.sources.link import LINKTYPE_ETHERNET
@@ -257,6 +257,32 @@ def decode_pcap_chunk(
     together: list[PacketRecord | SegmentRun] = [*records, *one_by_one(others, assigned)]
     order = numpy.argsort([item[0] for item in together], kind="stable").tolist()
     return list(itemgetter(*order)(together)) if len(together) > 1 else together
+
+
+def check_time_order(reader: CaptureReader, chunk: PcapChunk, header: PcapHeader) -> None:
+    """Tell ``reader`` where time first goes backwards in ``chunk``, as its own frame-by-frame reading does.
+
+    For readers of whole buffers (:meth:`CaptureReader.pcap_chunks`), which never look at
+    the times; keeps :attr:`CaptureReader.last_timestamp_ns` up to date across chunks.
+    """
+    numpy = _numpy_tables()[0]
+    offsets = numpy.asarray(chunk.offsets, dtype=numpy.int64)
+    if not len(offsets):
+        return
+    data = numpy.frombuffer(chunk.buffer, numpy.uint8)
+    fields = numpy.ascontiguousarray(data[offsets[:, None] + numpy.arange(8)]).view(
+        numpy.dtype(header.byte_order + "u4")
+    )
+    times = fields[:, 0].astype(numpy.int64) * 1_000_000_000 + fields[:, 1].astype(numpy.int64) * header.fraction_ns
+    previous = reader.last_timestamp_ns
+    if previous is not None:
+        times = numpy.concatenate((numpy.array([previous], dtype=numpy.int64), times))
+    back = numpy.flatnonzero(times[1:] < times[:-1])
+    if len(back):
+        step = int(back[0])
+        number = chunk.first_number + step + (0 if previous is not None else 1)
+        reader.time_went_back(number, int(times[step + 1]), number - 1, int(times[step]))
+    reader.last_timestamp_ns = int(times[-1])
 
 
 def candidate_positions(chunk: PcapChunk, header: PcapHeader, keys: set[bytes], transport: int) -> list[int]:
