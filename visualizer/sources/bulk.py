@@ -275,7 +275,9 @@ def check_time_order(reader: CaptureReader, chunk: PcapChunk, header: PcapHeader
     )
     times = fields[:, 0].astype(numpy.int64) * 1_000_000_000 + fields[:, 1].astype(numpy.int64) * header.fraction_ns
     previous = reader.last_timestamp_ns
-    if previous is not None:
+    if previous is None:
+        reader.first_timestamp_ns = int(times[0])
+    else:
         times = numpy.concatenate((numpy.array([previous], dtype=numpy.int64), times))
     back = numpy.flatnonzero(times[1:] < times[:-1])
     if len(back):

@@ -185,6 +185,8 @@ class CaptureReader:
         self.frames_read = 0
         self.bytes_read = 0
         self.size = 0
+        self.first_timestamp_ns: int | None = None
+        """Time of the first frame that has one (pcapng simple packet and custom blocks have none)."""
         self.last_timestamp_ns: int | None = None
         """Time of the last frame read that had one (readers of read buffers keep it up to date)."""
         self._time_went_back = False
@@ -381,6 +383,8 @@ class CaptureReader:
         link_type = header.link_type
         for buffer, offsets, number in self.pcap_chunks():
             last = self.last_timestamp_ns
+            if last is None:
+                self.first_timestamp_ns = record(buffer, offsets[0])[0]
             for offset in offsets:
                 timestamp, captured, original = record(buffer, offset)
                 if last is not None and timestamp < last:
@@ -484,7 +488,9 @@ class CaptureReader:
                 number += 1
                 self.frames_read = number
                 last = self.last_timestamp_ns
-                if last is not None and timestamp < last:
+                if last is None:
+                    self.first_timestamp_ns = timestamp
+                elif timestamp < last:
                     self.time_went_back(number, timestamp, last_timed, last)
                 self.last_timestamp_ns, last_timed = timestamp, number
                 if not captured:
