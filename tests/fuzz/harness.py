@@ -25,6 +25,7 @@ seeded budget and every regression file in ``tests/data/fuzz``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -203,6 +204,8 @@ def _value(rng: random.Random, width: int, current: int) -> int:
 
 def bit_flips(data: bytes, rng: random.Random, layout: Layout) -> tuple[bytes, str]:
     out = bytearray(data)
+    if not out:
+        return data, "no bits to flip"
     count = rng.choice((1, 1, 2, 3, 8))
     for _ in range(count):
         if layout.frames and rng.random() < 0.7:  # mostly in headers: the first bytes of frames
@@ -490,7 +493,7 @@ def run_file(
             chunks.append(chunk)
     os.close(reader)
     if hung:
-        with _suppress_lookup():
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     _, _, usage = os.wait4(pid, 0)
     seconds = time.monotonic() - started
@@ -508,14 +511,6 @@ def run_file(
         result.failure = "memory"
         result.detail = f"peak resident set {result.peak_bytes / 2**20:.0f} MB > {memory_limit / 2**20:.0f} MB"
     return result
-
-
-class _suppress_lookup:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> bool:
-        return isinstance(value, ProcessLookupError)
 
 
 def preload() -> None:
