@@ -12,7 +12,7 @@ from visualizer import pipeline
 from visualizer.analysis import Analyzer, Report
 from visualizer.errors import UsageError
 from visualizer.model import SegmentRun
-from visualizer.sources import CaptureReader, FrameDecoder
+from visualizer.sources import CaptureReader, FrameDecoder, capture_file
 from visualizer.sources.bulk import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
 from visualizer.sources.pcap_writer import PcapWriter
 
@@ -172,3 +172,75 @@ def test_selecting_no_stream_gives_every_frame(capture: Path) -> None:
 def test_selecting_streams_of_an_unknown_protocol_is_a_usage_error(capture: Path) -> None:
     with pytest.raises(UsageError, match="'sctp'"):
         pipeline.select_streams(capture, "sctp", {0})
+
+
+FUZZ = Path(__file__).parent / "data" / "fuzz"
+
+
+@pytest.mark.parametrize("path", ["small", "bulk", "parallel"])
+def test_a_pcap_2_3_file_with_a_cut_last_record_reads_the_same_on_every_path(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 150 bytes: a SYN, then a record of 40 captured bytes out of 70 (pcap 2.3, lengths in the 2.3 order).
+    capture = FUZZ / "pcap-2.3-cut-record.pcap"
+    expected = summary(pipeline.analyse_file(capture, workers=1))
+    if path != "small":
+        monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)
+    report = pipeline.analyse_file(capture, workers=2 if path == "parallel" else 1)
+    assert summary(report) == expected
+    assert report.frames == 2 and report.undecoded_frames == 1
+
+
+def test_a_frame_that_looks_plain_but_does_not_decode_is_kept_by_every_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Raw bytes say plain IPv4 TCP/UDP (so a worker is chosen from them), but the headers are cut
+    # (IPv4 total length, or the frame itself): the record has no ports and mixes to 0. The raw
+    # bytes mix to 128 and up, so the choice from bytes and the one from the record differ.
+    path = tmp_path / "looks-plain.pcap"
+    segment = tcp(40000, 80, 1, 0, SYN)
+    datagram = udp(5000, 53, b"q" * 20)
+    frames = [
+        ethernet(ipv4("10.0.0.200", "10.0.0.2", 6, segment, total_length=24)),  # TCP header cut by IPv4
+        ethernet(ipv4("10.0.0.200", "10.0.0.3", 6, segment))[:44],  # TCP header cut by the snap length
+        ethernet(ipv4("10.0.0.200", "10.0.0.4", 17, datagram, total_length=26)),  # UDP header cut by IPv4
+    ]
+    talk = Conversation("10.0.0.1", "10.0.0.2", 40001, 80)
+    talk.client_sends(1.0, 1, 0, SYN).server_sends(1.1, 9, 2, SYN | ACK).client_sends(1.2, 2, 10, ACK)
+    with PcapWriter(path) as writer:
+        for index, data in enumerate(frames):
+            writer.write(data, 1_700_000_000_000_000_000 + index * 1000, original_length=len(data) + 30)
+        for time, data in talk.frames:
+            writer.write(data, 1_700_000_000_000_000_000 + int(time * 1e9))
+    records = list(CaptureReader(path).read(FrameDecoder().decode_from))
+    assert all(mixing_byte(record) == 0 and record.problem for record in records[:3])
+    expected = summary(pipeline.analyse_file(path, workers=1))
+    assert expected[6] == 3 and expected[1] == 1  # undecoded frames, first frame
+    monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)
+    assert summary(pipeline.analyse_file(path, workers=1)) == expected
+    for workers in (2, 3, 4):
+        assert summary(pipeline.analyse_file(path, workers=workers)) == expected
+
+
+@pytest.mark.parametrize("chunk", [1 << 21, 64])
+@pytest.mark.parametrize("path", ["bulk", "parallel"])
+def test_every_path_warns_of_the_same_oddities(
+    path: str, chunk: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture = tmp_path / "odd.pcap"
+    talk = Conversation("10.0.0.1", "10.0.0.2", 40001, 80)
+    talk.client_sends(1.0, 1, 0, SYN).server_sends(1.1, 9, 2, SYN | ACK).client_sends(0.5, 2, 10, ACK)
+    talk.client_sends(0.2, 2, 10, PSH | ACK, b"late")
+    with PcapWriter(capture) as writer:
+        for time, data in talk.frames:
+            writer.write(data, 1_700_000_000_000_000_000 + int(time * 1e9))
+        writer.write(b"", 1_700_000_002_000_000_000)
+    expected = pipeline.analyse_file(capture, workers=1)
+    assert expected.warnings == [
+        f"{capture}: time goes backwards at frame 3 (0.600000 s before frame 2)",
+        f"{capture}: 1 frame carries no bytes at all (the first is frame 5)",
+    ]
+    monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)
+    monkeypatch.setattr(capture_file, "_CHUNK", chunk)  # 64: about a frame per read buffer
+    report = pipeline.analyse_file(capture, workers=2 if path == "parallel" else 1)
+    assert report.warnings == expected.warnings and summary(report) == summary(expected)

@@ -46,6 +46,7 @@ from visualizer.sources.bulk import (
     WHOLE,
     Share,
     candidate_positions,
+    check_time_order,
     decode_pcap_chunk,
     decode_positions,
     in_share,
@@ -221,13 +222,19 @@ def _with_progress(items: Iterator[T], reader: CaptureReader, progress: Progress
 # find the frames and hand their offsets to the others measured no faster.)
 
 
-def _analyse_share(path: str, share: Share, progress: ProgressCallback | None = None) -> tuple[Report, int, list[str]]:
-    """Read the whole file and analyse the conversations of ``share``."""
+def _analyse_share(
+    path: str, share: Share, progress: ProgressCallback | None = None
+) -> tuple[Report, int, list[str], int | None]:
+    """Read the whole file and analyse the conversations of ``share``.
+
+    Also gives what the reader saw of every frame: their number, the warnings, and the
+    time of the first frame that has one (the analysis of a share sees only its frames).
+    """
     reader = CaptureReader(path)
     analyzer = Analyzer(source=path)
     with _collection_paused():
         analyzer.feed(_with_progress(_records(reader, share), reader, progress))
-    return analyzer.finish(), reader.frames_read, reader.warnings
+    return analyzer.finish(), reader.frames_read, reader.warnings, reader.first_timestamp_ns
 
 
 def _records(
@@ -239,18 +246,19 @@ def _records(
     come as column runs); anything else frame by frame. Every worker decodes the
     frames it cannot assign from their bytes (IP reassembly needs all fragments).
     """
-    decoder = FrameDecoder()
     if reader.format == "pcap" and reader.pcap_header is not None and reader.size >= BULK_MINIMUM_BYTES:
+        decoder = FrameDecoder()  # no checksums in bulk (documented: flows finds no bad_checksum there)
         header = reader.pcap_header
 
         def by_chunk() -> Iterator[PacketRecord | SegmentRun]:
             for chunk in reader.pcap_chunks():
+                check_time_order(reader, chunk, header)
                 yield from decode_pcap_chunk(decoder, chunk, header, share, runs=True)
 
         return by_chunk()
     if share == WHOLE:
         return iter_records(reader, verify_checksums=True)
-    decode_from = decoder.decode_from
+    decode_from = FrameDecoder(verify_checksums=True).decode_from  # as in one process
 
     def make(
         buffer: bytes,
@@ -308,11 +316,11 @@ def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: P
             if process.is_alive():
                 process.terminate()
             process.join()
-    own = collected[0]
-    return _merge_reports([report for report, _, _ in collected], frames=own[1], warnings=own[2])
+    _, frames, warnings, first_time = collected[0]
+    return _merge_reports([report for report, *_ in collected], frames=frames, warnings=warnings, first_time=first_time)
 
 
-def _merge_reports(reports: list[Report], *, frames: int, warnings: list[str]) -> Report:
+def _merge_reports(reports: list[Report], *, frames: int, warnings: list[str], first_time: int | None) -> Report:
     """Join the reports of workers that analysed disjoint sets of conversations of one file."""
     merged = Report(source=reports[0].source, frames=frames, warnings=list(warnings))
     renumber: dict[tuple[int, str, int], int] = {}
@@ -338,10 +346,11 @@ def _merge_reports(reports: list[Report], *, frames: int, warnings: list[str]) -
         merged.undecoded_frames += report.undecoded_frames
     findings.sort(key=lambda finding: finding.frame)
     merged.findings = findings
-    firsts = [report for report in reports if report.first_frame]
+    firsts = [report.first_frame for report in reports if report.first_frame]
     if firsts:
-        first = min(firsts, key=lambda report: report.first_frame)
-        merged.first_frame, merged.first_time_ns = first.first_frame, first.first_time_ns
+        # The first frame may have no time (a pcapng simple packet block): then the capture's
+        # first time is that of a later frame, which another worker may have analysed.
+        merged.first_frame, merged.first_time_ns = min(firsts), first_time
     return merged
 
 

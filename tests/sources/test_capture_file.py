@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
 import pytest
 
+from visualizer.cli import main
 from visualizer.errors import CaptureFileError
 from visualizer.sources.capture_file import CaptureReader
 from visualizer.sources.pcap_writer import PcapWriter
@@ -92,7 +94,7 @@ def test_pcapng_sections_interfaces_resolutions_and_special_blocks(tmp_path: Pat
         + block("<", 3, struct.pack("<I", len(FRAME)) + FRAME)  # simple packet block: no time
         + section(">")
         + interface(">", 113)
-        + enhanced(">", 0, 7, FRAME)
+        + enhanced(">", 0, 3_000_007, FRAME)
     )
     path = tmp_path / "multi.pcapng"
     path.write_bytes(content)
@@ -100,7 +102,7 @@ def test_pcapng_sections_interfaces_resolutions_and_special_blocks(tmp_path: Pat
     frames = list(reader)
     assert [frame.number for frame in frames] == [1, 2, 3, 4, 5]
     assert [frame.link_type for frame in frames] == [1, 101, -1, 1, 113]
-    assert [frame.timestamp_ns for frame in frames] == [1_500_000_000, 2_000_000_001, None, None, 7000]
+    assert [frame.timestamp_ns for frame in frames] == [1_500_000_000, 2_000_000_001, None, None, 3_000_007_000]
     assert frames[1].interface == 1 and frames[3].data == FRAME
     assert reader.warnings == []
 
@@ -144,3 +146,65 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         CaptureReader(tmp_path / "missing.pcap")
     with pytest.raises(CaptureFileError, match="is a directory"):
         CaptureReader(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [((40, 70), (40, 70)), ((70, 40), (40, 70)), ((60, 60), (60, 60))],
+)
+def test_pcap_2_3_lengths_are_swapped_only_when_the_captured_one_is_larger(
+    tmp_path: Path, stored: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    # libpcap's sf-pcap.c (MAYBE_SWAPPED): a 2.3 file's record is taken as swapped only when its
+    # captured length exceeds its original length.
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 3, 0, 0, 0, 1)
+    record = struct.pack("<IIII", 1, 0, *stored) + FRAME[: min(stored)]
+    path = tmp_path / "v23.pcap"
+    path.write_bytes(header + record + record)
+    frames = list(CaptureReader(path))
+    assert [(frame.captured_length, frame.original_length) for frame in frames] == [expected, expected]
+    assert all(len(frame.data) == frame.captured_length for frame in frames)
+
+
+def test_dg_ux_pcap_543_has_its_lengths_swapped(tmp_path: Path) -> None:
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 543, 0, 0, 0, 0, 1)
+    path = tmp_path / "dgux.pcap"
+    path.write_bytes(header + struct.pack("<IIII", 1, 0, 1000, 10) + b"x" * 10)
+    (frame,) = CaptureReader(path)
+    assert (frame.captured_length, frame.original_length) == (10, 1000)
+
+
+def test_empty_simple_packet_blocks_are_named_in_one_warning(tmp_path: Path) -> None:
+    path = tmp_path / "empty-blocks.pcapng"
+    empty = block("<", 3, struct.pack("<I", 0))
+    path.write_bytes(section("<") + interface("<", 1) + block("<", 3, struct.pack("<I", 60) + FRAME) + empty * 10_000)
+    reader = CaptureReader(path)
+    assert len(list(reader)) == 10_001
+    (warning,) = reader.warnings
+    assert warning == f"{path}: 10,000 frames carry no bytes at all (the first is frame 2)"
+    err = io.StringIO()
+    assert main(["flows", str(path), "-q"], stdout=io.StringIO(), stderr=err) == 3  # it used to say nothing: 0
+    assert err.getvalue() == f"sockstory: warning: {warning}\n"
+
+
+def test_empty_pcap_records_are_named_in_one_warning(tmp_path: Path) -> None:
+    path = tmp_path / "empty-records.pcap"
+    path.write_bytes(pcap_bytes("<", 0xA1B2C3D4, [(1, 0, FRAME), (2, 0, b""), (3, 0, FRAME)]))
+    reader = CaptureReader(path)
+    assert len(list(reader)) == 3
+    assert reader.warnings == [f"{path}: 1 frame carries no bytes at all (the first is frame 2)"]
+
+
+def test_time_going_backwards_is_warned_once_with_its_first_frame(tmp_path: Path) -> None:
+    path = tmp_path / "back.pcap"
+    path.write_bytes(pcap_bytes("<", 0xA1B2C3D4, [(10, 0, FRAME), (12, 0, FRAME), (11, 500_000, FRAME), (9, 0, FRAME)]))
+    reader = CaptureReader(path)
+    assert len(list(reader)) == 4
+    assert reader.warnings == [f"{path}: time goes backwards at frame 3 (0.500000 s before frame 2)"]
+    nanoseconds = tmp_path / "back.pcapng"
+    nanoseconds.write_bytes(
+        section("<") + interface("<", 1) + enhanced("<", 0, 5_000_000, FRAME) + enhanced("<", 0, 4_999_999, FRAME)
+    )
+    reader = CaptureReader(nanoseconds)
+    assert len(list(reader)) == 2
+    assert reader.warnings == [f"{nanoseconds}: time goes backwards at frame 2 (0.000001 s before frame 1)"]

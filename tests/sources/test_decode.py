@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import struct
+import time
 
 from tests.packets import ACK, PSH, SYN, decode_all, ethernet, ipv4, ipv6, tcp, udp
 from visualizer.model import parse_tcp_options
+from visualizer.sources.ip import (
+    FRAGMENT_TIMEOUT_NS,
+    MAXIMUM_PENDING_BYTES,
+    MAXIMUM_PENDING_DATAGRAMS,
+    Reassembly,
+)
 
 SEGMENT = tcp(1234, 80, 100, 200, PSH | ACK, 512, b"hello", options=b"\x01\x01\x08\x0a" + b"\0" * 8)
 
@@ -108,3 +115,59 @@ def test_tcp_option_parsing() -> None:
     assert (options.mss, options.sack_permitted, options.timestamp, options.window_scale) == (1460, True, (1, 2), 7)
     assert options.sack_blocks == ((16, 32),)
     assert parse_tcp_options(b"\x05\x02").malformed and parse_tcp_options(b"\x02\x09\x00").malformed
+
+
+def eight_byte_fragments(datagram: bytes, identification: int = 7) -> list[bytes]:
+    """``datagram`` (a UDP header and payload) cut into IPv4 fragments of 8 bytes each."""
+    pieces = []
+    for start in range(0, len(datagram), 8):
+        more = 0x2000 if start + 8 < len(datagram) else 0
+        fragment = ipv4("10.0.0.1", "10.0.0.2", 17, datagram[start : start + 8], identification=identification)
+        fragment = fragment[:6] + struct.pack("!H", more | start // 8) + fragment[8:]
+        pieces.append(ethernet(fragment))
+    return pieces
+
+
+def test_a_datagram_in_8190_fragments_is_reassembled_in_linear_time() -> None:
+    datagram = udp(5000, 53, bytes(range(256)) * 255 + b"x" * 232)  # 65,520 bytes: 8,190 fragments
+    frames = eight_byte_fragments(datagram)
+    assert len(frames) == 8190
+    # The last fragment first (the length is known), then the others in order: every fragment
+    # extends the data received from the start, which a quadratic reassembly copies each time.
+    for order in (frames[-1:] + frames[:-1], frames, frames[::-1]):
+        started = time.perf_counter()
+        records = decode_all([(index * 1e-6, frame) for index, frame in enumerate(order)])
+        elapsed = time.perf_counter() - started
+        assert all(record.fragment for record in records[:-1])
+        assert records[-1].transport == 17 and records[-1].payload == datagram[8:]
+        assert elapsed < 2.0, f"{elapsed:.1f} s: reassembly is not linear"  # quadratic: 17-19 s
+
+
+def test_reassembly_holds_a_bounded_number_of_datagrams_and_bytes() -> None:
+    reassembly = Reassembly()
+    for identification in range(MAXIMUM_PENDING_DATAGRAMS + 100):  # first halves only: none completes
+        key = (4, b"\x0a\0\0\x01\x0a\0\0\x02", identification.to_bytes(4, "big"), 17)
+        assert reassembly.add(key, 0, b"a" * 1400, True, now=identification) is None
+        assert reassembly.pending_datagrams <= MAXIMUM_PENDING_DATAGRAMS
+        assert reassembly.pending_bytes <= MAXIMUM_PENDING_BYTES
+    overlapping = Reassembly()  # one datagram of ever-overlapping fragments
+    for offset in range(0, 65_000, 8):
+        overlapping.add((6, b"", b"1"), offset, b"o" * (65_535 - offset), True, now=0)
+        assert overlapping.pending_bytes <= MAXIMUM_PENDING_BYTES
+
+
+def test_a_datagram_that_never_completes_expires() -> None:
+    datagram = udp(5000, 53, b"f" * 40)
+    first = ethernet(ipv4("10.0.0.1", "10.0.0.2", 17, datagram[:24], identification=7, flags_fragment=0x2000))
+    last = ethernet(ipv4("10.0.0.1", "10.0.0.2", 17, datagram[24:], identification=7, flags_fragment=3))
+    in_time = decode_all([(0, first), (FRAGMENT_TIMEOUT_NS / 1e9 - 1, last)])
+    assert in_time[1].transport == 17 and in_time[1].payload == b"f" * 40
+    too_late = decode_all([(0, first), (FRAGMENT_TIMEOUT_NS / 1e9 + 1, last)])
+    assert too_late[1].fragment and too_late[1].transport == 0
+
+
+def test_a_fragment_beyond_the_largest_datagram_is_dropped_with_a_reason() -> None:
+    fragment = ipv4("10.0.0.1", "10.0.0.2", 17, b"z" * 16, identification=7)
+    fragment = fragment[:6] + struct.pack("!H", 0x2000 | 8190) + fragment[8:]  # bytes 65,520 to 65,536
+    (record,) = decode_all([(0, ethernet(fragment))])
+    assert record.problem == "IPv4 fragment ends beyond 65535 bytes" and record.transport == 0

@@ -91,7 +91,10 @@ def anatomy_of(data: bytes, *, link_type: int = 1, frame: int = 0) -> Anatomy:
     from scapy.packet import NoPayload, Padding, Raw
 
     layer_class = conf.l2types.num2layer.get(link_type, conf.raw_layer)
-    packet = layer_class(data)
+    try:
+        packet = layer_class(data)
+    except Exception as error:  # Scapy's dissectors raise on some malformed bytes (IndexError, struct.error)
+        return Anatomy(frame, f"not dissected: Scapy failed ({type(error).__name__}: {error})", [], data)
     blocks: list[LayerBlock] = []
     layer = packet
     payload = b""

@@ -50,7 +50,7 @@ def to_ascii(layout: LadderLayout, *, width: int = ASCII_WIDTH) -> str:
             head = _ASCII_HEADS.get(row.kind, ">")
             if columns[row.target] > columns[row.source]:
                 canvas[right - 1] = head
-            else:
+            elif right > left:  # an endpoint to itself (same address and port) has no arrow head
                 canvas[left + 1] = "<" if head == ">" else head
             label = _fit(row.label, right - left - 6)
             middle = (left + right) // 2 - len(label) // 2

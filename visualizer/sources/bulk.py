@@ -8,21 +8,23 @@ analysis; every other frame goes through the decoder one by one.
 
 Conversations are independent, so parallel analysis gives each worker process a
 :class:`Share` of them, chosen by a byte of the addresses and ports that is the same
-for both directions (:func:`mixing_byte`), computed from the raw bytes here and from
-records for frames decoded one by one.
+for both directions (:func:`mixing_byte`). A frame whose raw bytes look like plain
+Ethernet/IPv4 TCP or UDP is assigned from those bytes, even when its headers then fail
+to decode; any other frame from its decoded record. Either way every frame lands in
+exactly one share.
 
 NumPy is imported on first use only, so that small captures never load it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from visualizer.model import PROTOCOL_TCP, PROTOCOL_UDP, PacketRecord, SegmentRun
-from visualizer.sources.capture_file import PcapChunk, PcapHeader
+from visualizer.sources.capture_file import CaptureReader, PcapChunk, PcapHeader
 from visualizer.sources.decode import FrameDecoder
 from visualizer.sources.ip import ipv4_by_number, ipv4_text_from_number
 from visualizer.sources.link import LINKTYPE_ETHERNET
@@ -114,9 +116,12 @@ def decode_pcap_chunk(
     link_type = header.link_type
     whole = share == WHOLE
 
-    def one_by_one(positions: Iterable[int]) -> Iterator[PacketRecord]:
-        for record in decode_positions(decoder, chunk, header, positions):
-            if whole or in_share(record, share):
+    def one_by_one(positions: Sequence[int], assigned: Collection[int] = ()) -> Iterator[PacketRecord]:
+        # A frame assigned to this share from its raw bytes stays here whatever its record says:
+        # one that looks plain but does not decode (cut headers) has no ports, and would mix to
+        # another share, whose worker never picked it (the frame would be lost).
+        for position, record in zip(positions, decode_positions(decoder, chunk, header, positions)):
+            if whole or position in assigned or in_share(record, share):
                 yield record
 
     if link_type != LINKTYPE_ETHERNET or header.lengths_maybe_swapped or not count:
@@ -160,9 +165,10 @@ def decode_pcap_chunk(
         chosen = numpy.ones(count, dtype=bool)
     picked = numpy.flatnonzero(fast)
     others = numpy.flatnonzero(chosen & ~fast).tolist()
+    assigned: Collection[int] = () if whole else set(numpy.flatnonzero(assignable & chosen & ~fast).tolist())
     length = len(picked)
     if not length:
-        return list(one_by_one(others))
+        return list(one_by_one(others, assigned))
     frame_starts = starts[picked]
     head = rows[picked][:, PCAP_RECORD_HEADER_LENGTH + header_offsets]  # IPv4 addresses and the TCP header
     addresses = head[:, :8].copy().view(">u4")
@@ -200,11 +206,11 @@ def decode_pcap_chunk(
         items: list[PacketRecord | SegmentRun] = []
         cuts = numpy.searchsorted(picked, others).tolist()
         previous = 0
-        for cut, record in zip(cuts, decode_positions(decoder, chunk, header, others)):
+        for cut, position, record in zip(cuts, others, decode_positions(decoder, chunk, header, others)):
             if cut > previous:
                 items.append(SegmentRun._make(column[previous:cut] for column in columns))
                 previous = cut
-            if whole or in_share(record, share):
+            if whole or position in assigned or in_share(record, share):
                 items.append(record)
         if previous < length:
             items.append(SegmentRun._make(column[previous:] for column in columns))
@@ -248,9 +254,37 @@ def decode_pcap_chunk(
     if not others:
         return records
     # Interleave in frame order with the frames decoded one by one.
-    together: list[PacketRecord | SegmentRun] = [*records, *one_by_one(others)]
+    together: list[PacketRecord | SegmentRun] = [*records, *one_by_one(others, assigned)]
     order = numpy.argsort([item[0] for item in together], kind="stable").tolist()
     return list(itemgetter(*order)(together)) if len(together) > 1 else together
+
+
+def check_time_order(reader: CaptureReader, chunk: PcapChunk, header: PcapHeader) -> None:
+    """Tell ``reader`` where time first goes backwards in ``chunk``, as its own frame-by-frame reading does.
+
+    For readers of whole buffers (:meth:`CaptureReader.pcap_chunks`), which never look at
+    the times; keeps :attr:`CaptureReader.last_timestamp_ns` up to date across chunks.
+    """
+    numpy = _numpy_tables()[0]
+    offsets = numpy.asarray(chunk.offsets, dtype=numpy.int64)
+    if not len(offsets):
+        return
+    data = numpy.frombuffer(chunk.buffer, numpy.uint8)
+    fields = numpy.ascontiguousarray(data[offsets[:, None] + numpy.arange(8)]).view(
+        numpy.dtype(header.byte_order + "u4")
+    )
+    times = fields[:, 0].astype(numpy.int64) * 1_000_000_000 + fields[:, 1].astype(numpy.int64) * header.fraction_ns
+    previous = reader.last_timestamp_ns
+    if previous is None:
+        reader.first_timestamp_ns = int(times[0])
+    else:
+        times = numpy.concatenate((numpy.array([previous], dtype=numpy.int64), times))
+    back = numpy.flatnonzero(times[1:] < times[:-1])
+    if len(back):
+        step = int(back[0])
+        number = chunk.first_number + step + (0 if previous is not None else 1)
+        reader.time_went_back(number, int(times[step + 1]), number - 1, int(times[step]))
+    reader.last_timestamp_ns = int(times[-1])
 
 
 def candidate_positions(chunk: PcapChunk, header: PcapHeader, keys: set[bytes], transport: int) -> list[int]:

@@ -24,6 +24,8 @@ from visualizer.errors import CaptureFileError, UsageError
 
 PCAP_MAGIC_MICROSECONDS = 0xA1B2C3D4
 PCAP_MAGIC_NANOSECONDS = 0xA1B23C4D
+PCAP_VERSION_DG_UX = 543
+"""The major version DG/UX tcpdump writes, with the record lengths in the pre-2.3 order."""
 PCAPNG_SECTION_HEADER = 0x0A0D0D0A
 PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
 
@@ -126,10 +128,11 @@ def _record_reader(
             seconds, fractional, original, captured = unpack(buffer, offset)
             return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
     elif maybe_swapped:
+        # libpcap's sf-pcap.c (MAYBE_SWAPPED): swapped only when the captured length is the larger.
 
         def record(buffer: bytes, offset: int) -> tuple[int, int, int]:
             seconds, fractional, captured, original = unpack(buffer, offset)
-            if captured <= original:
+            if captured > original:
                 captured, original = original, captured
             return seconds * 1_000_000_000 + fractional * fraction_ns, captured, original
     else:
@@ -182,6 +185,14 @@ class CaptureReader:
         self.frames_read = 0
         self.bytes_read = 0
         self.size = 0
+        self.first_timestamp_ns: int | None = None
+        """Time of the first frame that has one (pcapng simple packet and custom blocks have none)."""
+        self.last_timestamp_ns: int | None = None
+        """Time of the last frame read that had one (readers of read buffers keep it up to date)."""
+        self._time_went_back = False
+        self._empty_frames = 0
+        self._first_empty_frame = 0
+        self._finished = False
         handle = _open(self.path)
         try:
             self.size = os.fstat(handle.fileno()).st_size
@@ -245,6 +256,39 @@ class CaptureReader:
         read = self.frames_read
         self.warnings.append(f"{self.path}: {problem}; read {read} frame{'' if read == 1 else 's'} before it")
 
+    # -- Oddities: readable, but worth a warning ------------------------------------------------
+
+    def time_went_back(self, number: int, timestamp_ns: int, previous: int, previous_ns: int) -> None:
+        """Frame ``number`` is earlier than frame ``previous`` (the last one with a time): warn, once.
+
+        Durations and time axes assume that time goes forward; a capture merged from
+        several sources, or a clock stepped back, breaks that silently otherwise.
+        """
+        if self._time_went_back:
+            return
+        self._time_went_back = True
+        self.warnings.append(
+            f"{self.path}: time goes backwards at frame {number} "
+            f"({(previous_ns - timestamp_ns) / 1e9:.6f} s before frame {previous})"
+        )
+
+    def _empty_frame(self, number: int) -> None:
+        if not self._empty_frames:
+            self._first_empty_frame = number
+        self._empty_frames += 1
+
+    def _finish(self) -> None:
+        """Warn about what was odd in the whole file, once, when the reading ends."""
+        if self._finished:
+            return
+        self._finished = True
+        count = self._empty_frames
+        if count:
+            frames = "1 frame carries" if count == 1 else f"{count:,} frames carry"
+            self.warnings.append(
+                f"{self.path}: {frames} no bytes at all (the first is frame {self._first_empty_frame})"
+            )
+
     # -- pcap -------------------------------------------------------------------------------
 
     def _pcap_header(self) -> PcapHeader:
@@ -253,10 +297,11 @@ class CaptureReader:
         order = "<" if magic_little in (PCAP_MAGIC_MICROSECONDS, PCAP_MAGIC_NANOSECONDS) else ">"
         magic, major, minor, _zone, _sigfigs, _snap, network = struct.unpack(order + "IHHiIII", header)
         self.link_types.add(network & 0xFFFF)
-        # Before pcap 2.3 libpcap wrote the two lengths the other way round; 2.3 files may be
-        # either (wiretap's libpcap.c applies the same correction).
+        # Before pcap 2.3 libpcap wrote the two lengths the other way round, and so does DG/UX
+        # tcpdump (version 543.0); 2.3 files may be either (libpcap's pcap_check_header).
         fraction = 1 if magic == PCAP_MAGIC_NANOSECONDS else 1000
-        swapped, maybe_swapped = (major, minor) < (2, 3), (major, minor) == (2, 3)
+        swapped = (major, minor) < (2, 3) or major == PCAP_VERSION_DG_UX
+        maybe_swapped = (major, minor) == (2, 3)
         return PcapHeader(
             order,
             fraction,
@@ -319,6 +364,8 @@ class CaptureReader:
                     stop = position + 16 + captured
                     if stop > end:
                         break
+                    if not captured:
+                        self._empty_frame(number + len(offsets) + 1)
                     append(position)
                     position = stop
                 number += len(offsets)
@@ -328,26 +375,41 @@ class CaptureReader:
                 if offsets:
                     yield PcapChunk(buffer, offsets, first)
         finally:
+            self._finish()
             self.close()
 
     def _read_pcap(self, header: PcapHeader, make: FrameMaker[T]) -> Iterator[T]:
+        record = header.record
+        link_type = header.link_type
         for buffer, offsets, number in self.pcap_chunks():
-            record = header.record
-            link_type = header.link_type
+            last = self.last_timestamp_ns
+            if last is None:
+                self.first_timestamp_ns = record(buffer, offsets[0])[0]
             for offset in offsets:
                 timestamp, captured, original = record(buffer, offset)
+                if last is not None and timestamp < last:
+                    self.time_went_back(number, timestamp, number - 1, last)
+                last = timestamp
                 item = make(buffer, offset + 16, number, timestamp, 0, link_type, captured, original)
                 number += 1
                 if item is not None:
                     yield item
+            self.last_timestamp_ns = last
 
     # -- pcapng -----------------------------------------------------------------------------
 
     def _read_pcapng(self, make: FrameMaker[T]) -> Iterator[T]:
+        try:
+            yield from self._read_pcapng_blocks(make)
+        finally:
+            self._finish()
+
+    def _read_pcapng_blocks(self, make: FrameMaker[T]) -> Iterator[T]:
         handle = self._handle
         order = "<"
         interfaces: list[_Interface] = []
         number = 0
+        last_timed = 0
         while True:
             head = handle.read(8)
             if not head:
@@ -425,6 +487,14 @@ class CaptureReader:
                 timestamp += description.offset_seconds * 1_000_000_000
                 number += 1
                 self.frames_read = number
+                last = self.last_timestamp_ns
+                if last is None:
+                    self.first_timestamp_ns = timestamp
+                elif timestamp < last:
+                    self.time_went_back(number, timestamp, last_timed, last)
+                self.last_timestamp_ns, last_timed = timestamp, number
+                if not captured:
+                    self._empty_frame(number)
                 item = make(body, data_start, number, timestamp, interface, description.link_type, captured, original)
                 if item is not None:
                     yield item
@@ -439,6 +509,8 @@ class CaptureReader:
                     captured = min(captured, description.snap_length)
                 number += 1
                 self.frames_read = number
+                if not captured:
+                    self._empty_frame(number)
                 item = make(body, 4, number, None, 0, description.link_type, captured, original)
                 if item is not None:
                     yield item

@@ -133,7 +133,7 @@ class FrameDecoder:
             fields.problem = problem
         elif version:
             decode_ip = decode_ipv4 if version == 4 else decode_ipv6
-            found = decode_ip(data, offset, layers, fields, self._reassembly, self.verify_checksums)
+            found = decode_ip(data, offset, layers, fields, self._reassembly, self.verify_checksums, frame.timestamp_ns)
             if found is not None:
                 protocol, payload, declared = found
                 decode_transport(protocol, payload, declared, layers, fields, self.verify_checksums)

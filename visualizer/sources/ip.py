@@ -9,6 +9,7 @@ addresses, cached, for every decoding path.
 from __future__ import annotations
 
 import socket
+from bisect import bisect_left, bisect_right
 
 from visualizer.sources.checksum import ipv4_header_ok
 from visualizer.sources.record import Fields
@@ -34,8 +35,16 @@ IPV6_EXTENSION_NAMES = {
     IPV6_AUTHENTICATION: "ah",
 }
 
+MAXIMUM_DATAGRAM_LENGTH = 65_535
+"""The largest IP datagram (RFC 791 s3.1, RFC 8200 s4.5 without jumbograms): a fragment that
+ends beyond it cannot be part of one, and is dropped with a reason."""
 MAXIMUM_PENDING_DATAGRAMS = 4096
-"""Incomplete fragment sets kept at most; the oldest is dropped beyond that (a heuristic of ours)."""
+"""Incomplete datagrams kept at most; the oldest is dropped beyond that (a heuristic of ours)."""
+MAXIMUM_PENDING_BYTES = 4 * 1024 * 1024
+"""Fragment bytes kept at most for incomplete datagrams (Linux's net.ipv4.ipfrag_high_thresh)."""
+FRAGMENT_TIMEOUT_NS = 30 * 1_000_000_000
+"""Capture time after its first fragment when an incomplete datagram is dropped (Linux's
+net.ipv4.ipfrag_time; RFC 8200 s4.5 allows 60 s for IPv6, RFC 791 suggests 15 s)."""
 
 ADDRESS_CACHE_SIZE = 100_000
 """Address texts kept per cache; a cache is emptied when it grows beyond this."""
@@ -93,48 +102,108 @@ def ipv6_text(raw: bytes) -> str:
 
 
 class _Fragments:
-    """The fragments of one IP datagram seen so far (RFC 791 s3.2, RFC 8200 s4.5)."""
+    """The fragments of one IP datagram seen so far (RFC 791 s3.2, RFC 8200 s4.5).
 
-    __slots__ = ("pieces", "total")
+    Keeps the pieces by offset (a later piece at the same offset replaces the earlier) and
+    the byte ranges they cover, merged, so that each fragment costs O(log n) plus a list
+    splice and the datagram is put together once, when its ranges cover it.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("pieces", "starts", "ends", "total", "held", "started")
+
+    def __init__(self, started: int | None) -> None:
         self.pieces: dict[int, bytes] = {}
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        """Covered ranges [starts[i], ends[i]), sorted, neither overlapping nor touching."""
         self.total = -1
+        self.held = 0
+        """Bytes held in ``pieces``."""
+        self.started = started
+        """Capture time of the first fragment (ns), for the reassembly timeout."""
 
     def add(self, offset: int, data: bytes, more: bool) -> bytes | None:
+        replaced = self.pieces.get(offset)
+        if replaced is not None:
+            self.held -= len(replaced)
         self.pieces[offset] = data
+        self.held += len(data)
         if not more:
             self.total = offset + len(data)
+        if data:
+            self._cover(offset, offset + len(data))
         if self.total < 0:
             return None
+        if self.total and not (self.starts and self.starts[0] == 0 and self.ends[0] >= self.total):
+            return None
         assembled = bytearray()
-        for start in sorted(self.pieces):
-            if start > len(assembled):
-                return None
+        for start in sorted(self.pieces):  # overlaps: the piece that starts later wins, as before
             piece = self.pieces[start]
             assembled[start : start + len(piece)] = piece
-        if len(assembled) < self.total:
-            return None
         return bytes(assembled[: self.total])
+
+    def _cover(self, start: int, end: int) -> None:
+        starts, ends = self.starts, self.ends
+        first = bisect_left(ends, start)  # the first range that ends at or after this start
+        last = bisect_right(starts, end)  # past the last range that starts at or before this end
+        if first < last:
+            start, end = min(start, starts[first]), max(end, ends[last - 1])
+        starts[first:last] = [start]
+        ends[first:last] = [end]
 
 
 class Reassembly:
-    """The datagrams of one capture whose fragments are still arriving."""
+    """The datagrams of one capture whose fragments are still arriving, within bounds.
+
+    Like Linux (net.ipv4.ipfrag_time, ipfrag_high_thresh), a datagram whose fragments
+    stop arriving is dropped after :data:`FRAGMENT_TIMEOUT_NS` of capture time, and
+    the oldest datagrams are dropped when more than :data:`MAXIMUM_PENDING_DATAGRAMS`
+    or :data:`MAXIMUM_PENDING_BYTES` are pending. Time is the fragments' own
+    capture time (an argument, never a clock), so every reading path that sees the
+    same fragments drops the same datagrams.
+    """
 
     def __init__(self) -> None:
         self._pending: dict[tuple[object, ...], _Fragments] = {}
+        self.pending_bytes = 0
+        """Bytes held by every pending datagram together."""
+        self.dropped = 0
+        """Datagrams dropped before they completed (timeout or limits)."""
 
-    def add(self, key: tuple[object, ...], offset: int, payload: bytes, more: bool) -> bytes | None:
-        """Add one fragment; the whole datagram's payload once it is complete, else None."""
-        pending = self._pending.get(key)
-        if pending is None:
-            if len(self._pending) >= MAXIMUM_PENDING_DATAGRAMS:
-                del self._pending[next(iter(self._pending))]
-            pending = self._pending[key] = _Fragments()
-        assembled = pending.add(offset, payload, more)
+    @property
+    def pending_datagrams(self) -> int:
+        return len(self._pending)
+
+    def add(
+        self, key: tuple[object, ...], offset: int, payload: bytes, more: bool, *, now: int | None = None
+    ) -> bytes | None:
+        """Add one fragment captured at ``now`` (ns); the datagram's payload once complete, else None."""
+        pending = self._pending
+        if now is not None:
+            while pending:
+                oldest_key, oldest = next(iter(pending.items()))
+                if oldest.started is None or now - oldest.started <= FRAGMENT_TIMEOUT_NS:
+                    break
+                self._drop(oldest_key)
+        fragments = pending.get(key)
+        if fragments is None:
+            while len(pending) >= MAXIMUM_PENDING_DATAGRAMS:
+                self._drop(next(iter(pending)))
+            fragments = pending[key] = _Fragments(now)
+        held = fragments.held
+        assembled = fragments.add(offset, payload, more)
+        self.pending_bytes += fragments.held - held
         if assembled is not None:
-            del self._pending[key]
-        return assembled
+            self.pending_bytes -= fragments.held
+            del pending[key]
+            return assembled
+        while self.pending_bytes > MAXIMUM_PENDING_BYTES:  # the oldest first, this one last
+            self._drop(next(iter(pending)))
+        return None
+
+    def _drop(self, key: tuple[object, ...]) -> None:
+        self.pending_bytes -= self._pending.pop(key).held
+        self.dropped += 1
 
 
 # -- The headers --------------------------------------------------------------------------------------
@@ -146,7 +215,13 @@ for them; the captured bytes may be shorter). A plain tuple: one is made per fra
 
 
 def decode_ipv4(
-    data: bytes, offset: int, layers: list[str], fields: Fields, reassembly: Reassembly, verify_checksums: bool
+    data: bytes,
+    offset: int,
+    layers: list[str],
+    fields: Fields,
+    reassembly: Reassembly,
+    verify_checksums: bool,
+    now: int | None = None,
 ) -> TransportStart | None:
     """Decode the IPv4 header at ``offset`` into ``fields``; None when no transport header follows."""
     layers.append("ip")
@@ -179,9 +254,12 @@ def decode_ipv4(
     payload = data[offset + header : offset + total]
     declared = total - header
     if more or fragment_offset:
+        if fragment_offset + len(payload) > MAXIMUM_DATAGRAM_LENGTH:
+            fields.problem = f"IPv4 fragment ends beyond {MAXIMUM_DATAGRAM_LENGTH} bytes"
+            return None
         # RFC 791 s3.2: a datagram is identified by its addresses, identification and protocol.
         key = (4, data[offset + 12 : offset + 20], data[offset + 4 : offset + 6], protocol)
-        assembled = reassembly.add(key, fragment_offset, payload, more)
+        assembled = reassembly.add(key, fragment_offset, payload, more, now=now)
         if assembled is None:
             fields.fragment = True
             layers.append("data")
@@ -191,7 +269,13 @@ def decode_ipv4(
 
 
 def decode_ipv6(
-    data: bytes, offset: int, layers: list[str], fields: Fields, reassembly: Reassembly, verify_checksums: bool
+    data: bytes,
+    offset: int,
+    layers: list[str],
+    fields: Fields,
+    reassembly: Reassembly,
+    verify_checksums: bool,
+    now: int | None = None,
 ) -> TransportStart | None:
     """Decode the IPv6 header at ``offset`` and its extension headers; None when no transport header follows."""
     layers.append("ipv6")
@@ -236,7 +320,11 @@ def decode_ipv6(
             declared -= 8
             next_header = following
             if more or fragment_offset:
-                assembled = reassembly.add((6, addresses, identification), fragment_offset, payload, more)
+                if fragment_offset + len(payload) > MAXIMUM_DATAGRAM_LENGTH:
+                    fields.problem = f"IPv6 fragment ends beyond {MAXIMUM_DATAGRAM_LENGTH} bytes"
+                    return None
+                key = (6, addresses, identification)
+                assembled = reassembly.add(key, fragment_offset, payload, more, now=now)
                 if assembled is None:
                     fields.fragment = True
                     layers.append("data")
