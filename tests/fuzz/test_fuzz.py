@@ -17,11 +17,7 @@ BUDGET_CASES = 800
 """About a minute on two CPUs: new mutations of the committed captures in every test run."""
 BUDGET_SEED = 20261127
 
-KNOWN = {
-    ("repeated-frame-runs-vs-records.pcap", "flows"): "the analysis counts not_received once for a frame "
-    "repeated in the file when it comes in a SegmentRun (bulk path), twice when it comes as records: "
-    "visualizer/analysis, not fixed here",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 """Failures found and not fixed yet, each with its reason (strict xfail: fixing one shows)."""
 
 

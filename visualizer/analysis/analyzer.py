@@ -178,6 +178,7 @@ class _Conversation:
         "fin_seen",
         "rst_seen",
         "watching",
+        "not_received",
         "bases_known",
         "last_time",
         "settled",
@@ -195,6 +196,8 @@ class _Conversation:
         self.fin_seen = False
         self.rst_seen = False
         self.watching = False
+        self.not_received: set[int] = set()
+        """First transmissions already found not received (a finding once, however often it is re-sent)."""
         """A later segment may still explain an earlier one (see ``Analyzer._watch``)."""
         self.bases_known = False
         self.last_time = summary.first_time_ns
@@ -708,7 +711,8 @@ class Analyzer:
         if awaiting is not None and flags & ACK and ack != awaiting[3]:
             rev.awaiting_ack = None
             beyond = (ack - awaiting[2]) & SEQUENCE_MASK
-            if beyond and beyond < HALF_SPACE:
+            if beyond and beyond < HALF_SPACE and awaiting[0] not in conversation.not_received:
+                conversation.not_received.add(awaiting[0])
                 self._note(
                     conversation.summary,
                     "not_received",
@@ -801,7 +805,10 @@ class Analyzer:
             # Did the receiver get it? Its duplicate ACKs SACK data beyond it: it did not.
             end = (seq + seglen) & SEQUENCE_MASK  # the retransmission re-sends the original's bytes
             for frame, blocks in rev.duplicate_acks:
+                if original in conversation.not_received:
+                    break  # said already (a retransmission repeated in the capture)
                 if frame > original and any((left - end) & SEQUENCE_MASK < HALF_SPACE for left, _ in blocks):
+                    conversation.not_received.add(original)
                     note(
                         summary,
                         "not_received",
@@ -812,6 +819,8 @@ class Analyzer:
                     )
                     break
             else:
+                if original in conversation.not_received:
+                    return
                 fwd.awaiting_ack = (original, number, (seq + seglen) & SEQUENCE_MASK, seq)
                 conversation.watching = True
 

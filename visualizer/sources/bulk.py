@@ -194,9 +194,11 @@ def decode_pcap_chunk(
     originals = original[picked].tolist()
     flags = flag_bits.tolist()
     if runs:
-        # The analysis reads options only from SYN segments.
+        # The analysis reads options from SYN segments (window scale) and from pure ACKs that carry
+        # more than a timestamp (SACK blocks of duplicate ACKs, RFC 2018): rare rows, cheap to cut.
         options = [b""] * length
-        for row in numpy.flatnonzero(flag_bits & 0x02).tolist():
+        with_options = (flag_bits & 0x02) | ((picked_total == 20 + picked_header) & (picked_header > 32))
+        for row in numpy.flatnonzero(with_options).tolist():
             options[row] = buffer[int(frame_starts[row]) + 54 : int(payload_start[row])]
         keys = list(zip(sources, destinations, source_ports, destination_ports))
         columns = (numbers, timestamps, keys, seqs, acks, flags, windows, options, payload_lengths, originals)
