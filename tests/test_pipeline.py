@@ -70,8 +70,9 @@ def summary(report: Report) -> tuple[object, ...]:
             (c.protocol, c.stream, c.address_a, c.port_a, c.frames_a_to_b, c.bytes_b_to_a, c.outcome, c.state_a)
             for c in report.conversations
         ],
-        report.findings,
-        report.analysis_counts,
+        # The report-only path remembers no first transmissions: no not_received, no original named.
+        [(f.kind, f.frame, f.protocol, f.stream) for f in report.findings if f.kind != "not_received"],
+        {kind: count for kind, count in report.analysis_counts.items() if kind != "not_received"},
         report.undecoded_frames,
     )
 

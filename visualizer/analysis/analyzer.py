@@ -19,7 +19,10 @@ thresholds. Where sockstory knowingly differs, the rule says so:
   out and the peer's SYN has come in) is ``simultaneous_open``; Wireshark calls
   it a retransmission.
 
-On top of Wireshark's flags the analysis explains (see ``report.ANALYSIS_NAMES``):
+On top of Wireshark's flags the analysis explains (see ``report.ANALYSIS_NAMES``; what needs the
+memory of every first transmission, a retransmission's original and ``not_received``, only when
+frames are analysed one by one with :meth:`Analyzer.add` or ``keep_frames``, not on the fast
+report-only path):
 each retransmission names its original, a fast retransmission the duplicate
 ACKs behind it, a duplicate ACK the ACK it repeats and its SACK blocks; RSTs are
 accepted, challenged or ignored (RFC 5961); segments with a bad checksum are
@@ -92,7 +95,9 @@ HOLD_LIMIT = 20_000
 """Frames held for revision at most; beyond, the oldest is released as it stands (bounded memory)."""
 _NOT_FIRST_TRANSMISSION = RETRANSMISSION | OUT_OF_ORDER | KEEP_ALIVE | ZERO_WINDOW_PROBE
 ORIGINALS_LIMIT = 8192
-"""First transmissions remembered per direction (to name a retransmission's original)."""
+"""First transmissions remembered per direction at most (to name a retransmission's original)."""
+ORIGINALS_PRUNE = 64
+"""Beyond this many (and twice what was kept last time), the acknowledged ones are forgotten."""
 
 _UNKNOWN_WINDOW = 0xFFFFFFFF
 _SYN_FIN_RST = SYN | FIN | RST
@@ -125,6 +130,7 @@ class _Direction:
         "bytes",
         "sent_end",
         "originals",
+        "originals_bound",
         "unacknowledged",
         "awaiting_ack",
         "bad_checksum",
@@ -153,6 +159,7 @@ class _Direction:
         self.bytes = 0
         self.sent_end = -1  # one past the last sequence number of data, SYN or FIN sent (not RSTs, not ACKs)
         self.originals: dict[int, tuple[int, int]] = {}
+        self.originals_bound = ORIGINALS_PRUNE  # pruned of what the peer acknowledged beyond this size
         """First transmissions: relative sequence number -> (end, frame)."""
         self.unacknowledged: tuple[int, int | None] | None = None
         """(the peer's ACK number, the first transmission holding it): the frame held for revision."""
@@ -619,12 +626,14 @@ class Analyzer:
         if flags & SYN and flags & ACK and analysis & RETRANSMISSION and fwd.plain_syn and rev.plain_syn:
             # Both sent a SYN: this SYN-ACK answers the peer's (RFC 9293 Figure 7), it repeats nothing.
             analysis = analysis & ~RETRANSMISSION | SIMULTANEOUS_OPEN
-        if (seglen or flags & (SYN | FIN)) and not analysis & _NOT_FIRST_TRANSMISSION:
+        if record is not None and (seglen or flags & (SYN | FIN)) and not analysis & _NOT_FIRST_TRANSMISSION:
+            # Remembered for per-frame analysis only: it costs the report-only path a third of its speed.
             originals = fwd.originals
             originals[seq] = (segment_end, number)
             fwd.unacknowledged = None  # the peer's ACK may point at this one
-            if len(originals) > ORIGINALS_LIMIT:
-                fwd.originals = dict(islice(originals.items(), ORIGINALS_LIMIT // 2, None))
+            if len(originals) > fwd.originals_bound:
+                fwd.originals = _unacknowledged(originals, rev.lastack if rev.lastack_frame else None)
+                fwd.originals_bound = max(ORIGINALS_PRUNE, 2 * len(fwd.originals))
         if conversation.watching or bad_checksum:
             self._watch(conversation, fwd, rev, number, flags, seq, ack, seglen, segment_end, analysis, bad_checksum)
         if analysis:
@@ -931,6 +940,17 @@ FIRST_TRANSMISSION_SEARCH = 512
 """How many remembered first transmissions a re-cut retransmission is looked for among."""
 
 
+def _unacknowledged(originals: dict[int, tuple[int, int]], acked: int | None) -> dict[int, tuple[int, int]]:
+    """The first transmissions the peer has not acknowledged entirely (the newest ORIGINALS_LIMIT at most)."""
+    if acked is not None:
+        originals = {
+            start: value for start, value in originals.items() if (acked - value[0]) & SEQUENCE_MASK >= HALF_SPACE
+        }
+    if len(originals) > ORIGINALS_LIMIT:
+        originals = dict(islice(originals.items(), len(originals) - ORIGINALS_LIMIT // 2, None))
+    return originals
+
+
 def _first_transmission(originals: dict[int, tuple[int, int]], seq: int) -> int | None:
     """The frame that first sent sequence number ``seq``: the one that started there, or else (a
     retransmission cut differently) the one whose bytes include it, among the latest remembered."""
@@ -938,8 +958,9 @@ def _first_transmission(originals: dict[int, tuple[int, int]], seq: int) -> int 
     if found is not None:
         return found[1]
     for start, (end, frame) in islice(reversed(originals.items()), FIRST_TRANSMISSION_SEARCH):
-        if (seq - start) & SEQUENCE_MASK < (end - start) & SEQUENCE_MASK:
-            return frame
+        before = (seq - start) & SEQUENCE_MASK
+        if before < HALF_SPACE:  # the latest first transmission that starts at or before seq
+            return frame if before < (end - start) & SEQUENCE_MASK else None
     return None
 
 

@@ -165,6 +165,9 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
 }
 
 
+_NEXT = TRANSITIONS.get
+
+
 def next_state(state: State, event: Event) -> State | None:
     """The state after ``event``, or None when the table has no such transition (an anomaly)."""
     return TRANSITIONS.get((state, event))
@@ -399,11 +402,25 @@ class ConnectionStates:
             if flags & FIN_FLAG:
                 sent.append(E.SEND_FIN)
                 sender.fin_end = end
-        if flags & RST_FLAG:
-            sent_entry = self._record(sender, mark, 0, sent)
-            sender.tentatives.append(_Tentative("send_rst", sent_entry, E.SEND_RST, end, number))
+        state = sender.state
+        anomaly = None
+        for event in sent:
+            following = _NEXT((state, event))
+            if following is None:
+                anomaly = (state, event)
+            else:
+                state = following
+        if flags & RST_FLAG or sender.tentatives:  # part of a history that may be replayed
+            sent_entry = _Entry(mark, 0, sent)
+            sent_entry.anomaly = anomaly
+            sender.entries.append(sent_entry)
+            if flags & RST_FLAG:
+                sender.tentatives.append(_Tentative("send_rst", sent_entry, E.SEND_RST, end, number))
         else:
-            self._advance(sender, mark, 0, sent)
+            if anomaly is not None:
+                self._anomaly(sender, number, *anomaly)
+            sender.base = state
+        sender.state = mark[1] = state
 
         # 3. The receiver's events, tentative when they change its state.
         received: list[Event] = []
@@ -465,48 +482,36 @@ class ConnectionStates:
                 received.append(E.RECEIVE_FIN)
                 tentative.append(("fin", E.RECEIVE_FIN, end))
                 receiver.owed.pop("fin", None)
-        before = receiver.state
-        after = before
+        before = after = receiver.state
+        anomaly = None
         for event in received:
-            after = TRANSITIONS.get((after, event), after)
+            following = _NEXT((after, event))
+            if following is None:
+                anomaly = (after, event)
+            else:
+                after = following
         # An ACK that changes nothing, or a segment to a closed port: nothing to confirm.
         kept = (
             [item for item in tentative if not (item[0] == "ack" and after is before)]
             if tentative and before is not S.CLOSED
             else tentative[:0]
         )
-        if kept:
-            received_entry = self._record(receiver, mark, 1, received)
+        if kept or receiver.tentatives:  # part of a history that may be replayed
+            received_entry = _Entry(mark, 1, received)
+            received_entry.anomaly = anomaly
+            receiver.entries.append(received_entry)
             for kind, event, event_end in kept:
                 receiver.tentatives.append(_Tentative(kind, received_entry, event, event_end, number))
         else:
-            self._advance(receiver, mark, 1, received)
+            if anomaly is not None:
+                self._anomaly(receiver, number, *anomaly)
+            receiver.base = after
+        receiver.state = mark[2] = after
         if not sender.tentatives and sender.entries:
             self._commit_if_settled(sender)
         if not receiver.tentatives and receiver.entries:
             self._commit_if_settled(receiver)
         return mark
-
-    def _advance(self, endpoint: _Endpoint, mark: Mark, side: int, events: list[Event]) -> None:
-        """Apply certain events; while something earlier is tentative they join the history to replay."""
-        if endpoint.tentatives:
-            self._record(endpoint, mark, side, events)
-            return
-        state = endpoint.state
-        for event in events:
-            following = TRANSITIONS.get((state, event))
-            if following is None:
-                self._anomaly(endpoint, mark[0], state, event)
-            else:
-                state = following
-        endpoint.state = endpoint.base = state
-        mark[1 + side] = state
-
-    def _record(self, endpoint: _Endpoint, mark: Mark, side: int, events: list[Event]) -> _Entry:
-        entry = _Entry(mark, side, events)
-        endpoint.entries.append(entry)
-        self._apply(endpoint, entry)
-        return entry
 
     def _anomaly(self, endpoint: _Endpoint, frame: int, state: State, event: Event) -> None:
         self.note(
