@@ -46,7 +46,6 @@ from visualizer.sources.bulk import (
     WHOLE,
     Share,
     candidate_positions,
-    check_time_order,
     decode_pcap_chunk,
     decode_positions,
     in_share,
@@ -252,8 +251,7 @@ def _records(
 
         def by_chunk() -> Iterator[PacketRecord | SegmentRun]:
             for chunk in reader.pcap_chunks():
-                check_time_order(reader, chunk, header)
-                yield from decode_pcap_chunk(decoder, chunk, header, share, runs=True)
+                yield from decode_pcap_chunk(decoder, chunk, header, share, runs=True, time_order=reader)
 
         return by_chunk()
     if share == WHOLE:

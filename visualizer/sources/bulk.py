@@ -101,6 +101,7 @@ def decode_pcap_chunk(
     share: Share = WHOLE,
     *,
     runs: bool = False,
+    time_order: CaptureReader | None = None,
 ) -> list[PacketRecord | SegmentRun]:
     """Decode the frames of a pcap chunk that belong to ``share`` (all of them by default).
 
@@ -125,6 +126,8 @@ def decode_pcap_chunk(
                 yield record
 
     if link_type != LINKTYPE_ETHERNET or header.lengths_maybe_swapped or not count:
+        if time_order is not None:
+            check_time_order(time_order, chunk, header)
         return list(one_by_one(range(count)))
     # Each frame's first bytes, record header included, as one row: a sliding window over the
     # buffer (padded, so that short frames at its end still have a full row) indexed by frame.
@@ -133,6 +136,12 @@ def decode_pcap_chunk(
     rows = numpy.lib.stride_tricks.sliding_window_view(data, _WINDOW)[frames]
     fields = numpy.ascontiguousarray(rows[:, :PCAP_RECORD_HEADER_LENGTH]).view(numpy.dtype(header.byte_order + "u4"))
     seconds, fractional = fields[:, 0], fields[:, 1]
+    if time_order is not None:  # where time first goes backwards, from the times already gathered
+        _time_order(
+            time_order,
+            chunk,
+            seconds.astype(numpy.int64) * 1_000_000_000 + fractional.astype(numpy.int64) * header.fraction_ns,
+        )
     captured, original = (fields[:, 3], fields[:, 2]) if header.lengths_swapped else (fields[:, 2], fields[:, 3])
     starts = frames + PCAP_RECORD_HEADER_LENGTH
     probe = rows[:, PCAP_RECORD_HEADER_LENGTH + probe_offsets]
@@ -276,6 +285,11 @@ def check_time_order(reader: CaptureReader, chunk: PcapChunk, header: PcapHeader
         numpy.dtype(header.byte_order + "u4")
     )
     times = fields[:, 0].astype(numpy.int64) * 1_000_000_000 + fields[:, 1].astype(numpy.int64) * header.fraction_ns
+    _time_order(reader, chunk, times)
+
+
+def _time_order(reader: CaptureReader, chunk: PcapChunk, times: Any) -> None:
+    numpy = _numpy_tables()[0]
     previous = reader.last_timestamp_ns
     if previous is None:
         reader.first_timestamp_ns = int(times[0])
