@@ -182,8 +182,7 @@ class _Conversation:
         "last_syn_time",
         "synack_seen",
         "handshake_done",
-        "fin_seen",
-        "rst_seen",
+        "teardown",
         "watching",
         "not_received",
         "bases_known",
@@ -200,8 +199,8 @@ class _Conversation:
         self.last_syn_time = 0
         self.synack_seen = False
         self.handshake_done = False
-        self.fin_seen = False
-        self.rst_seen = False
+        self.teardown = False
+        """A FIN or RST was seen: the frames from there on are the teardown phase."""
         self.watching = False
         self.not_received: set[int] = set()
         """First transmissions already found not received (a finding once, however often it is re-sent)."""
@@ -641,8 +640,6 @@ class Analyzer:
         fwd.last_frame = number
 
         # --- The endpoints' states (RFC 9293 s3.3.2), from the same segment. ---
-        if flags & SYN:
-            conversation.synack_seen = conversation.synack_seen or bool(flags & ACK)
         if syn_fin_rst or not conversation.settled:
             states = conversation.states
             state_mark: Mark | None = states.segment(
@@ -674,9 +671,8 @@ class Analyzer:
         elif not conversation.handshake_done and conversation.synack_seen and not flags & (FIN | RST):
             conversation.handshake_done = True  # the ACK that completes the three-way handshake
             phase = "handshake"
-        elif conversation.fin_seen or conversation.rst_seen or flags & (FIN | RST):
-            conversation.fin_seen = conversation.fin_seen or bool(flags & FIN)
-            conversation.rst_seen = conversation.rst_seen or bool(flags & RST)
+        elif conversation.teardown or flags & (FIN | RST):
+            conversation.teardown = True
             phase = "teardown"
         else:
             conversation.handshake_done = True

@@ -91,8 +91,6 @@ ANALYSIS_NAMES: tuple[tuple[int, str], ...] = (
     (SIMULTANEOUS_OPEN, "simultaneous_open"),
 )
 ANALYSIS_BITS: dict[str, int] = {name: bit for bit, name in ANALYSIS_NAMES}
-WIRESHARK_NAMES = frozenset(name for bit, name in ANALYSIS_NAMES if bit < CHALLENGE_ACK and bit != STATE_ANOMALY)
-"""The names that are Wireshark's ``tcp.analysis.*`` fields (the rest are sockstory's)."""
 
 _names_cache: dict[int, tuple[str, ...]] = {}
 

@@ -170,12 +170,22 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
 }
 
 
-_NEXT = TRANSITIONS.get
-
-
 def next_state(state: State, event: Event) -> State | None:
     """The state after ``event``, or None when the table has no such transition (an anomaly)."""
     return TRANSITIONS.get((state, event))
+
+
+def follow(state: State, events: list[Event]) -> tuple[State, tuple[State, Event] | None]:
+    """The state after ``events`` in turn, and the last (state, event) pair the table has no
+    transition for (an anomaly: the state is kept), or None."""
+    anomaly = None
+    for event in events:
+        following = TRANSITIONS.get((state, event))
+        if following is None:
+            anomaly = (state, event)
+        else:
+            state = following
+    return state, anomaly
 
 
 class InitialStates(NamedTuple):
@@ -316,7 +326,7 @@ class ConnectionStates:
     again; ``note`` receives the findings (some about earlier frames).
     """
 
-    __slots__ = ("endpoints", "note", "refused", "fin_seen", "rst_seen", "synack_seen", "syn_seen")
+    __slots__ = ("endpoints", "note", "refused", "rst_seen", "synack_seen", "syn_seen")
 
     def __init__(self, first_flags: int, number: int, names: tuple[str, str], note: Note) -> None:
         if first_flags & (SYN_FLAG | ACK_FLAG) == SYN_FLAG:
@@ -328,7 +338,7 @@ class ConnectionStates:
         self.endpoints = (_Endpoint(initial.sender, names[0]), _Endpoint(initial.receiver, names[1]))
         self.note = note
         self.refused = False
-        self.fin_seen = self.rst_seen = self.synack_seen = self.syn_seen = False
+        self.rst_seen = self.synack_seen = self.syn_seen = False
         if initial.assumption and initial.receiver is not _S.LISTEN:  # LISTEN is settled by the answer
             note("state_assumed", number, initial.assumption, ())
         if initial.receiver is _S.LISTEN:
@@ -407,14 +417,7 @@ class ConnectionStates:
             if flags & FIN_FLAG:
                 sent.append(_E.SEND_FIN)
                 sender.fin_end = end
-        state = sender.state
-        anomaly = None
-        for event in sent:
-            following = _NEXT((state, event))
-            if following is None:
-                anomaly = (state, event)
-            else:
-                state = following
+        state, anomaly = follow(sender.state, sent)
         if flags & RST_FLAG or sender.tentatives:  # part of a history that may be replayed
             sent_entry = _Entry(mark, 0, sent)
             sent_entry.anomaly = anomaly
@@ -483,18 +486,11 @@ class ConnectionStates:
                     # endpoint that sends its SYN-ACK again in ESTABLISHED takes a transition of the table.)
                     tentative.append(("ack", event, end))
             if flags & FIN_FLAG:
-                self.fin_seen = True
                 received.append(_E.RECEIVE_FIN)
                 tentative.append(("fin", _E.RECEIVE_FIN, end))
                 receiver.owed.pop("fin", None)
-        before = after = receiver.state
-        anomaly = None
-        for event in received:
-            following = _NEXT((after, event))
-            if following is None:
-                anomaly = (after, event)
-            else:
-                after = following
+        before = receiver.state
+        after, anomaly = follow(before, received)
         # An ACK that changes nothing, or a segment to a closed port: nothing to confirm.
         kept = (
             [item for item in tentative if not (item[0] == "ack" and after is before)]
@@ -620,13 +616,7 @@ class ConnectionStates:
 
     @staticmethod
     def _apply(endpoint: _Endpoint, entry: _Entry) -> None:
-        state = endpoint.state
-        for event in entry.events:
-            following = TRANSITIONS.get((state, event))
-            if following is None:
-                entry.anomaly = (state, event)
-            else:
-                state = following
+        state, entry.anomaly = follow(endpoint.state, entry.events)
         endpoint.state = state
         entry.mark[1 + entry.side] = state
 
