@@ -214,6 +214,29 @@ TransportStart = tuple[int, bytes, int]
 for them; the captured bytes may be shorter). A plain tuple: one is made per frame."""
 
 
+def _reassemble(
+    version: str,
+    key: tuple[object, ...],
+    fragment_offset: int,
+    payload: bytes,
+    more: bool,
+    now: int | None,
+    reassembly: Reassembly,
+    fields: Fields,
+    layers: list[str],
+) -> bytes | None:
+    """Add a fragment; the whole datagram once it is complete, else None (the frame is a fragment, or
+    one that can never fit a datagram: a problem)."""
+    if fragment_offset + len(payload) > MAXIMUM_DATAGRAM_LENGTH:
+        fields.problem = f"{version} fragment ends beyond {MAXIMUM_DATAGRAM_LENGTH} bytes"
+        return None
+    assembled = reassembly.add(key, fragment_offset, payload, more, now=now)
+    if assembled is None:
+        fields.fragment = True
+        layers.append("data")
+    return assembled
+
+
 def decode_ipv4(
     data: bytes,
     offset: int,
@@ -254,15 +277,10 @@ def decode_ipv4(
     payload = data[offset + header : offset + total]
     declared = total - header
     if more or fragment_offset:
-        if fragment_offset + len(payload) > MAXIMUM_DATAGRAM_LENGTH:
-            fields.problem = f"IPv4 fragment ends beyond {MAXIMUM_DATAGRAM_LENGTH} bytes"
-            return None
         # RFC 791 s3.2: a datagram is identified by its addresses, identification and protocol.
         key = (4, data[offset + 12 : offset + 20], data[offset + 4 : offset + 6], protocol)
-        assembled = reassembly.add(key, fragment_offset, payload, more, now=now)
+        assembled = _reassemble("IPv4", key, fragment_offset, payload, more, now, reassembly, fields, layers)
         if assembled is None:
-            fields.fragment = True
-            layers.append("data")
             return None
         payload, declared = assembled, len(assembled)
     return protocol, payload, declared
@@ -320,14 +338,9 @@ def decode_ipv6(
             declared -= 8
             next_header = following
             if more or fragment_offset:
-                if fragment_offset + len(payload) > MAXIMUM_DATAGRAM_LENGTH:
-                    fields.problem = f"IPv6 fragment ends beyond {MAXIMUM_DATAGRAM_LENGTH} bytes"
-                    return None
                 key = (6, addresses, identification)
-                assembled = reassembly.add(key, fragment_offset, payload, more, now=now)
+                assembled = _reassemble("IPv6", key, fragment_offset, payload, more, now, reassembly, fields, layers)
                 if assembled is None:
-                    fields.fragment = True
-                    layers.append("data")
                     return None
                 payload, declared = assembled, len(assembled)
         elif next_header == IPV6_NO_NEXT_HEADER:
