@@ -175,17 +175,25 @@ def next_state(state: State, event: Event) -> State | None:
     return TRANSITIONS.get((state, event))
 
 
-def follow(state: State, events: list[Event]) -> tuple[State, tuple[State, Event] | None]:
+def follow(state: State, events: tuple[Event, ...]) -> tuple[State, tuple[State, Event] | None]:
     """The state after ``events`` in turn, and the last (state, event) pair the table has no
     transition for (an anomaly: the state is kept), or None."""
-    anomaly = None
-    for event in events:
-        following = TRANSITIONS.get((state, event))
-        if following is None:
-            anomaly = (state, event)
-        else:
-            state = following
-    return state, anomaly
+    key = (state, events)
+    found = _FOLLOWED.get(key)
+    if found is None:
+        anomaly = None
+        for event in events:
+            following = TRANSITIONS.get((state, event))
+            if following is None:
+                anomaly = (state, event)
+            else:
+                state = following
+        found = _FOLLOWED[key] = (state, anomaly)
+    return found
+
+
+_FOLLOWED: dict[tuple[State, tuple[Event, ...]], tuple[State, tuple[State, Event] | None]] = {}
+"""What :func:`follow` found (a cache: the table is fixed, and the event sequences are few)."""
 
 
 class InitialStates(NamedTuple):
@@ -277,7 +285,7 @@ class _Entry:
 
     __slots__ = ("mark", "side", "events", "anomaly")
 
-    def __init__(self, mark: Mark, side: int, events: list[Event]) -> None:
+    def __init__(self, mark: Mark, side: int, events: tuple[Event, ...]) -> None:
         self.mark = mark
         self.side = side  # 0: the endpoint sent the frame; 1: it is the frame's receiver
         self.events = events
@@ -314,6 +322,37 @@ class _Endpoint:
         self.challenge_owed = 0  # frame of a RST or SYN that a challenge ACK should answer
 
 
+def _receive_ack(
+    receiver: _Endpoint, ack: int, end: int
+) -> tuple[tuple[Event, ...], tuple[tuple[str, Event, int], ...]]:
+    """What an ACK means to its receiver: of its FIN (tentative: refuted if it sends its FIN
+    again), of its SYN, or neither. (The ACK of a SYN needs no such care: an endpoint that sends
+    its SYN-ACK again in ESTABLISHED takes a transition of the table.)"""
+    if receiver.fin_end is not None and ack == receiver.fin_end:
+        return (_E.RECEIVE_ACK_OF_FIN,), (("ack", _E.RECEIVE_ACK_OF_FIN, end),)
+    if receiver.state is _S.SYN_RECEIVED and less_or_equal(receiver.syn_end or 1, ack):
+        return (_E.RECEIVE_ACK_OF_SYN,), ()
+    return (_E.RECEIVE_ACK,), ()
+
+
+def _sent_events(flags: int) -> tuple[Event, ...]:
+    """What sending a segment with these flags does to its sender (a RST only resets)."""
+    if flags & RST_FLAG:
+        return (_E.SEND_RST,)
+    if flags & SYN_FLAG:
+        return (_E.SEND_SYN_ACK if flags & ACK_FLAG else _E.SEND_SYN,)
+    return (_E.SEND_ACK, _E.SEND_FIN) if flags & FIN_FLAG else (_E.SEND_ACK,)
+
+
+_SYN_FIN_RST = SYN_FLAG | FIN_FLAG | RST_FLAG
+_SENT_EVENTS = {
+    flags: _sent_events(flags)
+    for flags in range((_SYN_FIN_RST | ACK_FLAG) + 1)
+    if not flags & ~(_SYN_FIN_RST | ACK_FLAG)
+}
+"""The flags that matter (SYN, ACK, FIN, RST) -> the sender's events (computed once)."""
+
+
 MAXIMUM_HISTORY = 4096
 """An endpoint's undecided history is settled as it stands beyond this many frames (bounded memory)."""
 
@@ -326,7 +365,7 @@ class ConnectionStates:
     again; ``note`` receives the findings (some about earlier frames).
     """
 
-    __slots__ = ("endpoints", "note", "refused", "rst_seen", "synack_seen", "syn_seen")
+    __slots__ = ("endpoints", "note", "refused", "rst_seen", "synack_seen", "syn_seen", "settled")
 
     def __init__(self, first_flags: int, number: int, names: tuple[str, str], note: Note) -> None:
         if first_flags & (SYN_FLAG | ACK_FLAG) == SYN_FLAG:
@@ -339,27 +378,16 @@ class ConnectionStates:
         self.note = note
         self.refused = False
         self.rst_seen = self.synack_seen = self.syn_seen = False
+        self.settled = False
+        """Both ESTABLISHED with nothing left to revise: plain segments change nothing (set by :meth:`segment`)."""
         if initial.assumption and initial.receiver is not _S.LISTEN:  # LISTEN is settled by the answer
             note("state_assumed", number, initial.assumption, ())
         if initial.receiver is _S.LISTEN:
             receiver = self.endpoints[1]
             mark: Mark = [number, initial.sender, initial.receiver]
-            entry = _Entry(mark, 1, [])
+            entry = _Entry(mark, 1, ())
             receiver.entries.append(entry)
             receiver.tentatives.append(_Tentative("listen", entry, None, 0, number))
-
-    @property
-    def settled(self) -> bool:
-        """Both ESTABLISHED with nothing left to revise: plain segments change nothing."""
-        first, second = self.endpoints
-        return (
-            first.state is _S.ESTABLISHED
-            and second.state is _S.ESTABLISHED
-            and not first.tentatives
-            and not second.tentatives
-            and not first.challenge_owed
-            and not second.challenge_owed
-        )
 
     def states(self, sender: int) -> tuple[State, State]:
         return self.endpoints[sender].state, self.endpoints[1 - sender].state
@@ -375,23 +403,26 @@ class ConnectionStates:
         ack: int,
         end: int,
         length: int,
-        *,
         receiver_acked: int | None,
         receiver_window: int | None,
         sender_sent_end: int | None,
     ) -> Mark:
-        """Apply one segment (relative numbers; ``end`` counts SYN and FIN); returns its mark."""
+        """Apply one segment (relative numbers; ``end`` counts SYN and FIN); returns its mark.
+
+        ``receiver_acked``, ``receiver_window`` and ``sender_sent_end`` (what the receiver
+        last acknowledged and advertised, what the sender had sent before) place a RST
+        (:func:`rst_verdict`). Sets :attr:`settled`.
+        """
         sender, receiver = self.endpoints[sender_index], self.endpoints[1 - sender_index]
         mark: Mark = [number, sender.state, receiver.state]
-        has_ack = bool(flags & ACK_FLAG)
-        note = self.note
+        has_ack = flags & ACK_FLAG
 
         # 1. What the sender's segment says about what it received before.
         if sender.tentatives:
             self._settle_receipts(sender, number, flags, seq, ack, end, has_ack)
         if sender.challenge_owed:
-            if not flags & (SYN_FLAG | FIN_FLAG | RST_FLAG) and not length and has_ack:
-                note(
+            if not flags & _SYN_FIN_RST and not length and has_ack:
+                self.note(
                     "challenge_ack",
                     number,
                     f"answers #{sender.challenge_owed} with a challenge ACK (RFC 5961 s3.2, s4.2)",
@@ -400,22 +431,13 @@ class ConnectionStates:
             sender.challenge_owed = 0
 
         # 2. The sender's own events (certain, but for a RST).
-        sent: list[Event] = []
+        sent = _SENT_EVENTS[flags & (_SYN_FIN_RST | ACK_FLAG)]
         if sender.owed and has_ack:
-            for kind, event in (("syn", _E.RECEIVE_SYN), ("fin", _E.RECEIVE_FIN)):
-                owed = sender.owed.get(kind)
-                if owed is not None and less_or_equal(owed[0], ack):
-                    del sender.owed[kind]  # received before this segment, which acknowledges it
-                    sent.append(event)
-        if flags & RST_FLAG:
-            sent.append(_E.SEND_RST)
-        elif flags & SYN_FLAG:
-            sent.append(_E.SEND_SYN_ACK if has_ack else _E.SEND_SYN)
-            sender.syn_end = end
-        else:
-            sent.append(_E.SEND_ACK)
-            if flags & FIN_FLAG:
-                sent.append(_E.SEND_FIN)
+            sent = self._owed_events(sender, ack) + sent
+        if not flags & RST_FLAG:
+            if flags & SYN_FLAG:
+                sender.syn_end = end
+            elif flags & FIN_FLAG:
                 sender.fin_end = end
         state, anomaly = follow(sender.state, sent)
         if flags & RST_FLAG or sender.tentatives:  # part of a history that may be replayed
@@ -431,78 +453,30 @@ class ConnectionStates:
         sender.state = mark[1] = state
 
         # 3. The receiver's events, tentative when they change its state.
-        received: list[Event] = []
-        tentative: list[tuple[str, Event, int]] = []
-        if flags & RST_FLAG:
-            verdict = rst_verdict(
-                receiver.state,
-                seq,
-                ack if has_ack else None,
-                receiver_acked=receiver_acked,
-                receiver_window=receiver_window,
-                sender_sent_end=sender_sent_end,
-            )
-            if verdict == RST_ACCEPTED:
-                self.rst_seen = True
-                received.append(_E.RECEIVE_RST)
-                tentative.append(("rst", _E.RECEIVE_RST, end))
-                if receiver.state in SYNCHRONIZED:
-                    note("rst_accepted", number, "at the receiver's next expected sequence number: it resets", ())
-                elif receiver.state is _S.SYN_SENT:
-                    self.refused = True  # RFC 9293 s3.10.7.3: "connection reset" in SYN-SENT
-            elif verdict == RST_CHALLENGED:
-                receiver.challenge_owed = number
-                note(
-                    "rst_challenged",
-                    number,
-                    "in the receive window but not at its next expected sequence number: "
-                    "ignored, answered with a challenge ACK (RFC 5961 s3.2)",
-                    (),
-                )
-            else:
-                note("rst_ignored", number, "outside the receive window: the receiver ignores it (RFC 5961 s3.2)", ())
-        else:
-            if flags & SYN_FLAG:
-                if has_ack:
-                    self.synack_seen = True
-                else:
-                    self.syn_seen = True
-                if receiver.state in SYNCHRONIZED and not has_ack and "syn" not in receiver.owed:
-                    receiver.challenge_owed = number  # RFC 5961 s4.2: a SYN in a synchronized state
-                event = _E.RECEIVE_SYN_ACK if has_ack else _E.RECEIVE_SYN
-                received.append(event)
-                tentative.append(("synack" if has_ack else "syn", event, end))
-                receiver.owed.pop("syn", None)  # this copy may be the one that arrives
-            elif has_ack:
-                if receiver.fin_end is not None and ack == receiver.fin_end:
-                    event = _E.RECEIVE_ACK_OF_FIN
-                elif receiver.state is _S.SYN_RECEIVED and less_or_equal(receiver.syn_end or 1, ack):
-                    event = _E.RECEIVE_ACK_OF_SYN
-                else:
-                    event = _E.RECEIVE_ACK
-                received.append(event)
-                if event is _E.RECEIVE_ACK_OF_FIN:
-                    # Refuted if it sends its FIN again. (The ACK of a SYN needs no such care: an
-                    # endpoint that sends its SYN-ACK again in ESTABLISHED takes a transition of the table.)
-                    tentative.append(("ack", event, end))
-            if flags & FIN_FLAG:
-                received.append(_E.RECEIVE_FIN)
-                tentative.append(("fin", _E.RECEIVE_FIN, end))
-                receiver.owed.pop("fin", None)
         before = receiver.state
+        if flags & RST_FLAG:
+            received, tentative = self._receive_rst(
+                receiver, number, seq, ack if has_ack else None, receiver_acked, receiver_window, sender_sent_end, end
+            )
+        elif flags & (SYN_FLAG | FIN_FLAG):
+            received, tentative = self._receive_syn_fin(receiver, number, flags, ack, end)
+        elif has_ack:
+            received, tentative = _receive_ack(receiver, ack, end)
+        else:
+            received, tentative = (), ()
         after, anomaly = follow(before, received)
-        # An ACK that changes nothing, or a segment to a closed port: nothing to confirm.
-        kept = (
-            [item for item in tentative if not (item[0] == "ack" and after is before)]
-            if tentative and before is not _S.CLOSED
-            else tentative[:0]
-        )
+        if tentative and before is not _S.CLOSED:
+            # An ACK that changes nothing, or a segment to a closed port: nothing to confirm.
+            kept = [item for item in tentative if not (item[0] == "ack" and after is before)]
+        else:
+            kept = None
         if kept or receiver.tentatives:  # part of a history that may be replayed
             received_entry = _Entry(mark, 1, received)
             received_entry.anomaly = anomaly
             receiver.entries.append(received_entry)
-            for kind, event, event_end in kept:
-                receiver.tentatives.append(_Tentative(kind, received_entry, event, event_end, number))
+            if kept:
+                for kind, event, event_end in kept:
+                    receiver.tentatives.append(_Tentative(kind, received_entry, event, event_end, number))
         else:
             if anomaly is not None:
                 self._anomaly(receiver, number, *anomaly)
@@ -512,7 +486,89 @@ class ConnectionStates:
             self._commit_if_settled(sender)
         if not receiver.tentatives and receiver.entries:
             self._commit_if_settled(receiver)
+        self.settled = (
+            after is _S.ESTABLISHED
+            and sender.state is _S.ESTABLISHED
+            and not sender.tentatives
+            and not receiver.tentatives
+            and not sender.challenge_owed
+            and not receiver.challenge_owed
+        )
         return mark
+
+    @staticmethod
+    def _owed_events(sender: _Endpoint, ack: int) -> tuple[Event, ...]:
+        """The peer's SYN or FIN that the sender had not received, received before this ACK of it."""
+        events: tuple[Event, ...] = ()
+        for kind, event in (("syn", _E.RECEIVE_SYN), ("fin", _E.RECEIVE_FIN)):
+            owed = sender.owed.get(kind)
+            if owed is not None and less_or_equal(owed[0], ack):
+                del sender.owed[kind]
+                events += (event,)
+        return events
+
+    def _receive_rst(
+        self,
+        receiver: _Endpoint,
+        number: int,
+        seq: int,
+        ack: int | None,
+        receiver_acked: int | None,
+        receiver_window: int | None,
+        sender_sent_end: int | None,
+        end: int,
+    ) -> tuple[tuple[Event, ...], tuple[tuple[str, Event, int], ...]]:
+        verdict = rst_verdict(
+            receiver.state,
+            seq,
+            ack,
+            receiver_acked=receiver_acked,
+            receiver_window=receiver_window,
+            sender_sent_end=sender_sent_end,
+        )
+        if verdict == RST_ACCEPTED:
+            self.rst_seen = True
+            if receiver.state in SYNCHRONIZED:
+                self.note("rst_accepted", number, "at the receiver's next expected sequence number: it resets", ())
+            elif receiver.state is _S.SYN_SENT:
+                self.refused = True  # RFC 9293 s3.10.7.3: "connection reset" in SYN-SENT
+            return (_E.RECEIVE_RST,), (("rst", _E.RECEIVE_RST, end),)
+        if verdict == RST_CHALLENGED:
+            receiver.challenge_owed = number
+            self.note(
+                "rst_challenged",
+                number,
+                "in the receive window but not at its next expected sequence number: "
+                "ignored, answered with a challenge ACK (RFC 5961 s3.2)",
+                (),
+            )
+        else:
+            self.note("rst_ignored", number, "outside the receive window: the receiver ignores it (RFC 5961 s3.2)", ())
+        return (), ()
+
+    def _receive_syn_fin(
+        self, receiver: _Endpoint, number: int, flags: int, ack: int, end: int
+    ) -> tuple[tuple[Event, ...], tuple[tuple[str, Event, int], ...]]:
+        received: tuple[Event, ...] = ()
+        tentative: tuple[tuple[str, Event, int], ...] = ()
+        has_ack = flags & ACK_FLAG
+        if flags & SYN_FLAG:
+            if has_ack:
+                self.synack_seen = True
+            else:
+                self.syn_seen = True
+            if receiver.state in SYNCHRONIZED and not has_ack and "syn" not in receiver.owed:
+                receiver.challenge_owed = number  # RFC 5961 s4.2: a SYN in a synchronized state
+            event = _E.RECEIVE_SYN_ACK if has_ack else _E.RECEIVE_SYN
+            received, tentative = (event,), (("synack" if has_ack else "syn", event, end),)
+            receiver.owed.pop("syn", None)  # this copy may be the one that arrives
+        elif has_ack:
+            received, tentative = _receive_ack(receiver, ack, end)
+        if flags & FIN_FLAG:
+            received += (_E.RECEIVE_FIN,)
+            tentative += (("fin", _E.RECEIVE_FIN, end),)
+            receiver.owed.pop("fin", None)
+        return received, tentative
 
     def _anomaly(self, endpoint: _Endpoint, frame: int, state: State, event: Event) -> None:
         self.note(
@@ -523,7 +579,7 @@ class ConnectionStates:
         )
 
     def _settle_receipts(
-        self, endpoint: _Endpoint, number: int, flags: int, seq: int, ack: int, end: int, has_ack: bool
+        self, endpoint: _Endpoint, number: int, flags: int, seq: int, ack: int, end: int, has_ack: int
     ) -> None:
         """Confirm or refute what ``endpoint`` was taken to have received, from the segment it sends now."""
         if not endpoint.tentatives:
@@ -580,7 +636,9 @@ class ConnectionStates:
                         (item.frame,),
                     )
             elif item.event is not None:
-                item.entry.events.remove(item.event)
+                events = item.entry.events
+                at = events.index(item.event)
+                item.entry.events = events[:at] + events[at + 1 :]
                 if item.kind == "synack" and has_ack and less_or_equal(item.end, ack):
                     # It had the SYN, and answers it as in a simultaneous open (RFC 9293 Figure 7).
                     endpoint.owed["syn"] = (item.end, item.frame)
