@@ -199,6 +199,28 @@ def parse_tcp_options(raw: bytes) -> TcpOptions:
     return TcpOptions(mss, window_scale, sack_permitted, tuple(sack_blocks), timestamp, malformed)
 
 
+def window_scale_of(raw: bytes) -> int | None:
+    """The window scale shift in TCP options (RFC 7323 s2.2), or None: the same as
+    ``parse_tcp_options(raw).window_scale``, without decoding the rest (the analysis
+    reads this of every SYN; a full decode costs it 3% of its time on short conversations)."""
+    shift = None
+    index, end = 0, len(raw)
+    while index < end:
+        kind = raw[index]
+        if kind == OPTION_NOP:
+            index += 1
+            continue
+        if kind == OPTION_END or index + 1 >= end:
+            break
+        length = raw[index + 1]
+        if length < 2 or index + length > end:
+            break
+        if kind == OPTION_WINDOW_SCALE and length == 3:
+            shift = raw[index + 2]
+        index += length
+    return shift
+
+
 def describe_options(options: TcpOptions) -> str:
     """Stevens-style option summary: ``mss 65495, sack, ts, ws 7``."""
     parts = []

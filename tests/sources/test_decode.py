@@ -6,7 +6,10 @@ import struct
 import time
 
 from tests.packets import ACK, PSH, SYN, decode_all, ethernet, ipv4, ipv6, tcp, udp
-from visualizer.model import parse_tcp_options
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from visualizer.model import parse_tcp_options, window_scale_of
 from visualizer.sources.ip import (
     FRAGMENT_TIMEOUT_NS,
     MAXIMUM_PENDING_BYTES,
@@ -115,6 +118,33 @@ def test_tcp_option_parsing() -> None:
     assert (options.mss, options.sack_permitted, options.timestamp, options.window_scale) == (1460, True, (1, 2), 7)
     assert options.sack_blocks == ((16, 32),)
     assert parse_tcp_options(b"\x05\x02").malformed and parse_tcp_options(b"\x02\x09\x00").malformed
+
+
+@given(
+    st.binary(max_size=40)
+    | st.lists(
+        st.sampled_from(
+            [
+                b"\x01",
+                b"\x00",
+                b"\x03\x03\x07",
+                b"\x03\x03\x0e",
+                b"\x03\x02",
+                b"\x03\x04\x01\x02",
+                b"\x02\x04\x05\xb4",
+                b"\x04\x02",
+                b"\x05\x01",
+                b"\x08\x0a" + bytes(8),
+            ]
+        ),
+        max_size=8,
+    ).map(b"".join)
+)
+@example(b"\x03\x03\x07\x03\x03\x02")  # the last one counts
+@example(b"\x03\x03\x07\x05\x01\x03\x03\x02")  # a malformed option ends the list: the first counts
+@example(b"\x01\x03\x03")  # cut short: none
+def test_window_scale_of_agrees_with_the_full_option_parser(raw: bytes) -> None:
+    assert window_scale_of(raw) == parse_tcp_options(raw).window_scale
 
 
 def eight_byte_fragments(datagram: bytes, identification: int = 7) -> list[bytes]:

@@ -80,6 +80,7 @@ from visualizer.model import (
     PacketRecord,
     SegmentRun,
     parse_tcp_options,
+    window_scale_of,
 )
 
 # Wireshark's thresholds (packet-tcp.c), in nanoseconds.
@@ -360,6 +361,11 @@ class Analyzer:
             self._report.frame_analyses.extend(out)
         return out
 
+    def _count(self, summary: ConversationSummary, kind: str) -> None:
+        counts = summary.analysis_counts
+        counts[kind] = counts.get(kind, 0) + 1
+        self._report.analysis_counts[kind] += 1
+
     def _note(
         self,
         summary: ConversationSummary,
@@ -373,8 +379,7 @@ class Analyzer:
         finding = Finding(kind, frame, summary.protocol, summary.stream, reason, refers, original)
         report = self._report
         report.findings.append(finding)
-        summary.analysis_counts[kind] += 1
-        report.analysis_counts[kind] += 1
+        self._count(summary, kind)
         held = self._held_by_frame.get(frame)
         if held is not None:
             held.analysis |= ANALYSIS_BITS[kind]
@@ -420,7 +425,7 @@ class Analyzer:
             self._note(summary, kind, frame, reason, refers)
 
         conversation.states = ConnectionStates(
-            flags, number, (_endpoint_name(source, source_port), _endpoint_name(destination, destination_port)), note
+            flags, number, ((source, source_port), (destination, destination_port)), note
         )
         self._tcp_conversations.append(conversation)
         self._report.conversations.append(summary)
@@ -515,7 +520,7 @@ class Analyzer:
 
             if flags & SYN:
                 # Window scaling (RFC 7323 s2.2): announced in SYNs, applied to every later segment.
-                shift = parse_tcp_options(options).window_scale
+                shift = window_scale_of(options)
                 if shift is not None:
                     fwd.window_scale = min(shift, MAXIMUM_WINDOW_SHIFT)
                 if flags & ACK:
@@ -780,8 +785,7 @@ class Analyzer:
             if name == "retransmission":
                 if analysis & (FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION):
                     # Said by the more precise finding; counted all the same, as Wireshark counts it.
-                    summary.analysis_counts[name] += 1
-                    self._report.analysis_counts[name] += 1
+                    self._count(summary, name)
                     continue
                 if original is None:
                     reason = (
@@ -1003,10 +1007,6 @@ OPTION_SACK_BYTE = b"\x05"
 def _frame_list(frames: tuple[int, ...], most: int = 4) -> str:
     shown = ", ".join(f"#{frame}" for frame in frames[:most])
     return shown + (f", … #{frames[-1]}" if len(frames) > most else "")
-
-
-def _endpoint_name(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 _REASONS = {

@@ -308,9 +308,9 @@ Note = Callable[[str, int, str, tuple[int, ...]], None]
 
 
 class _Endpoint:
-    __slots__ = ("state", "base", "entries", "tentatives", "owed", "syn_end", "fin_end", "name", "challenge_owed")
+    __slots__ = ("state", "base", "entries", "tentatives", "owed", "syn_end", "fin_end", "where", "challenge_owed")
 
-    def __init__(self, state: State, name: str) -> None:
+    def __init__(self, state: State, where: tuple[str, int]) -> None:
         self.state = state
         self.base = state
         self.entries: list[_Entry] = []
@@ -318,8 +318,18 @@ class _Endpoint:
         self.owed: dict[str, tuple[int, int]] = {}  # "syn"/"fin" of the peer not received yet: (end, frame)
         self.syn_end: int | None = None  # what acknowledges this endpoint's SYN / FIN
         self.fin_end: int | None = None
-        self.name = name
+        self.where = where  # (address, port)
         self.challenge_owed = 0  # frame of a RST or SYN that a challenge ACK should answer
+
+    @property
+    def name(self) -> str:
+        """The endpoint as findings name it (made only when one does: most conversations have none)."""
+        return endpoint_name(*self.where)
+
+
+def endpoint_name(address: str, port: int) -> str:
+    """address:port, or [address]:port for IPv6."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _receive_ack(
@@ -367,14 +377,16 @@ class ConnectionStates:
 
     __slots__ = ("endpoints", "note", "refused", "rst_seen", "synack_seen", "syn_seen", "settled")
 
-    def __init__(self, first_flags: int, number: int, names: tuple[str, str], note: Note) -> None:
+    def __init__(
+        self, first_flags: int, number: int, endpoints: tuple[tuple[str, int], tuple[str, int]], note: Note
+    ) -> None:
         if first_flags & (SYN_FLAG | ACK_FLAG) == SYN_FLAG:
             initial = INITIAL_STATES["SYN"]
         elif first_flags & (SYN_FLAG | ACK_FLAG) == SYN_FLAG | ACK_FLAG:
             initial = INITIAL_STATES["SYN-ACK"]
         else:
             initial = INITIAL_STATES["other"]
-        self.endpoints = (_Endpoint(initial.sender, names[0]), _Endpoint(initial.receiver, names[1]))
+        self.endpoints = (_Endpoint(initial.sender, endpoints[0]), _Endpoint(initial.receiver, endpoints[1]))
         self.note = note
         self.refused = False
         self.rst_seen = self.synack_seen = self.syn_seen = False
@@ -439,7 +451,7 @@ class ConnectionStates:
                 sender.syn_end = end
             elif flags & FIN_FLAG:
                 sender.fin_end = end
-        state, anomaly = follow(sender.state, sent)
+        state, anomaly = _FOLLOWED.get((sender.state, sent)) or follow(sender.state, sent)
         if flags & RST_FLAG or sender.tentatives:  # part of a history that may be replayed
             sent_entry = _Entry(mark, 0, sent)
             sent_entry.anomaly = anomaly
@@ -464,7 +476,7 @@ class ConnectionStates:
             received, tentative = _receive_ack(receiver, ack, end)
         else:
             received, tentative = (), ()
-        after, anomaly = follow(before, received)
+        after, anomaly = _FOLLOWED.get((before, received)) or follow(before, received)
         if tentative and before is not _S.CLOSED:
             # An ACK that changes nothing, or a segment to a closed port: nothing to confirm.
             kept = [item for item in tentative if not (item[0] == "ack" and after is before)]
