@@ -1,7 +1,7 @@
 """Ingest benchmark: sockstory's read + analyse speed and memory beside tshark and Scapy, in one run.
 
 Usage: python bench/ingest.py [--capture FILE | --profile chatty|web] [--packets N] [--repeat R]
-                              [--scapy-sample N]
+                              [--scapy-sample N] [--compare REV]
 
 Without --capture it writes a synthetic capture of --packets packets (default
 1,000,000) of the --profile workload (bench/synthetic.py: ``chatty``, the default,
@@ -13,7 +13,13 @@ each, on a warm page cache:
   Wireshark-style TCP/UDP analysis, the conversation table);
 * tshark: ``tshark -r FILE -q -z conv,tcp`` (when tshark is installed; says so when not);
 * Scapy: ``PcapReader`` dissecting the first --scapy-sample packets (Scapy is far
-  slower, so its rate is measured on a sample and the full time extrapolated).
+  slower, so its rate is measured on a sample and the full time extrapolated);
+* with --compare REV: the same sockstory command from git revision REV (extracted
+  with ``git archive`` into the temporary folder), to compare two versions on one
+  machine in one run.
+
+The timed commands take turns (one run of each, --repeat times), so that a change
+in the machine's load while the benchmark runs weighs on all of them alike.
 
 Peak memory is the largest sum of the resident sizes of the command's processes,
 sampled every 10 ms (sockstory uses one process per CPU on large files).
@@ -63,10 +69,10 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def measure(command: list[str]) -> tuple[float, int]:
+def measure(command: list[str], folder: Path | None = None) -> tuple[float, int]:
     """Wall time in seconds and peak resident memory (kB, summed over the process tree)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=folder)
     peak = 0
     while process.poll() is None:
         peak = max(peak, _tree_rss_kb(process.pid))
@@ -78,9 +84,28 @@ def measure(command: list[str]) -> tuple[float, int]:
     return elapsed, peak
 
 
-def best_of(command: list[str], repeat: int) -> tuple[float, int]:
-    runs = [measure(command) for _ in range(repeat)]
-    return min(run[0] for run in runs), max(run[1] for run in runs)
+def best_of_each(commands: list[tuple[list[str], Path | None]], repeat: int) -> list[tuple[float, int]]:
+    """Best time and largest peak memory of each (command, working folder), running them in turns."""
+    runs: list[list[tuple[float, int]]] = [[] for _ in commands]
+    for _ in range(repeat):
+        for index, (command, folder) in enumerate(commands):
+            runs[index].append(measure(command, folder))
+    return [(min(run[0] for run in done), max(run[1] for run in done)) for done in runs]
+
+
+def extract_revision(revision: str, folder: Path) -> Path:
+    """The source tree of git revision ``revision`` of this repository, extracted under ``folder``."""
+    target = folder / f"sockstory-{revision}"
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(Path(__file__).resolve().parent.parent), "archive", revision],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"--compare {revision}: {archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
 
 
 def count_packets(path: Path) -> int:
@@ -113,6 +138,7 @@ def main() -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="chatty", help="synthetic workload")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool; the best is kept (default 3)")
     parser.add_argument("--scapy-sample", type=int, default=50_000, help="packets Scapy dissects (default 50000)")
+    parser.add_argument("--compare", metavar="REV", help="also time sockstory as of this git revision")
     arguments = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="sockstory-bench-") as folder:
@@ -129,20 +155,25 @@ def main() -> int:
                 pass
 
         rows: list[tuple[str, float, int, str]] = []
-        ours_seconds, ours_peak = best_of(
-            [sys.executable, "-m", "visualizer", "flows", "-q", str(capture)], arguments.repeat
-        )
-        rows.append(("sockstory flows (read + full analysis)", ours_seconds, ours_peak, "measured"))
-
+        here = Path(__file__).resolve().parent.parent
+        flows = [sys.executable, "-m", "visualizer", "flows", "-q", str(capture.resolve())]
+        commands: list[tuple[list[str], Path | None]] = [(flows, here)]
         tshark = shutil.which("tshark")
-        tshark_seconds = None
         if tshark:
-            tshark_seconds, tshark_peak = best_of(
-                [tshark, "-r", str(capture), "-q", "-z", "conv,tcp"], arguments.repeat
-            )
-            rows.append(("tshark -q -z conv,tcp", tshark_seconds, tshark_peak, "measured"))
+            commands.append(([tshark, "-r", str(capture), "-q", "-z", "conv,tcp"], None))
         else:
             print("tshark is not installed (Debian package 'tshark'): no tshark comparison")
+        if arguments.compare:
+            commands.append((flows, extract_revision(arguments.compare, Path(folder))))
+        results = best_of_each(commands, arguments.repeat)
+        ours_seconds, ours_peak = results[0]
+        rows.append(("sockstory flows (read + full analysis)", ours_seconds, ours_peak, "measured"))
+        tshark_seconds = None
+        if tshark:
+            tshark_seconds, tshark_peak = results[1]
+            rows.append(("tshark -q -z conv,tcp", tshark_seconds, tshark_peak, "measured"))
+        if arguments.compare:
+            rows.append((f"sockstory flows as of {arguments.compare}", *results[-1], "measured"))
 
         sample = min(arguments.scapy_sample, packets)
         result = subprocess.run(
@@ -162,7 +193,11 @@ def main() -> int:
         print()
         if tshark_seconds is not None:
             print(f"sockstory / tshark packets per second: {ours_rate / (packets / tshark_seconds):.2f}x")
+            if arguments.compare:
+                print(f"{arguments.compare} / tshark packets per second: {tshark_seconds / results[-1][0]:.2f}x")
         print(f"sockstory / scapy packets per second:  {ours_rate / scapy_rate:.1f}x")
+        if arguments.compare:
+            print(f"sockstory / {arguments.compare} packets per second: {results[-1][0] / ours_seconds:.2f}x")
         print(f"sockstory peak RSS: {ours_peak / 1024:.0f} MB")
     return 0
 
