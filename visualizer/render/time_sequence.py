@@ -548,7 +548,7 @@ class TimeAxis(NamedTuple):
             )
             ax.xaxis.set_major_locator(_SegmentLocator(self))
         ax.xaxis.set_major_formatter(UnitFormatter(SECONDS))
-        margin = max(float(numpy.interp(self.end, real, drawn) - self.start) * 0.01, 1e-6)  # slope 1 outside
+        margin = max(float(numpy.interp(self.end, real, drawn) - self.start) * 0.015, 1e-6)  # slope 1 outside
         ax.set_xlim(self.start - margin, self.end + margin)
         for since, to in self.gaps:
             ax.axvspan(since, to, color="#EEEEEE", zorder=0.5, gid=GID + "pause")
