@@ -37,6 +37,7 @@ CAPTURES = {
     "bulk": (SCENARIOS / "bulk.pcap", 0),
     "keepalive": (SCENARIOS / "keepalive.pcap", 0),
     "silent-client": (SCENARIOS / "craft-silent-client.pcap", 0),
+    "rst-injection": (SCENARIOS / "craft-rst-injection.pcap", 0),
     "lossy-bulk": (CORPUS / "zeek-206_example_a.pcap", 1),
     "ssh-dups": (CORPUS / "zeek-ssh-dups.pcap", 0),
 }
@@ -158,7 +159,7 @@ def test_the_window_edge_is_in_the_legend_only_where_it_shows() -> None:
     _, axes, _ = drawn("story")
     for ax in axes:
         assert not any(label.startswith("ACK + advertised window") for label in legend_labels(ax))
-        assert any("window never limited the sender" in text.get_text() for text in ax.texts)
+        assert "the window never limited the sender" in ax.get_legend().get_title().get_text()
 
 
 def legend_labels(ax: Axes) -> list[str]:
@@ -236,3 +237,15 @@ def test_tick_labels_use_one_prefix_per_axis(unit: object, ticks: list[float], l
     formatter = UnitFormatter(unit)  # type: ignore[arg-type]
     assert formatter.format_ticks(ticks) == labels
     assert formatter.get_offset() == ""
+
+
+def test_a_mark_far_from_the_data_is_pinned_to_the_edge_with_its_number() -> None:
+    """An out-of-window RST a billion bytes away would squash 5 bytes of data into one line: it is
+    drawn at the top of the range, labelled with its sequence number, and counted like the others."""
+    _, (ax,), frames = drawn("rst-injection")
+    far = [frame.seq for frame in frames if frame.record.tcp_flags & RST and frame.seq > 1_000_000]
+    assert far == [1_073_741_830]
+    assert ax.get_ylim()[1] < 200
+    labels = [text.get_text() for text in ax.texts if text.get_gid() == GID + "far-mark"]
+    assert labels == ["RST at seq 1,073,741,830 ↑"]
+    assert max(lines(ax, "rst")[0].get_ydata()) <= ax.get_ylim()[1]

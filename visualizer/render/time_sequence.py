@@ -57,6 +57,11 @@ MINIMUM_FRAMES_TO_SHORTEN = 4
 """Between two or three frames (a SYN and its RST) a pause is all there is: it keeps its length."""
 SHORTENED_SHARE = 0.05
 """The share of the time axis a shortened pause takes."""
+FAR_BYTES = 65_535
+"""Marks within this many bytes (or the data's span, if larger) of the data set the y range; farther
+ones are pinned to its edge with their number (see :func:`_near`)."""
+WINDOW_ABOVE = "The window edge (ACK + advertised window) is above\nthe graph: the window never limited the sender."
+"""Said in the legend when the window edge never comes down into the graph."""
 GID = "time-sequence-"
 """Prefix of every artist's gid: ``time-sequence-data``, ``time-sequence-retransmission``..."""
 
@@ -313,11 +318,21 @@ def draw_time_sequence(
         drawn["sack"] = _draw_bars(ax, "sack", xs, low, high, "SACK block", PURPLE, 3.5, zorder=4, alpha=0.75)
         lows.append(low)
         highs.append(high)
+    marks = {
+        kind: (numpy.frombuffer(times), numpy.frombuffer(values, dtype=numpy.int64))
+        for kind, (times, values) in sent.marks.items()
+    }
+    near = _near(lows, highs)
+    for _, ys in marks.values():
+        lows.append(ys[(ys >= near[0]) & (ys <= near[1])])
+    extent = _extent(lows, highs)
+    bottom, top = _padded(*extent, 0.04, 1.0) if extent else (-1.0, 1.0)
     for kind, style in MARKS.items():
-        columns = sent.marks.get(kind)
-        if columns is None:
+        if kind not in marks:
             continue
-        xs, ys = numpy.frombuffer(columns[0]), numpy.frombuffer(columns[1], dtype=numpy.int64)
+        xs, ys = marks[kind]
+        if extent and not numpy.all((ys >= near[0]) & (ys <= near[1])):
+            ys = _pin_far_marks(ax, style.label, xs, ys, near, extent)
         drawn[kind] = ax.plot(
             xs,
             ys,
@@ -332,39 +347,33 @@ def draw_time_sequence(
             label=style.label,
             gid=GID + kind,
         )[0]
-        lows.append(ys)
-        highs.append(ys)
-    bottom, top = _value_limits(lows, highs)
     ax.set_ylim(bottom, top)
     time_axis.apply(ax)
+    window_note = ""
     if window_edge is not None:
         if _shows(ax, window_edge, step=True):
             drawn["window"] = window_edge
         elif acks[0] and min(numpy.frombuffer(acks[2], dtype=numpy.int64)) > top:
-            ax.annotate(
-                "window edge (ACK + advertised window) above the graph: the window never limited the sender",
-                xy=(0.99, 0.02),
-                xycoords="axes fraction",
-                ha="right",
-                va="bottom",
-                fontsize=8,
-                color=ORANGE,
-            )
+            window_note = WINDOW_ABOVE
     _label_axes(ax, sequence, sent, from_initiator)
     shown = [
         (kind, artist)
         for kind, artist in sorted(drawn.items(), key=lambda item: LEGEND_ORDER.index(item[0]))
         if _shows(ax, artist)
     ]
-    if shown:
-        ax.legend(
+    if shown or window_note:
+        legend = ax.legend(
             [_legend_handle(ax, kind, artist) for kind, artist in shown],
             [artist.get_label() for _, artist in shown],
             handler_map={tuple: HandlerTuple(ndivide=None, pad=0)},
-            loc="upper left",
+            loc="best",
             fontsize=8,
             framealpha=0.9,
+            title=window_note or None,
+            title_fontsize=8,
+            alignment="left",
         )
+        legend.get_title().set_color(ORANGE)
     if reduced:
         ax.set_title(
             f"{sequence.frames_in(from_initiator):,} frames in {COLUMNS:,} time columns (lowest to highest); "
@@ -500,15 +509,51 @@ def _shows(ax: Axes, artist: Line2D, *, step: bool = False) -> bool:
     return bool(numpy.any(inside_y & (xs >= x0) & (xs <= x1)))
 
 
-def _value_limits(lows: list[numpy.ndarray], highs: list[numpy.ndarray]) -> tuple[float, float]:
-    """The y range of everything drawn but the window edge, with a margin."""
+def _extent(lows: list[numpy.ndarray], highs: list[numpy.ndarray]) -> tuple[float, float] | None:
+    """The lowest and highest finite value (None when there is none)."""
     finite = [values[numpy.isfinite(values)] for values in (*lows, *highs)]
     finite = [values for values in finite if len(values)]
     if not finite:
-        return -1.0, 1.0
-    low = float(min(values.min() for values in finite))
-    high = float(max(values.max() for values in finite))
-    return _padded(low, high, 0.04, 1.0)
+        return None
+    return float(min(values.min() for values in finite)), float(max(values.max() for values in finite))
+
+
+def _near(lows: list[numpy.ndarray], highs: list[numpy.ndarray]) -> tuple[float, float]:
+    """Where a mark may lie and still set the y range: within the span of the segments and ACKs
+    (at least :data:`FAR_BYTES`) of them. A RST injected a billion bytes away is far."""
+    extent = _extent(lows, highs)
+    if extent is None:
+        return -math.inf, math.inf
+    reach = max(extent[1] - extent[0], FAR_BYTES)
+    return extent[0] - reach, extent[1] + reach
+
+
+def _pin_far_marks(
+    ax: Axes,
+    label: str,
+    xs: numpy.ndarray,
+    ys: numpy.ndarray,
+    near: tuple[float, float],
+    extent: tuple[float, float],
+) -> numpy.ndarray:
+    """Far marks drawn at the edge of the range they are off, each labelled with its sequence number."""
+    pinned: numpy.ndarray = numpy.clip(ys, *extent).astype(float)
+    for x, y, at in zip(xs, ys, pinned):
+        if near[0] <= y <= near[1]:
+            continue
+        above = y > near[1]
+        ax.annotate(
+            f"{label} at seq {int(y):,} {'↑' if above else '↓'}",
+            xy=(x, at),
+            xytext=(-6, -4 if above else 4),
+            textcoords="offset points",
+            ha="right",
+            va="top" if above else "bottom",
+            fontsize=8,
+            color="#333333",
+            gid=GID + "far-mark",
+        )
+    return pinned
 
 
 def _padded(low: float, high: float, fraction: float, least: float) -> tuple[float, float]:
