@@ -150,19 +150,17 @@ def _svg_with_tooltips(figure: Figure, layout: LadderLayout) -> str:
 def save_time_sequence(
     frames: TimeSequence | Sequence[FrameAnalysis], stream: int, path: Path, *, file_format: str
 ) -> list[Path]:
-    """Both directions of a TCP stream's time-sequence graph, one above the other.
+    """A TCP stream's time-sequence graph: each direction that sends data, one above the other.
 
     ``frames`` is a :class:`~visualizer.render.time_sequence.TimeSequence` (what a long stream
     should be gathered into, frame by frame) or the frame analyses of the stream."""
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"the time-sequence graph is a figure: use {', '.join(FIGURE_FORMATS)}")
-    from visualizer.render.time_sequence import TimeSequence, draw_time_sequence
+    from visualizer.render.time_sequence import TimeSequence, draw_time_sequence_figure, figure_height
 
     check_writable(path)
     if not isinstance(frames, TimeSequence):
         frames = TimeSequence.of(frames, stream)
-    figure = _new_figure(figsize=(11, 10), layout="constrained")
-    upper, lower = figure.subplots(2, 1)
-    draw_time_sequence(frames, from_initiator=True, ax=upper)
-    draw_time_sequence(frames, from_initiator=False, ax=lower)
+    figure = _new_figure(figsize=(11, figure_height(frames)), layout="constrained")
+    draw_time_sequence_figure(frames, figure=figure)
     return [atomic_write(path, functools.partial(figure.savefig, format=file_format, dpi=110))]
