@@ -52,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visualizer.errors import CaptureFilterError, LiveCaptureError, PrivilegeError
+from visualizer.errors import CaptureFilterError, LiveCaptureError, PrivilegeError, command_line
 from visualizer.sources.capture_file import PCAP_MAGIC_NANOSECONDS
 from visualizer.sources.pcap_writer import DEFAULT_SNAP_LENGTH, LINKTYPE_ETHERNET, PcapWriter
 
@@ -229,7 +229,7 @@ class PacketRing:
             # Protocol 0: the socket receives nothing until bind() names the protocol and the interface.
             self._socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError:
-            raise PrivilegeError("capturing packets needs root (CAP_NET_RAW): run it with sudo") from None
+            raise PrivilegeError("capturing packets needs root (CAP_NET_RAW): run it as root") from None
         try:
             self._ring = self._map()
         except OSError as error:
@@ -430,8 +430,8 @@ def require_root(command: str) -> None:
     """Stop at once, with one line, when live capture is not possible."""
     if os.geteuid() != 0:
         raise PrivilegeError(
-            f"{command} sniffs packets and needs root (CAP_NET_RAW, CAP_NET_ADMIN): run 'sudo sockstory "
-            f"{command}'; without root, 'sockstory flows', 'events' and 'draw' work on capture files"
+            f"{command} sniffs packets and needs root (CAP_NET_RAW, CAP_NET_ADMIN): run it as root, or "
+            f"'sudo {command_line(command)}'; without root, 'flows', 'events' and 'draw' work on capture files"
         )
 
 
