@@ -45,12 +45,12 @@ import re
 import select
 import socket
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from visualizer.errors import CaptureFilterError, LiveCaptureError, PrivilegeError, command_line
 from visualizer.sources.capture_file import PCAP_MAGIC_NANOSECONDS
@@ -398,18 +398,15 @@ class CaptureResult:
     """Frames still in the ring when the capture stopped (not in ``frames``)."""
 
     def write(self, path: str | os.PathLike[str]) -> int:
-        """Write the frames as a pcap file, atomically (a temporary file in the same folder, then rename)."""
-        target = Path(path)
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        os.close(descriptor)
-        try:
-            with PcapWriter(temporary) as writer:
-                for timestamp, data in self.frames:
-                    writer.write(data, timestamp)
-            os.replace(temporary, target)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        """Write the frames as a pcap file, atomically, with the permissions of any new file (umask)."""
+        from visualizer.render.files import atomic_write  # the one atomic writer (standard library only)
+
+        def write_frames(handle: BinaryIO) -> None:
+            writer = PcapWriter(handle)
+            for timestamp, data in self.frames:
+                writer.write(data, timestamp)
+
+        atomic_write(Path(path), write_frames)
         return len(self.frames)
 
 
