@@ -309,10 +309,11 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
         err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
     for conversation in report.conversations:
         events = _events_text(conversation)
-        outcome = f" {conversation.outcome}" if conversation.outcome else ""
+        outcome = f", {conversation.outcome}" if conversation.outcome else ""
+        frames = _count(conversation.frames, "frame")
         out.write(
             f"  {conversation.protocol.upper()} stream {conversation.stream}: {conversation.address_a}:"
-            f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {conversation.frames} frames"
+            f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {frames}"
             f"{outcome}{'; ' + events if events else ''}\n"
         )
     return EXIT_OK

@@ -207,6 +207,7 @@ def test_run_with_draw_writes_the_pcap_and_the_diagram(tmp_path: Path) -> None:
     ]
     assert "RST" in titles[-1]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["refused.pcap", "refused.svg"]
+    assert out.getvalue().splitlines()[-1].endswith(", 2 frames, refused; no_listener 1")
 
 
 @pytest.mark.root
