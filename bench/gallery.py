@@ -12,9 +12,10 @@ with its caption and the command that drew it.
 Every figure is drawn by the command line, through ``visualizer.cli.main`` with the arguments a
 user would type, so the gallery shows what ``sockstory`` draws today: the default ladder of a
 capture first; when the command refuses it (too many conversations), the refusal is noted and the
-busiest conversation is drawn; the time-sequence graph of the busiest TCP stream. Images are the
-files the command says it wrote (a long ladder's pages, each one). A figure that fails is listed in
-the index with its error line, the others are still drawn, and the exit code is 1.
+busiest conversation (most frames, then bytes) is drawn; the time-sequence graph of the busiest
+TCP stream. Images are the files the command says it wrote (a long ladder's pages, each one). A
+figure that fails is listed in the index with its error line, the others are still drawn, and
+the exit code is 1.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def draw_capture(capture: Path, heading: str, caption: str, out_dir: Path) -> Se
         section.figures.append(Drawn("conversations", ["flows", str(capture)], note=note, failed=True))
         return section
     conversations = json.loads(out)
-    busiest = max(conversations, key=lambda c: c["frames"], default=None)
+    busiest = max(conversations, key=lambda c: (c["frames"], c["bytes"]), default=None)
     ladder = ["draw", str(capture), "-o", str(out_dir / f"{stem}.png")]
     code, _, err, written = run(ladder, out_dir)
     if code == 2 and "--stream" in err and busiest is not None:
@@ -150,7 +151,7 @@ def draw_capture(capture: Path, heading: str, caption: str, out_dir: Path) -> Se
     section.figures.append(drawn)
     tcp = [c for c in conversations if c["protocol"] == "tcp"]
     if tcp:
-        stream = max(tcp, key=lambda c: c["frames"])["stream"]
+        stream = max(tcp, key=lambda c: (c["frames"], c["bytes"]))["stream"]
         argv = ["draw", str(capture), "--time-sequence", "--stream", str(stream)]
         argv += ["-o", str(out_dir / f"{stem}-time-sequence.png")]
         section.figures.append(_figure(f"time-sequence graph of TCP stream {stream}", argv, out_dir))

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.packets import ACK, FIN, SYN, Conversation
 from tests.render.images import png_size
+from tests.render.synthetic import write_pcap
+from visualizer.cli import main
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = ROOT / "tests" / "data" / "scenarios" / "captures"
@@ -58,3 +61,27 @@ def test_a_figure_that_cannot_be_drawn_is_listed_with_its_error_and_the_rest_is_
     assert {"scenarios-refused.png", "scenarios-refused-time-sequence.png", "tcp-states.png"} <= {
         name for _, name in IMAGE.findall(index)
     }
+
+
+def test_a_capture_the_default_ladder_refuses_is_drawn_by_its_busiest_conversation(tmp_path: Path) -> None:
+    """Twelve conversations: the index says whether draw refused the default, exactly when it does."""
+    frames = []
+    for number in range(12):
+        talk = Conversation(client_port=40000 + number)
+        start = number * 0.01
+        talk.client_sends(start, 0, 0, SYN).server_sends(start + 0.001, 0, 1, SYN | ACK)
+        talk.client_sends(start + 0.002, 1, 1, ACK, b"x" * (number + 1))
+        talk.client_sends(start + 0.003, 2 + number, 1, FIN | ACK).server_sends(start + 0.004, 1, 3 + number, FIN | ACK)
+        frames += talk.frames
+    capture = write_pcap(tmp_path / "twelve.pcap", sorted(frames))
+    refused = main(["draw", str(capture), "-o", str(tmp_path / "plain.png")]) == 2
+    out = tmp_path / "gallery"
+    run = gallery(out, capture)
+    assert run.returncode == 0, run.stderr
+    index = (out / "index.md").read_text()
+    ladders = [(alt, name) for alt, name in IMAGE.findall(index) if alt.startswith("twelve.pcap: ladder")]
+    assert ladders and all((out / name).stat().st_size > 10_000 for _, name in ladders)
+    assert ("the default was refused: " in index) == refused
+    if refused:  # the busiest conversation instead: the last one, with the most bytes and frames
+        assert ladders == [("twelve.pcap: ladder of TCP stream 11", "twelve.png")]
+        assert "`sockstory draw " in index and "-o twelve.png --stream 11 --protocol tcp`" in index
