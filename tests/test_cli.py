@@ -201,6 +201,58 @@ def test_draw_bad_requests(tmp_path: Path) -> None:
     assert code == 2 and "no UDP stream 0" in err
 
 
+def test_draw_refuses_a_format_its_output_name_contradicts(tmp_path: Path) -> None:
+    """Text in a .png misleads every viewer: one line naming the file and the name to use, nothing written."""
+    for file_format, name, fixed in (
+        ("ascii", "y.png", "y.txt"),
+        ("mermaid", "y.txt", "y.mmd"),
+        ("svg", "y.PDF", "y.svg"),
+    ):
+        code, out, err = run("draw", str(STORY), "--format", file_format, "-o", str(tmp_path / name))
+        assert code == 2 and out == ""
+        (line,) = err.splitlines()
+        assert f"{tmp_path / name}: --format {file_format} does not match" in line and fixed in line
+    assert list(tmp_path.iterdir()) == []
+    code, _, err = run("draw", str(STORY), "--format", "png", "-o", str(tmp_path / "y.PNG"))  # case does not matter
+    assert code == 0, err
+    code, _, err = run("draw", str(STORY), "--format", "ascii", "-o", str(tmp_path / "y.out"))  # no known extension
+    assert code == 0 and "client 127.0.0.1:56566" in (tmp_path / "y.out").read_text()
+
+
+def test_scenarios_lists_whole_descriptions_and_how_to_run_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from visualizer.scenarios import SCENARIOS
+
+    monkeypatch.setattr("sys.argv", [".venv/bin/sockstory"])
+    code, out, _ = run("scenarios")
+    assert code == 0
+    for scenario in SCENARIOS.values():
+        assert scenario.description.endswith("."), scenario.name
+        assert re.search(rf"^  {scenario.name} +{re.escape(scenario.description)}$", out, re.MULTILINE)
+    assert out.endswith("run one as root: .venv/bin/sockstory run NAME --draw (as a user, put sudo first)\n")
+
+
+def test_a_scenario_description_is_its_whole_first_paragraph() -> None:
+    from visualizer.scenarios import Scenario
+
+    def wrapped() -> None:
+        """A first sentence that a docstring
+        wraps over two lines.
+
+        Details that are not the description.
+        """
+
+    assert Scenario("wrapped", wrapped).description == "A first sentence that a docstring wraps over two lines."
+
+
+def test_help_of_root_commands_shows_commands_that_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sudo does not search .venv/bin: the examples name the program as it was started."""
+    monkeypatch.setattr("sys.argv", [".venv/bin/sockstory"])
+    for command, example in (("story", "story"), ("run", "run loss --draw"), ("capture", "capture --filter")):
+        code, out, _ = run(command, "--help")
+        assert code == 0 and "sudo sockstory" not in out
+        assert "(as root; as a user, put sudo first)" in out and f"\n  .venv/bin/sockstory {example}" in out
+
+
 SELF_ARROW = re.compile(r"^\s*(P\d+)\S*?>>?\1:", re.MULTILINE)
 
 

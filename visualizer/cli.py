@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from visualizer import __version__
-from visualizer.errors import CaptureFileError, SockstoryError, UsageError
+from visualizer.errors import CaptureFileError, SockstoryError, UsageError, command_line
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,6 +98,11 @@ class _Progress:
         if self.drawn:
             self.stream.write("\r\033[K")
             self.stream.flush()
+
+
+def _as_root_examples(*examples: str) -> str:
+    """Help examples of a command that needs root, written as they work from here (see command_line)."""
+    return "\n".join(["examples (as root; as a user, put sudo first):", *(f"  {command_line(e)}" for e in examples)])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -207,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
         description="A client asks its friend at 127.0.0.1:8080 a tic-tac-toe question, the friend answers, "
         "both close: real kernel sockets in a private network namespace, every packet sniffed once, saved as a "
         "pcap and drawn as a ladder diagram.",
-        epilog="example:\n  sudo sockstory story            # writes captures/live/story.pcap and story.png",
+        epilog=_as_root_examples("story                # writes captures/live/story.pcap and story.png"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_live_output(story)
@@ -224,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run one scenario for real: capture it, save the pcap, optionally draw it (needs root)",
         description="Run a scenario in a private network namespace (its nftables rules and offload settings "
         "vanish with it), sniff its loopback, save OUT/NAME.pcap, and with --draw the ladder diagram.",
-        epilog="examples:\n  sudo sockstory run loss --draw\n  sudo sockstory run zero-window --out /tmp/zw --draw",
+        epilog=_as_root_examples("run loss --draw", "run zero-window --out /tmp/zw --draw"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("name", metavar="NAME", help="a scenario (see 'sockstory scenarios')")
@@ -260,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Capture an interface's frames (each loopback packet once) into a pcap file for "
         "--duration seconds or until Ctrl-C (exit 130) or SIGTERM (exit 143), and report the kernel's drop "
         "counters. The file is written as frames come: it is a valid capture at every moment.",
-        epilog="example:\n  sudo sockstory capture --filter 'tcp port 8080' --duration 5 -o mine.pcap",
+        epilog=_as_root_examples("capture --filter 'tcp port 8080' --duration 5 -o mine.pcap"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     capture.add_argument("--iface", default="lo", help="interface (default lo)")
@@ -304,10 +309,11 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
         err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
     for conversation in report.conversations:
         events = _events_text(conversation)
-        outcome = f" {conversation.outcome}" if conversation.outcome else ""
+        outcome = f", {conversation.outcome}" if conversation.outcome else ""
+        frames = _count(conversation.frames, "frame")
         out.write(
             f"  {conversation.protocol.upper()} stream {conversation.stream}: {conversation.address_a}:"
-            f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {conversation.frames} frames"
+            f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {frames}"
             f"{outcome}{'; ' + events if events else ''}\n"
         )
     return EXIT_OK
@@ -357,7 +363,7 @@ def _run_scenarios(out: TextIO) -> int:
         for scenario in SCENARIOS.values():
             if scenario.crafted == crafted:
                 out.write(f"  {scenario.name:{width}s}  {scenario.description}\n")
-    out.write("\nrun one with: sudo sockstory run NAME --draw\n")
+    out.write(f"\nrun one as root: {command_line('run NAME --draw')} (as a user, put sudo first)\n")
     return EXIT_OK
 
 
@@ -455,16 +461,24 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     output = Path(arguments.output) if arguments.output else None
     file_format = arguments.format
+    implied = _SUFFIX_FORMATS.get(output.suffix.lower()) if output is not None else None
     if file_format is None:
         if output is None:
             file_format = "png"
-        elif output.suffix.lower() in _SUFFIX_FORMATS:
-            file_format = _SUFFIX_FORMATS[output.suffix.lower()]
+        elif implied is not None:
+            file_format = implied
         else:
             raise UsageError(
                 f"{output}: unknown output format {output.suffix or '(no extension)'!r}; "
                 "use .png, .svg, .pdf, .txt or .mmd, or --format"
             )
+    elif output is not None and implied is not None and implied != file_format:
+        # A name that says one format and content in another (text in a .png) misleads every viewer.
+        suffix = next(suffix for suffix, name in _SUFFIX_FORMATS.items() if name == file_format)
+        raise UsageError(
+            f"{output}: --format {file_format} does not match its extension {output.suffix!r}: "
+            f"name it {output.with_suffix(suffix).name}, or leave --format out"
+        )
     if arguments.rows_per_page < 5:
         raise UsageError("--rows-per-page must be at least 5")
     if arguments.time_sequence and file_format in ("ascii", "mermaid"):

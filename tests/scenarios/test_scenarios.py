@@ -207,6 +207,7 @@ def test_run_with_draw_writes_the_pcap_and_the_diagram(tmp_path: Path) -> None:
     ]
     assert "RST" in titles[-1]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["refused.pcap", "refused.svg"]
+    assert out.getvalue().splitlines()[-1].endswith(", 2 frames, refused; no_listener 1")
 
 
 @pytest.mark.root
@@ -230,12 +231,18 @@ def test_interrupted_scenario_leaves_nothing_behind(name: str, tmp_path: Path) -
 
 
 def test_live_commands_without_root_stop_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The line says how to retry with sudo in a way that works: sudo does not search .venv/bin."""
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    for argv in (["story"], ["run", "loss"], ["capture", "-o", "/tmp/never.pcap"]):
+    monkeypatch.setattr(sys, "argv", [".venv/bin/sockstory"])
+    for argv, retry in (
+        (["story"], "story"),
+        (["run", "loss"], "run loss"),
+        (["capture", "-o", "/tmp/never.pcap"], "capture"),
+    ):
         err = io.StringIO()
         assert main(argv, stdout=io.StringIO(), stderr=err) == 1
         (line,) = err.getvalue().splitlines()
-        assert "needs root" in line and "sudo sockstory" in line
+        assert "needs root" in line and f"'sudo .venv/bin/sockstory {retry}'" in line
 
 
 @pytest.mark.root

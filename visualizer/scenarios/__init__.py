@@ -29,7 +29,8 @@ class Scenario:
 
     @property
     def description(self) -> str:
-        return (self.run.__doc__ or "").strip().splitlines()[0]
+        """The first paragraph of the scenario's docstring, on one line (it titles its figures)."""
+        return " ".join((self.run.__doc__ or "").strip().split("\n\n")[0].split())
 
 
 OFFLOADS_OFF = ("ethtool", "-K", "lo", "gso", "off", "tso", "off", "gro", "off")
