@@ -315,3 +315,11 @@ def test_a_frame_with_16_kb_of_extension_headers_is_drawn_in_bounded_rows_saying
     assert any("TCP header (RFC 9293): 20 bytes" in text for text in texts)
     left_out = [text for text in texts if "not drawn" in text]
     assert left_out and all("bytes" in text for text in left_out)
+
+
+def test_the_payload_after_the_transport_header_is_never_guessed_into_an_application_protocol() -> None:
+    import scapy.layers.dns  # noqa: F401  (binds UDP port 5353 to DNS, as other tests may have done)
+
+    udp = anatomy(SCENARIOS / "udp.pcap", 1)  # to port 5353, not mDNS: "who is there?"
+    assert [block.name for block in udp.blocks] == ["Ether", "IP", "UDP"]
+    assert udp.payload == b"who is there?"

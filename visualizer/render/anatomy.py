@@ -180,6 +180,9 @@ RFC_NAMES: dict[str, dict[str, str]] = {
 ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1ad", 0x8847: "MPLS"}
 """IEEE 802 EtherTypes named (IANA "IEEE 802 Numbers")."""
 
+_TRANSPORTS = frozenset({"TCP", "UDP", "TCPerror", "UDPerror"})
+"""The last headers drawn: the payload follows."""
+
 _BSD_LOOPBACK_FAMILIES = {2: "IP", 24: "IPv6", 28: "IPv6", 30: "IPv6"}
 """DLT_NULL's address families (AF_INET; AF_INET6 on NetBSD/OpenBSD, FreeBSD, macOS), which Scapy
 binds only in part (libpcap's LINKTYPE_NULL documentation)."""
@@ -334,6 +337,10 @@ def _layers(packet: Any) -> tuple[list[tuple[Any, int]], bytes]:
             return layers, bytes(layer)
         header = len(bytes(layer)) - len(bytes(layer.payload))
         layers.append((layer, header))
+        if type(layer).__name__ in _TRANSPORTS:
+            # What follows is the payload: Scapy's application dissectors (DNS on 5353...) depend on which
+            # of its modules happen to be loaded, and guess from the port; the figure draws transport headers.
+            return layers, bytes(layer.payload)
         following = layer.payload
         family = _BSD_LOOPBACK_FAMILIES.get(layer.getfieldval("type")) if type(layer).__name__ == "Loopback" else None
         if family is not None and isinstance(following, Raw):
