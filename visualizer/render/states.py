@@ -45,6 +45,8 @@ from visualizer.analysis.states import (
 from visualizer.render.ladder import STATE_COLOURS
 
 Point = tuple[float, float]
+Rectangle = tuple[float, float, float, float]
+"""(left, bottom, right, top)."""
 S = State
 
 POSITIONS: dict[State, Point] = {
@@ -249,42 +251,43 @@ def place_labels(
     labels placed before it and of every path. Candidates run along each leg of the path on both
     sides, the longest leg first (or the one ``first_legs`` names); the first candidate that
     collides with nothing wins (else the one with the fewest collisions)."""
-    placed: dict[str, tuple[float, float, float, float]] = {}
-    centres: dict[str, Point] = {}
-    every_segment = [(key, segment) for key, points in paths.items() for segment in _segments(points)]
+    placed: dict[str, Rectangle] = {}
+    every_segment = [segment for points in paths.values() for segment in _segments(points)]
+
+    def collisions(rectangle: Rectangle) -> int:
+        return (
+            sum(_overlaps(rectangle, obstacle) for obstacle in obstacles)
+            + sum(_overlaps(rectangle, other) for other in placed.values())
+            + sum(_segment_hits_rectangle(a, b, rectangle) for a, b in every_segment)
+        )
+
     for key, points in paths.items():
-        width, height = sizes[key]
-        fractions = (0.5, 0.35, 0.65, 0.2, 0.8)
-        legs = sorted(_segments(points), key=lambda leg: -((leg[1][0] - leg[0][0]) ** 2 + (leg[1][1] - leg[0][1]) ** 2))
-        if first_legs and key in first_legs:
-            first = _segments(points)[first_legs[key]]
-            legs.remove(first)
-            legs.insert(0, first)
-        best: tuple[int, Point, tuple[float, float, float, float]] | None = None
-        for (ax, ay), (bx, by) in legs:
-            length = ((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5 or 1.0
-            nx, ny = -(by - ay) / length, (bx - ax) / length
-            distance = LABEL_GAP + abs(nx) * width / 2 + abs(ny) * height / 2
-            for fraction in fractions:
-                px, py = ax + fraction * (bx - ax), ay + fraction * (by - ay)
-                for side in (1, -1):
-                    cx, cy = px + side * nx * distance, py + side * ny * distance
-                    rectangle = (cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2)
-                    collisions = sum(_overlaps(rectangle, obstacle) for obstacle in obstacles)
-                    collisions += sum(_overlaps(rectangle, other) for other in placed.values())
-                    collisions += sum(_segment_hits_rectangle(a, b, rectangle) for _, (a, b) in every_segment)
-                    if best is None or collisions < best[0]:
-                        best = (collisions, (cx, cy), rectangle)
-                    if not collisions:
-                        break
-                if best is not None and best[0] == 0:
-                    break
-            if best is not None and best[0] == 0:
-                break
-        assert best is not None
-        centres[key] = best[1]
-        placed[key] = best[2]
-    return centres
+        candidates = _candidates(points, sizes[key], (first_legs or {}).get(key))
+        best = min(candidates, key=collisions)  # the first of the fewest: for most labels, none
+        placed[key] = best
+    return {key: ((x0 + x1) / 2, (y0 + y1) / 2) for key, (x0, y0, x1, y1) in placed.items()}
+
+
+def _candidates(points: list[Point], size: tuple[float, float], first_leg: int | None) -> list[Rectangle]:
+    """Where a label may go, in order of preference: along the longest leg of its path (or
+    ``first_leg``), at its middle first, on either side, at :data:`LABEL_GAP` from the line."""
+    width, height = size
+    legs = sorted(_segments(points), key=lambda leg: -((leg[1][0] - leg[0][0]) ** 2 + (leg[1][1] - leg[0][1]) ** 2))
+    if first_leg is not None:
+        first = _segments(points)[first_leg]
+        legs.remove(first)
+        legs.insert(0, first)
+    rectangles = []
+    for (ax, ay), (bx, by) in legs:
+        length = ((bx - ax) ** 2 + (by - ay) ** 2) ** 0.5 or 1.0
+        nx, ny = -(by - ay) / length, (bx - ax) / length
+        distance = LABEL_GAP + abs(nx) * width / 2 + abs(ny) * height / 2
+        for fraction in (0.5, 0.35, 0.65, 0.2, 0.8):
+            px, py = ax + fraction * (bx - ax), ay + fraction * (by - ay)
+            for side in (1, -1):
+                cx, cy = px + side * nx * distance, py + side * ny * distance
+                rectangles.append((cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2))
+    return rectangles
 
 
 # -- drawing ------------------------------------------------------------------------------------
