@@ -333,11 +333,24 @@ def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
     reader.close()
     if chosen is None:
         raise UsageError(f"{arguments.file}: no frame {arguments.frame} (the capture has {reader.frames_read} frames)")
+    from visualizer.pipeline import iter_file_analysis
     from visualizer.render.anatomy import anatomy_of, draw_anatomy
     from visualizer.render.export import save_figure
+    from visualizer.sources.checksum import ipv4_header_ok
 
     output = Path(arguments.output or f"{Path(arguments.file).stem}-frame{arguments.frame}.png")
-    anatomy = anatomy_of(chosen.data, link_type=chosen.link_type, frame=chosen.number)
+    # The analysis up to the frame: the window scale of its handshake, its checksum verdict, its addresses.
+    _, analysed, frames = iter_file_analysis(arguments.file)
+    analysis = next((frame for frame in frames if frame.record.number == chosen.number), None)
+    analysed.close()
+    anatomy = anatomy_of(
+        chosen.data,
+        link_type=chosen.link_type,
+        frame=chosen.number,
+        analysis=analysis,
+        file=arguments.file,
+        ipv4_header_ok=ipv4_header_ok,
+    )
     save_figure(functools.partial(draw_anatomy, anatomy), output)
     err.write(f"sockstory: wrote {output}\n")
     return EXIT_OK
