@@ -118,7 +118,10 @@ def drive(*segments: tuple[int, int, int, int, int]) -> list[list[object]]:
     """(sender, flags, seq, ack, end) in relative numbers -> the states after each frame, as finally inferred."""
     findings: list[tuple[str, int]] = []
     states = ConnectionStates(
-        segments[0][1], 1, (("client", 1), ("server", 2)), lambda kind, frame, reason, refers: findings.append((kind, frame))
+        segments[0][1],
+        1,
+        (("client", 1), ("server", 2)),
+        lambda kind, frame, reason, refers: findings.append((kind, frame)),
     )
     marks = [
         states.segment(
