@@ -285,3 +285,26 @@ def test_an_undecodable_frame_of_unknown_sender_is_a_narrow_mark(tmp_path: Path)
     client, server = (ax.transData.transform((x, 0))[0] for x in lifeline_xs(ax))
     assert client < box.x0 and box.x1 < server  # between the lifelines, not across them
     assert not [patch for patch in ax.patches if isinstance(patch, Rectangle) and patch.get_gid() == "frame-2"]
+
+
+def test_twelve_conversations_in_one_ladder_keep_every_header_and_label_whole() -> None:
+    """Twelve connections to one server port, chosen together (--stream ...): 24 lifelines, each header
+    whole, no text over another, every arrow's flag names in its label."""
+    frames = []
+    for index in range(12):
+        talk = Conversation(client_port=41000 + index)
+        start = index * 0.01
+        talk.client_sends(start, 100, 0, SYN).server_sends(start + 0.001, 500, 101, SYN | ACK)
+        talk.client_sends(start + 0.002, 101, 501, ACK, b"GET / HTTP/1.1\r\n")
+        frames += talk.frames
+    from visualizer.analysis.analyzer import analyse
+
+    layout = ladder_layout(analyse(decode_all(frames), keep_frames=True))
+    assert len(layout.participants) == 24
+    ax = draw_ladder(layout, figure=Figure())
+    boxes = text_boxes(ax)
+    assert overlapping(boxes) == []
+    headers = {text.replace("\n", " ") for text, _ in boxes}
+    assert {participant.label for participant in layout.participants} <= headers
+    labels = [text.get_text() for text in ax.texts if (text.get_gid() or "").startswith("label-")]
+    assert len(labels) == 36 and all(label.split()[0] in ("SYN", "SYN|ACK", "PSH|ACK", "ACK") for label in labels)
