@@ -356,7 +356,9 @@ class LadderBuilder:
         fold_keep: int = FOLD_KEEP,
         origin_ns: int | None = None,
         title: str = "",
+        detail_budget: int = FOLD_DETAIL_BUDGET,
     ) -> None:
+        """``detail_budget``: folded frames kept to unfold later (ladders built side by side share one)."""
         self.fold = fold
         self.fold_minimum = max(fold_minimum, 2 * fold_keep + 1)
         self.fold_keep = fold_keep
@@ -378,7 +380,7 @@ class LadderBuilder:
         self._last_time: int | None = None
         self._frames = 0
         self._fold_frames: dict[int, list[FrameAnalysis]] = {}
-        self._detail_budget = FOLD_DETAIL_BUDGET
+        self._detail_budget = detail_budget
 
     # -- participants ---------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from visualizer.analysis.report import ConversationSummary, FrameAnalysis
 from visualizer.model import PROTOCOL_NUMBERS
-from visualizer.render.layout import LadderBuilder, LadderLayout
+from visualizer.render.layout import FOLD_DETAIL_BUDGET, LadderBuilder, LadderLayout
 
 if TYPE_CHECKING:  # matplotlib loads when a figure is drawn
     from matplotlib.axes import Axes
@@ -110,7 +110,9 @@ class ConversationLadders:
         key = conversation_key(frame)
         builder = self.builders.get(key)
         if builder is None:
-            builder = self.builders[key] = LadderBuilder(fold=self.fold, origin_ns=self.origin_ns)
+            # The ladders share the memory one ladder may keep for folded frames.
+            budget = FOLD_DETAIL_BUDGET // (len(self.conversations) + 1)
+            builder = self.builders[key] = LadderBuilder(fold=self.fold, origin_ns=self.origin_ns, detail_budget=budget)
         builder.add(frame)
         if key == OTHER and frame.record.timestamp_ns is not None:
             self.other_times.append(frame.record.timestamp_ns)
