@@ -350,3 +350,38 @@ def test_events_of_an_empty_capture_is_the_header_alone(tmp_path: Path) -> None:
     write_pcap(empty, [])
     code, out, _ = run("events", str(empty), "-q")
     assert (code, out) == (0, "\t".join(EVENT_COLUMNS) + "\n")
+
+
+NAGLE = Path(__file__).parent / "data" / "scenarios" / "captures" / "nagle.pcap"
+
+
+def test_draw_of_several_conversations_writes_an_overview_and_one_ladder_each(tmp_path: Path) -> None:
+    """nagle has two conversations: out.png is their overview, out-tcp-0.png and out-tcp-1.png their ladders;
+    files of an earlier run under the same name (pages, other conversations) go, others stay."""
+    for stale in ("out-2.png", "out-tcp-7.png", "out-tcp-1-2.png", "out-udp-0.png"):
+        (tmp_path / stale).write_bytes(b"old")
+    (tmp_path / "out-tcp-0.svg").write_bytes(b"another format")
+    code, _, err = run("draw", str(NAGLE), "-o", str(tmp_path / "out.png"), "-q")
+    assert code == 0, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "out-tcp-0.png",
+        "out-tcp-0.svg",
+        "out-tcp-1.png",
+        "out.png",
+    ]
+    assert err.splitlines() == [
+        f"sockstory: wrote {tmp_path / name}" for name in ("out.png", "out-tcp-0.png", "out-tcp-1.png")
+    ]
+    # One PDF: the overview, then each conversation's page.
+    code, _, err = run("draw", str(NAGLE), "-o", str(tmp_path / "out.pdf"), "-q")
+    assert code == 0, err
+    assert len(pdf_pages((tmp_path / "out.pdf").read_bytes())) == 3
+    # --stream still draws one ladder, in one file.
+    code, _, err = run("draw", str(NAGLE), "--stream", "1", "-o", str(tmp_path / "one.png"), "-q")
+    assert code == 0 and err.splitlines() == [f"sockstory: wrote {tmp_path / 'one.png'}"]
+
+
+def test_draw_help_says_how_several_conversations_are_named() -> None:
+    code, out, _ = run("draw", "--help")
+    assert code == 0
+    assert "OUT-tcp-K" in out.replace("\n", " ") and "overview" in out

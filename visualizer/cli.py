@@ -14,7 +14,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from visualizer import __version__
@@ -163,9 +163,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Draw a ladder diagram: one lifeline per endpoint, one arrow per frame labelled with "
         "relative numbers, each endpoint's TCP state, phases, and Wireshark's expert events linked back to "
         "the frames they refer to. Uneventful runs are folded and long ladders split into pages "
-        "(numbered PNG/SVG files, or pages of one PDF). SVG arrows show the whole frame on hover.",
+        "(numbered PNG/SVG files, or pages of one PDF). SVG arrows show the whole frame on hover. "
+        "A capture of several conversations (without --stream) gets an overview at OUT (a timeline, one bar "
+        "per conversation coloured by its outcome, with its stream number) and one ladder per conversation "
+        "beside it: OUT-tcp-K.png, OUT-udp-K.png, OUT-other.png for frames of no conversation (or, for a PDF, "
+        "the overview then every ladder in one file); beyond 40 conversations the overview only, beyond 500 "
+        "an error: choose with --stream N. Text formats draw them in one ladder (8 at most).",
         epilog="examples:\n  sockstory draw captures/story.pcap -o story.svg\n"
         "  sockstory draw big.pcap --stream 3 -o stream3.pdf\n"
+        "  sockstory draw web.pcap -o web.png    # web.png, web-tcp-0.png, web-tcp-1.png...\n"
         "  sockstory draw captures/udp.pcap --stream 0 --stream 1 --protocol udp -o udp.png\n"
         "  sockstory draw captures/story.pcap --format ascii\n"
         "  sockstory draw captures/story.pcap --format mermaid > story.mmd\n"
@@ -178,7 +184,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         action="append",
         metavar="N",
-        help="a stream to draw (repeat for several); default: every conversation of a small capture",
+        help="a stream to draw (repeat for several, in one ladder); default: every conversation, one "
+        "figure each, and their overview",
     )
     draw.add_argument("--protocol", choices=("tcp", "udp"), default="tcp", help="the kind of --stream (default tcp)")
     draw.add_argument(
@@ -295,12 +302,27 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
     report = analyse_file(result.pcap, keep_frames=draw)
     images: list[Path] = []
     if draw:
-        from visualizer.render.export import save_ladder
+        from visualizer.render.export import ROWS_PER_PAGE, save_ladder
         from visualizer.render.layout import build_ladder
 
-        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
-        layout.title = f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}"
-        images = save_ladder(layout, Path(arguments.out) / f"{name}.{arguments.format}", file_format=arguments.format)
+        target = Path(arguments.out) / f"{name}.{arguments.format}"
+        if len(report.conversations) > 1:  # nagle: one ladder each, and their overview
+            images = _save_conversations(
+                report,
+                report.frame_analyses,
+                target,
+                heading=f"{name}, captured live: {SCENARIOS[name].description.rstrip('.')}",
+                describe=f"{name}: ",
+                file_format=arguments.format,
+                fold=True,
+                time="order",
+                rows_per_page=ROWS_PER_PAGE,
+                err=err,
+            )
+        else:
+            layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+            layout.title = f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}"
+            images = save_ladder(layout, target, file_format=arguments.format)
         give_to_sudo_user(*images)
     out.write(f"sockstory: wrote {result.pcap} ({result.frames} frames, {result.kernel_drops} dropped by the kernel)\n")
     for image in images:
@@ -455,6 +477,7 @@ def _check_writable(path: Path) -> None:
 
 
 MAXIMUM_DEFAULT_CONVERSATIONS = 8
+"""Conversations drawn in one text ladder (ASCII, Mermaid) without --stream."""
 _SUFFIX_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".txt": "ascii", ".mmd": "mermaid"}
 
 
@@ -471,6 +494,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from visualizer.pipeline import analyse_file
     from visualizer.render.export import save_ladder, save_time_sequence
     from visualizer.render.files import check_writable
+    from visualizer.render.overview import MAXIMUM_OVERVIEW
 
     output = Path(arguments.output) if arguments.output else None
     file_format = arguments.format
@@ -514,10 +538,16 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"{arguments.file}: no {arguments.protocol.upper()} stream {missing[0]} (the capture has "
             f"{len(report.tcp_conversations())} TCP and {len(report.udp_conversations())} UDP streams)"
         )
-    if not streams and len(report.conversations) > MAXIMUM_DEFAULT_CONVERSATIONS:
+    several = not streams and len(report.conversations) > 1 and not arguments.time_sequence
+    if several and file_format in ("ascii", "mermaid") and len(report.conversations) > MAXIMUM_DEFAULT_CONVERSATIONS:
         raise UsageError(
             f"{arguments.file} has {len(report.conversations)} conversations: choose with --stream N "
             "(see sockstory flows)"
+        )
+    if several and file_format not in ("ascii", "mermaid") and len(report.conversations) > MAXIMUM_OVERVIEW:
+        raise UsageError(
+            f"{arguments.file} has {len(report.conversations)} conversations: too many to draw (the overview "
+            f"shows at most {MAXIMUM_OVERVIEW}); choose one with --stream N (see sockstory flows)"
         )
     stem = Path(arguments.file).stem
     wanted = sum(c.frames for c in conversations) if streams else report.frames
@@ -533,6 +563,20 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for frame in _frames_to_draw(arguments, streams, wanted, err):
             sequence.add(frame)
         written = save_time_sequence(sequence, tcp[0].stream, target, file_format=file_format)
+    elif several and file_format not in ("ascii", "mermaid"):
+        target = output or Path(f"{stem}.{file_format}")
+        check_writable(target)
+        written = _save_conversations(
+            report,
+            _frames_to_draw(arguments, streams, wanted, err),
+            target,
+            heading=f"{Path(arguments.file).name}",
+            file_format=file_format,
+            fold=not arguments.no_fold,
+            time=arguments.time,
+            rows_per_page=arguments.rows_per_page,
+            err=err,
+        )
     else:
         from visualizer.render.layout import LadderBuilder
 
@@ -557,6 +601,64 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for path in written:
         err.write(f"sockstory: wrote {path}\n")
     return _finish(report, arguments, err)
+
+
+def _save_conversations(
+    report: Report,
+    frames: Iterable[FrameAnalysis],
+    target: Path,
+    *,
+    heading: str,
+    file_format: str,
+    fold: bool,
+    time: str,
+    rows_per_page: int,
+    err: TextIO,
+    describe: str = "",
+) -> list[Path]:
+    """A capture of several conversations: the overview at ``target``, each conversation's ladder
+    beside it (up to MAXIMUM_LADDERS of them; the overview alone beyond, said on ``err``)."""
+    from visualizer.render.export import conversation_path, save_conversations
+    from visualizer.render.overview import MAXIMUM_LADDERS, ConversationLadders, draw_overview
+
+    conversations = report.conversations
+    count = len(conversations)
+    ladders = []
+    other_times: list[int] = []
+    if count <= MAXIMUM_LADDERS:
+        sorter = ConversationLadders(conversations, fold=fold, origin_ns=report.first_time_ns).extend(frames)
+        other_times = sorter.other_times
+
+        def title(conversation: ConversationSummary | None, drawn: int) -> str:
+            if conversation is None:
+                return f"{describe}{drawn} frames of no TCP or UDP conversation"
+            return describe + _ladder_title([conversation], drawn)
+
+        ladders = sorter.finish(title)
+    else:
+        err.write(
+            f"sockstory: {report.source or target}: {count} conversations, more than {MAXIMUM_LADDERS}: drew the "
+            "overview only; draw one with --stream N\n"
+        )
+    # Beside each conversation in the overview: where its ladder is (its file, or its PDF page).
+    files = {key: conversation_path(target, key).name for key, _ in ladders}
+    if file_format == "pdf":
+        page = 2
+        for key, layout in ladders:
+            files[key] = f"page {page}"
+            page += len(layout.paginate(rows_per_page))
+    choose = "draw one with --stream N" if count > MAXIMUM_LADDERS else "one figure each, or --stream N"
+    overview = functools.partial(
+        draw_overview,
+        conversations,
+        origin_ns=report.first_time_ns,
+        other_times=other_times,
+        files=files,
+        title=f"{heading}: {count} conversations, {report.frames} frames ({choose})",
+    )
+    return save_conversations(
+        overview, ladders, target, file_format=file_format, time=time, rows_per_page=rows_per_page
+    )
 
 
 def _frames_to_draw(

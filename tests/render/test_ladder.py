@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.patches import FancyArrowPatch
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, Rectangle
+from matplotlib.transforms import Bbox
 
+from tests.packets import ACK, SYN, Conversation, decode_all
+from tests.render.synthetic import refused_with_an_undecodable_answer, write_pcap
 from visualizer.pipeline import analyse_file
-from visualizer.render.ladder import STYLES, draw_ladder
+from visualizer.render.ladder import STYLES, draw_ladder, ladder_layout
 from visualizer.render.time_sequence import draw_time_sequence
 
 ROOT = Path(__file__).parent.parent.parent
@@ -86,3 +94,217 @@ def test_time_sequence_graph_draws_segments_acks_and_a_legend() -> None:
     labels = {text.get_text() for text in ax.get_legend().get_texts()}
     assert {"data segment (first to last byte)", "retransmission", "ACK from the receiver"} <= labels
     assert ax.get_xlabel().startswith("time") and ax.get_ylabel().startswith("relative sequence")
+
+
+# -- several conversations, and the truth on each arrow --------------------------------------------------
+
+SCENARIOS = ROOT / "tests" / "data" / "scenarios" / "captures"
+
+
+def drawn(name: str, **options: object) -> Axes:
+    """The ladder of a scenario's capture (every conversation in one ladder unless ``stream`` is given)."""
+    figure = Figure()
+    draw_ladder(analyse_file(SCENARIOS / f"{name}.pcap", keep_frames=True), figure=figure, **options)  # type: ignore[arg-type]
+    (ax,) = figure.axes
+    return ax
+
+
+def text_boxes(ax: Axes) -> list[tuple[str, Bbox]]:
+    """Every text of the ladder with its extent on the canvas, after drawing."""
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    return [(text.get_text(), text.get_window_extent(renderer)) for text in ax.texts if text.get_text().strip()]
+
+
+def overlapping(boxes: list[tuple[str, Bbox]]) -> list[tuple[str, str]]:
+    found = []
+    for (a, first), (b, second) in itertools.combinations(boxes, 2):
+        width = min(first.x1, second.x1) - max(first.x0, second.x0)
+        height = min(first.y1, second.y1) - max(first.y0, second.y0)
+        if width > 1 and height > 1:  # pixels: touching is not overlapping
+            found.append((a, b))
+    return found
+
+
+def arrow_of(ax: Axes, frame: int) -> FancyArrowPatch:
+    (arrow,) = [patch for patch in frame_arrows(ax) if patch.get_gid() == f"frame-{frame}"]
+    return arrow
+
+
+def ends(arrow: FancyArrowPatch) -> tuple[tuple[float, float], tuple[float, float]]:
+    start, end = arrow._posA_posB  # type: ignore[attr-defined]
+    return start, end
+
+
+def lifeline_xs(ax: Axes) -> list[float]:
+    """The x of each vertical lifeline (a plotted vertical line), left to right."""
+    return sorted(
+        {
+            line.get_xdata()[0]
+            for line in ax.lines
+            if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("nagle", {}),  # two conversations in one ladder: four lifelines, three-line headers
+        ("craft-rst-injection", {}),
+        ("loss", {"stream": 0}),
+        ("craft-bad-checksum", {}),
+        ("craft-simultaneous-open", {}),
+    ],
+)
+def test_no_text_overlaps_another_and_headers_are_complete(name: str, options: dict[str, object]) -> None:
+    ax = drawn(name, **options)
+    boxes = text_boxes(ax)
+    assert overlapping(boxes) == []
+    layout = ladder_layout(analyse_file(SCENARIOS / f"{name}.pcap", keep_frames=True), **options)  # type: ignore[arg-type]
+    headers = {text.replace("\n", " ").replace(" (stream", " (stream") for text, _ in boxes}
+    for participant in layout.participants:
+        assert participant.label in headers  # whole: never cut to "client 12"
+
+
+def test_each_tcp_socket_is_its_own_lifeline_and_clients_stand_left_of_their_servers() -> None:
+    """Two connections to one server port: two server sockets (one lifeline each, never TIME-WAIT
+    and LISTEN on one), each client left of its server."""
+    first = Conversation(client_port=40000).client_sends(0.0, 100, 0, SYN).server_sends(0.001, 500, 101, SYN | ACK)
+    second = Conversation(client_port=40001).client_sends(0.002, 900, 0, SYN).server_sends(0.003, 700, 901, SYN | ACK)
+    records = decode_all(first.frames + second.frames)
+    from visualizer.analysis.analyzer import analyse
+
+    report = analyse(records, keep_frames=True)
+    layout = ladder_layout(report)
+    assert [participant.label for participant in layout.participants] == [
+        "client 10.0.0.1:40000 (stream 0)",
+        "server 10.0.0.2:80 (stream 0)",
+        "client 10.0.0.1:40001 (stream 1)",
+        "server 10.0.0.2:80 (stream 1)",
+    ]
+    ax = draw_ladder(layout, figure=Figure())
+    for arrow in frame_arrows(ax):
+        (start, _), (end, _) = ends(arrow)
+        row = next(row for row in layout.arrows() if f"frame-{row.frame}" == arrow.get_gid())
+        client_x = start if layout.participants[row.source].role == "client" else end
+        assert client_x == min(start, end)
+
+
+def test_a_lost_segment_ends_half_way_with_a_cross() -> None:
+    """loss: #14 was dropped on arrival (finding not_received): its arrow stops half-way, headless, at a cross."""
+    ax = drawn("loss", stream=0)
+    (start_x, start_y), (end_x, end_y) = ends(arrow_of(ax, 14))
+    client, server = lifeline_xs(ax)
+    assert end_x == pytest.approx((client + server) / 2)
+    assert type(arrow_of(ax, 14).get_arrowstyle()).__name__ == "Curve"  # no head: it never arrived
+    (cross,) = [line for line in ax.lines if line.get_gid() == "fate-14"]
+    assert cross.get_marker() == "x"
+    assert (cross.get_xdata()[0], cross.get_ydata()[0]) == pytest.approx((end_x, end_y))
+    # Every other arrow reaches its receiver's lifeline.
+    for arrow in frame_arrows(ax):
+        if arrow.get_gid() != "frame-14":
+            assert ends(arrow)[1][0] in (client, server)
+
+
+def test_a_bad_checksum_an_ignored_rst_and_a_challenge_ack_are_stamped_on_their_arrows() -> None:
+    def stamps(ax: Axes) -> dict[str, str]:
+        return {text.get_gid(): text.get_text() for text in ax.texts if (text.get_gid() or "").startswith("stamp-")}
+
+    assert stamps(drawn("craft-bad-checksum")) == {"stamp-4": "bad checksum"}
+    assert stamps(drawn("craft-rst-injection")) == {
+        "stamp-6": "ignored",
+        "stamp-7": "challenged",
+        "stamp-8": "challenge ACK",
+    }
+
+
+def test_injected_rsts_come_from_an_injector_lifeline_beside_their_receiver() -> None:
+    """craft-rst-injection: #6, #7, #9 were sent in the client's name by Scapy (finding injected_rst)."""
+    ax = drawn("craft-rst-injection")
+    client, injector, server = lifeline_xs(ax)
+    texts = [text.get_text() for text in ax.texts]
+    assert "injector (as 127.0.0.1:42338)" in texts
+    for frame in (6, 7, 9):
+        (start_x, _), (end_x, _) = ends(arrow_of(ax, frame))
+        assert (start_x, end_x) == (injector, server)
+    for frame in (1, 3, 4, 10):
+        assert ends(arrow_of(ax, frame))[0][0] == client
+    # The injector is no socket: no state is named on its lifeline.
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    injector_x = ax.transData.transform((injector, 0))[0]
+    states = [text for text in ax.texts if text.get_text() in ("ESTABLISHED", "CLOSED", "FIN-WAIT-1")]
+    assert all(
+        not text.get_window_extent(renderer).x0 < injector_x < text.get_window_extent(renderer).x1 for text in states
+    )
+
+
+def test_labels_never_hide_their_own_arrow() -> None:
+    """Along each arrow, no point falls inside its own label's extent (the label sits above it)."""
+    for name in ("loss", "craft-rst-injection", "story"):
+        ax = drawn(name, stream=0) if name == "loss" else drawn(name)
+        renderer = FigureCanvasAgg(ax.figure).get_renderer()
+        labels = {
+            text.get_gid(): text.get_window_extent(renderer)
+            for text in ax.texts
+            if (text.get_gid() or "").startswith("label-")
+        }
+        for arrow in frame_arrows(ax):
+            (x0, y0), (x1, y1) = ends(arrow)
+            box = labels[arrow.get_gid().replace("frame-", "label-")]
+            for step in range(101):
+                x, y = ax.transData.transform((x0 + (x1 - x0) * step / 100, y0 + (y1 - y0) * step / 100))
+                assert not (box.x0 < x < box.x1 and box.y0 < y < box.y1), (name, arrow.get_gid())
+
+
+def test_dup_acks_carry_their_sack_blocks_and_a_fast_retransmission_links_every_one() -> None:
+    ax = drawn("loss", stream=0)
+    label = {text.get_gid(): text.get_text() for text in ax.texts}
+    assert label["label-19"] == "ACK seq=1 ack=4941 SACK 5929-6917"
+    assert label["label-42"].endswith("SACK 5929-19761")
+    links = sorted(
+        int(patch.get_gid().split("-")[2]) for patch in ax.patches if (patch.get_gid() or "").startswith("link-43-")
+    )
+    assert links == [14, 19, 21, 22, 27, 28, 29, 30, 37, 38, 39, 40, 41, 42]  # the original and all 13 dup ACKs
+
+
+def test_two_findings_on_one_row_are_separated_and_a_lone_one_still_says_what_it_means() -> None:
+    ax = drawn("craft-rst-injection")
+    texts = [text.get_text() for text in ax.texts]
+    assert "RST ignored: outside the window;\ninjected (its socket still sends #10)" in texts
+    # #10: Wireshark's retransmission with no first sending captured: no arc, but words that say so.
+    assert "retransmission: first sending not captured" in texts
+    assert not [patch for patch in ax.patches if (patch.get_gid() or "").startswith("link-10-")]
+
+
+def test_an_undecodable_frame_of_unknown_sender_is_a_narrow_mark(tmp_path: Path) -> None:
+    capture = write_pcap(tmp_path / "broken.pcap", refused_with_an_undecodable_answer())
+    ax = draw_ladder(analyse_file(capture, keep_frames=True), figure=Figure())
+    (mark,) = [text for text in ax.texts if text.get_gid() == "frame-2"]
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    box = mark.get_window_extent(renderer)
+    client, server = (ax.transData.transform((x, 0))[0] for x in lifeline_xs(ax))
+    assert client < box.x0 and box.x1 < server  # between the lifelines, not across them
+    assert not [patch for patch in ax.patches if isinstance(patch, Rectangle) and patch.get_gid() == "frame-2"]
+
+
+def test_twelve_conversations_in_one_ladder_keep_every_header_and_label_whole() -> None:
+    """Twelve connections to one server port, chosen together (--stream ...): 24 lifelines, each header
+    whole, no text over another, every arrow's flag names in its label."""
+    frames = []
+    for index in range(12):
+        talk = Conversation(client_port=41000 + index)
+        start = index * 0.01
+        talk.client_sends(start, 100, 0, SYN).server_sends(start + 0.001, 500, 101, SYN | ACK)
+        talk.client_sends(start + 0.002, 101, 501, ACK, b"GET / HTTP/1.1\r\n")
+        frames += talk.frames
+    from visualizer.analysis.analyzer import analyse
+
+    layout = ladder_layout(analyse(decode_all(frames), keep_frames=True))
+    assert len(layout.participants) == 24
+    ax = draw_ladder(layout, figure=Figure())
+    boxes = text_boxes(ax)
+    assert overlapping(boxes) == []
+    headers = {text.replace("\n", " ") for text, _ in boxes}
+    assert {participant.label for participant in layout.participants} <= headers
+    labels = [text.get_text() for text in ax.texts if (text.get_gid() or "").startswith("label-")]
+    assert len(labels) == 36 and all(label.split()[0] in ("SYN", "SYN|ACK", "PSH|ACK", "ACK") for label in labels)

@@ -723,8 +723,16 @@ class ConnectionStates:
                 at = events.index(item.event)
                 item.entry.events = events[:at] + events[at + 1 :]
                 if item.kind == "synack" and has_ack and less_or_equal(item.end, ack):
-                    # It had the SYN, and answers it as in a simultaneous open (RFC 9293 Figure 7).
+                    # It had the SYN, and answers it as in a simultaneous open (RFC 9293 Figure 7):
+                    # the SYN-ACK had not reached it yet, or it would have sent a plain ACK.
                     endpoint.owed["syn"] = (item.end, item.frame)
+                    self.note(
+                        "not_yet_received",
+                        item.frame,
+                        f"not received (yet) when {endpoint.name} sent #{number}, which answers the SYN with a "
+                        "SYN-ACK of its own as in a simultaneous open (RFC 9293 Figure 7): it was still SYN-SENT",
+                        (number,),
+                    )
                 elif item.kind in ("syn", "synack", "fin"):
                     endpoint.owed["fin" if item.kind == "fin" else "syn"] = (item.end, item.frame)
                     if item.kind == "synack":

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, build_ladder
+from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, Participant, build_ladder
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -106,17 +106,65 @@ EVENT_COLUMN = 8.75
 RIGHT_EDGE = 12.6
 SLANT = 0.55
 """How far (in rows) an arrow drops between sender and receiver: a segment takes time to arrive."""
-LABEL_CHARACTERS = 78
+UNIT_INCHES = WIDTH_INCHES / RIGHT_EDGE
+"""One x unit of the ladder, in inches: a wider ladder is a wider figure, never smaller text."""
+LABEL_FONT = 8.0
+CHARACTER_WIDTH = 0.602 * LABEL_FONT / 72 / UNIT_INCHES
+"""The advance of one DejaVu Sans Mono character of an arrow's label (0.602 em), in x units."""
+HEADER_FONT = 9.5
+HEADER_CHARACTER_WIDTH = 0.66 * HEADER_FONT / 72 / UNIT_INCHES
+"""At most the width of one bold DejaVu Sans character of a lifeline's header, in x units."""
+MINIMUM_SPACING = 3.0
+"""Lifelines are at least this far apart (x units): room for a 42-character label and a header."""
 REAL_TIME_MINIMUM_SPACING = 0.95
 REAL_TIME_MAXIMUM_SPACING = 4.0
 """In real-time mode rows are spaced by their pause over the median pause, within these bounds (rows)."""
 
 
-def _lifeline_x(count: int) -> list[float]:
+def column_order(layout: LadderLayout) -> list[int]:
+    """The participants from left to right: each client left of its server (the first to send is
+    leftmost), an injector just beside the lifeline it sends to, so that its arrows cross no other;
+    participants only seen in marks last."""
+    order: list[int] = []
+    for row in layout.rows:
+        if not isinstance(row, Arrow):
+            continue
+        roles = (layout.participants[row.source].role, layout.participants[row.target].role)
+        left, right = (
+            (row.target, row.source) if roles[1] == "client" or roles[0] == "server" else (row.source, row.target)
+        )
+        if left in order and right not in order:
+            order.append(right)
+        elif right in order and left not in order:
+            order.insert(order.index(right), left)
+        elif left not in order:
+            order += [left, right] if left != right else [left]
+    return order + [index for index in range(len(layout.participants)) if index not in order]
+
+
+def _header_lines(participant: Participant, spacing: float) -> str:
+    """A lifeline's header on one line when it fits between its neighbours, else role and endpoint apart."""
+    label = participant.label
+    if len(label) * HEADER_CHARACTER_WIDTH + 0.5 <= spacing:
+        return label
+    return label.replace(" ", "\n", 1).replace(" (stream", "\n(stream")
+
+
+def _lifeline_x(layout: LadderLayout) -> list[float]:
+    """Each participant's x (by participant index): from LEFT_LIFELINE, at least MINIMUM_SPACING apart
+    and as far as two-line headers need; two lifelines span the standard width."""
+    order = column_order(layout)
+    count = len(order)
     if count <= 1:
-        return [LEFT_LIFELINE]
-    step = (RIGHT_LIFELINE - LEFT_LIFELINE) / (count - 1)
-    return [LEFT_LIFELINE + index * step for index in range(count)]
+        return [LEFT_LIFELINE] * max(1, len(layout.participants))
+    widest = max(
+        max(len(line) for line in _header_lines(participant, 0.0).split("\n")) for participant in layout.participants
+    )
+    step = max((RIGHT_LIFELINE - LEFT_LIFELINE) / (count - 1), MINIMUM_SPACING, widest * HEADER_CHARACTER_WIDTH + 0.5)
+    positions = [0.0] * len(layout.participants)
+    for column, index in enumerate(order):
+        positions[index] = LEFT_LIFELINE + column * step
+    return positions
 
 
 def _duration(nanoseconds: int) -> str:
@@ -130,6 +178,8 @@ def _duration(nanoseconds: int) -> str:
 
 
 def _shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, but never inside its first word (an arrow's flag names)."""
+    limit = max(limit, len(text.split(" ", 1)[0]) + 1)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -200,13 +250,19 @@ def draw_ladder(
         time = "real" if _evenly_spaced(layout) else "order"
     positions = row_positions(layout, time)
     has_events = any(isinstance(row, Arrow) and row.events for row in layout.rows)
-    right_edge = RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75
+    lifelines = _lifeline_x(layout)
+    widening = max(lifelines) - RIGHT_LIFELINE if len(lifelines) > 1 else 0.0
+    event_column = EVENT_COLUMN + widening
+    right_edge = (RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75) + widening
     heading = title if title is not None else layout.title
     if layout.pages > 1:
         heading = f"{heading}  (page {layout.page + 1} of {layout.pages})".strip()
     heading_lines = textwrap.wrap(heading, max(40, int(right_edge * 9.5))) if heading else []
     heading = "\n".join(heading_lines)
-    top = -2.5 - 0.55 * max(0, len(heading_lines) - 1) if heading else -1.6
+    spacing = _spacing(lifelines)
+    header_rows = max((_header_lines(p, spacing).count("\n") + 1 for p in layout.participants), default=1)
+    header_drop = 0.45 * (header_rows - 1)
+    top = -2.5 - 0.55 * max(0, len(heading_lines) - 1) - header_drop if heading else -1.6 - header_drop
     bottom = (positions[-1] if positions else 0) + 1.2
     if ax is None:
         rows_inches = ROW_HEIGHT_INCHES * (bottom - top)
@@ -220,16 +276,15 @@ def draw_ladder(
         ax = figure.add_axes(
             (0.0, legend_inches / (rows_inches + legend_inches), 1.0, rows_inches / (rows_inches + legend_inches))
         )
-    lifelines = _lifeline_x(len(layout.participants))
     ax.set_xlim(0, right_edge)
     ax.set_ylim(bottom, top)
     ax.axis("off")
     _draw_phases(ax, layout, positions, right_edge)
-    _draw_lifelines(ax, layout, lifelines, -1.55 if heading else top, bottom)
+    _draw_lifelines(ax, layout, lifelines, (-1.55 - header_drop / 2) if heading else top, bottom)
     frame_y: dict[int, float] = {}
     for row, y in zip(layout.rows, positions):
         if isinstance(row, Arrow):
-            _draw_arrow(ax, row, y, lifelines, layout.origin_ns)
+            _draw_arrow(ax, row, y, lifelines, layout.origin_ns, event_column)
             frame_y[row.frame] = y
         elif isinstance(row, Mark):
             _draw_mark(ax, row, y, lifelines, layout.origin_ns)
@@ -237,12 +292,18 @@ def draw_ladder(
             _draw_fold(ax, row, y, lifelines)
         else:
             _draw_gap(ax, row, y, lifelines)
-    _draw_links(ax, layout, positions, frame_y)
+    _draw_links(ax, layout, positions, frame_y, event_column)
     _draw_states(ax, layout, positions, lifelines)
     _draw_legend(ax, layout)
     if heading:
         ax.text(0.08, top + 0.15, heading, ha="left", va="top", fontsize=11, fontweight="bold")
     return ax
+
+
+def _spacing(lifelines: list[float]) -> float:
+    """The smallest distance between two lifelines (a wide default for one)."""
+    distinct = sorted(set(lifelines))
+    return min((b - a for a, b in zip(distinct, distinct[1:])), default=RIGHT_LIFELINE - LEFT_LIFELINE)
 
 
 def _evenly_spaced(layout: LadderLayout) -> bool:
@@ -295,18 +356,34 @@ def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_e
 
 
 def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top: float, bottom: float) -> None:
+    """A lifeline and its header per participant; an injector's dashed and framed in vermillion (it is
+    not a socket: it sends in another endpoint's name)."""
+    spacing = _spacing(lifelines)
     for participant, x in zip(layout.participants, lifelines):
-        ax.plot([x, x], [top + 0.5, bottom], color="#444444", linewidth=1.0, zorder=1)
+        injector = participant.role == "injector"
+        ax.plot(
+            [x, x],
+            [top + 0.5, bottom],
+            color=VERMILLION if injector else "#444444",
+            linewidth=1.0,
+            linestyle=(0, (4, 3)) if injector else "-",
+            zorder=1,
+        )
         ax.text(
             x,
             top,
-            participant.label,
+            _header_lines(participant, spacing),
             ha="center",
             va="center",
-            fontsize=9.5,
+            fontsize=HEADER_FONT,
             fontweight="bold",
+            linespacing=1.1,
             zorder=5,
-            bbox={"boxstyle": "round,pad=0.35", "facecolor": "#F2F2F2", "edgecolor": "#444444"},
+            bbox={
+                "boxstyle": "round,pad=0.35",
+                "facecolor": "#FBE6DC" if injector else "#F2F2F2",
+                "edgecolor": VERMILLION if injector else "#444444",
+            },
         )
     ax.text(
         GUTTER_RIGHT - 0.05,
@@ -319,14 +396,31 @@ def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top:
     )
 
 
-def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: int | None) -> None:
+STAMPS = {
+    "bad_checksum": ("bad checksum", VERMILLION),
+    "rst_ignored": ("ignored", ORANGE),
+    "rst_challenged": ("challenged", ORANGE),
+    "challenge_ack": ("challenge ACK", ORANGE),
+}
+"""Findings stamped on their arrow, beside its label (the event column gives the reason)."""
+LOST_AT = 0.5
+"""A segment lost after the capture point ends this far along its way, with a cross."""
+
+
+def _stamps(row: Arrow) -> list[tuple[str, str]]:
+    return [STAMPS[name] for name in row.analysis if name in STAMPS]
+
+
+def _draw_arrow(
+    ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: int | None, event_column: float = EVENT_COLUMN
+) -> None:
     style = STYLES.get(row.kind, STYLES["other"])
     start, end = lifelines[row.source], lifelines[row.target]
     # A segment lost after the capture point stops half-way; one its receiver threw away
     # (bad checksum, an ignored RST) reaches it and is crossed out there.
     tip_x, tip_y = end, y + SLANT
     if row.fate == "lost":
-        tip_x, tip_y = start + (end - start) * 0.62, y + SLANT * 0.62
+        tip_x, tip_y = start + (end - start) * LOST_AT, y + SLANT * LOST_AT
     if row.fate:
         cross_x = tip_x - (0.12 if end > start else -0.12) * (row.fate != "lost")
         ax.plot(
@@ -354,26 +448,12 @@ def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: 
     patch.set_gid(f"frame-{row.frame}")
     patch.set_label(f"frame {row.frame}")
     ax.add_patch(patch)
-    span = abs(end - start)
-    limit = max(12, int(LABEL_CHARACTERS * span / (RIGHT_LIFELINE - LEFT_LIFELINE)))
-    middle = (start + end) / 2
-    ax.text(
-        middle,
-        y + SLANT / 2 - 0.14,
-        _shorten(row.label, limit),
-        ha="center",
-        va="bottom",
-        fontsize=8,
-        family="DejaVu Sans Mono",
-        color="#111111",
-        zorder=4,
-        bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
-    )
+    _draw_label(ax, row, y, start, end)
     _draw_gutter(ax, row, y, origin)
     if row.events:
         colour = next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), PURPLE)
         ax.text(
-            EVENT_COLUMN,
+            event_column,
             y + SLANT / 2,
             _wrap_events(row.events),
             ha="left",
@@ -385,13 +465,70 @@ def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: 
         )
 
 
+STAMP_FONT = 7.0
+STAMP_CHARACTER_WIDTH = 0.66 * STAMP_FONT / 72 / UNIT_INCHES
+
+
+def _draw_label(ax: Axes, row: Arrow, y: float, start: float, end: float) -> None:
+    """The arrow's label (and its stamps, toward the receiver) above the arrow, never over it: the
+    group is centred, then raised until its bottom clears the arrow across its whole width."""
+    span = abs(end - start)
+    stamps = _stamps(row)
+    stamp_widths = [len(text) * STAMP_CHARACTER_WIDTH + 0.2 for text, _ in stamps]
+    room = span - 0.3 - sum(stamp_widths)
+    label = _shorten(row.label, int(room / CHARACTER_WIDTH))
+    width = len(label) * CHARACTER_WIDTH + sum(stamp_widths)
+    middle = (start + end) / 2
+    # Along the arrow, its highest point under the group is at the group's sender-side edge.
+    along = max(0.0, min(1.0, 0.5 - width / (2 * span))) if span else 0.0
+    bottom = y + SLANT * along - 0.04
+    direction = 1.0 if end >= start else -1.0
+    label_x = middle - direction * sum(stamp_widths) / 2
+    ax.text(
+        label_x,
+        bottom,
+        label,
+        ha="center",
+        va="bottom",
+        fontsize=LABEL_FONT,
+        family="DejaVu Sans Mono",
+        color="#111111",
+        zorder=4,
+        gid=f"label-{row.frame}",
+        bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
+    )
+    x = label_x + direction * len(label) * CHARACTER_WIDTH / 2
+    for (text, colour), stamp_width in zip(stamps, stamp_widths):
+        ax.text(
+            x + direction * stamp_width / 2,
+            bottom,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=STAMP_FONT,
+            fontweight="bold",
+            color=colour,
+            zorder=4,
+            gid=f"stamp-{row.frame}",
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": colour, "linewidth": 0.9},
+        )
+        x += direction * stamp_width
+
+
+def _gutter_seconds(seconds: float) -> str:
+    """Seconds to the microsecond, as Wireshark shows them; in scientific notation when that would
+    not fit the gutter (a frame stamped years before the first, in a damaged capture)."""
+    text = f"{seconds:.6f}"
+    return text if len(text) <= 13 else f"{seconds:.4e}"
+
+
 def _draw_gutter(ax: Axes, row: Arrow | Mark, y: float, origin: int | None) -> None:
     """The frame number, the time since the start and since the previous frame, left of the lifelines."""
     if row.time_ns is not None and origin is not None:
         ax.text(
             GUTTER_RIGHT - 0.05,
             y + 0.05,
-            f"{(row.time_ns - origin) / 1e9:.6f}",
+            _gutter_seconds((row.time_ns - origin) / 1e9),
             ha="right",
             va="center",
             fontsize=7.5,
@@ -419,28 +556,33 @@ SELF_MARK_STYLE = {"marker": "o", "markersize": 7, "color": GREY, "markeredgecol
 
 def _draw_mark(ax: Axes, row: Mark, y: float, lifelines: list[float], origin: int | None) -> None:
     """A frame that is not an arrow: a cross on its sender's lifeline with its text beside it, or,
-    sender unknown, a dashed band across the lifelines that says it."""
+    sender unknown, its text in a narrow dashed box between the lifelines (it belongs to none)."""
     middle = y + SLANT / 2
     if row.participant is None:
-        left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
-        band = Rectangle(
-            (left, y - 0.05),
-            right - left,
-            SLANT + 0.1,
-            facecolor="#FBE6DC",
-            edgecolor=VERMILLION,
-            linestyle=(0, (3, 2)),
-            linewidth=1.0,
-            zorder=2,
+        left, right = (min(lifelines), max(lifelines)) if len(set(lifelines)) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
+        ax.text(
+            (left + right) / 2,
+            middle,
+            row.text,
+            ha="center",
+            va="center",
+            fontsize=8.5,
+            color="#222222",
+            zorder=4,
+            gid=f"frame-{row.frame}",
+            bbox={
+                "boxstyle": "round,pad=0.3",
+                "facecolor": "#FBE6DC",
+                "edgecolor": VERMILLION,
+                "linestyle": (0, (3, 2)),
+                "linewidth": 1.0,
+            },
         )
-        band.set_gid(f"frame-{row.frame}")
-        ax.add_patch(band)
-        ax.text((left + right) / 2, middle, row.text, ha="center", va="center", fontsize=8.5, color="#222222", zorder=4)
     else:
         x = lifelines[row.participant]
         style = MARK_STYLE if row.undecodable else SELF_MARK_STYLE
         ax.plot([x], [middle], linestyle="none", zorder=5, gid=f"frame-{row.frame}", **style)  # type: ignore[arg-type]
-        right_side = x < RIGHT_LIFELINE or len(lifelines) == 1
+        right_side = x < max(lifelines) or len(set(lifelines)) == 1
         ax.text(
             x + (0.18 if right_side else -0.18),
             middle,
@@ -470,12 +612,15 @@ EVENT_CHARACTERS = 46
 
 
 def _wrap_events(events: tuple[str, ...]) -> str:
-    """Findings separated by "; ", wrapped between findings (never inside one) to the column's width."""
+    """Findings separated by "; ", wrapped between findings (never inside one) to the column's width;
+    a wrapped line keeps its ";" so that two findings never read as one sentence."""
     lines: list[str] = []
     for event in events:
         if lines and len(lines[-1]) + 2 + len(event) <= EVENT_CHARACTERS:
             lines[-1] += "; " + event
         else:
+            if lines:
+                lines[-1] += ";"
             lines.append(event)
     return "\n".join(lines)
 
@@ -524,40 +669,57 @@ def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
     )
 
 
-def _draw_links(ax: Axes, layout: LadderLayout, positions: list[float], frame_y: dict[int, float]) -> None:
-    """Arcs in the event column from a retransmission to its original, and to the duplicate ACKs behind it."""
+LINK_BOW_INCHES = 0.6
+"""How far at most an arc in the event column bows out to the left."""
+
+
+def _draw_links(
+    ax: Axes,
+    layout: LadderLayout,
+    positions: list[float],
+    frame_y: dict[int, float],
+    event_column: float = EVENT_COLUMN,
+) -> None:
+    """Arcs in the event column from a retransmission to its original (vermillion), and to every
+    duplicate ACK behind a fast one (orange): nested arcs, the nearest innermost."""
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or not row.links:
             continue
-        # The original (vermillion) and the (last three) duplicate ACKs behind a fast retransmission
-        # (orange, RFC 5681 s3.2's threshold); the event text gives the full count.
-        chosen = [row.original] if row.original is not None else []
-        behind = [frame for frame in row.links if frame != row.original]
-        chosen += behind[-3:]
-        for linked in chosen:
+        for linked in row.links:
             target = frame_y.get(linked)
             if target is None:
                 continue
             colour = VERMILLION if linked == row.original else ORANGE
+            # Short arcs bow by 0.3 of their length, long ones at most LINK_BOW_INCHES (they would
+            # otherwise reach back over the lifelines).
+            bow = min(0.3, 2 * LINK_BOW_INCHES / max(1e-9, abs(y - target) * ROW_HEIGHT_INCHES))
             ax.add_patch(
                 FancyArrowPatch(
-                    (EVENT_COLUMN - 0.12, y + SLANT / 2),
-                    (EVENT_COLUMN - 0.12, target + SLANT / 2),
-                    connectionstyle="arc3,rad=-0.3",
+                    (event_column - 0.12, y + SLANT / 2),
+                    (event_column - 0.12, target + SLANT / 2),
+                    connectionstyle=f"arc3,rad={-bow:.3f}",
                     arrowstyle="-|>",
                     mutation_scale=8,
                     color=colour,
                     linestyle=(0, (2, 2)),
                     linewidth=1.0,
                     zorder=2,
+                    gid=f"link-{row.frame}-{linked}",
                 )
             )
 
 
 def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float]) -> None:
-    """Each endpoint's state as a coloured band along its lifeline, named where it changes."""
+    """Each endpoint's state as a coloured band along its lifeline, named where it changes, on the
+    side away from its peers (where no arrow's label is). An injector is no socket: it has no state."""
     current: dict[int, tuple[str, float]] = {}
     last_y = positions[-1] + 1.0 if positions else 0.0
+    peers: dict[int, set[float]] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow):
+            peers.setdefault(row.source, set()).add(lifelines[row.target])
+            peers.setdefault(row.target, set()).add(lifelines[row.source])
+    injectors = {index for index, participant in enumerate(layout.participants) if participant.role == "injector"}
 
     def close(index: int, until: float) -> None:
         state, since = current[index]
@@ -581,7 +743,7 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
             (row.source, row.sender_state, row.state_changed[0], y),
             (row.target, row.receiver_state, row.state_changed[1], y + SLANT),
         ):
-            if not changed and index in current:
+            if index in injectors or (not changed and index in current):
                 continue
             if index in current:
                 if current[index][0] == state:
@@ -589,7 +751,8 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
                 close(index, at)
             current[index] = (state, at)
             x = lifelines[index]
-            left = index == 0
+            others = peers.get(index) or {x}
+            left = sum(others) / len(others) > x
             ax.text(
                 x + (-0.14 if left else 0.14),
                 at,

@@ -21,7 +21,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
-from visualizer.model import ACK, FIN, PSH, RST, SYN, PacketRecord, describe_options, flag_text, parse_tcp_options
+from visualizer.model import (
+    ACK,
+    FIN,
+    PROTOCOL_NUMBERS,
+    PSH,
+    RST,
+    SYN,
+    PacketRecord,
+    describe_options,
+    flag_text,
+    parse_tcp_options,
+)
 
 FOLD_MINIMUM = 12
 """Uneventful runs longer than this are folded."""
@@ -59,13 +70,24 @@ class Participant:
     address: str
     port: int | None
     role: str
+    """``client`` (the initiator), ``server``, ``host`` (no port known), or ``injector``: whoever sent
+    segments in this endpoint's name that its socket did not send (finding ``injected_rst``)."""
+    stream: int | None = None
+    """The TCP stream of this socket, set when the ladder shows several: each is its own lifeline
+    (an accepted socket is not its listener, nor another connection's socket on the same port)."""
+
+    @property
+    def endpoint(self) -> str:
+        if self.port is None:
+            return self.address
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
 
     @property
     def label(self) -> str:
-        endpoint = self.address if self.port is None else f"{self.address}:{self.port}"
-        if ":" in self.address and self.port is not None:
-            endpoint = f"[{self.address}]:{self.port}"
-        return f"{self.role} {endpoint}"
+        stream = "" if self.stream is None else f" (stream {self.stream})"
+        if self.role == "injector":
+            return f"injector (as {self.endpoint}){stream}"
+        return f"{self.role} {self.endpoint}{stream}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +229,28 @@ def _tcp_label(frame: FrameAnalysis, direction: _Direction) -> str:
         options = describe_options(parse_tcp_options(record.tcp_options))
         if options:
             parts.append(f"<{options}>")
+    sack = _sack_text(frame)
+    if sack:
+        parts.append(sack)
     text = preview(record.payload)
     if text:
         parts.append(text)
     return " ".join(parts)
+
+
+def _sack_text(frame: FrameAnalysis) -> str:
+    """A duplicate ACK's SACK blocks in relative numbers, as the analysis gives them ("SACK 5929-6917")."""
+    for finding in frame.findings:
+        if finding.kind == "duplicate_ack":
+            blocks = finding.reason.partition("; SACK ")[2]
+            if blocks:
+                return f"SACK {blocks}"
+    return ""
+
+
+def _injected(frame: FrameAnalysis) -> bool:
+    """Whether the analysis found that the frame's sender socket did not send it (finding injected_rst)."""
+    return any(finding.kind == "injected_rst" for finding in frame.findings)
 
 
 def _kind(frame: FrameAnalysis) -> str:
@@ -248,11 +288,10 @@ def _event_text(finding: Finding, frame: FrameAnalysis) -> str:
         duplicates = len(refers) - (1 if finding.original else 0)
         return f"fast retransmission{of} after {duplicates} dup ACKs"
     if kind in ("retransmission", "spurious_retransmission"):
-        return f"{kind.replace('_', ' ')}{of}"
+        # With no original captured there is nothing to link back to: the words say so.
+        return f"{kind.replace('_', ' ')}{of or ': first sending not captured'}"
     if kind == "duplicate_ack":
-        text = f"dup ACK ×{frame.duplicate_ack_number}"
-        sack = finding.reason.partition("; SACK ")[2]
-        return f"{text}, SACK {sack}" if sack else text
+        return f"dup ACK ×{frame.duplicate_ack_number}"  # its SACK blocks are on the arrow
     if kind == "challenge_ack":
         return f"challenge ACK to #{refers[0]}" if refers else "challenge ACK"
     if kind == "not_received" and refers:
@@ -260,7 +299,7 @@ def _event_text(finding: Finding, frame: FrameAnalysis) -> str:
     if kind == "rst_ignored" and refers:
         return f"RST ignored: #{refers[0]} follows"
     if kind == "injected_rst" and refers:
-        return f"injected: its sender sends #{refers[0]}"
+        return f"injected (its socket still sends #{refers[0]})"
     if kind == "undecoded":
         return "undecoded: " + finding.reason
     return _EVENT_TEXTS.get(kind, kind.replace("_", " "))
@@ -317,14 +356,17 @@ class LadderBuilder:
         fold_keep: int = FOLD_KEEP,
         origin_ns: int | None = None,
         title: str = "",
+        detail_budget: int = FOLD_DETAIL_BUDGET,
     ) -> None:
+        """``detail_budget``: folded frames kept to unfold later (ladders built side by side share one)."""
         self.fold = fold
         self.fold_minimum = max(fold_minimum, 2 * fold_keep + 1)
         self.fold_keep = fold_keep
         self.origin_ns = origin_ns
         self.title = title
         self.participants: list[Participant] = []
-        self._index: dict[tuple[str, int | None], int] = {}
+        self._index: dict[tuple[str, int | None, int | None, bool], int] = {}
+        """(address, port, TCP stream or None, injector) -> participant."""
         self._rows: list[Row] = []
         self._run: list[FrameAnalysis] = []
         """Uneventful frames waiting: a run too short to fold yet."""
@@ -333,37 +375,44 @@ class LadderBuilder:
         self._tail: deque[FrameAnalysis] = deque()
         """The last ``fold_keep`` frames of a run being folded."""
         self._directions: dict[tuple[str, int, bool], _Direction] = {}
-        self._states: dict[tuple[str, int | None], str] = {}
+        self._states: dict[tuple[str, int | None, int], str] = {}
+        """Each TCP socket's state as drawn: (address, port, stream) -> state."""
         self._last_time: int | None = None
         self._frames = 0
         self._fold_frames: dict[int, list[FrameAnalysis]] = {}
-        self._detail_budget = FOLD_DETAIL_BUDGET
+        self._detail_budget = detail_budget
 
     # -- participants ---------------------------------------------------------------------------
 
-    def _participant(self, address: str, port: int | None, role: str) -> int:
-        key = (address, port)
+    def _participant(self, address: str, port: int | None, role: str, stream: int | None = None) -> int:
+        key = (address, port, stream, role == "injector")
         index = self._index.get(key)
         if index is None:
             index = self._index[key] = len(self.participants)
-            self.participants.append(Participant(address, port, role))
+            self.participants.append(Participant(address, port, role, stream))
         return index
 
     def _ends(self, frame: FrameAnalysis) -> tuple[int, int]:
         record = frame.record
         if frame.protocol in ("tcp", "udp"):
+            # A TCP lifeline is one socket: one stream's endpoint. A UDP socket serves every peer.
+            stream = frame.stream if frame.protocol == "tcp" else None
             if frame.from_initiator:
-                source = self._participant(record.source, record.source_port, "client")
-                target = self._participant(record.destination, record.destination_port, "server")
+                source = self._participant(record.source, record.source_port, "client", stream)
+                target = self._participant(record.destination, record.destination_port, "server", stream)
             else:
-                target = self._participant(record.destination, record.destination_port, "client")
-                source = self._participant(record.source, record.source_port, "server")
+                target = self._participant(record.destination, record.destination_port, "client", stream)
+                source = self._participant(record.source, record.source_port, "server", stream)
+            if _injected(frame):
+                # Sent in the endpoint's name, not by its socket: drawn from its own lifeline.
+                source = self._participant(record.source, record.source_port, "injector", stream)
             return source, target
         quoted = record.quoted
         if quoted is not None and quoted.source_port:
             # An ICMP error goes back from the quoted destination to the quoted sender.
-            target = self._participant(quoted.source, quoted.source_port, "client")
-            source = self._participant(quoted.destination, quoted.destination_port, "server")
+            stream = frame.stream if quoted.transport == PROTOCOL_NUMBERS["tcp"] else None
+            target = self._participant(quoted.source, quoted.source_port, "client", stream)
+            source = self._participant(quoted.destination, quoted.destination_port, "server", stream)
             return source, target
         return (
             self._participant(record.source or "?", None, "host"),
@@ -397,8 +446,8 @@ class LadderBuilder:
         direction = self._direction(frame)
         if record.payload_length and not direction.seen_data:
             return True
-        key = (record.source, record.source_port)
-        peer = (record.destination, record.destination_port)
+        key = (record.source, record.source_port, frame.stream)
+        peer = (record.destination, record.destination_port, frame.stream)
         return self._states.get(key) != frame.state or self._states.get(peer) != frame.receiver_state
 
     def _direction(self, frame: FrameAnalysis) -> _Direction:
@@ -427,12 +476,17 @@ class LadderBuilder:
         or a new host lifeline; None when the address is unknown or shared by several lifelines."""
         if not record.source:
             return None
-        if record.source_port and (record.source, record.source_port) in self._index:
-            return self._index[(record.source, record.source_port)]
-        same = [index for (address, _), index in self._index.items() if address == record.source]
+        same = [
+            (port, index)
+            for (address, port, _, injector), index in self._index.items()
+            if address == record.source and not injector
+        ]
+        exact = [index for port, index in same if record.source_port and port == record.source_port]
+        if len(exact) == 1:
+            return exact[0]
         if len(same) > 1:
             return None
-        return same[0] if same else self._participant(record.source, None, "host")
+        return same[0][1] if same else self._participant(record.source, None, "host")
 
     def _mark(self, frame: FrameAnalysis, participant: int | None, text: str) -> Mark:
         record = frame.record
@@ -462,9 +516,11 @@ class LadderBuilder:
             direction.last_window = frame.window
             if record.payload_length:
                 direction.seen_data = True
-            sender = (record.source, record.source_port)
-            receiver = (record.destination, record.destination_port)
+            sender = (record.source, record.source_port, frame.stream)
+            receiver = (record.destination, record.destination_port, frame.stream)
             changed = (self._states.get(sender) != frame.state, self._states.get(receiver) != frame.receiver_state)
+            if self.participants[source].role == "injector":
+                changed = (False, changed[1])  # the injector has no state: its sender is not a socket
             self._states[sender] = frame.state
             self._states[receiver] = frame.receiver_state
         elif frame.protocol == "udp":
@@ -550,7 +606,11 @@ class LadderBuilder:
     def finish(self) -> LadderLayout:
         self._flush_run()
         rows = _with_gaps(self._reveal_referred_frames(self._rows))
-        return LadderLayout(self.participants, rows, self.title, self.origin_ns, frames=self._frames)
+        participants = self.participants
+        if len({participant.stream for participant in participants if participant.stream is not None}) < 2:
+            # One TCP stream: its lifelines need no stream number.
+            participants = [replace(participant, stream=None) for participant in participants]
+        return LadderLayout(participants, rows, self.title, self.origin_ns, frames=self._frames)
 
     def _reveal_referred_frames(self, rows: list[Row]) -> list[Row]:
         """Unfold the frames that later arrows refer to (a retransmission's original), splitting their folds."""
