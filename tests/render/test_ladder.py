@@ -31,7 +31,7 @@ def test_one_arrow_per_frame_with_labels_colours_and_a_legend() -> None:
     assert len(arrows) == 10
     assert [arrow.get_gid() for arrow in arrows] == [f"frame-{number}" for number in range(1, 11)]
     texts = [text.get_text() for text in ax.texts]
-    assert 'PSH|ACK seq=1:13 (12) ack=1 "tic tac toe?"' in texts
+    assert 'PSH|ACK seq=1:13 (12) ack=1 win=65536 "tic tac toe?"' in texts
     assert {"SYN-SENT", "ESTABLISHED", "TIME-WAIT", "LAST-ACK", "CLOSED"} <= set(texts)
     assert "client 127.0.0.1:56566" in texts and "server 127.0.0.1:8080" in texts
     colours = {arrow.get_gid(): arrow.get_edgecolor() for arrow in arrows}
