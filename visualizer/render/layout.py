@@ -27,7 +27,7 @@ frame an ignored RST is followed by) are unfolded again.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
@@ -161,6 +161,8 @@ class Fold:
     lines: tuple[str, ...] = ()
     """What was folded, one line per direction: ``client → server: 28 data segments, 27 KB, all
     window-limited``. The numbers of a fold's lines add up to its ``count``."""
+    traffic: tuple[tuple[int, int, str], ...] = ()
+    """(sender, receiver, what it sent) for each direction: the lines before the lifelines are named."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,7 +619,7 @@ class LadderBuilder:
         if middle is not None:
             if middle.last_time is not None:
                 self._last_time = middle.last_time
-            fold = middle.fold(self._name)
+            fold = middle.fold()
             self._rows.append(fold)
             if middle.details is not None:
                 self._fold_frames[fold.first_frame] = middle.details
@@ -635,6 +637,7 @@ class LadderBuilder:
             rows = _with_deltas(rows)
         pauses = sorted(self._pauses)
         unit = pauses[len(pauses) // 2] if pauses else 0
+        rows = [self._named(row) if isinstance(row, Fold) else row for row in rows]
         return LadderLayout(
             self.participants,
             _with_gaps(rows),
@@ -643,6 +646,12 @@ class LadderBuilder:
             frames=self._frames,
             pause_unit_ns=unit,
         )
+
+    def _named(self, fold: Fold) -> Fold:
+        """The fold with its lines: each direction named after the lifelines of the whole ladder (a
+        role alone, or with its port when two lifelines share it)."""
+        lines = tuple(f"{self._name(source)} → {self._name(target)}: {what}" for source, target, what in fold.traffic)
+        return replace(fold, lines=lines, description=f"× {fold.count} frames ({'; '.join(lines)})")
 
     def _reveal_referred_frames(self, rows: list[Row]) -> list[Row]:
         """Unfold the frames that rows refer to (a retransmission's original), splitting their folds."""
@@ -672,7 +681,7 @@ class LadderBuilder:
             tally = _Tally(first.record.number, first.record.timestamp_ns, first.phase, None)
             for frame in group:
                 tally.add(frame, self._ends(frame))
-            return [tally.fold(self._name)]
+            return [tally.fold()]
         return [self._arrow(frame, *self._ends(frame), track=False) for frame in group]
 
 
@@ -814,10 +823,11 @@ class _Tally:
             traffic = self.directions[ends] = _Traffic()
         traffic.add(frame)
 
-    def fold(self, name: Callable[[int], str]) -> Fold:
-        lines = tuple(
-            f"{name(source)} → {name(target)}: {self.directions[(source, target)].text()}"
-            for source, target in sorted(self.directions)
+    def fold(self) -> Fold:
+        """The fold, its lines still unnamed (:meth:`LadderBuilder.finish` names them, once every
+        lifeline is known)."""
+        traffic = tuple(
+            (source, target, self.directions[(source, target)].text()) for source, target in sorted(self.directions)
         )
         return Fold(
             self.first_frame,
@@ -827,8 +837,8 @@ class _Tally:
             self.start_ns,
             self.last_time,
             self.phase,
-            f"× {self.count} frames ({'; '.join(lines)})",
-            lines,
+            f"× {self.count} frames",
+            traffic=traffic,
         )
 
 
