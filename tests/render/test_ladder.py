@@ -12,6 +12,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch
 from matplotlib.text import Text
 
+from tests.packets import ACK, FIN, PSH, SYN, Conversation
+from visualizer.analysis import analyse
 from visualizer.pipeline import analyse_file
 from visualizer.render.ladder import (
     BREAK_COLOUR,
@@ -19,9 +21,9 @@ from visualizer.render.ladder import (
     STYLES,
     draw_ladder,
     ladder_layout,
+    pause_height,
     row_positions,
 )
-from visualizer.render.time_sequence import draw_time_sequence
 
 ROOT = Path(__file__).parent.parent.parent
 STORY = ROOT / "captures" / "story.pcap"
@@ -93,9 +95,7 @@ def test_real_time_mode_spaces_rows_by_time() -> None:
     by_pause = sorted(gaps, key=delta.__getitem__)
     assert all(gaps[a] <= gaps[b] + 1e-9 for a, b in zip(by_pause, by_pause[1:]))
     assert min(gaps.values()) >= 0.9
-    # 129 µs (frame 9) is drawn shorter than the 50 ms pause, which is cut short: a break says how long.
-    assert gaps[9] < gaps[8]
-    assert "50.3 ms" in [text.get_text() for text in draw_ladder(report, time="real").texts]
+    assert gaps[9] < gaps[8]  # 129 µs (frame 9) is drawn shorter than 50 ms
 
 
 def test_real_time_keeps_an_rto_doubling_visible() -> None:
@@ -113,24 +113,29 @@ def test_real_time_keeps_an_rto_doubling_visible() -> None:
 
 
 def test_a_pause_cut_short_gets_a_break_mark_and_its_duration() -> None:
-    report = analyse_file(SCENARIOS / "keepalive.pcap", keep_frames=True)
-    layout = ladder_layout(report)
+    """Bursts a microsecond apart, then 3 s of silence: more than 20 doublings, so the pause is cut
+    short at the maximum height, broken on every lifeline, and says how long it was."""
+    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.000001, 500, 101, SYN | ACK)
+    talk.client_sends(0.000002, 101, 501, ACK)
+    for step in range(6):
+        talk.client_sends(0.000003 + step * 0.000001, 101 + step, 501, PSH | ACK, b"x")
+    talk.client_sends(3.000009, 107, 501, FIN | ACK)
+    report = analyse(talk.records(), keep_frames=True)
+    layout = ladder_layout(report, fold=False)
+    assert pause_height(3_000_000_000, layout.pause_unit_ns) == (REAL_TIME_MAXIMUM_SPACING, True)
     positions = row_positions(layout, "real")
-    y = dict(zip([getattr(row, "frame", None) for row in layout.rows], positions))
-    assert y[12] - y[11] == pytest.approx(REAL_TIME_MAXIMUM_SPACING)  # 517.8 ms: clamped
+    y = {getattr(row, "frame", None): at for row, at in zip(layout.rows, positions)}
+    assert y[10] - y[9] == pytest.approx(REAL_TIME_MAXIMUM_SPACING)
     ax = draw_ladder(layout, time="real")
     breaks = [line for line in ax.lines if matplotlib.colors.to_hex(line.get_color()) == BREAK_COLOUR.lower()]
     texts = {text.get_text(): text for text in ax.texts}
-    assert "517.8 ms" in texts and y[11] < texts["517.8 ms"].get_position()[1] < y[12]
-    # Two lifelines, and a double slash across each for 3 idle gaps and the clamped pause.
-    assert len(breaks) == 2 + 2 * 2 * 4
-
-
-def test_time_sequence_graph_draws_segments_acks_and_a_legend() -> None:
-    ax = draw_time_sequence(analyse_file(RETRANSMITS, keep_frames=True), stream=0, from_initiator=False)
-    labels = {text.get_text() for text in ax.get_legend().get_texts()}
-    assert {"data segment (first to last byte)", "retransmission", "ACK from the receiver"} <= labels
-    assert ax.get_xlabel().startswith("time") and ax.get_ylabel().startswith("relative sequence")
+    assert "3.0 s idle" in texts and y[9] < texts["3.0 s idle"].get_position()[1] < y[10]
+    assert len(breaks) == 2 + 2 * 2  # two lifelines, and a double slash across each
+    # Keep-alives a second apart are idle gaps drawn to scale: named, not broken.
+    ax = draw_ladder(analyse_file(SCENARIOS / "keepalive.pcap", keep_frames=True), time="real")
+    lines = [line for line in ax.lines if matplotlib.colors.to_hex(line.get_color()) == BREAK_COLOUR.lower()]
+    assert [text.get_text() for text in ax.texts].count("1.0 s idle") == 3 and len(lines) == 2
+    assert "time cut short" not in [text.get_text() for text in ax.get_legend().get_texts()]
 
 
 NEUTRAL = {"#ffffff", "#000000", "#444444", "#111111", "#222222", "#333333", "#555555", "#777777", "#f2f2f2"}

@@ -25,7 +25,7 @@ from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, build_ladder, linked_frames
+from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, build_ladder, linked_frames, pause_unit
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -126,11 +126,13 @@ SLANT = 0.55
 """How far (in rows) an arrow drops between sender and receiver: a segment takes time to arrive."""
 LABEL_CHARACTERS = 78
 REAL_TIME_MINIMUM_SPACING = 0.95
-REAL_TIME_ROWS_PER_DOUBLING = 0.75
-REAL_TIME_MAXIMUM_SPACING = 6.0
-"""In real-time mode a pause of the median length or less is a label's height (the minimum); each
-doubling beyond it adds REAL_TIME_ROWS_PER_DOUBLING rows (an RTO that doubles climbs by equal steps),
-up to the maximum: a longer pause is cut short there, with a break mark and its duration."""
+REAL_TIME_ROWS_PER_DOUBLING = 0.3
+REAL_TIME_MAXIMUM_SPACING = 7.0
+"""In real-time mode a pause as short as the ladder's shortest ones (its ``pause_unit_ns``) is a
+label's height (the minimum); each doubling beyond it adds REAL_TIME_ROWS_PER_DOUBLING rows (an RTO
+that doubles climbs by equal steps, 12 pixels at 110 dpi; microseconds and seconds share a page),
+up to the maximum, some 20 doublings on: a longer pause is cut short there, with a break mark and
+its duration."""
 WIN_RULE = "win= the advertised window (scaled), on every segment; payload quoted only when it is text"
 """What the legend says about the labels (one rule for every segment, whatever is folded or paged)."""
 
@@ -194,38 +196,47 @@ def pause_height(pause_ns: int, unit_ns: int) -> tuple[float, bool]:
     return min(height, REAL_TIME_MAXIMUM_SPACING), height > REAL_TIME_MAXIMUM_SPACING
 
 
-def _positions(layout: LadderLayout, time: str) -> tuple[list[float], list[tuple[float, int]]]:
-    """Row positions, and the pauses cut short in real time: (y of their break mark, pause)."""
+class Pause(NamedTuple):
+    """A pause that real time marks: an idle gap, or one cut short (clamped) at the maximum height."""
+
+    y: float
+    text: str
+    broken: bool
+    """Cut short: drawn with a break on every lifeline. An idle gap drawn to scale is only named."""
+
+
+def _positions(layout: LadderLayout, time: str) -> tuple[list[float], list[Pause]]:
+    """Row positions, and in real time the pauses to mark (idle gaps, pauses cut short)."""
     rows = layout.rows
     if time == "order" or not rows:
         return [float(index) for index in range(len(rows))], []
     unit = layout.pause_unit_ns
-    if not unit:  # a layout made by hand: the median pause of its own rows
-        pauses = sorted(row.delta_ns for row in rows if isinstance(row, (Arrow, Mark)) and row.delta_ns)
-        unit = pauses[len(pauses) // 2] if pauses else 1
+    if not unit:  # a layout made by hand: the unit of its own rows
+        unit = pause_unit([row.delta_ns for row in rows if isinstance(row, (Arrow, Mark)) and row.delta_ns])
     positions: list[float] = []
-    breaks: list[tuple[float, int]] = []
+    breaks: list[Pause] = []
     y = 0.0
     last: int | None = None
-    gap_index: int | None = None
+    gap: tuple[int, Gap] | None = None
     for index, row in enumerate(rows):
         if isinstance(row, Gap):
             positions.append(y)  # placed when the frame after it is (the pause spans both)
-            gap_index = index
+            gap = (index, row)
             continue
         start = row.start_ns if isinstance(row, Fold) else row.time_ns
         if positions and last is not None and start is not None:
             height, clamped = pause_height(start - last, unit)
             # A break mark half-way between the arrow above (it ends SLANT lower) and the label below.
             middle = y + height / 2 - 0.08
-            if gap_index is not None:
-                positions[gap_index] = middle  # the idle gap's own break mark
+            if gap is not None:
+                positions[gap[0]] = middle
+                breaks.append(Pause(middle, _idle_text(gap[1]), clamped))
             elif clamped:
-                breaks.append((middle, start - last))
+                breaks.append(Pause(middle, _duration(start - last).lstrip("+"), True))
             y += height
         elif positions:
             y += 1.0
-        gap_index = None
+        gap = None
         positions.append(y)
         end = row.end_ns if isinstance(row, Fold) else row.time_ns
         last = end if end is not None else last
@@ -293,13 +304,16 @@ def draw_ladder(
             _draw_mark(ax, row, y, lifelines, layout.origin_ns)
         elif isinstance(row, Fold):
             _draw_fold(ax, row, y, lifelines)
-        else:
-            _draw_gap(ax, row, y, lifelines)
-    for y, pause in breaks:
-        _draw_break(ax, y, lifelines, _duration(pause).lstrip("+"))
+        elif time == "order":  # in real time, gaps are among the pauses marked below
+            _draw_break(ax, y, lifelines, _idle_text(row))
+    for pause in breaks:
+        _draw_break(ax, pause.y, lifelines, pause.text, broken=pause.broken)
     links = _draw_links(ax, layout, positions, frame_y)
     states = _draw_states(ax, layout, positions, lifelines)
-    has_breaks = bool(breaks) or any(isinstance(row, Gap) for row in layout.rows)
+    if time == "order":
+        has_breaks = any(isinstance(row, Gap) for row in layout.rows)
+    else:
+        has_breaks = any(pause.broken for pause in breaks)
     _draw_legend(ax, layout, links=links, states=states, has_breaks=has_breaks)
     if heading:
         ax.text(0.08, top + 0.15, heading, ha="left", va="top", fontsize=11, fontweight="bold")
@@ -586,9 +600,10 @@ def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
 BREAK_COLOUR = "#444444"
 
 
-def _draw_break(ax: Axes, y: float, lifelines: list[float], text: str) -> None:
-    """An axis break on every lifeline (time cut short there) and what was cut."""
-    for x in lifelines:
+def _draw_break(ax: Axes, y: float, lifelines: list[float], text: str, *, broken: bool = True) -> None:
+    """An axis break on every lifeline (time cut short there) and what was cut; only the text when the
+    pause is drawn to scale (``broken`` False)."""
+    for x in lifelines if broken else ():
         ax.add_patch(Rectangle((x - 0.12, y + 0.05), 0.24, 0.4, facecolor="white", edgecolor="none", zorder=2))
         ax.plot([x - 0.12, x + 0.12], [y + 0.05, y - 0.05], color=BREAK_COLOUR, linewidth=1, zorder=3)
         ax.plot([x - 0.12, x + 0.12], [y + 0.45, y + 0.35], color=BREAK_COLOUR, linewidth=1, zorder=3)
@@ -606,8 +621,8 @@ def _draw_break(ax: Axes, y: float, lifelines: list[float], text: str) -> None:
     )
 
 
-def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
-    _draw_break(ax, y, lifelines, f"{row.seconds:.1f} s idle")
+def _idle_text(row: Gap) -> str:
+    return f"{row.seconds:.1f} s idle"
 
 
 def _draw_links(ax: Axes, layout: LadderLayout, positions: list[float], frame_y: dict[int, float]) -> set[str]:
@@ -848,7 +863,8 @@ def _fit_figure(ax: Axes, lifelines: list[float], rows_inches: float) -> None:
     """Crop the figure we made to what was drawn: the right edge to the rightmost text (an event
     column with short findings leaves no empty band), the bottom to the legend's measured height."""
     figure = ax.get_figure()
-    assert isinstance(figure, Figure)
+    if not isinstance(figure, Figure):  # drawn into a subfigure: its parent's size is not ours to set
+        return
     width, _ = figure.get_size_inches()
     left, right = ax.get_xlim()
     to_data = ax.transData.inverted()

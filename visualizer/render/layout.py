@@ -190,8 +190,8 @@ class LadderLayout:
     frames: int = 0
     """Frames represented (drawn or folded)."""
     pause_unit_ns: int = 0
-    """The median pause between rows of the whole ladder (0: none), so that every page of it
-    spaces rows by time on the same scale."""
+    """The pause that real time draws a label's height apart (:func:`pause_unit`), of the whole
+    ladder (0: none), so that every page of it spaces rows by time on the same scale."""
 
     def arrows(self) -> list[Arrow]:
         return [row for row in self.rows if isinstance(row, Arrow)]
@@ -635,8 +635,7 @@ class LadderBuilder:
         rows = self._reveal_referred_frames(self._rows)
         if rows is not self._rows:
             rows = _with_deltas(rows)
-        pauses = sorted(self._pauses)
-        unit = pauses[len(pauses) // 2] if pauses else 0
+        unit = pause_unit(self._pauses)
         rows = [self._named(row) if isinstance(row, Fold) else row for row in rows]
         return LadderLayout(
             self.participants,
@@ -848,6 +847,18 @@ def _bytes(count: int) -> str:
     if count >= 10_000:
         return f"{count / 1e3:.0f} KB"
     return f"{count} bytes"
+
+
+PAUSE_UNIT_FLOOR_NS = 1_000
+"""Pauses under a microsecond are capture-clock noise: the unit is never shorter."""
+
+
+def pause_unit(pauses: list[int]) -> int:
+    """The short pause of a ladder: its 10th percentile (a burst), at least :data:`PAUSE_UNIT_FLOOR_NS`.
+    Not the median: where most pauses are the story (an RTO doubling), they must be longer than it."""
+    if not pauses:
+        return 0
+    return max(sorted(pauses)[len(pauses) // 10], PAUSE_UNIT_FLOOR_NS)
 
 
 def _with_deltas(rows: list[Row]) -> list[Row]:
