@@ -156,19 +156,19 @@ def test_draw_writes_each_text_format(tmp_path: Path, suffix: str) -> None:
 def test_draw_pages_long_ladders_into_numbered_files(tmp_path: Path) -> None:
     """Numbered PNG files of one size, as many pages in one PDF, each SVG page titled with its number."""
     target = tmp_path / "dups.png"
-    code, _, err = run("draw", str(LONG), "-o", str(target), "--rows-per-page", "10")
+    code, _, err = run("draw", str(LONG), "-o", str(target), "--rows-per-page", "5")
     assert code == 0, err
     pages = sorted(tmp_path.glob("dups-*.png"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
     assert len(pages) > 3
     assert [path.name for path in pages] == [f"dups-{index}.png" for index in range(1, len(pages) + 1)]
-    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.pdf"), "--rows-per-page", "10")
+    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.pdf"), "--rows-per-page", "5")
     assert code == 0, err
     # Page i of the PDF is PNG page i: the same figure (points at 72 per inch, pixels at 110).
     pdf = pdf_pages((tmp_path / "dups.pdf").read_bytes())
     assert len(pdf) == len(pages)
     for page, (width, height) in zip(pages, pdf, strict=True):
         assert png_size(page.read_bytes()) == pytest.approx((width / 72 * 110, height / 72 * 110), abs=1)
-    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.svg"), "--rows-per-page", "10")
+    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.svg"), "--rows-per-page", "5")
     assert code == 0, err
     for index in range(1, len(pages) + 1):
         assert f"(page {index} of {len(pages)})" in (tmp_path / f"dups-{index}.svg").read_text()

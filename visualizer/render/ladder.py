@@ -10,17 +10,22 @@ Nothing here shows or saves a figure; the CLI and the notebooks do.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.legend_handler import HandlerBase
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
+from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, Participant, build_ladder
+from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, Participant, build_ladder, pause_unit
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -83,6 +88,7 @@ STATE_COLOURS = {
     "TIME-WAIT": YELLOW,
     "CLOSED": "#BBBBBB",
 }
+OTHER_EVENT_COLOUR = PURPLE
 EVENT_COLOURS = {
     "retransmission": VERMILLION,
     "fast_retransmission": VERMILLION,
@@ -96,6 +102,18 @@ EVENT_COLOURS = {
     "rst_ignored": ORANGE,
     "rst_challenged": ORANGE,
 }
+
+EVENT_COLOUR_NAMES = {
+    VERMILLION: "finding: loss, retransmission, error",
+    ORANGE: "finding: duplicate ACK, RST handling",
+    OTHER_EVENT_COLOUR: "finding: window, keep-alive, other",
+}
+
+
+def _event_colour(row: Arrow) -> str:
+    """The colour of a row's findings: its first one that has a colour of its own, else the others'."""
+    return next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), OTHER_EVENT_COLOUR)
+
 
 ROW_HEIGHT_INCHES = 0.36
 WIDTH_INCHES = 13.0
@@ -117,8 +135,15 @@ HEADER_CHARACTER_WIDTH = 0.66 * HEADER_FONT / 72 / UNIT_INCHES
 MINIMUM_SPACING = 3.0
 """Lifelines are at least this far apart (x units): room for a 42-character label and a header."""
 REAL_TIME_MINIMUM_SPACING = 0.95
-REAL_TIME_MAXIMUM_SPACING = 4.0
-"""In real-time mode rows are spaced by their pause over the median pause, within these bounds (rows)."""
+REAL_TIME_ROWS_PER_DOUBLING = 0.3
+REAL_TIME_MAXIMUM_SPACING = 7.0
+"""In real-time mode a pause as short as the ladder's shortest ones (its ``pause_unit_ns``) is a
+label's height (the minimum); each doubling beyond it adds REAL_TIME_ROWS_PER_DOUBLING rows (an RTO
+that doubles climbs by equal steps, 12 pixels at 110 dpi; microseconds and seconds share a page),
+up to the maximum, some 20 doublings on: a longer pause is cut short there, with a break mark and
+its duration."""
+WIN_RULE = "win= the advertised window (scaled), on every segment; payload quoted only when it is text"
+"""What the legend says about the labels (one rule for every segment, whatever is folded or paged)."""
 
 
 def column_order(layout: LadderLayout) -> list[int]:
@@ -207,23 +232,65 @@ def ladder_layout(
 
 
 def row_positions(layout: LadderLayout, time: str = "order") -> list[float]:
-    """The y of each row: one row apart ("order"), or spaced by time ("real"): longer pauses, longer
-    gaps (bounded, so labels never collide and idle gaps stay short)."""
-    if time == "order" or not layout.rows:
-        return [float(index) for index in range(len(layout.rows))]
-    deltas = [row.delta_ns for row in layout.rows if isinstance(row, (Arrow, Mark)) and row.delta_ns]
-    unit = sorted(deltas)[len(deltas) // 2] if deltas else 1
-    positions = []
+    """The y of each row: one row apart ("order"), or spaced by time ("real"): a longer pause is never
+    drawn shorter (log-scaled, so that microseconds and seconds share a page; see
+    :data:`REAL_TIME_MAXIMUM_SPACING` for the pauses cut short)."""
+    return _positions(layout, time)[0]
+
+
+def pause_height(pause_ns: int, unit_ns: int) -> tuple[float, bool]:
+    """The rows a pause takes in real time, and whether it was cut short (clamped)."""
+    if unit_ns <= 0 or pause_ns <= unit_ns:
+        return REAL_TIME_MINIMUM_SPACING, False
+    height = REAL_TIME_MINIMUM_SPACING + REAL_TIME_ROWS_PER_DOUBLING * math.log2(pause_ns / unit_ns)
+    return min(height, REAL_TIME_MAXIMUM_SPACING), height > REAL_TIME_MAXIMUM_SPACING
+
+
+class Pause(NamedTuple):
+    """A pause that real time marks: an idle gap, or one cut short (clamped) at the maximum height."""
+
+    y: float
+    text: str
+    broken: bool
+    """Cut short: drawn with a break on every lifeline. An idle gap drawn to scale is only named."""
+
+
+def _positions(layout: LadderLayout, time: str) -> tuple[list[float], list[Pause]]:
+    """Row positions, and in real time the pauses to mark (idle gaps, pauses cut short)."""
+    rows = layout.rows
+    if time == "order" or not rows:
+        return [float(index) for index in range(len(rows))], []
+    unit = layout.pause_unit_ns
+    if not unit:  # a layout made by hand: the unit of its own rows
+        unit = pause_unit([row.delta_ns for row in rows if isinstance(row, (Arrow, Mark)) and row.delta_ns])
+    positions: list[float] = []
+    breaks: list[Pause] = []
     y = 0.0
-    for index, row in enumerate(layout.rows):
-        if index:
-            if isinstance(row, (Arrow, Mark)) and row.delta_ns is not None:
-                # Longer pauses, longer gaps; but never closer than a label's height.
-                y += min(max(row.delta_ns / unit, REAL_TIME_MINIMUM_SPACING), REAL_TIME_MAXIMUM_SPACING)
-            else:
-                y += 1.0
+    last: int | None = None
+    gap: tuple[int, Gap] | None = None
+    for index, row in enumerate(rows):
+        if isinstance(row, Gap):
+            positions.append(y)  # placed when the frame after it is (the pause spans both)
+            gap = (index, row)
+            continue
+        start = row.start_ns if isinstance(row, Fold) else row.time_ns
+        if positions and last is not None and start is not None:
+            height, clamped = pause_height(start - last, unit)
+            # A break mark half-way between the arrow above (it ends SLANT lower) and the label below.
+            middle = y + height / 2 - 0.08
+            if gap is not None:
+                positions[gap[0]] = middle
+                breaks.append(Pause(middle, _idle_text(gap[1]), clamped))
+            elif clamped:
+                breaks.append(Pause(middle, _duration(start - last).lstrip("+"), True))
+            y += height
+        elif positions:
+            y += 1.0
+        gap = None
         positions.append(y)
-    return positions
+        end = row.end_ns if isinstance(row, Fold) else row.time_ns
+        last = end if end is not None else last
+    return positions, breaks
 
 
 def draw_ladder(
@@ -248,7 +315,7 @@ def draw_ladder(
     layout = ladder_layout(data, stream=stream, protocol=protocol)
     if time == "auto":
         time = "real" if _evenly_spaced(layout) else "order"
-    positions = row_positions(layout, time)
+    positions, breaks = _positions(layout, time)
     has_events = any(isinstance(row, Arrow) and row.events for row in layout.rows)
     lifelines = _lifeline_x(layout)
     widening = max(lifelines) - RIGHT_LIFELINE if len(lifelines) > 1 else 0.0
@@ -264,9 +331,11 @@ def draw_ladder(
     header_drop = 0.45 * (header_rows - 1)
     top = -2.5 - 0.55 * max(0, len(heading_lines) - 1) - header_drop if heading else -1.6 - header_drop
     bottom = (positions[-1] if positions else 0) + 1.2
+    fitted = ax is None
+    rows_inches = 0.0
     if ax is None:
         rows_inches = ROW_HEIGHT_INCHES * (bottom - top)
-        legend_inches = 0.75
+        legend_inches = 0.75  # until the legend is drawn and measured (_fit_figure)
         width = WIDTH_INCHES * right_edge / RIGHT_EDGE
         if figure is None:
             import matplotlib.pyplot as plt
@@ -290,13 +359,21 @@ def draw_ladder(
             _draw_mark(ax, row, y, lifelines, layout.origin_ns)
         elif isinstance(row, Fold):
             _draw_fold(ax, row, y, lifelines)
-        else:
-            _draw_gap(ax, row, y, lifelines)
-    _draw_links(ax, layout, positions, frame_y, event_column)
-    _draw_states(ax, layout, positions, lifelines)
-    _draw_legend(ax, layout)
+        elif time == "order":  # in real time, gaps are among the pauses marked below
+            _draw_break(ax, y, lifelines, _idle_text(row))
+    for pause in breaks:
+        _draw_break(ax, pause.y, lifelines, pause.text, broken=pause.broken)
+    links = _draw_links(ax, layout, positions, frame_y, event_column)
+    states = _draw_states(ax, layout, positions, lifelines)
+    if time == "order":
+        has_breaks = any(isinstance(row, Gap) for row in layout.rows)
+    else:
+        has_breaks = any(pause.broken for pause in breaks)
+    _draw_legend(ax, layout, links=links, states=states, has_breaks=has_breaks)
     if heading:
         ax.text(0.08, top + 0.15, heading, ha="left", va="top", fontsize=11, fontweight="bold")
+    if fitted:
+        _fit_figure(ax, lifelines, rows_inches)
     return ax
 
 
@@ -451,7 +528,7 @@ def _draw_arrow(
     _draw_label(ax, row, y, start, end)
     _draw_gutter(ax, row, y, origin)
     if row.events:
-        colour = next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), PURPLE)
+        colour = _event_colour(row)
         ax.text(
             event_column,
             y + SLANT / 2,
@@ -625,41 +702,61 @@ def _wrap_events(events: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+FOLD_COLOUR, FOLD_EDGE = "#F4F4F4", "#AAAAAA"
+
+
 def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
-    ax.add_patch(
-        Rectangle(
-            (lifelines[0], y - 0.2),
-            lifelines[-1] - lifelines[0],
-            0.9,
-            facecolor="#F4F4F4",
-            edgecolor="#AAAAAA",
-            linestyle=(0, (2, 2)),
-            zorder=2,
-        )
+    """A folded run: a dashed box across the lifelines that says, per direction, what it holds."""
+    left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
+    box = Rectangle(
+        (left, y - 0.2),
+        right - left,
+        0.9,
+        facecolor=FOLD_COLOUR,
+        edgecolor=FOLD_EDGE,
+        linestyle=(0, (2, 2)),
+        zorder=2,
     )
+    box.set_gid(f"fold-{row.first_frame}")
+    ax.add_patch(box)
+    lines = list(row.lines) or [row.description]
+    if len(lines) > 2:  # three lifelines or more: two lines still, the directions run on
+        half = (len(lines) + 1) // 2
+        lines = ["; ".join(lines[:half]), "; ".join(lines[half:])]
     ax.text(
-        (lifelines[0] + lifelines[-1]) / 2,
+        (left + right) / 2,
         y + 0.25,
-        row.description,
+        "\n".join(lines),
         ha="center",
         va="center",
-        fontsize=8.5,
+        fontsize=8,
         style="italic",
         color="#333333",
+        linespacing=1.15,
         zorder=4,
     )
-    ax.text(0.3, y + 0.25, f"#{row.first_frame}–{row.last_frame}", ha="left", va="center", fontsize=7, color="#777777")
+    # The gutter: the frames folded (first–last) on the frame line, how many on the pause line.
+    ax.text(0.3, y + 0.05, f"#{row.first_frame}–{row.last_frame}", ha="left", va="center", fontsize=7, color="#777777")
+    ax.text(
+        GUTTER_RIGHT - 0.05, y + 0.42, f"× {row.count} frames", ha="right", va="center", fontsize=6.5, color="#222222"
+    )
 
 
-def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
-    for x in lifelines:
+BREAK_COLOUR = "#444444"
+
+
+def _draw_break(ax: Axes, y: float, lifelines: list[float], text: str, *, broken: bool = True) -> None:
+    """An axis break on every lifeline (time cut short there) and what was cut; only the text when the
+    pause is drawn to scale (``broken`` False)."""
+    for x in lifelines if broken else ():
         ax.add_patch(Rectangle((x - 0.12, y + 0.05), 0.24, 0.4, facecolor="white", edgecolor="none", zorder=2))
-        ax.plot([x - 0.12, x + 0.12], [y + 0.05, y - 0.05], color="#444444", linewidth=1, zorder=3)
-        ax.plot([x - 0.12, x + 0.12], [y + 0.45, y + 0.35], color="#444444", linewidth=1, zorder=3)
+        ax.plot([x - 0.12, x + 0.12], [y + 0.05, y - 0.05], color=BREAK_COLOUR, linewidth=1, zorder=3)
+        ax.plot([x - 0.12, x + 0.12], [y + 0.45, y + 0.35], color=BREAK_COLOUR, linewidth=1, zorder=3)
+    left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
     ax.text(
-        (lifelines[0] + lifelines[-1]) / 2,
+        (left + right) / 2,
         y + 0.25,
-        f"{row.seconds:.1f} s idle",
+        text,
         ha="center",
         va="center",
         fontsize=8.5,
@@ -667,6 +764,10 @@ def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
         color="#333333",
         zorder=4,
     )
+
+
+def _idle_text(row: Gap) -> str:
+    return f"{row.seconds:.1f} s idle"
 
 
 LINK_BOW_INCHES = 0.6
@@ -679,9 +780,11 @@ def _draw_links(
     positions: list[float],
     frame_y: dict[int, float],
     event_column: float = EVENT_COLUMN,
-) -> None:
+) -> set[str]:
     """Arcs in the event column from a retransmission to its original (vermillion), and to every
-    duplicate ACK behind a fast one (orange): nested arcs, the nearest innermost."""
+    duplicate ACK behind a fast one still drawn (orange; a folded one is counted in the event text):
+    nested arcs, the nearest innermost. Returns the colours drawn."""
+    drawn: set[str] = set()
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or not row.links:
             continue
@@ -689,7 +792,8 @@ def _draw_links(
             target = frame_y.get(linked)
             if target is None:
                 continue
-            colour = VERMILLION if linked == row.original else ORANGE
+            colour = ORIGINAL_LINK if linked == row.original else TRIGGER_LINK
+            drawn.add(colour)
             # Short arcs bow by 0.3 of their length, long ones at most LINK_BOW_INCHES (they would
             # otherwise reach back over the lifelines).
             bow = min(0.3, 2 * LINK_BOW_INCHES / max(1e-9, abs(y - target) * ROW_HEIGHT_INCHES))
@@ -701,18 +805,25 @@ def _draw_links(
                     arrowstyle="-|>",
                     mutation_scale=8,
                     color=colour,
-                    linestyle=(0, (2, 2)),
+                    linestyle=LINK_STYLE,
                     linewidth=1.0,
                     zorder=2,
                     gid=f"link-{row.frame}-{linked}",
                 )
             )
+    return drawn
 
 
-def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float]) -> None:
+ORIGINAL_LINK, TRIGGER_LINK = VERMILLION, ORANGE
+LINK_STYLE = (0, (2, 2))
+
+
+def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float]) -> list[str]:
     """Each endpoint's state as a coloured band along its lifeline, named where it changes, on the
-    side away from its peers (where no arrow's label is). An injector is no socket: it has no state."""
+    side away from its peers (where no arrow's label is); returns the states drawn, in order. An
+    injector is no socket: it has no state."""
     current: dict[int, tuple[str, float]] = {}
+    drawn: list[str] = []
     last_y = positions[-1] + 1.0 if positions else 0.0
     peers: dict[int, set[float]] = {}
     for row in layout.rows:
@@ -750,6 +861,8 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
                     continue
                 close(index, at)
             current[index] = (state, at)
+            if state not in drawn:
+                drawn.append(state)
             x = lifelines[index]
             others = peers.get(index) or {x}
             left = sum(others) / len(others) > x
@@ -772,27 +885,86 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
             )
     for index in list(current):
         close(index, last_y)
+    return drawn
 
 
-def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
-    kinds = []
-    for row in layout.rows:
-        if isinstance(row, Arrow) and row.kind not in kinds:
-            kinds.append(row.kind)
-    order = list(STYLES)
-    handles: list[Line2D | Patch] = [
-        Line2D(
-            [0],
-            [0],
-            color=STYLES[kind].color,
-            linestyle=STYLES[kind].linestyle,
-            linewidth=STYLES[kind].linewidth,
-            label=KIND_NAMES[kind],
+class _ArrowHandler(HandlerBase):
+    """Legend samples drawn like the arrows they name (a RST's end bar, a dashed arc's head)."""
+
+    def create_artists(  # type: ignore[override]
+        self,
+        legend: Legend,
+        orig_handle: FancyArrowPatch,
+        xdescent: float,
+        ydescent: float,
+        width: float,
+        height: float,
+        fontsize: float,
+        trans: Transform,
+    ) -> list[Artist]:
+        y = height / 2 - ydescent
+        sample = FancyArrowPatch(
+            (-xdescent, y),
+            (width - xdescent, y),
+            arrowstyle=orig_handle.get_arrowstyle(),
+            connectionstyle=orig_handle.get_connectionstyle(),
+            mutation_scale=orig_handle.get_mutation_scale(),
+            color=orig_handle.get_edgecolor(),
+            linestyle=orig_handle.get_linestyle(),
+            linewidth=orig_handle.get_linewidth(),
+            shrinkA=0,
+            shrinkB=0,
+            transform=trans,
         )
-        for kind in sorted(kinds, key=order.index)
+        return [sample]
+
+
+def _arrow_sample(
+    colour: str,
+    linestyle: tuple[float, tuple[float, ...]] | str,
+    linewidth: float,
+    head: str,
+    label: str,
+    *,
+    scale: float = 11,
+    connection: str = "arc3",
+) -> FancyArrowPatch:
+    """A legend handle for an arrow drawn with these settings (drawn by :class:`_ArrowHandler`)."""
+    sample = FancyArrowPatch(
+        (0, 0),
+        (1, 0),
+        arrowstyle=head,
+        connectionstyle=connection,
+        mutation_scale=scale,
+        color=colour,
+        linestyle=linestyle,
+        linewidth=linewidth,
+    )
+    sample.set_label(label)
+    return sample
+
+
+def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: list[str], has_breaks: bool) -> None:
+    """One entry for each thing drawn, nothing else: arrow kinds (with their heads), the arcs, the
+    segments' fates, marks, folds, breaks, phases, state bands and the colours of findings. Its title
+    states the label rule."""
+    kinds = {row.kind for row in layout.rows if isinstance(row, Arrow)}
+    handles: list[Artist] = [
+        # A RST's end bar at its drawn size would reach into the next legend entry: a smaller one.
+        _arrow_sample(
+            style.color,
+            style.linestyle,
+            style.linewidth,
+            style.head,
+            KIND_NAMES[kind],
+            scale=7 if kind == "rst" else 11,
+        )
+        for kind, style in STYLES.items()
+        if kind in kinds
     ]
-    if any(isinstance(row, Arrow) and row.links for row in layout.rows):
-        handles.append(Line2D([0], [0], color=VERMILLION, linestyle=(0, (2, 2)), label="refers back to"))
+    for colour, text in ((ORIGINAL_LINK, "refers back to the original"), (TRIGGER_LINK, "refers back to its trigger")):
+        if colour in links:
+            handles.append(_arrow_sample(colour, LINK_STYLE, 1.0, "-|>", text, scale=8, connection="arc3,rad=-0.3"))
     fates = {row.fate for row in layout.rows if isinstance(row, Arrow) and row.fate}
     for fate, text in FATE_NAMES.items():
         if fate in fates:
@@ -814,19 +986,70 @@ def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
             )
         )
     if any(isinstance(row, Fold) for row in layout.rows):
-        handles.append(Patch(facecolor="#F4F4F4", edgecolor="#AAAAAA", label="folded frames"))
+        handles.append(Patch(facecolor=FOLD_COLOUR, edgecolor=FOLD_EDGE, linestyle=(0, (2, 2)), label="folded frames"))
+    if has_breaks:
+        handles.append(
+            Line2D([0], [0], color=BREAK_COLOUR, marker="$//$", markersize=9, linestyle="none", label="time cut short")
+        )
     phases = {span[0] for span in _phase_spans(layout, [float(index) for index in range(len(layout.rows))])}
     for phase in ("handshake", "teardown", "reset"):
         if phase in phases:
-            handles.append(Patch(facecolor=PHASE_COLOURS[phase], edgecolor="#CCCCCC", label=f"{phase} phase"))
+            handles.append(Patch(facecolor=PHASE_COLOURS[phase], edgecolor="none", label=f"{phase} phase"))
+    by_colour: dict[str, list[str]] = {}
+    for state in states:
+        by_colour.setdefault(STATE_COLOURS.get(state, GREY), []).append(state)
+    for colour, names in by_colour.items():
+        handles.append(Patch(facecolor=colour, edgecolor="none", alpha=0.9, label="state " + ", ".join(names)))
+    event_colours = {_event_colour(row) for row in layout.rows if isinstance(row, Arrow) and row.events}
+    for colour, text in EVENT_COLOUR_NAMES.items():
+        if colour in event_colours:
+            handles.append(Patch(facecolor="none", edgecolor="none", label=text))
     if not handles:
         handles.append(Line2D([0], [0], color=GREY, label="no frames"))
-    ax.legend(
+    legend = ax.legend(
         handles=handles,
         loc="upper center",
         bbox_to_anchor=(0.5, 0.0),
-        ncol=min(5, len(handles)),
+        ncol=min(4, len(handles)),
         fontsize=8,
         frameon=False,
         handlelength=3,
+        title=WIN_RULE if any(isinstance(row, Arrow) and row.protocol == "tcp" for row in layout.rows) else None,
+        title_fontsize=8,
+        handler_map={FancyArrowPatch: _ArrowHandler()},
     )
+    for entry in legend.get_texts():
+        tint = next((c for c, name in EVENT_COLOUR_NAMES.items() if name == entry.get_text()), None)
+        if tint is not None:  # a finding's colour is the colour of its words
+            entry.set_color(tint)
+            entry.set_fontweight("bold")
+
+
+def _fit_figure(ax: Axes, lifelines: list[float], rows_inches: float) -> None:
+    """Crop the figure we made to what was drawn: the right edge to the rightmost text (an event
+    column with short findings leaves no empty band), the bottom to the legend's measured height."""
+    figure = ax.get_figure()
+    if not isinstance(figure, Figure):  # drawn into a subfigure: its parent's size is not ours to set
+        return
+    width, _ = figure.get_size_inches()
+    left, right = ax.get_xlim()
+    to_data = ax.transData.inverted()
+    rightmost = lifelines[-1] + 0.6 if lifelines else RIGHT_LIFELINE
+    renderer = figure._get_renderer()  # type: ignore[attr-defined]  # one, for every measure
+    for text in ax.texts:
+        if text.get_text():
+            box = text.get_window_extent(renderer)
+            rightmost = max(rightmost, to_data.transform((box.x1, box.y1))[0])
+    legend = ax.get_legend()
+    legend_box = legend.get_window_extent(renderer) if legend is not None else None
+    dpi = figure.dpi
+    inches_per_unit = width / (right - left)
+    if legend_box is not None:
+        rightmost = max(rightmost, left + legend_box.width / dpi / inches_per_unit)
+    new_right = min(right, rightmost + 0.15 / inches_per_unit)
+    new_width = (new_right - left) * inches_per_unit
+    legend_inches = (legend_box.height / dpi if legend_box is not None else 0.0) + 0.12
+    height = rows_inches + legend_inches
+    figure.set_size_inches(new_width, height)
+    ax.set_xlim(left, new_right)
+    ax.set_position((0.0, legend_inches / height, 1.0, rows_inches / height))

@@ -5,20 +5,30 @@ ASCII ladder and the Mermaid export all read a :class:`LadderLayout`. Standard
 library only.
 
 Rows are frames (:class:`Arrow`), frames that cannot be an arrow (:class:`Mark`:
-an undecodable frame, or one sent to its own sender), folded runs of uneventful
-frames (:class:`Fold`) and idle gaps (:class:`Gap`). A frame is *eventful* when it
-carries an analysis flag, opens or closes (SYN, FIN, RST), changes an
-endpoint's state, is not TCP, or is the first data in its direction; runs of
-other frames longer than ``fold_minimum`` keep their first and last
-``fold_keep`` frames and fold the rest into one row, so a diagram stays legible
-at 10 and at 10,000 frames without dropping a label.
+an undecodable frame, or one sent to its own sender), folded runs of routine
+frames (:class:`Fold`) and idle gaps (:class:`Gap`).
+
+A frame is *rare*, and always a row of its own, when it opens or closes (SYN,
+FIN, a RST unlike the last one in its direction), belongs to the handshake or
+the teardown, changes an endpoint's state, is not TCP, is the first data in its
+direction, or carries a finding other than the routine ones of a transfer
+(:data:`ROUTINE_FINDINGS`: a window-limited segment, a duplicate ACK, a
+zero-window probe and its answer, a keep-alive and its ACK, a zero window that
+goes on). A routine finding is rare too the first time it appears in a
+direction, and so is the zero window that starts a zero-window episode. Runs of
+other frames (routine ones) longer than ``fold_minimum`` fold into one row that
+counts them per direction and says what they were ("client → server: 28 data
+segments, 27 KB, all window-limited"), so a diagram stays legible at 10 and at
+10,000 frames without dropping a label. The frames that a rare row refers to (a
+retransmission's original, the duplicate ACKs behind a fast retransmission, the
+frame an ignored RST is followed by) are unfolded again.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
 from visualizer.model import (
@@ -34,13 +44,30 @@ from visualizer.model import (
     parse_tcp_options,
 )
 
-FOLD_MINIMUM = 12
-"""Uneventful runs longer than this are folded."""
-FOLD_KEEP = 2
-"""Frames kept visible at each end of a folded run."""
+FOLD_MINIMUM = 2
+"""Runs of routine frames longer than this are folded (a fold of three frames saves two rows)."""
+FOLD_KEEP = 0
+"""Frames kept visible at each end of a folded run (the first of each kind is a row already)."""
+ROUTINE_FINDINGS = frozenset(
+    {
+        "window_full",
+        "duplicate_ack",
+        "zero_window",
+        "zero_window_probe",
+        "zero_window_probe_ack",
+        "keep_alive",
+        "keep_alive_ack",
+    }
+)
+"""Findings that repeat in a transfer: after their first appearance in a direction, frames that
+carry only these fold (a zero window that starts an episode stays a row; its end is a window update)."""
+LINKED_DUPLICATE_ACKS = 1
+"""Duplicate ACKs behind a fast retransmission that the ladder links and keeps visible: the last
+one, which triggered it (its text counts the duplicates: ``dup ACK ×3``; the earlier ones fold)."""
 IDLE_SECONDS = 1.0
 IDLE_FACTOR = 20.0
 """A pause is an idle gap when it lasts IDLE_SECONDS and IDLE_FACTOR times the median pause."""
+IDLE_NS = int(IDLE_SECONDS * 1e9)
 PREVIEW_CHARACTERS = 24
 PREVIEW_KEPT = PREVIEW_CHARACTERS + 1
 """Payload bytes a folded frame keeps: its preview, and whether there is more."""
@@ -142,7 +169,7 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class Fold:
-    """A run of uneventful frames shown as one row."""
+    """A run of routine frames shown as one row."""
 
     first_frame: int
     last_frame: int
@@ -152,6 +179,12 @@ class Fold:
     end_ns: int | None
     phase: str
     description: str
+    """The whole fold in one line: its frame count, then ``lines`` joined."""
+    lines: tuple[str, ...] = ()
+    """What was folded, one line per direction: ``client → server: 28 data segments, 27 KB, all
+    window-limited``. The numbers of a fold's lines add up to its ``count``."""
+    traffic: tuple[tuple[int, int, str], ...] = ()
+    """(sender, receiver, what it sent) for each direction: the lines before the lifelines are named."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +211,9 @@ class LadderLayout:
     pages: int = 1
     frames: int = 0
     """Frames represented (drawn or folded)."""
+    pause_unit_ns: int = 0
+    """The pause that real time draws a label's height apart (:func:`pause_unit`), of the whole
+    ladder (0: none), so that every page of it spaces rows by time on the same scale."""
 
     def arrows(self) -> list[Arrow]:
         return [row for row in self.rows if isinstance(row, Arrow)]
@@ -192,24 +228,33 @@ class LadderLayout:
 
 @dataclass(slots=True)
 class _Direction:
+    """What the builder remembers of one direction of a stream, to tell rare frames from routine ones."""
+
     last_window: int = -1
     seen_data: bool = False
+    seen: set[str] = field(default_factory=set)
+    """Routine findings already shown in this direction."""
+    last_rst: tuple[int, int, int, int, int] | None = None
+    """(flags, seq, ack, window, analysis) of the last RST: an identical one after it is routine."""
+
+
+_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}
 
 
 def preview(payload: bytes, length: int = PREVIEW_CHARACTERS) -> str:
-    """A short, escaped view of a payload: text in quotes, or the first bytes in hex."""
-    if not payload:
-        return ""
+    """A short, escaped view of a payload that is text (printable ASCII, tabs and line ends), in
+    quotes; ``""`` for anything else (a preview of binary bytes would say nothing)."""
     sample = payload[:length]
-    printable = sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in sample)
+    if not sample or not _PRINTABLE.issuperset(sample):
+        return ""
     more = "…" if len(payload) > length else ""
-    if printable >= 0.8 * len(sample):
-        text = sample.decode("ascii", "backslashreplace").encode("unicode_escape").decode("ascii")
-        return f'"{text}{more}"'
-    return "0x" + sample[:6].hex() + ("…" if len(payload) > 6 else "")
+    text = sample.decode("ascii").encode("unicode_escape").decode("ascii")
+    return f'"{text}{more}"'
 
 
-def _tcp_label(frame: FrameAnalysis, direction: _Direction) -> str:
+def _tcp_label(frame: FrameAnalysis) -> str:
+    """Stevens notation: flags, seq (and its range and length), ack, and the advertised window on
+    every segment (the legend says so)."""
     record = frame.record
     flags = record.tcp_flags
     names = flag_text(flags) or "none"
@@ -223,8 +268,7 @@ def _tcp_label(frame: FrameAnalysis, direction: _Direction) -> str:
         parts.append(f"seq={frame.seq}")
     if flags & ACK:
         parts.append(f"ack={frame.ack}")
-    if flags & SYN or frame.window != direction.last_window or frame.window == 0:
-        parts.append(f"win={frame.window}")
+    parts.append(f"win={frame.window}")
     if flags & SYN and record.tcp_options:
         options = describe_options(parse_tcp_options(record.tcp_options))
         if options:
@@ -369,7 +413,7 @@ class LadderBuilder:
         """(address, port, TCP stream or None, injector) -> participant."""
         self._rows: list[Row] = []
         self._run: list[FrameAnalysis] = []
-        """Uneventful frames waiting: a run too short to fold yet."""
+        """Routine frames waiting: a run too short to fold yet."""
         self._middle: _Tally | None = None
         """The middle of a run being folded (its first ``fold_keep`` frames are rows already)."""
         self._tail: deque[FrameAnalysis] = deque()
@@ -381,6 +425,10 @@ class LadderBuilder:
         self._frames = 0
         self._fold_frames: dict[int, list[FrameAnalysis]] = {}
         self._detail_budget = detail_budget
+        self._referred: set[int] = set()
+        """Frames that rows refer to (linked or named in an event text): never left folded."""
+        self._pauses: list[int] = []
+        self._previous_time: int | None = None
 
     # -- participants ---------------------------------------------------------------------------
 
@@ -419,13 +467,30 @@ class LadderBuilder:
             self._participant(record.destination or "?", None, "host"),
         )
 
+    def _name(self, index: int) -> str:
+        """A lifeline in a fold's text: its role, with its port when another lifeline has the same role."""
+        participant = self.participants[index]
+        if sum(other.role == participant.role for other in self.participants) == 1:
+            return participant.role
+        return (
+            f"{participant.role} :{participant.port}"
+            if participant.port
+            else f"{participant.role} {participant.address}"
+        )
+
     # -- frames ---------------------------------------------------------------------------------
 
     def add(self, frame: FrameAnalysis) -> None:
         self._frames += 1
-        if self._eventful(frame):
+        time = frame.record.timestamp_ns
+        # A frame after an idle pause starts a new row: a fold never hides an idle gap.
+        after_idle = time is not None and self._previous_time is not None and time - self._previous_time >= IDLE_NS
+        if time is not None:
+            self._previous_time = time
+        if self._rare(frame) or after_idle:
             self._flush_run()
             self._rows.append(self._row(frame))
+            self._referred.update(_mentioned(frame))
         elif self._middle is not None:
             self._tail.append(frame)
             if len(self._tail) > self.fold_keep:
@@ -437,14 +502,32 @@ class LadderBuilder:
             elif len(self._run) > self.fold_minimum:
                 self._start_fold()
 
-    def _eventful(self, frame: FrameAnalysis) -> bool:
-        if frame.protocol != "tcp" or frame.analysis or frame.phase != "data":
+    def _rare(self, frame: FrameAnalysis) -> bool:
+        """Whether ``frame`` is a row of its own (see the module's docstring); remembers, per
+        direction, what a later frame is compared with."""
+        if frame.protocol != "tcp":
             return True
         record = frame.record
-        if record.tcp_flags & (SYN | FIN | RST):
-            return True
+        flags = record.tcp_flags
+        names = analysis_names(frame.analysis)
         direction = self._direction(frame)
-        if record.payload_length and not direction.seen_data:
+        if flags & RST:
+            # The first of a comb of RSTs is a row; one identical to it (findings included) is routine.
+            rst = (flags, frame.seq, frame.ack, frame.window, frame.analysis)
+            rare = rst != direction.last_rst
+            direction.last_rst = rst
+        else:
+            rare = (
+                not ROUTINE_FINDINGS.issuperset(names)
+                or not direction.seen.issuperset(names)
+                or ("zero_window" in names and direction.last_window != 0)  # a zero window starts
+                or (record.payload_length > 0 and not direction.seen_data)
+            )
+        rare = rare or frame.phase not in ("data", "teardown") or bool(flags & (SYN | FIN))
+        direction.last_window = frame.window
+        direction.seen_data = direction.seen_data or record.payload_length > 0
+        direction.seen.update(names)
+        if rare:
             return True
         key = (record.source, record.source_port, frame.stream)
         peer = (record.destination, record.destination_port, frame.stream)
@@ -458,7 +541,7 @@ class LadderBuilder:
         return direction
 
     def _row(self, frame: FrameAnalysis) -> Arrow | Mark:
-        """An eventful frame's row: its arrow, or a mark when it has no distinct receiver."""
+        """A rare frame's row: its arrow, or a mark when it has no distinct receiver."""
         record = frame.record
         if record.problem and frame.protocol not in ("tcp", "udp", "icmp", "icmpv6"):
             # Decoding stopped before the transport header: no receiver to point at (RFC-wise the
@@ -502,27 +585,31 @@ class LadderBuilder:
         delta = None if time is None or self._last_time is None else time - self._last_time
         if time is not None:
             self._last_time = time
+        if delta:
+            self._pauses.append(delta)
         return delta
 
-    def _arrow(self, frame: FrameAnalysis, source: int, target: int) -> Arrow:
+    def _arrow(self, frame: FrameAnalysis, source: int, target: int, *, track: bool = True) -> Arrow:
+        """The arrow of ``frame``; with ``track`` False (a frame unfolded after the fact), no time or
+        state is followed: its pause is set by :func:`_with_deltas`, its states did not change."""
         record = frame.record
         time = record.timestamp_ns
-        delta = self._delta(time)
+        delta = self._delta(time) if track else None
         links, original, fate = _references(frame)
         changed = (False, False)
         if frame.protocol == "tcp":
-            direction = self._direction(frame)
-            label = _tcp_label(frame, direction)
-            direction.last_window = frame.window
-            if record.payload_length:
-                direction.seen_data = True
-            sender = (record.source, record.source_port, frame.stream)
-            receiver = (record.destination, record.destination_port, frame.stream)
-            changed = (self._states.get(sender) != frame.state, self._states.get(receiver) != frame.receiver_state)
-            if self.participants[source].role == "injector":
-                changed = (False, changed[1])  # the injector has no state: its sender is not a socket
-            self._states[sender] = frame.state
-            self._states[receiver] = frame.receiver_state
+            label = _tcp_label(frame)
+            if track:
+                sender = (record.source, record.source_port, frame.stream)
+                receiver = (record.destination, record.destination_port, frame.stream)
+                changed = (
+                    self._states.get(sender) != frame.state,
+                    self._states.get(receiver) != frame.receiver_state,
+                )
+                if self.participants[source].role == "injector":
+                    changed = (False, changed[1])  # the injector has no state: its sender is not a socket
+                self._states[sender] = frame.state
+                self._states[receiver] = frame.receiver_state
         elif frame.protocol == "udp":
             label = f"UDP {record.payload_length} bytes {preview(record.payload)}".rstrip()
         elif frame.protocol in ("icmp", "icmpv6"):
@@ -567,16 +654,12 @@ class LadderBuilder:
         for frame in run[:keep]:
             self._rows.append(self._row(frame))
         middle = self._middle = _Tally(run[keep].record.number, run[keep].record.timestamp_ns, run[keep].phase, [])
-        for frame in run[keep:-keep]:
+        for frame in run[keep : len(run) - keep]:
             self._to_middle(middle, frame)
-        self._tail.extend(run[-keep:])
+        self._tail.extend(run[len(run) - keep :])
 
     def _to_middle(self, middle: _Tally, frame: FrameAnalysis) -> None:
-        self._ends(frame)  # keeps participant order stable
-        direction = self._direction(frame)
-        direction.last_window = frame.window
-        direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
-        middle.add(frame)
+        middle.add(frame, self._ends(frame))
         if middle.details is not None:
             if self._detail_budget > 0:
                 # Kept so that a frame referred to later (the original of a retransmission) can be shown.
@@ -605,16 +688,33 @@ class LadderBuilder:
 
     def finish(self) -> LadderLayout:
         self._flush_run()
-        rows = _with_gaps(self._reveal_referred_frames(self._rows))
+        rows = self._reveal_referred_frames(self._rows)
+        if rows is not self._rows:
+            rows = _with_deltas(rows)
+        unit = pause_unit(self._pauses)
+        rows = [self._named(row) if isinstance(row, Fold) else row for row in rows]
         participants = self.participants
         if len({participant.stream for participant in participants if participant.stream is not None}) < 2:
             # One TCP stream: its lifelines need no stream number.
             participants = [replace(participant, stream=None) for participant in participants]
-        return LadderLayout(participants, rows, self.title, self.origin_ns, frames=self._frames)
+        return LadderLayout(
+            participants,
+            _with_gaps(rows),
+            self.title,
+            self.origin_ns,
+            frames=self._frames,
+            pause_unit_ns=unit,
+        )
+
+    def _named(self, fold: Fold) -> Fold:
+        """The fold with its lines: each direction named after the lifelines of the whole ladder (a
+        role alone, or with its port when two lifelines share it)."""
+        lines = tuple(f"{self._name(source)} → {self._name(target)}: {what}" for source, target, what in fold.traffic)
+        return replace(fold, lines=lines, description=f"× {fold.count} frames ({'; '.join(lines)})")
 
     def _reveal_referred_frames(self, rows: list[Row]) -> list[Row]:
-        """Unfold the frames that later arrows refer to (a retransmission's original), splitting their folds."""
-        referred = {link for row in rows if isinstance(row, Arrow) for link in row.links}
+        """Unfold the frames that rows refer to (a retransmission's original), splitting their folds."""
+        referred = self._referred
         if not referred or not self._fold_frames:
             return rows
         result: list[Row] = []
@@ -628,7 +728,7 @@ class LadderBuilder:
                 if frame.record.number in referred:
                     result.extend(self._group_rows(group))
                     group = []
-                    result.append(self._plain_arrow(frame))
+                    result.append(self._arrow(frame, *self._ends(frame), track=False))
                 else:
                     group.append(frame)
             result.extend(self._group_rows(group))
@@ -636,35 +736,37 @@ class LadderBuilder:
 
     def _group_rows(self, group: list[FrameAnalysis]) -> list[Row]:
         if len(group) > self.fold_minimum:
-            return [_make_fold(group)]
-        return [self._plain_arrow(frame) for frame in group]
+            first = group[0]
+            tally = _Tally(first.record.number, first.record.timestamp_ns, first.phase, None)
+            for frame in group:
+                tally.add(frame, self._ends(frame))
+            return [tally.fold()]
+        return [self._arrow(frame, *self._ends(frame), track=False) for frame in group]
 
-    def _plain_arrow(self, frame: FrameAnalysis) -> Arrow:
-        """The arrow of an uneventful frame, drawn after the fact (no tracking updated)."""
-        record = frame.record
-        source, target = self._ends(frame)
-        label = _tcp_label(frame, _Direction())
-        return Arrow(
-            record.number,
-            record.timestamp_ns,
-            None,
-            source,
-            target,
-            _kind(frame),
-            label,
-            f"frame {record.number}: {label}",
-            (),
-            (),
-            (),
-            None,
-            frame.state,
-            frame.receiver_state,
-            (False, False),
-            frame.phase,
-            frame.protocol,
-            frame.stream,
-            _references(frame)[2],
-        )
+
+def linked_frames(arrow: Arrow) -> tuple[int, ...]:
+    """The frames an arrow's arcs go back to: a retransmission's original, and the last
+    :data:`LINKED_DUPLICATE_ACKS` duplicate ACKs behind a fast retransmission (or the RST a challenge
+    ACK answers)."""
+    return _linked(arrow.links, arrow.original)
+
+
+def _linked(links: tuple[int, ...], original: int | None) -> tuple[int, ...]:
+    behind = [frame for frame in links if frame != original]
+    return (*([original] if original is not None else []), *behind[-LINKED_DUPLICATE_ACKS:])
+
+
+def _mentioned(frame: FrameAnalysis) -> tuple[int, ...]:
+    """The frames a rare frame's row links to or names in its event text: they stay visible."""
+    links, original, _ = _references(frame)
+    named = tuple(
+        finding.refers_to[0] for finding in frame.findings if finding.kind in _NAMING_KINDS and finding.refers_to
+    )
+    return _linked(links, original) + named
+
+
+_NAMING_KINDS = frozenset({"not_received", "rst_ignored", "injected_rst", "challenge_ack"})
+"""Findings whose event text names a frame (``not received: sent again as #12``)."""
 
 
 def _references(frame: FrameAnalysis) -> tuple[tuple[int, ...], int | None, str]:
@@ -682,8 +784,82 @@ def _references(frame: FrameAnalysis) -> tuple[tuple[int, ...], int | None, str]
 
 
 @dataclass(slots=True)
+class _Traffic:
+    """The folded frames of one direction, by what they were (each frame counted once)."""
+
+    resets: int = 0
+    probes: int = 0
+    keep_alives: int = 0
+    segments: int = 0
+    data_bytes: int = 0
+    window_limited: int = 0
+    probe_answers: int = 0
+    keep_alive_acks: int = 0
+    duplicate_acks: int = 0
+    acks: int = 0
+    zero_window_acks: int = 0
+    reset_label: str = ""
+
+    def add(self, frame: FrameAnalysis) -> None:
+        record = frame.record
+        analysis = frame.analysis
+        names = analysis_names(analysis) if analysis else ()
+        if record.tcp_flags & RST:
+            self.resets += 1
+            if not self.reset_label:
+                self.reset_label = _tcp_label(frame) + (", ignored" if "rst_ignored" in names else "")
+        elif "zero_window_probe" in names:
+            self.probes += 1
+        elif "keep_alive" in names:
+            self.keep_alives += 1
+        elif record.payload_length:
+            self.segments += 1
+            self.data_bytes += record.payload_length
+            self.window_limited += "window_full" in names
+        elif "zero_window_probe_ack" in names:
+            self.probe_answers += 1
+        elif "keep_alive_ack" in names:
+            self.keep_alive_acks += 1
+        elif "duplicate_ack" in names:
+            self.duplicate_acks += 1
+        else:
+            self.acks += 1
+            self.zero_window_acks += frame.window == 0
+
+    def text(self) -> str:
+        parts = []
+        if self.segments:
+            limited = self.window_limited
+            which = "all" if limited == self.segments else str(limited)
+            parts.append(
+                f"{_count(self.segments, 'data segment')}, {_bytes(self.data_bytes)}"
+                + (f", {which} window-limited" if limited else "")
+            )
+        if self.resets:
+            parts.append(f"{_count(self.resets, 'identical RST')} ({self.reset_label})")
+        for number, noun in (
+            (self.probes, "zero-window probe"),
+            (self.keep_alives, "keep-alive"),
+            (self.probe_answers, "probe answer"),
+            (self.keep_alive_acks, "keep-alive ACK"),
+            (self.duplicate_acks, "dup ACK"),
+        ):
+            if number:
+                parts.append(_count(number, noun))
+        if self.acks:
+            zero = self.zero_window_acks
+            which = "all" if zero == self.acks else str(zero)
+            parts.append(_count(self.acks, "ACK") + (f", {which} win=0" if zero else ""))
+        return ", ".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+@dataclass(slots=True)
 class _Tally:
-    """A run of folded frames, counted as they go by."""
+    """A run of folded frames, counted per direction as they go by."""
 
     first_frame: int
     start_ns: int | None
@@ -694,19 +870,24 @@ class _Tally:
     last_time: int | None = None
     count: int = 0
     data_bytes: int = 0
-    segments: int = 0
+    directions: dict[tuple[int, int], _Traffic] = field(default_factory=dict)
 
-    def add(self, frame: FrameAnalysis) -> None:
+    def add(self, frame: FrameAnalysis, ends: tuple[int, int]) -> None:
         record = frame.record
         self.last_frame, self.last_time = record.number, record.timestamp_ns
         self.count += 1
-        if record.payload_length:
-            self.data_bytes += record.payload_length
-            self.segments += 1
+        self.data_bytes += record.payload_length
+        traffic = self.directions.get(ends)
+        if traffic is None:
+            traffic = self.directions[ends] = _Traffic()
+        traffic.add(frame)
 
     def fold(self) -> Fold:
-        acks = self.count - self.segments
-        description = f"× {self.count} frames: {self.segments} data segments ({_bytes(self.data_bytes)}), {acks} ACKs"
+        """The fold, its lines still unnamed (:meth:`LadderBuilder.finish` names them, once every
+        lifeline is known)."""
+        traffic = tuple(
+            (source, target, self.directions[(source, target)].text()) for source, target in sorted(self.directions)
+        )
         return Fold(
             self.first_frame,
             self.last_frame,
@@ -715,16 +896,9 @@ class _Tally:
             self.start_ns,
             self.last_time,
             self.phase,
-            description,
+            f"× {self.count} frames",
+            traffic=traffic,
         )
-
-
-def _make_fold(frames: list[FrameAnalysis]) -> Fold:
-    first = frames[0]
-    tally = _Tally(first.record.number, first.record.timestamp_ns, first.phase, None)
-    for frame in frames:
-        tally.add(frame)
-    return tally.fold()
 
 
 def _bytes(count: int) -> str:
@@ -735,13 +909,42 @@ def _bytes(count: int) -> str:
     return f"{count} bytes"
 
 
+PAUSE_UNIT_FLOOR_NS = 1_000
+"""Pauses under a microsecond are capture-clock noise: the unit is never shorter."""
+
+
+def pause_unit(pauses: list[int]) -> int:
+    """The short pause of a ladder: its 10th percentile (a burst), at least :data:`PAUSE_UNIT_FLOOR_NS`.
+    Not the median: where most pauses are the story (an RTO doubling), they must be longer than it."""
+    if not pauses:
+        return 0
+    return max(sorted(pauses)[len(pauses) // 10], PAUSE_UNIT_FLOOR_NS)
+
+
+def _with_deltas(rows: list[Row]) -> list[Row]:
+    """Each frame row's pause since the row before it (a fold ends at its last frame), after folds were split."""
+    result: list[Row] = []
+    last: int | None = None
+    for row in rows:
+        if isinstance(row, (Arrow, Mark)):
+            if row.time_ns is not None:
+                delta = None if last is None else row.time_ns - last
+                if delta != row.delta_ns:
+                    row = replace(row, delta_ns=delta)
+                last = row.time_ns
+        elif isinstance(row, Fold) and row.end_ns is not None:
+            last = row.end_ns
+        result.append(row)
+    return result
+
+
 def _with_gaps(rows: list[Row]) -> list[Row]:
     """Insert idle gaps where a pause is long against the others (axis breaks)."""
     pauses = sorted(row.delta_ns for row in rows if isinstance(row, (Arrow, Mark)) and row.delta_ns)
     if not pauses:
         return rows
     median = pauses[len(pauses) // 2]
-    threshold = max(IDLE_SECONDS * 1e9, IDLE_FACTOR * median)
+    threshold = max(IDLE_NS, IDLE_FACTOR * median)
     result: list[Row] = []
     previous_frame = 0
     for row in rows:
