@@ -207,7 +207,13 @@ def _parser() -> argparse.ArgumentParser:
         help="rows in frame order (default), spaced by real time, or auto",
     )
     draw.add_argument("--no-fold", action="store_true", help="draw every frame, even in long uneventful runs")
-    draw.add_argument("--rows-per-page", type=int, default=60, metavar="N", help="rows per page (default 60)")
+    draw.add_argument(
+        "--rows-per-page",
+        type=int,
+        default=100,
+        metavar="N",
+        help="rows per page (default 100: a 700-frame lossy bulk transfer, folded, fits one)",
+    )
     draw.add_argument(
         "--time-sequence",
         action="store_true",

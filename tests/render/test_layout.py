@@ -9,6 +9,7 @@ from tests.packets import ACK, FIN, PSH, RST, SYN, Conversation, decode_all
 from visualizer.analysis import analyse
 from visualizer.analysis.report import analysis_names
 from visualizer.pipeline import analyse_file
+from visualizer.render.export import ROWS_PER_PAGE
 from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, build_ladder, linked_frames, preview
 
 CAPTURES = Path(__file__).parent.parent.parent / "captures"
@@ -128,7 +129,9 @@ def test_a_lossy_bulk_transfer_folds_to_its_losses_and_their_causes() -> None:
     report = analyse_file(CORPUS / "zeek-206_example_a.pcap", keep_frames=True)
     layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
     folds = check_accounting(layout)
-    assert layout.frames == 672 and len(layout.rows) <= 120  # 2 pages of 60 rows (before: 6 pages)
+    assert layout.frames == 672 and len(layout.rows) <= 120  # before: 6 pages of 60 rows
+    stream = build_ladder([frame for frame in report.frame_analyses if frame.stream == 1 and frame.protocol == "tcp"])
+    assert len(stream.paginate(ROWS_PER_PAGE)) == 1  # the default drawing: one ladder per conversation, one page
     rows = {arrow.frame: arrow for arrow in layout.arrows()}
     retransmissions = [frame for frame in report.frame_analyses if "retransmission" in analysis_names(frame.analysis)]
     assert len(retransmissions) == 14

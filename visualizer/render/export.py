@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from visualizer.analysis.report import FrameAnalysis
     from visualizer.render.time_sequence import TimeSequence
 
-ROWS_PER_PAGE = 60
+ROWS_PER_PAGE = 100
 FIGURE_FORMATS = ("png", "svg", "pdf")
 TEXT_FORMATS = ("ascii", "mermaid")
 
