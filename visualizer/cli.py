@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import functools
 import json
 import sys
@@ -531,6 +532,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     streams = set(arguments.stream or [])
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
     report = analyse_file(arguments.file, progress=progress)
+    gc.freeze()  # the report lives until the end: the table's many small strings need not make collections walk it
     if progress is not None:
         progress.clear()
     if not report.frames and report.warnings:
@@ -831,6 +833,7 @@ def _run_flows(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
     report = analyse_file(arguments.file, progress=progress)
+    gc.freeze()  # the report lives until the end: the table's many small strings need not make collections walk it
     if progress is not None:
         progress.clear()
     if not report.frames and report.warnings:
