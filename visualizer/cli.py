@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import functools
+import gc
 import json
 import sys
 import time
