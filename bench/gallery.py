@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from visualizer.cli import main as sockstory  # noqa: E402
-from visualizer.render.files import atomic_write_text  # noqa: E402
+from visualizer.files import atomic_write_text  # noqa: E402
 
 SCENARIO_CAPTURES = ROOT / "tests" / "data" / "scenarios" / "captures"
 CORPUS_CAPTURES = ROOT / "tests" / "data" / "corpus" / "captures"

@@ -498,9 +498,9 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     the report (conversations only, memory bounded), the streams; only then are the frames drawn."""
     from pathlib import Path
 
+    from visualizer.files import check_writable
     from visualizer.pipeline import analyse_file
     from visualizer.render.export import save_ladder, save_time_sequence
-    from visualizer.render.files import check_writable
     from visualizer.render.overview import MAXIMUM_OVERVIEW
 
     output = Path(arguments.output) if arguments.output else None

@@ -5,7 +5,7 @@ and notebooks) pages long ladders and saves figures. It draws into figures made
 outside pyplot (``matplotlib.figure.Figure``): no ``matplotlib.use``, so a notebook
 keeps its backend, and a machine without a display needs none.
 
-Every file is written atomically (:mod:`visualizer.render.files`): an error or
+Every file is written atomically (:mod:`visualizer.files`): an error or
 Ctrl-C leaves the old file intact. A paged ladder writes only its own pages and
 removes the pages (or the single file) of an earlier run of the same name and
 format, so no stale page can be taken for this run's; files of other formats are
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from visualizer.errors import UsageError
-from visualizer.render.files import PendingFiles, atomic_write, check_writable, numbered_siblings, writing_files
+from visualizer.files import PendingFiles, atomic_write, check_writable, numbered_siblings, writing_files
 from visualizer.render.layout import Arrow, LadderLayout, Mark
 from visualizer.render.text import to_ascii, to_mermaid
 

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from visualizer.errors import CaptureFilterError, LiveCaptureError, PrivilegeError, command_line
+from visualizer.files import atomic_write
 from visualizer.sources.capture_file import PCAP_MAGIC_NANOSECONDS
 from visualizer.sources.pcap_writer import DEFAULT_SNAP_LENGTH, LINKTYPE_ETHERNET, PcapWriter
 
@@ -399,7 +400,6 @@ class CaptureResult:
 
     def write(self, path: str | os.PathLike[str]) -> int:
         """Write the frames as a pcap file, atomically, with the permissions of any new file (umask)."""
-        from visualizer.render.files import atomic_write  # the one atomic writer (standard library only)
 
         def write_frames(handle: BinaryIO) -> None:
             writer = PcapWriter(handle)
