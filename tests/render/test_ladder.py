@@ -447,3 +447,14 @@ def test_the_figure_is_cropped_to_what_it_draws() -> None:
         bottom = ax.get_legend().get_window_extent(renderer).y0
         assert width - 0.2 * figure.dpi < right <= width + 1, capture.name
         assert 0 <= bottom < 0.2 * figure.dpi, capture.name
+
+
+def test_a_frame_earlier_than_the_previous_row_shows_a_negative_pause() -> None:
+    from visualizer.render.ladder import _duration
+
+    assert [_duration(value) for value in (250, 41_000, -41_000, -2_500_000_000)] == [
+        "+250 ns",
+        "+41 µs",
+        "-41 µs",
+        "-2.50 s",
+    ]

@@ -193,13 +193,15 @@ def _lifeline_x(layout: LadderLayout) -> list[float]:
 
 
 def _duration(nanoseconds: int) -> str:
-    if nanoseconds < 1_000:
-        return f"+{nanoseconds} ns"
-    if nanoseconds < 1_000_000:
-        return f"+{nanoseconds / 1e3:.0f} µs"
-    if nanoseconds < 1_000_000_000:
-        return f"+{nanoseconds / 1e6:.1f} ms"
-    return f"+{nanoseconds / 1e9:.2f} s"
+    """The time since the previous row: "+12 µs"; "-41 µs" when the capture is out of time order."""
+    sign, value = ("+", nanoseconds) if nanoseconds >= 0 else ("-", -nanoseconds)
+    if value < 1_000:
+        return f"{sign}{value} ns"
+    if value < 1_000_000:
+        return f"{sign}{value / 1e3:.0f} µs"
+    if value < 1_000_000_000:
+        return f"{sign}{value / 1e6:.1f} ms"
+    return f"{sign}{value / 1e9:.2f} s"
 
 
 def _shorten(text: str, limit: int) -> str:
