@@ -163,7 +163,9 @@ def _parser() -> argparse.ArgumentParser:
         help="ladder (sequence) diagram, or time-sequence graph, of one or more conversations",
         description="Draw a ladder diagram: one lifeline per endpoint, one arrow per frame labelled with "
         "relative numbers, each endpoint's TCP state, phases, and Wireshark's expert events linked back to "
-        "the frames they refer to. Uneventful runs are folded and long ladders split into pages "
+        "the frames they refer to. Runs that repeat one situation (window-limited data, ACKs, probes, identical "
+        "RSTs) fold into one row that says what it holds in each direction; rare events stay. Long ladders "
+        "split into pages "
         "(numbered PNG/SVG files, or pages of one PDF). SVG arrows show the whole frame on hover. "
         "A capture of several conversations (without --stream) gets an overview at OUT (a timeline, one bar "
         "per conversation coloured by its outcome, with its stream number) and one ladder per conversation "
