@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from visualizer.model import FIN, RST, SYN, parse_tcp_options
 from visualizer.pipeline import analyse_file
 from visualizer.render.ladder import draw_ladder
 from visualizer.render.layout import build_ladder
+from visualizer.render.overview import outcome_of
 from visualizer.scenarios import SCENARIOS
 from visualizer.scenarios.kernel import BULK_MSS, NAGLE_WRITES
 from visualizer.scenarios.runner import run_scenario
@@ -84,6 +86,26 @@ def check_udp_closed_port(report: Report) -> None:
     icmp = [frame for frame in report.frame_analyses if frame.protocol == "icmp"]
     assert len(icmp) == 1 and (icmp[0].record.icmp_type, icmp[0].record.icmp_code) == (3, 3)
     assert icmp[0].stream == 0 and icmp[0].record.quoted is not None and icmp[0].record.quoted.destination_port == 5354
+
+
+def check_web(report: Report) -> None:
+    """15 conversations: 10 complete (5 closed first by each side), 1 refused, 1 reset by the client, 3 UDP
+    exchanges; the requests sent at once interleave."""
+    outcomes = Counter(outcome_of(conversation) for conversation in report.conversations)
+    assert outcomes == {"complete": 10, "refused": 1, "reset": 1, "udp": 3}, outcomes
+    assert all(c.frames_a_to_b == c.frames_b_to_a == 1 for c in report.conversations if c.protocol == "udp")
+    first_fins: dict[int, bool] = {}
+    for frame in report.frame_analyses:
+        if frame.protocol == "tcp" and frame.record.tcp_flags & FIN:
+            first_fins.setdefault(frame.stream, frame.from_initiator)
+    assert Counter(first_fins.values()) == {True: 5, False: 5}, "the client closes first in 5, the server in 5"
+    (reset,) = [c.stream for c in report.conversations if c.outcome == "reset"]
+    assert any(
+        f.stream == reset and f.protocol == "tcp" and f.record.tcp_flags & RST and f.from_initiator
+        for f in report.frame_analyses
+    )
+    streams = [frame.stream for frame in report.frame_analyses if frame.protocol == "tcp"]
+    assert streams != sorted(streams), "conversations sent at once interleave"
 
 
 EXPECTATIONS: dict[str, Callable[[Report], None]] = {
@@ -150,6 +172,7 @@ EXPECTATIONS: dict[str, Callable[[Report], None]] = {
         )
         or pytest.fail("Nagle should coalesce the small writes and TCP_NODELAY should not")
     ),
+    "web": check_web,
 }
 CHECKED_WITH_TCPDUMP = {"story", "bulk", "loss", "full-duplex", "udp-closed-port", "zero-window"}
 
@@ -159,7 +182,7 @@ KERNEL = [name for name, scenario in SCENARIOS.items() if not scenario.crafted]
 
 def test_every_scenario_has_an_expectation() -> None:
     assert set(EXPECTATIONS) == set(KERNEL)
-    assert len(KERNEL) == 15
+    assert len(KERNEL) == 16
 
 
 @pytest.mark.root

@@ -73,6 +73,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("keepalive", kernel.keepalive),
         Scenario("nagle", kernel.nagle),
+        Scenario("web", kernel.web),
         Scenario("craft-handshake", crafted.craft_handshake, _SUPPRESS, "crafted"),
         Scenario("craft-silent-client", crafted.craft_silent_client, _SUPPRESS, "crafted"),
         Scenario("craft-bad-checksum", crafted.craft_bad_checksum, (OFFLOADS_OFF, *_SUPPRESS), "crafted"),
