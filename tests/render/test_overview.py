@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import io
+from collections import Counter
 from pathlib import Path
 
 import matplotlib.colors
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from tests.packets import ACK, FIN, RST, SYN, Conversation, decode_all, ethernet
+from tests.render.test_ladder import overlapping
 from visualizer.analysis.analyzer import analyse
+from visualizer.cli import main
 from visualizer.pipeline import analyse_file
-from visualizer.render.overview import OUTCOME_COLOURS, ConversationLadders, conversation_key, draw_overview
+from visualizer.render import export
+from visualizer.render.overview import (
+    OUTCOME_COLOURS,
+    ConversationLadders,
+    conversation_key,
+    draw_overview,
+    outcome_of,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "captures"
 
@@ -82,3 +94,69 @@ def test_an_icmp_error_belongs_to_the_conversation_it_quotes() -> None:
     frames = analyse_file(SCENARIOS / "udp-closed-port.pcap", keep_frames=True).frame_analyses
     assert [conversation_key(frame) for frame in frames] == [("udp", 0), ("udp", 0)]
     assert frames[1].protocol.startswith("icmp")
+
+
+def test_the_default_drawing_of_a_real_capture_of_fifteen_conversations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """web (scenario): draw without --stream writes the overview and one ladder per conversation; the overview
+    has one bar per conversation, in its outcome's colour, on the row named by its stream, and no text of it
+    overlaps another or leaves the figure."""
+    figures: list[Figure] = []
+    new_figure = export._new_figure
+
+    def recorded(**options: object) -> Figure:
+        figures.append(new_figure(**options))
+        return figures[-1]
+
+    monkeypatch.setattr(export, "_new_figure", recorded)
+    out = tmp_path / "web.png"
+    assert main(["draw", str(SCENARIOS / "web.pcap"), "-o", str(out)], stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    conversations = analyse_file(SCENARIOS / "web.pcap").conversations
+    keys = [f"{c.protocol}-{c.stream}" for c in conversations]
+    assert len(keys) == 15
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["web.png", *(f"web-{key}.png" for key in keys)])
+    assert len(figures) == 16  # the overview and 15 one-page ladders
+
+    def bars(figure: Figure) -> list[Rectangle]:
+        return [
+            patch
+            for ax in figure.axes
+            for patch in ax.patches
+            if isinstance(patch, Rectangle) and str(patch.get_gid()).startswith("conversation-")
+        ]
+
+    (overview,) = [figure for figure in figures if bars(figure)]
+    (ax,) = overview.axes
+    colours = {bar.get_gid(): matplotlib.colors.to_hex(bar.get_facecolor()) for bar in bars(overview)}
+    assert colours == {
+        f"conversation-{c.protocol}-{c.stream}": OUTCOME_COLOURS[outcome_of(c)].lower() for c in conversations
+    }
+    assert Counter(colours.values()) == {
+        OUTCOME_COLOURS["complete"].lower(): 10,
+        OUTCOME_COLOURS["udp"].lower(): 3,
+        OUTCOME_COLOURS["refused"].lower(): 1,
+        OUTCOME_COLOURS["reset"].lower(): 1,
+    }
+    rows = [label.get_text() for label in ax.get_yticklabels()]
+    for bar in bars(overview):
+        _, protocol, stream = str(bar.get_gid()).split("-")
+        assert rows[round(bar.get_y() + bar.get_height() / 2)].startswith(f"{protocol.upper()} {stream} ")
+    renderer = FigureCanvasAgg(overview).get_renderer()
+    overview.draw(renderer)
+    texts = [
+        *ax.texts,
+        *ax.get_yticklabels(),
+        *ax.get_xticklabels(),
+        ax.xaxis.label,
+        *overview.texts,
+        *(text for legend in overview.legends for text in legend.get_texts()),
+    ]
+    boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in texts if text.get_text().strip()]
+    assert len(boxes) > 15 * 2 + 4  # names, notes, title, axis label, legend
+    assert overlapping(boxes) == []
+    # The names stand in columns: aligned left, the stream padded ("TCP 9 " as wide as "TCP 11").
+    assert len({round(label.get_window_extent(renderer).x0) for label in ax.get_yticklabels()}) == 1
+    assert len({row.index("→") for row in rows}) == 1  # every client here is 127.0.0.1 with a 5-digit port
+    page = overview.bbox
+    assert all(page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1 for _, box in boxes)

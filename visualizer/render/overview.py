@@ -83,12 +83,11 @@ def outcome_of(conversation: ConversationSummary) -> str:
     return conversation.outcome if conversation.protocol == "tcp" and conversation.outcome else conversation.protocol
 
 
-def conversation_name(conversation: ConversationSummary) -> str:
-    """``TCP 3  10.0.0.1:40000 → 10.0.0.2:80``: the stream number to choose, and its endpoints."""
-    return (
-        f"{conversation.protocol.upper()} {conversation.stream}  {conversation.address_a}:{conversation.port_a}"
-        f" → {conversation.address_b}:{conversation.port_b}"
-    )
+def conversation_name(conversation: ConversationSummary, *, width: int = 0) -> str:
+    """``TCP 3  10.0.0.1:40000 → 10.0.0.2:80``: the stream number to choose, and its endpoints
+    (the stream padded to ``width`` characters, so that the endpoints of several rows line up)."""
+    stream = f"{conversation.protocol.upper()} {conversation.stream}".ljust(width)
+    return f"{stream}  {conversation.address_a}:{conversation.port_a} → {conversation.address_b}:{conversation.port_b}"
 
 
 def _note(frames: int, outcome: str, where: str | None) -> str:
@@ -162,7 +161,8 @@ def draw_overview(
 
     conversations = sorted(conversations, key=lambda c: (c.first_time_ns, c.first_frame))
     rows = len(conversations) + (1 if other_times else 0)
-    labels = [conversation_name(c) for c in conversations]
+    width = max((len(f"{c.protocol} {c.stream}") for c in conversations), default=0)
+    labels = [conversation_name(c, width=width) for c in conversations]
     if other_times:
         labels.append(f"no conversation ({len(other_times)} frames)")
     notes = [
@@ -214,6 +214,10 @@ def draw_overview(
     if other_times:
         ax.plot(other, [len(conversations)] * len(other), linestyle="none", marker="|", markersize=9, color="#444444")
     ax.set_yticks(range(rows), labels, fontsize=8, family="DejaVu Sans Mono")
+    # Aligned left (monospace): the streams, addresses and ports of all rows stand in columns.
+    ax.tick_params(axis="y", pad=CHARACTER_INCHES * 72 * max(map(len, labels), default=0) + 2)
+    for label in ax.get_yticklabels():
+        label.set_horizontalalignment("left")
     ax.set_ylim(rows - 0.4, -0.6)
     ax.set_xlim(-span * 0.01, span * 1.01)
     formatter = ScalarFormatter(useOffset=False)
