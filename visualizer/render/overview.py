@@ -161,8 +161,8 @@ def draw_overview(
 
     conversations = sorted(conversations, key=lambda c: (c.first_time_ns, c.first_frame))
     rows = len(conversations) + (1 if other_times else 0)
-    width = max((len(f"{c.protocol} {c.stream}") for c in conversations), default=0)
-    labels = [conversation_name(c, width=width) for c in conversations]
+    stream_width = max((len(f"{c.protocol} {c.stream}") for c in conversations), default=0)
+    labels = [conversation_name(c, width=stream_width) for c in conversations]
     if other_times:
         labels.append(f"no conversation ({len(other_times)} frames)")
     notes = [
