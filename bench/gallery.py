@@ -228,6 +228,27 @@ def _shown(argv: list[str], out_dir: Path) -> str:
     return " ".join(words)
 
 
+def _part(images: list[str], image: str) -> str:
+    """What one of a command's images is, from the names draw gives them: the overview (OUT),
+    a conversation's ladder (OUT-tcp-K, OUT-udp-K, OUT-other) or a page of one (...-P, OUT-P)."""
+    if len(images) == 1:
+        return ""
+    stem = Path(image).stem
+    base = os.path.commonprefix([Path(name).stem for name in images]).rstrip("-")
+    rest = stem[len(base) :].lstrip("-")
+    if not rest:
+        return "overview of the conversations"
+    match = re.fullmatch(r"(tcp|udp)-(\d+)(?:-(\d+))?|other(?:-(\d+))?|(\d+)", rest)
+    if match is None:
+        return rest
+    protocol, stream, page, other_page, only_page = match.groups()
+    if only_page:
+        return f"page {only_page}"
+    what = f"{protocol.upper()} stream {stream}" if protocol else "frames of no conversation"
+    page = page or other_page
+    return f"{what}, page {page}" if page else what
+
+
 def index_text(parts: list[tuple[str, Section]], out_dir: Path) -> str:
     lines = [
         "# sockstory gallery",
@@ -245,9 +266,9 @@ def index_text(parts: list[tuple[str, Section]], out_dir: Path) -> str:
             lines += ["", f"**{figure.title}**: `{_shown(figure.argv, out_dir)}`"]
             if figure.note:
                 lines += ["", f"*{figure.note}*"]
-            for number, image in enumerate(figure.images, 1):
-                page = f", page {number} of {len(figure.images)}" if len(figure.images) > 1 else ""
-                alt = f"{section.heading}: {figure.title}{page}"
+            for image in figure.images:
+                part = _part(figure.images, image)
+                alt = f"{section.heading}: {figure.title}{', ' + part if part else ''}"
                 lines += ["", f"![{alt}]({image})", "", f"{alt} ({image})"]
     return "\n".join(lines) + "\n"
 

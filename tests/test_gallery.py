@@ -85,3 +85,21 @@ def test_a_capture_the_default_ladder_refuses_is_drawn_by_its_busiest_conversati
     if refused:  # the busiest conversation instead: the last one, with the most bytes and frames
         assert ladders == [("twelve.pcap: ladder of TCP stream 11", "twelve.png")]
         assert "`sockstory draw " in index and "-o twelve.png --stream 11 --protocol tcp`" in index
+
+
+def test_each_image_of_a_several_conversation_draw_is_captioned_by_what_it_is() -> None:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    try:
+        from gallery import _part  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    images = ["web.png", "web-tcp-0.png", "web-udp-1.png", "web-other.png", "web-tcp-3-2.png"]
+    assert [_part(images, image) for image in images] == [
+        "overview of the conversations",
+        "TCP stream 0",
+        "UDP stream 1",
+        "frames of no conversation",
+        "TCP stream 3, page 2",
+    ]
+    assert [_part(["z-1.png", "z-2.png"], image) for image in ("z-1.png", "z-2.png")] == ["page 1", "page 2"]
+    assert _part(["one.png"], "one.png") == ""
