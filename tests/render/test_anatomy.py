@@ -162,7 +162,7 @@ def test_data_segment_payload_and_hexdump() -> None:
 def test_the_title_names_the_frame() -> None:
     record = analyses(STORY)[4].record
     found = anatomy(STORY, 4)
-    title = f"frame 4 of story.pcap: 127.0.0.1:{record.source_port} -> 127.0.0.1:8080, TCP PSH|ACK, 12 bytes"
+    title = f"frame 4 of story.pcap: 127.0.0.1:{record.source_port} → 127.0.0.1:8080, TCP PSH|ACK, 12 bytes"
     assert found.summary == title
     ax, _ = drawn(found)
     assert [text.get_text() for text in ax.texts if text.get_gid() == "title"] == [title]
@@ -215,7 +215,7 @@ def test_a_frame_cut_by_the_capture_says_so() -> None:
 def test_ipv6_on_bsd_loopback_udp_and_icmp_frames() -> None:
     ipv6 = anatomy(CORPUS / "gopacket-test_loopback.pcap", 3)  # DLT_NULL, family 30 (macOS AF_INET6)
     assert [block.name for block in ipv6.blocks] == ["Loopback", "IPv6", "TCP"]
-    assert ipv6.summary.startswith("frame 3 of gopacket-test_loopback.pcap: [::1]:8080 -> [::1]:")
+    assert ipv6.summary.startswith("frame 3 of gopacket-test_loopback.pcap: [::1]:8080 → [::1]:")
     assert list(cells(ipv6, "IPv6"))[:6] == [
         "Version",
         "Traffic Class",
@@ -232,11 +232,12 @@ def test_ipv6_on_bsd_loopback_udp_and_icmp_frames() -> None:
     assert [block.name for block in icmp.blocks] == ["Ether", "IP", "ICMP", "IPerror", "UDPerror"]
     assert cells(icmp, "ICMP")["Type"].value == "3 (destination unreachable)"
     assert cells(icmp, "ICMP")["Code"].value == "3 (port unreachable)"
+    assert "Next-Hop MTU (RFC 1191)" not in cells(icmp, "ICMP")  # that field is for code 4 only
     quoted = analyses(SCENARIOS / "udp-closed-port.pcap")[2].record.quoted
     assert quoted is not None
     assert icmp.summary == (
-        "frame 2 of udp-closed-port.pcap: 127.0.0.1 -> 127.0.0.1, ICMP destination unreachable (port unreachable), "
-        f"about UDP 127.0.0.1:{quoted.source_port} -> 127.0.0.1:{quoted.destination_port}"
+        "frame 2 of udp-closed-port.pcap: 127.0.0.1 → 127.0.0.1, ICMP destination unreachable (port unreachable), "
+        f"about UDP 127.0.0.1:{quoted.source_port} → 127.0.0.1:{quoted.destination_port}"
     )
     assert icmp.payload_name == "quoted payload"
     assert {cell.name for cell in cells(icmp, "IPerror").values()} >= {"Total Length", "rsv", "DF"}  # not "evil"

@@ -389,6 +389,8 @@ def _fields(layer: Any, header_bytes: int, flag_names: dict[str, str], names: di
             elif description.name in ("frag", "offset") and isinstance(value, int) and value:
                 shown = f"{value} ({value * 8:,} bytes)"  # counted in 8-byte units (RFC 791 s3.1, RFC 8200 s4.5)
             name = names.get(description.name, description.name)
+            if description.name == "nexthopmtu" and getattr(layer, "type", None) == 3 and layer.code != 4:
+                name = "unused"  # the Next-Hop MTU is for "fragmentation needed" only (RFC 1191 s4)
             cells.append(FieldCell(name, offset, width, _shorten(shown, 400), description.name))
         offset += width
     if offset < total:
@@ -525,14 +527,14 @@ def _endpoint(address: str, port: int) -> str:
 
 
 def _title(analysis: FrameAnalysis, frame: int, file: str) -> str:
-    """``frame 4 of story.pcap: 127.0.0.1:43188 -> 127.0.0.1:8080, TCP PSH|ACK, 12 bytes``."""
+    """``frame 4 of story.pcap: 127.0.0.1:43188 → 127.0.0.1:8080, TCP PSH|ACK, 12 bytes``."""
     import os
 
     record = analysis.record
     where = f"frame {frame}" + (f" of {os.path.basename(file)}" if file else "")
     if record.transport in (PROTOCOL_TCP, PROTOCOL_UDP):
         source = _endpoint(record.source, record.source_port)
-        route = f"{source} -> {_endpoint(record.destination, record.destination_port)}"
+        route = f"{source} → {_endpoint(record.destination, record.destination_port)}"
         kind = f"TCP {flag_text(record.tcp_flags) or 'no flags'}" if record.transport == PROTOCOL_TCP else "UDP"
         return f"{where}: {route}, {kind}, {record.payload_length:,} bytes"
     if record.transport in (PROTOCOL_ICMP, PROTOCOL_ICMPV6) or record.icmp_type >= 0 and record.network:
@@ -547,15 +549,15 @@ def _title(analysis: FrameAnalysis, frame: int, file: str) -> str:
         if quoted is not None:
             protocol = {PROTOCOL_TCP: "TCP", PROTOCOL_UDP: "UDP"}.get(quoted.transport, f"protocol {quoted.transport}")
             about = (
-                f", about {protocol} {_endpoint(quoted.source, quoted.source_port)} -> "
+                f", about {protocol} {_endpoint(quoted.source, quoted.source_port)} → "
                 f"{_endpoint(quoted.destination, quoted.destination_port)}"
             )
-        return f"{where}: {record.source} -> {record.destination}, {what}{about}"
+        return f"{where}: {record.source} → {record.destination}, {what}{about}"
     if record.fragment:
         fragment = f"an IPv{record.network} fragment (of a datagram that a later frame completes)"
-        return f"{where}: {record.source} -> {record.destination}, {fragment}"
+        return f"{where}: {record.source} → {record.destination}, {fragment}"
     if record.network:
-        return f"{where}: {record.source} -> {record.destination}, {record.layers}"
+        return f"{where}: {record.source} → {record.destination}, {record.layers}"
     return f"{where}: {record.layers or 'not decoded'}"
 
 
