@@ -458,3 +458,42 @@ def test_a_frame_earlier_than_the_previous_row_shows_a_negative_pause() -> None:
         "-41 µs",
         "-2.50 s",
     ]
+
+
+def crossing_borders(ax: Axes) -> list[tuple[str, str]]:
+    """Texts whose extent crosses a fold box's border (inside and outside it at once)."""
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    boxes = [patch for patch in ax.patches if (patch.get_gid() or "").startswith("fold-")]
+    found = []
+    for patch in boxes:
+        outer = patch.get_window_extent(renderer)
+        for text, extent in text_boxes(ax):
+            inside = (
+                extent.x0 >= outer.x0 and extent.x1 <= outer.x1 and extent.y0 >= outer.y0 and extent.y1 <= outer.y1
+            )
+            meets = extent.x1 > outer.x0 and extent.x0 < outer.x1 and extent.y1 > outer.y0 and extent.y0 < outer.y1
+            if meets and not inside:
+                found.append((patch.get_gid(), text))
+    return found
+
+
+@pytest.mark.parametrize("capture", ["full-duplex", "zero-window", "nagle"])
+def test_no_text_touches_a_fold_box_border(capture: str) -> None:
+    report = analyse_file(SCENARIOS / f"{capture}.pcap", keep_frames=True)
+    ax = draw_ladder(report, stream=0)
+    assert any((patch.get_gid() or "").startswith("fold-") for patch in ax.patches)
+    assert crossing_borders(ax) == []
+    plt.close("all")
+
+
+def test_a_capture_that_starts_at_the_syn_ack_names_its_sender_the_server() -> None:
+    # Frame 1 is 185.33.86.224:888's SYN-ACK: the analysis starts it in SYN-RECEIVED, a server.
+    report = analyse_file(CORPUS / "zeek-ctu-64702-888.pcap", keep_frames=True)
+    layout = ladder_layout(report, stream=0)
+    roles = {participant.port: participant.role for participant in layout.participants}
+    assert roles == {888: "server", 64702: "client"}
+    ax = draw_ladder(layout)
+    (first,) = [patch for patch in frame_arrows(ax) if patch.get_gid() == "frame-1"]
+    (start, _), (end, _) = ends(first)
+    assert start > end  # from the server, on the right, to the client
+    plt.close("all")

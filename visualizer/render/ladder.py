@@ -11,7 +11,6 @@ Nothing here shows or saves a figure; the CLI and the notebooks do.
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -25,7 +24,17 @@ from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, Participant, build_ladder, pause_unit
+from visualizer.render.layout import (
+    Arrow,
+    Fold,
+    Gap,
+    LadderLayout,
+    Mark,
+    Participant,
+    build_ladder,
+    pause_unit,
+    wrap_title,
+)
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -326,7 +335,7 @@ def draw_ladder(
     heading = title if title is not None else layout.title
     if layout.pages > 1:
         heading = f"{heading}  (page {layout.page + 1} of {layout.pages})".strip()
-    heading_lines = textwrap.wrap(heading, max(40, int(right_edge * 9.5))) if heading else []
+    heading_lines = wrap_title(heading, max(40, int(right_edge * 9.5))) if heading else []
     heading = "\n".join(heading_lines)
     spacing = _spacing(lifelines)
     header_rows = max((_header_lines(p, spacing).count("\n") + 1 for p in layout.participants), default=1)
@@ -705,15 +714,18 @@ def _wrap_events(events: tuple[str, ...]) -> str:
 
 
 FOLD_COLOUR, FOLD_EDGE = "#F4F4F4", "#AAAAAA"
+FOLD_TOP, FOLD_BOTTOM = -0.36, 0.5
+"""The fold box from its row's y (rows apart): below the arrow above it (which ends SLANT lower),
+above the label of the row after it (that label rises some 0.4 row above its arrow)."""
 
 
 def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
     """A folded run: a dashed box across the lifelines that says, per direction, what it holds."""
     left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
     box = Rectangle(
-        (left, y - 0.2),
+        (left, y + FOLD_TOP),
         right - left,
-        0.9,
+        FOLD_BOTTOM - FOLD_TOP,
         facecolor=FOLD_COLOUR,
         edgecolor=FOLD_EDGE,
         linestyle=(0, (2, 2)),
@@ -727,14 +739,14 @@ def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
         lines = ["; ".join(lines[:half]), "; ".join(lines[half:])]
     ax.text(
         (left + right) / 2,
-        y + 0.25,
+        y + (FOLD_TOP + FOLD_BOTTOM) / 2,
         "\n".join(lines),
         ha="center",
         va="center",
-        fontsize=8,
+        fontsize=7.5,
         style="italic",
         color="#333333",
-        linespacing=1.15,
+        linespacing=1.1,
         zorder=4,
     )
     # The gutter: the frames folded (first–last) on the frame line, how many on the pause line.

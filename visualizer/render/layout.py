@@ -26,11 +26,14 @@ frame an ignored RST is followed by) are unfolded again.
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
+from visualizer.analysis.states import INITIAL_STATES
 from visualizer.model import (
     ACK,
     FIN,
@@ -90,6 +93,14 @@ _ICMP_NAMES = {
 _ICMPV6_NAMES = {(1, 4): "port unreachable", (1, 0): "no route", (3, 0): "hop limit exceeded", (2, 0): "too big"}
 
 
+def endpoint_text(address: str, port: int | None) -> str:
+    """``10.0.0.1:80``, ``[2001:db8::1]:80`` (RFC 3986 s3.2.2: an IPv6 address in brackets before
+    a port), or the address alone when there is no port."""
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class Participant:
     """One lifeline: an endpoint (address and port) and its role in the conversation."""
@@ -105,9 +116,7 @@ class Participant:
 
     @property
     def endpoint(self) -> str:
-        if self.port is None:
-            return self.address
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+        return endpoint_text(self.address, self.port)
 
     @property
     def label(self) -> str:
@@ -250,6 +259,18 @@ def preview(payload: bytes, length: int = PREVIEW_CHARACTERS) -> str:
     more = "…" if len(payload) > length else ""
     text = sample.decode("ascii").encode("unicode_escape").decode("ascii")
     return f'"{text}{more}"'
+
+
+_KEEP_TOGETHER = re.compile(r"\([^()]*\)")
+
+
+def wrap_title(text: str, width: int) -> list[str]:
+    """``text`` wrapped to ``width`` characters, never inside a short parenthesis ("(2 frames)"
+    stays on one line; one longer than a line may break)."""
+    joined = _KEEP_TOGETHER.sub(
+        lambda group: group[0].replace(" ", "\0") if len(group[0]) < width else group[0], text
+    )
+    return [line.replace("\0", " ") for line in textwrap.wrap(joined, width)]
 
 
 def _tcp_label(frame: FrameAnalysis) -> str:
@@ -429,6 +450,11 @@ class LadderBuilder:
         """Frames that rows refer to (linked or named in an event text): never left folded."""
         self._pauses: list[int] = []
         self._previous_time: int | None = None
+        self.responder_first: set[int] = set()
+        """TCP streams whose first frame is the responder's SYN-ACK (the SYN was not captured): the
+        analysis calls its sender the initiator (the first to send), but it is the server: the
+        analysis starts it in SYN-RECEIVED (``INITIAL_STATES["SYN-ACK"]``), its peer in SYN-SENT."""
+        self._streams_seen: set[int] = set()
 
     # -- participants ---------------------------------------------------------------------------
 
@@ -445,7 +471,7 @@ class LadderBuilder:
         if frame.protocol in ("tcp", "udp"):
             # A TCP lifeline is one socket: one stream's endpoint. A UDP socket serves every peer.
             stream = frame.stream if frame.protocol == "tcp" else None
-            if frame.from_initiator:
+            if frame.from_initiator != (stream in self.responder_first):
                 source = self._participant(record.source, record.source_port, "client", stream)
                 target = self._participant(record.destination, record.destination_port, "server", stream)
             else:
@@ -482,6 +508,10 @@ class LadderBuilder:
 
     def add(self, frame: FrameAnalysis) -> None:
         self._frames += 1
+        if frame.protocol == "tcp" and frame.stream not in self._streams_seen:
+            self._streams_seen.add(frame.stream)
+            if frame.from_initiator and frame.state == INITIAL_STATES["SYN-ACK"].sender:
+                self.responder_first.add(frame.stream)
         time = frame.record.timestamp_ns
         # A frame after an idle pause starts a new row: a fold never hides an idle gap.
         after_idle = time is not None and self._previous_time is not None and time - self._previous_time >= IDLE_NS

@@ -16,14 +16,13 @@ returns the Axes (seaborn's contract: it never shows or saves).
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from visualizer.analysis.report import ConversationSummary, FrameAnalysis
 from visualizer.model import PROTOCOL_NUMBERS
-from visualizer.render.layout import FOLD_DETAIL_BUDGET, LadderBuilder, LadderLayout
+from visualizer.render.layout import FOLD_DETAIL_BUDGET, LadderBuilder, LadderLayout, endpoint_text, wrap_title
 
 if TYPE_CHECKING:  # matplotlib loads when a figure is drawn
     from matplotlib.axes import Axes
@@ -83,11 +82,37 @@ def outcome_of(conversation: ConversationSummary) -> str:
     return conversation.outcome if conversation.protocol == "tcp" and conversation.outcome else conversation.protocol
 
 
+def conversation_endpoints(conversation: ConversationSummary) -> str:
+    """``10.0.0.1:40000 → [2001:db8::2]:80``: client → server."""
+    return (
+        f"{endpoint_text(conversation.address_a, conversation.port_a)}"
+        f" → {endpoint_text(conversation.address_b, conversation.port_b)}"
+    )
+
+
 def conversation_name(conversation: ConversationSummary) -> str:
     """``TCP 3  10.0.0.1:40000 → 10.0.0.2:80``: the stream number to choose, and its endpoints."""
-    return (
-        f"{conversation.protocol.upper()} {conversation.stream}  {conversation.address_a}:{conversation.port_a}"
-        f" → {conversation.address_b}:{conversation.port_b}"
+    return f"{conversation.protocol.upper()} {conversation.stream}  {conversation_endpoints(conversation)}"
+
+
+def oriented(conversation: ConversationSummary, responder_first: Collection[int]) -> ConversationSummary:
+    """The conversation with its client as ``a``: the summary names the first frame's sender ``a``,
+    the server when the capture starts at its SYN-ACK (``LadderBuilder.responder_first``)."""
+    if conversation.protocol != "tcp" or conversation.stream not in responder_first:
+        return conversation
+    c = conversation
+    return replace(
+        c,
+        address_a=c.address_b,
+        port_a=c.port_b,
+        address_b=c.address_a,
+        port_b=c.port_a,
+        frames_a_to_b=c.frames_b_to_a,
+        bytes_a_to_b=c.bytes_b_to_a,
+        frames_b_to_a=c.frames_a_to_b,
+        bytes_b_to_a=c.bytes_a_to_b,
+        state_a=c.state_b,
+        state_b=c.state_a,
     )
 
 
@@ -132,11 +157,20 @@ class ConversationLadders:
         keys += [key for key in self.builders if key not in summaries]
         ladders = []
         for key in keys:
-            layout = self.builders[key].finish()
+            builder = self.builders[key]
+            layout = builder.finish()
             if layout.rows:
-                layout.title = title(summaries.get(key), layout.frames)
+                summary = summaries.get(key)
+                if summary is not None:
+                    summary = oriented(summary, builder.responder_first)
+                layout.title = title(summary, layout.frames)
                 ladders.append((key, layout))
         return ladders
+
+    def oriented_conversations(self) -> list[ConversationSummary]:
+        """The conversations, each with its client as ``a`` (see :func:`oriented`)."""
+        first = {key[1] for key, builder in self.builders.items() if key[0] == "tcp" and builder.responder_first}
+        return [oriented(conversation, first) for conversation in self.conversations]
 
 
 def draw_overview(
@@ -175,7 +209,7 @@ def draw_overview(
         times = [c.first_time_ns for c in conversations] + list(other_times)
         origin_ns = min(times) if times else 0
     made = ax is None
-    title_lines = textwrap.wrap(title, int(WIDTH_INCHES / TITLE_CHARACTER_INCHES)) if title else []
+    title_lines = wrap_title(title, int(WIDTH_INCHES / TITLE_CHARACTER_INCHES)) if title else []
     title = "\n".join(title_lines)
     height = 1.55 + 0.2 * max(1, len(title_lines)) + ROW_INCHES * max(rows, 1)
     if ax is None:
