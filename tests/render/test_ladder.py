@@ -497,3 +497,13 @@ def test_a_capture_that_starts_at_the_syn_ack_names_its_sender_the_server() -> N
     (start, _), (end, _) = ends(first)
     assert start > end  # from the server, on the right, to the client
     plt.close("all")
+
+
+def test_a_title_never_breaks_inside_a_parenthesis() -> None:
+    report = analyse_file(STORY, keep_frames=True)
+    for length in range(80, 125, 2):  # the heading wraps at 87 or 119 characters: "(2" ends a line
+        title = "x" * (length - 12) + " and (2 frames)"
+        ax = draw_ladder(ladder_layout(report, stream=0), title=title)
+        heading = max(ax.texts, key=lambda text: text.get_fontsize()).get_text()
+        assert "(2 frames)" in heading, heading
+        plt.close("all")

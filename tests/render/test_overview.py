@@ -12,7 +12,14 @@ from matplotlib.patches import Rectangle
 from tests.packets import ACK, FIN, RST, SYN, Conversation, decode_all, ethernet
 from visualizer.analysis.analyzer import analyse
 from visualizer.pipeline import analyse_file
-from visualizer.render.overview import OUTCOME_COLOURS, ConversationLadders, conversation_key, draw_overview
+from visualizer.render.overview import (
+    OUTCOME_COLOURS,
+    ConversationLadders,
+    conversation_endpoints,
+    conversation_key,
+    conversation_name,
+    draw_overview,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "captures"
 
@@ -82,3 +89,18 @@ def test_an_icmp_error_belongs_to_the_conversation_it_quotes() -> None:
     frames = analyse_file(SCENARIOS / "udp-closed-port.pcap", keep_frames=True).frame_analyses
     assert [conversation_key(frame) for frame in frames] == [("udp", 0), ("udp", 0)]
     assert frames[1].protocol.startswith("icmp")
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "captures"
+
+
+def test_ipv6_endpoints_are_bracketed_and_a_syn_ack_first_conversation_starts_at_its_client() -> None:
+    report = analyse_file(CORPUS / "zeek-ipv6-fragmented-dns.pcap", keep_frames=True)
+    names = [conversation_name(conversation) for conversation in report.conversations]
+    assert names and all(name.count("[") == 2 and "]:" in name for name in names), names
+    report = analyse_file(CORPUS / "zeek-ctu-64702-888.pcap", keep_frames=True)
+    ladders = ConversationLadders(report.conversations).extend(report.frame_analyses)
+    (conversation,) = ladders.oriented_conversations()
+    assert conversation_endpoints(conversation) == "192.168.1.108:64702 → 185.33.86.224:888"
+    ((_, layout),) = ladders.finish(lambda conversation, frames: conversation_endpoints(conversation))
+    assert layout.title == "192.168.1.108:64702 → 185.33.86.224:888"
