@@ -288,7 +288,14 @@ def test_dup_acks_carry_their_sack_blocks_and_a_fast_retransmission_links_every_
 def test_two_findings_on_one_row_are_separated_and_a_lone_one_still_says_what_it_means() -> None:
     ax = drawn("craft-rst-injection")
     texts = [text.get_text() for text in ax.texts]
-    assert "RST ignored: outside the window;\ninjected (its socket still sends #10)" in texts
+    # Each finding its own text (in its own colour), the second on the next line.
+    first, second = [text for text in ax.texts if text.get_gid() in ("event-6-rst_ignored", "event-6-injected_rst")]
+    assert (first.get_text(), second.get_text()) == (
+        "RST ignored: outside the window;",
+        "injected (its socket still sends #10)",
+    )
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    assert second.get_window_extent(renderer).y1 <= first.get_window_extent(renderer).y0 + 1
     # #10: Wireshark's retransmission with no first sending captured: no arc, but words that say so.
     assert "retransmission: first sending not captured" in texts
     assert not [patch for patch in ax.patches if (patch.get_gid() or "").startswith("link-10-")]
@@ -507,3 +514,44 @@ def test_a_title_never_breaks_inside_a_parenthesis() -> None:
         heading = max(ax.texts, key=lambda text: text.get_fontsize()).get_text()
         assert "(2 frames)" in heading, heading
         plt.close("all")
+
+
+def event_texts(ax: Axes) -> list[Text]:
+    return [text for text in ax.texts if (text.get_gid() or "").startswith("event-")]
+
+
+def test_a_finding_has_one_colour_in_every_row_and_the_legend_names_the_findings_drawn() -> None:
+    ax = draw_ladder(analyse_file(SCENARIOS / "craft-rst-injection.pcap", keep_frames=True), stream=0)
+    colours: dict[str, set[str]] = {}
+    for text in event_texts(ax):
+        kind = text.get_gid().split("-", 2)[2]
+        colours.setdefault(kind, set()).add(matplotlib.colors.to_hex(text.get_color()))
+    assert {"rst_accepted", "injected_rst", "retransmission"} <= set(colours)
+    assert all(len(found) == 1 for found in colours.values()), colours
+    assert colours["rst_accepted"] != colours["retransmission"]
+    plt.close("all")
+    ax = draw_ladder(analyse_file(SCENARIOS / "refused.pcap", keep_frames=True), stream=0)
+    legend = ax.get_legend()
+    assert legend is not None
+    findings = [text.get_text() for text in legend.get_texts() if text.get_text().startswith("finding")]
+    assert findings == ["finding: no listener"]
+    plt.close("all")
+
+
+def test_a_rst_found_ignored_later_is_drawn_ignored_only() -> None:
+    # Frame 7: the analysis finds the RST accepted, then ignored when its receiver sends #8 (and keeps
+    # the receiver ESTABLISHED): the row says ignored, and nothing of a reset.
+    ax = draw_ladder(analyse_file(CORPUS / "zeek-get-to-ssh-server.pcap", keep_frames=True), stream=0)
+    words = " ".join(text.get_text() for text in event_texts(ax) if text.get_gid().startswith("event-7-"))
+    assert "RST ignored: #8 follows" in words and "accepted" not in words
+    assert any(line.get_gid() == "fate-7" for line in ax.lines)
+    plt.close("all")
+
+
+def test_findings_start_right_of_the_last_lifelines_state_names() -> None:
+    ax = draw_ladder(analyse_file(SCENARIOS / "refused.pcap", keep_frames=True), stream=0)
+    boxes = dict(text_boxes(ax))
+    finding = boxes["no listener: refused"]
+    state = max((box for text, box in text_boxes(ax) if text == "CLOSED"), key=lambda box: box.x1)
+    assert 0 < finding.x0 - state.x1 < 40  # pixels: beside the state names, not a column further
+    plt.close("all")

@@ -21,6 +21,7 @@ from matplotlib.legend import Legend
 from matplotlib.legend_handler import HandlerBase
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
+from matplotlib.text import Text
 from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
@@ -32,6 +33,7 @@ from visualizer.render.layout import (
     Mark,
     Participant,
     build_ladder,
+    linked_frames,
     pause_unit,
     wrap_title,
 )
@@ -97,31 +99,54 @@ STATE_COLOURS = {
     "TIME-WAIT": YELLOW,
     "CLOSED": "#BBBBBB",
 }
-OTHER_EVENT_COLOUR = PURPLE
-EVENT_COLOURS = {
-    "retransmission": VERMILLION,
-    "fast_retransmission": VERMILLION,
-    "spurious_retransmission": VERMILLION,
-    "not_received": VERMILLION,
-    "bad_checksum": VERMILLION,
-    "injected_rst": VERMILLION,
-    "state_anomaly": VERMILLION,
-    "duplicate_ack": ORANGE,
-    "challenge_ack": ORANGE,
-    "rst_ignored": ORANGE,
-    "rst_challenged": ORANGE,
+OTHER_EVENT_COLOUR = "#555555"
+_FINDING_GROUPS = {
+    VERMILLION: (
+        "retransmission",
+        "fast_retransmission",
+        "spurious_retransmission",
+        "not_received",
+        "not_yet_received",
+        "lost_segment",
+        "ack_lost_segment",
+        "bad_checksum",
+        "state_anomaly",
+        "undecoded",
+    ),
+    ORANGE: ("duplicate_ack", "out_of_order"),
+    BLUE: ("rst_accepted", "rst_ignored", "rst_challenged", "challenge_ack", "injected_rst", "no_listener"),
+    PURPLE: (
+        "zero_window",
+        "zero_window_probe",
+        "zero_window_probe_ack",
+        "window_full",
+        "window_update",
+        "keep_alive",
+        "keep_alive_ack",
+    ),
 }
-
-EVENT_COLOUR_NAMES = {
-    VERMILLION: "finding: loss, retransmission, error",
-    ORANGE: "finding: duplicate ACK, RST handling",
-    OTHER_EVENT_COLOUR: "finding: window, keep-alive, other",
+EVENT_COLOURS = {kind: colour for colour, kinds in _FINDING_GROUPS.items() for kind in kinds}
+"""One colour per finding kind, wherever it appears (loss and errors, duplicate ACKs and order, RST
+handling, window and keep-alive); the others (states assumed, ports reused...) in dark grey."""
+FINDING_NAMES = {
+    "duplicate_ack": "dup ACK",
+    "rst_accepted": "RST accepted",
+    "rst_ignored": "RST ignored",
+    "rst_challenged": "RST challenged",
+    "challenge_ack": "challenge ACK",
+    "injected_rst": "injected RST",
+    "zero_window_probe_ack": "probe answered",
+    "lost_segment": "segment not captured",
+    "ack_lost_segment": "ACK of unseen data",
 }
+"""A finding's name in the legend (else its kind in words)."""
+LEGEND_FINDINGS = 4
+"""Findings named in one legend entry; more are "…"."""
 
 
-def _event_colour(row: Arrow) -> str:
-    """The colour of a row's findings: its first one that has a colour of its own, else the others'."""
-    return next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), OTHER_EVENT_COLOUR)
+def event_colour(kind: str) -> str:
+    """The colour of a finding of ``kind``, in every row."""
+    return EVENT_COLOURS.get(kind, OTHER_EVENT_COLOUR)
 
 
 ROW_HEIGHT_INCHES = 0.36
@@ -330,7 +355,7 @@ def draw_ladder(
     has_events = any(isinstance(row, Arrow) and row.events for row in layout.rows)
     lifelines = _lifeline_x(layout)
     widening = max(lifelines) - RIGHT_LIFELINE if len(lifelines) > 1 else 0.0
-    event_column = EVENT_COLUMN + widening
+    event_column = _event_column(layout, lifelines)
     right_edge = (RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75) + widening
     heading = title if title is not None else layout.title
     if layout.pages > 1:
@@ -386,6 +411,30 @@ def draw_ladder(
     if fitted:
         _fit_figure(ax, lifelines, rows_inches)
     return ax
+
+
+STATE_FONT = 7.0
+STATE_CHARACTER_WIDTH = 0.66 * STATE_FONT / 72 / UNIT_INCHES
+"""At most one bold DejaVu Sans character of a state's name on a lifeline, in x units."""
+LINK_ROOM = 0.45
+"""Room left of the event column for its arcs to bow into (x units)."""
+
+
+def _event_column(layout: LadderLayout, lifelines: list[float]) -> float:
+    """The x of the findings: right of the rightmost lifeline's state names (the longest drawn), and
+    of the arcs' bow when there are arcs; never farther than the standard column."""
+    right = max(lifelines) if lifelines else RIGHT_LIFELINE
+    index = lifelines.index(right) if lifelines else -1
+    names = [
+        state
+        for row in layout.rows
+        if isinstance(row, Arrow) and row.protocol == "tcp"
+        for state, at in ((row.sender_state, row.source), (row.receiver_state, row.target))
+        if at == index
+    ]
+    states = 0.14 + max(map(len, names), default=0) * STATE_CHARACTER_WIDTH + 0.25
+    arcs = LINK_ROOM if any(isinstance(row, Arrow) and linked_frames(row) for row in layout.rows) else 0.0
+    return right + min(EVENT_COLUMN - RIGHT_LIFELINE, max(states + arcs, 0.6))
 
 
 def _spacing(lifelines: list[float]) -> float:
@@ -539,18 +588,7 @@ def _draw_arrow(
     _draw_label(ax, row, y, start, end)
     _draw_gutter(ax, row, y, origin)
     if row.events:
-        colour = _event_colour(row)
-        ax.text(
-            event_column,
-            y + SLANT / 2,
-            _wrap_events(row.events),
-            ha="left",
-            va="center",
-            fontsize=8,
-            color=colour,
-            fontweight="bold",
-            zorder=4,
-        )
+        _draw_events(ax, row, event_column, y + SLANT / 2)
 
 
 STAMP_FONT = 7.0
@@ -699,18 +737,47 @@ EVENT_CHARACTERS = 46
 """What fits on one line of the event column; longer lists of findings wrap."""
 
 
-def _wrap_events(events: tuple[str, ...]) -> str:
-    """Findings separated by "; ", wrapped between findings (never inside one) to the column's width;
-    a wrapped line keeps its ";" so that two findings never read as one sentence."""
-    lines: list[str] = []
-    for event in events:
-        if lines and len(lines[-1]) + 2 + len(event) <= EVENT_CHARACTERS:
-            lines[-1] += "; " + event
+def _event_lines(row: Arrow) -> list[list[tuple[str, str]]]:
+    """The row's findings as lines of (text, kind), separated by "; " and wrapped between findings
+    (never inside one) to the column's width; a wrapped line keeps its ";" so that two findings
+    never read as one sentence."""
+    kinds = row.event_kinds or ("",) * len(row.events)
+    lines: list[list[tuple[str, str]]] = []
+    width = 0
+    for event, kind in zip(row.events, kinds):
+        if lines and width + 2 + len(event) <= EVENT_CHARACTERS:
+            lines[-1].append(("; " + event, kind))
+            width += 2 + len(event)
         else:
             if lines:
-                lines[-1] += ";"
-            lines.append(event)
-    return "\n".join(lines)
+                text, last = lines[-1][-1]
+                lines[-1][-1] = (text + ";", last)
+            lines.append([(event, kind)])
+            width = len(event)
+    return lines
+
+
+EVENT_FONT = 8.0
+EVENT_LINE = EVENT_FONT * 1.2 / 72 / ROW_HEIGHT_INCHES
+"""One line of the event column, in rows."""
+
+
+def _draw_events(ax: Axes, row: Arrow, x: float, middle: float) -> None:
+    """The row's findings in the event column, each in its kind's colour: a text each, placed after
+    the one before it on its line (matplotlib measures them), the lines centred on ``middle``."""
+    lines = _event_lines(row)
+    first_y = middle - EVENT_LINE * (len(lines) - 1) / 2
+    for number, line in enumerate(lines):
+        previous: Text | None = None
+        for text, kind in line:
+            style = {"fontsize": EVENT_FONT, "color": event_colour(kind), "fontweight": "bold", "zorder": 4}
+            if previous is None:
+                previous = ax.text(x, first_y + number * EVENT_LINE, text, ha="left", va="center", **style)
+            else:
+                previous = ax.annotate(
+                    text, xy=(1, 0.5), xycoords=previous, ha="left", va="center", annotation_clip=False, **style
+                )
+            previous.set_gid(f"event-{row.frame}-{kind}")
 
 
 FOLD_COLOUR, FOLD_EDGE = "#F4F4F4", "#AAAAAA"
@@ -1014,9 +1081,21 @@ def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: lis
         by_colour.setdefault(STATE_COLOURS.get(state, GREY), []).append(state)
     for colour, names in by_colour.items():
         handles.append(Patch(facecolor=colour, edgecolor="none", alpha=0.9, label="state " + ", ".join(names)))
-    event_colours = {_event_colour(row) for row in layout.rows if isinstance(row, Arrow) and row.events}
-    for colour, text in EVENT_COLOUR_NAMES.items():
-        if colour in event_colours:
+    findings: dict[str, list[str]] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow):
+            for kind in row.event_kinds:
+                names = findings.setdefault(event_colour(kind), [])
+                name = FINDING_NAMES.get(kind, kind.replace("_", " "))
+                if name not in names:
+                    names.append(name)
+    tints: dict[str, str] = {}
+    for colour in [*_FINDING_GROUPS, OTHER_EVENT_COLOUR]:
+        names = findings.get(colour)
+        if names:
+            more = ", …" if len(names) > LEGEND_FINDINGS else ""
+            text = "finding: " + ", ".join(names[:LEGEND_FINDINGS]) + more
+            tints[text] = colour
             handles.append(Patch(facecolor="none", edgecolor="none", label=text))
     if not handles:
         handles.append(Line2D([0], [0], color=GREY, label="no frames"))
@@ -1033,7 +1112,7 @@ def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: lis
         handler_map={FancyArrowPatch: _ArrowHandler()},
     )
     for entry in legend.get_texts():
-        tint = next((c for c, name in EVENT_COLOUR_NAMES.items() if name == entry.get_text()), None)
+        tint = tints.get(entry.get_text())
         if tint is not None:  # a finding's colour is the colour of its words
             entry.set_color(tint)
             entry.set_fontweight("bold")

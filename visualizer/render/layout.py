@@ -156,6 +156,8 @@ class Arrow:
     """What became of the segment, from the analysis's findings: ``""`` delivered (or unknown),
     ``lost`` (never received: lost after the capture point), ``discarded`` (bad checksum),
     ``ignored`` (a RST its receiver did not act on)."""
+    event_kinds: tuple[str, ...] = ()
+    """The finding kind of each of ``events`` (what colours it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,17 +372,28 @@ def _event_text(finding: Finding, frame: FrameAnalysis) -> str:
     return _EVENT_TEXTS.get(kind, kind.replace("_", " "))
 
 
-def _event_texts(frame: FrameAnalysis) -> tuple[str, ...]:
-    texts = []
+_SUPERSEDED = {
+    "retransmission": frozenset({"fast_retransmission", "spurious_retransmission"}),
+    # A RST found accepted, then ignored when its receiver kept sending: the analysis keeps both
+    # findings, but its receiver state (not reset) follows the later one; the row says that one.
+    "rst_accepted": frozenset({"rst_ignored"}),
+}
+"""Findings a row leaves unsaid when the frame also has a more precise (or later) one."""
+
+
+def _event_texts(frame: FrameAnalysis) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The row's findings as words, and the kind of each (its colour)."""
+    kinds = {finding.kind for finding in frame.findings}
+    texts: list[str] = []
+    of_kind: list[str] = []
     for finding in frame.findings:
-        if finding.kind == "retransmission" and any(
-            other.kind in ("fast_retransmission", "spurious_retransmission") for other in frame.findings
-        ):
+        if kinds & _SUPERSEDED.get(finding.kind, frozenset()):
             continue
         text = _event_text(finding, frame)
         if text and text not in texts:
             texts.append(text)
-    return tuple(texts)
+            of_kind.append(finding.kind)
+    return tuple(texts), tuple(of_kind)
 
 
 _EVENT_TEXTS = {
@@ -649,7 +662,7 @@ class LadderBuilder:
             label = f"{frame.protocol.upper()} {name} ({code})" if name else f"{frame.protocol.upper()} {code}"
         else:
             label = record.layers.rsplit(":", 1)[-1] if record.layers else "frame"
-        events = _event_texts(frame)
+        events, event_kinds = _event_texts(frame)
         tooltip = f"frame {record.number}: {label}"
         if frame.findings:
             tooltip += " [" + "; ".join(finding.reason or finding.kind for finding in frame.findings) + "]"
@@ -675,6 +688,7 @@ class LadderBuilder:
             frame.protocol,
             frame.stream,
             fate,
+            event_kinds,
         )
 
     def _start_fold(self) -> None:
