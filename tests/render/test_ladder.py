@@ -555,3 +555,17 @@ def test_findings_start_right_of_the_last_lifelines_state_names() -> None:
     state = max((box for text, box in text_boxes(ax) if text == "CLOSED"), key=lambda box: box.x1)
     assert 0 < finding.x0 - state.x1 < 40  # pixels: beside the state names, not a column further
     plt.close("all")
+
+
+def test_neighbor_discovery_is_named_and_not_drawn_as_an_icmp_error() -> None:
+    report = analyse_file(CORPUS / "zeek-ipv6-http-atomic-frag.pcap", keep_frames=True)
+    icmp = [frame for frame in report.frame_analyses if frame.protocol == "icmpv6"]
+    ax = draw_ladder(ladder_layout(icmp))
+    labels = {text.get_text() for text in ax.texts if (text.get_gid() or "").startswith("label-")}
+    assert labels == {"ICMPv6 neighbor advertisement (type 136)", "ICMPv6 neighbor solicitation (type 135)"}
+    error = matplotlib.colors.to_hex(STYLES["icmp"].color)
+    assert all(matplotlib.colors.to_hex(arrow.get_edgecolor()) != error for arrow in frame_arrows(ax))
+    legend = ax.get_legend()
+    assert legend is not None
+    assert "ICMP error" not in {text.get_text() for text in legend.get_texts()}
+    plt.close("all")

@@ -71,6 +71,7 @@ STYLES: dict[str, Style] = {
     "retransmission": Style(VERMILLION, "-", 1.8, "-|>"),
     "udp": Style(SKY, (0, (6, 2, 1, 2)), 1.6, "-|>"),
     "icmp": Style(ORANGE, (0, (1, 2)), 1.8, "-|>"),
+    "icmp_info": Style(SKY, (0, (1, 2)), 1.6, "-|>"),
     "other": Style(GREY, ":", 1.0, "-|>"),
 }
 KIND_NAMES = {
@@ -82,6 +83,7 @@ KIND_NAMES = {
     "retransmission": "retransmission",
     "udp": "UDP datagram",
     "icmp": "ICMP error",
+    "icmp_info": "ICMP informational (echo, neighbor discovery...)",
     "other": "other",
 }
 PHASE_COLOURS = {"handshake": "#E5F0FA", "data": "#FFFFFF", "teardown": "#F6E8F1", "reset": "#FBE6DC"}

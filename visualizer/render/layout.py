@@ -79,18 +79,60 @@ FOLD_DETAIL_BUDGET = 50_000
 can unfold them; beyond this, folds stay shut. The rest of a folded run is only counted, so a
 ladder's memory follows its rows, not its frames."""
 
-KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "other")
-"""Arrow kinds, in legend order; the renderers give each its colour and line style."""
+KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "icmp_info", "other")
+"""Arrow kinds, in legend order; the renderers give each its colour and line style. ``icmp`` is an
+ICMP error, ``icmp_info`` an informational message (echo, neighbor discovery...)."""
 
 _ICMP_NAMES = {
+    (0, 0): "echo reply",
     (3, 0): "net unreachable",
     (3, 1): "host unreachable",
     (3, 3): "port unreachable",
     (3, 4): "fragmentation needed",
     (3, 13): "administratively prohibited",
+    (5, 0): "redirect",
+    (5, 1): "redirect",
+    (8, 0): "echo request",
+    (9, 0): "router advertisement",
+    (10, 0): "router solicitation",
     (11, 0): "TTL exceeded",
+    (13, 0): "timestamp request",
+    (14, 0): "timestamp reply",
 }
-_ICMPV6_NAMES = {(1, 4): "port unreachable", (1, 0): "no route", (3, 0): "hop limit exceeded", (2, 0): "too big"}
+_ICMPV6_NAMES = {
+    (1, 0): "no route",
+    (1, 1): "administratively prohibited",
+    (1, 3): "address unreachable",
+    (1, 4): "port unreachable",
+    (2, 0): "too big",
+    (3, 0): "hop limit exceeded",
+    (3, 1): "fragment reassembly time exceeded",
+    (4, 0): "parameter problem",
+    (128, 0): "echo request",
+    (129, 0): "echo reply",
+    (130, 0): "multicast listener query",
+    (131, 0): "multicast listener report",
+    (132, 0): "multicast listener done",
+    (133, 0): "router solicitation",
+    (134, 0): "router advertisement",
+    (135, 0): "neighbor solicitation",
+    (136, 0): "neighbor advertisement",
+    (137, 0): "redirect",
+    (143, 0): "multicast listener report v2",
+}
+ICMP_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
+"""ICMPv4 error messages (RFC 792, RFC 1122 s3.2.2); the other types are informational."""
+ICMPV6_FIRST_INFORMATIONAL = 128
+"""ICMPv6 types below 128 are errors, from 128 informational (RFC 4443 s2.1)."""
+
+
+def icmp_error(protocol: str, icmp_type: int | None) -> bool:
+    """Whether an ICMP or ICMPv6 message of ``icmp_type`` is an error (else informational)."""
+    if icmp_type is None:
+        return False
+    if protocol == "icmpv6":
+        return icmp_type < ICMPV6_FIRST_INFORMATIONAL
+    return icmp_type in ICMP_ERROR_TYPES
 
 
 def endpoint_text(address: str, port: int | None) -> str:
@@ -338,7 +380,7 @@ def _kind(frame: FrameAnalysis) -> str:
     if frame.protocol == "udp":
         return "udp"
     if frame.protocol in ("icmp", "icmpv6"):
-        return "icmp"
+        return "icmp" if icmp_error(frame.protocol, record.icmp_type) else "icmp_info"
     return "other"
 
 
@@ -658,8 +700,9 @@ class LadderBuilder:
         elif frame.protocol in ("icmp", "icmpv6"):
             names_table = _ICMP_NAMES if frame.protocol == "icmp" else _ICMPV6_NAMES
             name = names_table.get((record.icmp_type, record.icmp_code), "")
-            code = f"type {record.icmp_type} code {record.icmp_code}"
-            label = f"{frame.protocol.upper()} {name} ({code})" if name else f"{frame.protocol.upper()} {code}"
+            protocol = "ICMP" if frame.protocol == "icmp" else "ICMPv6"
+            code = f"type {record.icmp_type}" + (f" code {record.icmp_code}" if record.icmp_code else "")
+            label = f"{protocol} {name} ({code})" if name else f"{protocol} {code}"
         else:
             label = record.layers.rsplit(":", 1)[-1] if record.layers else "frame"
         events, event_kinds = _event_texts(frame)
