@@ -569,3 +569,17 @@ def test_neighbor_discovery_is_named_and_not_drawn_as_an_icmp_error() -> None:
     assert legend is not None
     assert "ICMP error" not in {text.get_text() for text in legend.get_texts()}
     plt.close("all")
+
+
+def test_lifelines_are_far_enough_apart_for_whole_labels_and_a_fold_spans_its_own() -> None:
+    # tcpdump-pptp: a TCP control connection and GRE between the same hosts (two host lifelines more).
+    report = analyse_file(CORPUS / "tcpdump-pptp.pcap", keep_frames=True)
+    layout = ladder_layout(report)
+    ax = draw_ladder(layout)
+    drawn = {text.get_gid(): text.get_text() for text in ax.texts if (text.get_gid() or "").startswith("label-")}
+    assert drawn == {f"label-{arrow.frame}": arrow.label for arrow in layout.arrows()}
+    (box,) = [patch for patch in ax.patches if (patch.get_gid() or "").startswith("fold-")]
+    xs = lifeline_xs(ax)
+    assert len(xs) == 4
+    assert (box.get_x(), box.get_x() + box.get_width()) == pytest.approx((xs[0], xs[1]))
+    plt.close("all")

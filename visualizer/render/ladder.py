@@ -222,9 +222,25 @@ def _lifeline_x(layout: LadderLayout) -> list[float]:
         max(len(line) for line in _header_lines(participant, 0.0).split("\n")) for participant in layout.participants
     )
     step = max((RIGHT_LIFELINE - LEFT_LIFELINE) / (count - 1), MINIMUM_SPACING, widest * HEADER_CHARACTER_WIDTH + 0.5)
+    gaps = [step] * (count - 1)
+    column = {index: position for position, index in enumerate(order)}
+    # Each arrow's label, whole, between its two lifelines (as far as two lifelines of the standard
+    # width would give it): the gaps it spans widen evenly, the narrowest arrows first.
+    needs: dict[tuple[int, int], float] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow) and row.source != row.target:
+            ends = sorted((column[row.source], column[row.target]))
+            stamps = sum(len(text) * STAMP_CHARACTER_WIDTH + 0.2 for text, _ in _stamps(row))
+            need = min(len(row.label) * CHARACTER_WIDTH + stamps + 0.4, RIGHT_LIFELINE - LEFT_LIFELINE)
+            needs[(ends[0], ends[1])] = max(needs.get((ends[0], ends[1]), 0.0), need)
+    for (left, right), need in sorted(needs.items(), key=lambda item: item[0][1] - item[0][0]):
+        short = need - sum(gaps[left:right])
+        if short > 0:
+            for gap in range(left, right):
+                gaps[gap] += short / (right - left)
     positions = [0.0] * len(layout.participants)
-    for column, index in enumerate(order):
-        positions[index] = LEFT_LIFELINE + column * step
+    for index in order:
+        positions[index] = LEFT_LIFELINE + sum(gaps[: column[index]])
     return positions
 
 
@@ -790,7 +806,8 @@ above the label of the row after it (that label rises some 0.4 row above its arr
 
 def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
     """A folded run: a dashed box across the lifelines that says, per direction, what it holds."""
-    left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
+    ends = [lifelines[index] for source, target, _ in row.traffic for index in (source, target)] or lifelines
+    left, right = (min(ends), max(ends)) if len(set(ends)) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
     box = Rectangle(
         (left, y + FOLD_TOP),
         right - left,
