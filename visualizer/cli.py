@@ -702,10 +702,7 @@ def _ladder_title(conversations: list[ConversationSummary], frames: int) -> str:
     if len(conversations) == 1:
         c = conversations[0]
         outcome = f", {c.outcome}" if c.outcome else ""
-        return (
-            f"{c.protocol.upper()} stream {c.stream}: {conversation_endpoints(c)}"
-            f"{outcome} ({frames} frames)"
-        )
+        return f"{c.protocol.upper()} stream {c.stream}: {conversation_endpoints(c)}{outcome} ({frames} frames)"
     if not conversations:
         return f"{frames} frames, no TCP or UDP conversation"
     names = ", ".join(f"{c.protocol.upper()} {c.stream}" for c in conversations[:6])

@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
-from matplotlib.text import Text
+from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
 from tests.packets import ACK, FIN, PSH, SYN, Conversation, decode_all
@@ -271,7 +271,7 @@ def test_labels_never_hide_their_own_arrow() -> None:
                 assert not (box.x0 < x < box.x1 and box.y0 < y < box.y1), (name, arrow.get_gid())
 
 
-def test_dup_acks_carry_their_sack_blocks_and_a_fast_retransmission_links_every_one_drawn() -> None:
+def test_dup_acks_carry_their_sack_blocks_and_a_fast_retransmission_links_its_original_and_trigger() -> None:
     ax = drawn("loss", stream=0)
     label = {text.get_gid(): text.get_text() for text in ax.texts}
     assert label["label-19"] == "ACK seq=1 ack=4941 win=70656 SACK 5929-6917"
@@ -281,7 +281,8 @@ def test_dup_acks_carry_their_sack_blocks_and_a_fast_retransmission_links_every_
     )
     linked = [14, 19, 21, 22, 27, 28, 29, 30, 37, 38, 39, 40, 41, 42]  # the original and all 13 dup ACKs
     shown = {int(arrow.get_gid().split("-")[1]) for arrow in frame_arrows(ax)}
-    assert links == [frame for frame in linked if frame in shown] == [14, 19, 42]  # the others are folded
+    assert [frame for frame in linked if frame in shown] == [14, 19, 42]  # the others are folded
+    assert links == [14, 42]  # the original and the last dup ACK; the text counts them all
     assert "fast retransmission of #14 after 13 dup ACKs" in [text.get_text() for text in ax.texts]
 
 
@@ -475,9 +476,7 @@ def crossing_borders(ax: Axes) -> list[tuple[str, str]]:
     for patch in boxes:
         outer = patch.get_window_extent(renderer)
         for text, extent in text_boxes(ax):
-            inside = (
-                extent.x0 >= outer.x0 and extent.x1 <= outer.x1 and extent.y0 >= outer.y0 and extent.y1 <= outer.y1
-            )
+            inside = extent.x0 >= outer.x0 and extent.x1 <= outer.x1 and extent.y0 >= outer.y0 and extent.y1 <= outer.y1
             meets = extent.x1 > outer.x0 and extent.x0 < outer.x1 and extent.y1 > outer.y0 and extent.y0 < outer.y1
             if meets and not inside:
                 found.append((patch.get_gid(), text))
@@ -582,4 +581,27 @@ def test_lifelines_are_far_enough_apart_for_whole_labels_and_a_fold_spans_its_ow
     xs = lifeline_xs(ax)
     assert len(xs) == 4
     assert (box.get_x(), box.get_x() + box.get_width()) == pytest.approx((xs[0], xs[1]))
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [CORPUS / "zeek-retransmit-fast009.pcap", SCENARIOS / "craft-silent-client.pcap", CORPUS / "zeek-ssh-dups.pcap"],
+)
+def test_every_arc_ends_at_words_on_its_frames_row_and_no_two_arcs_share_an_end(capture: Path) -> None:
+    layout = ladder_layout(analyse_file(capture, keep_frames=True), stream=0).paginate(100)[0]
+    ax = draw_ladder(layout)
+    words = [
+        text.get_position()
+        for text in ax.texts
+        if (text.get_gid() or "").startswith(("event-", "referred-")) and not isinstance(text, Annotation)
+    ]
+    arcs = [patch for patch in ax.patches if (patch.get_gid() or "").startswith("link-")]
+    assert arcs
+    ends_at = []
+    for arc in arcs:
+        (_, _), (x, y) = ends(arc)
+        assert any(abs(x - wx) < 0.2 and abs(y - wy) < 0.3 for wx, wy in words), arc.get_gid()
+        ends_at.append((round(x, 3), round(y, 3)))
+    assert len(set(ends_at)) == len(ends_at)
     plt.close("all")

@@ -10,7 +10,17 @@ from visualizer.analysis import analyse
 from visualizer.analysis.report import analysis_names
 from visualizer.pipeline import analyse_file
 from visualizer.render.export import ROWS_PER_PAGE
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, build_ladder, linked_frames, preview, wrap_title
+from visualizer.render.layout import (
+    Arrow,
+    Fold,
+    Gap,
+    LadderLayout,
+    Mark,
+    build_ladder,
+    linked_frames,
+    preview,
+    wrap_title,
+)
 
 CAPTURES = Path(__file__).parent.parent.parent / "captures"
 CORPUS = Path(__file__).parent.parent / "data" / "corpus" / "captures"

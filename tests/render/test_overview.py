@@ -112,7 +112,9 @@ def test_the_legend_sits_under_the_axis_label_and_the_notes_have_no_blank_column
     report = analyse_file(CORPUS / "zeek-ipv6-fragmented-dns.pcap", keep_frames=True)
     ladders = ConversationLadders(report.conversations).extend(report.frame_analyses)
     figure = Figure(dpi=100)
-    ax = draw_overview(report.conversations, other_times=ladders.other_times, files={("udp", 0): "a.png"}, figure=figure)
+    ax = draw_overview(
+        report.conversations, other_times=ladders.other_times, files={("udp", 0): "a.png"}, figure=figure
+    )
     canvas = FigureCanvasAgg(figure)
     canvas.draw()  # places the axis label
     renderer = canvas.get_renderer()

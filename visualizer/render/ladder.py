@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
@@ -33,6 +33,7 @@ from visualizer.render.layout import (
     Mark,
     Participant,
     build_ladder,
+    finding_name,
     linked_frames,
     pause_unit,
     wrap_title,
@@ -130,18 +131,6 @@ _FINDING_GROUPS = {
 EVENT_COLOURS = {kind: colour for colour, kinds in _FINDING_GROUPS.items() for kind in kinds}
 """One colour per finding kind, wherever it appears (loss and errors, duplicate ACKs and order, RST
 handling, window and keep-alive); the others (states assumed, ports reused...) in dark grey."""
-FINDING_NAMES = {
-    "duplicate_ack": "dup ACK",
-    "rst_accepted": "RST accepted",
-    "rst_ignored": "RST ignored",
-    "rst_challenged": "RST challenged",
-    "challenge_ack": "challenge ACK",
-    "injected_rst": "injected RST",
-    "zero_window_probe_ack": "probe answered",
-    "lost_segment": "segment not captured",
-    "ack_lost_segment": "ACK of unseen data",
-}
-"""A finding's name in the legend (else its kind in words)."""
 LEGEND_FINDINGS = 4
 """Findings named in one legend entry; more are "…"."""
 
@@ -788,7 +777,12 @@ def _draw_events(ax: Axes, row: Arrow, x: float, middle: float) -> None:
     for number, line in enumerate(lines):
         previous: Text | None = None
         for text, kind in line:
-            style = {"fontsize": EVENT_FONT, "color": event_colour(kind), "fontweight": "bold", "zorder": 4}
+            style: dict[str, Any] = {
+                "fontsize": EVENT_FONT,
+                "color": event_colour(kind),
+                "fontweight": "bold",
+                "zorder": 4,
+            }
             if previous is None:
                 previous = ax.text(x, first_y + number * EVENT_LINE, text, ha="left", va="center", **style)
             else:
@@ -874,6 +868,10 @@ LINK_BOW_INCHES = 0.6
 """How far at most an arc in the event column bows out to the left."""
 
 
+REFERRERS_NAMED = 3
+"""Rows named in the note of a referred row without findings ("sent again as #7, #8, #9 and 1 more")."""
+
+
 def _draw_links(
     ax: Axes,
     layout: LadderLayout,
@@ -881,37 +879,69 @@ def _draw_links(
     frame_y: dict[int, float],
     event_column: float = EVENT_COLUMN,
 ) -> set[str]:
-    """Arcs in the event column from a retransmission to its original (vermillion), and to every
-    duplicate ACK behind a fast one still drawn (orange; a folded one is counted in the event text):
-    nested arcs, the nearest innermost. Returns the colours drawn."""
-    drawn: set[str] = set()
+    """Arcs in the event column from a retransmission to its original (vermillion), and from a fast
+    one to the duplicate ACK that triggered it (orange; its text counts them all): see
+    :func:`~visualizer.render.layout.linked_frames`. An arc ends at its frame's row, at its findings or, when it
+    has none, at a note that names the rows referring to it; a frame referred to by several rows
+    gets one arc, from the nearest (the others' texts name it), so that arcs never braid. Returns
+    the colours drawn."""
+    with_events = {row.frame for row in layout.rows if isinstance(row, Arrow) and row.events}
+    referrers: dict[int, list[tuple[int, bool]]] = {}
+    arcs: list[tuple[Arrow, float, int, float]] = []
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or not row.links:
             continue
-        for linked in row.links:
-            target = frame_y.get(linked)
-            if target is None:
-                continue
-            colour = ORIGINAL_LINK if linked == row.original else TRIGGER_LINK
-            drawn.add(colour)
-            # Short arcs bow by 0.3 of their length, long ones at most LINK_BOW_INCHES (they would
-            # otherwise reach back over the lifelines).
-            bow = min(0.3, 2 * LINK_BOW_INCHES / max(1e-9, abs(y - target) * ROW_HEIGHT_INCHES))
-            ax.add_patch(
-                FancyArrowPatch(
-                    (event_column - 0.12, y + SLANT / 2),
-                    (event_column - 0.12, target + SLANT / 2),
-                    connectionstyle=f"arc3,rad={-bow:.3f}",
-                    arrowstyle="-|>",
-                    mutation_scale=8,
-                    color=colour,
-                    linestyle=LINK_STYLE,
-                    linewidth=1.0,
-                    zorder=2,
-                    gid=f"link-{row.frame}-{linked}",
-                )
+        # The original and the last duplicate ACK (the trigger; the text counts the others).
+        for linked in (linked for linked in linked_frames(row) if linked in frame_y and linked != row.frame):
+            referred = referrers.setdefault(linked, [])
+            referred.append((row.frame, linked == row.original))
+            if len(referred) == 1:
+                arcs.append((row, y, linked, frame_y[linked]))
+    drawn: set[str] = set()
+    for row, y, linked, target in arcs:
+        colour = ORIGINAL_LINK if linked == row.original else TRIGGER_LINK
+        drawn.add(colour)
+        # Short arcs bow by 0.3 of their length, long ones at most LINK_BOW_INCHES (they would
+        # otherwise reach back over the lifelines).
+        bow = min(0.3, 2 * LINK_BOW_INCHES / max(1e-9, abs(y - target) * ROW_HEIGHT_INCHES))
+        ax.add_patch(
+            FancyArrowPatch(
+                (event_column - 0.12, y + SLANT / 2),
+                (event_column - 0.12, target + SLANT / 2),
+                connectionstyle=f"arc3,rad={-bow:.3f}",
+                arrowstyle="-|>",
+                mutation_scale=8,
+                color=colour,
+                linestyle=LINK_STYLE,
+                linewidth=1.0,
+                zorder=2,
+                gid=f"link-{row.frame}-{linked}",
+            )
+        )
+    for linked, referred in referrers.items():
+        if linked not in with_events:
+            ax.text(
+                event_column,
+                frame_y[linked] + SLANT / 2,
+                _referrers_note(referred),
+                ha="left",
+                va="center",
+                fontsize=7.5,
+                style="italic",
+                color="#555555",
+                zorder=4,
+                gid=f"referred-{linked}",
             )
     return drawn
+
+
+def _referrers_note(referred: list[tuple[int, bool]]) -> str:
+    """What a row without findings says of the rows that refer to it: ``sent again as #7, #8``."""
+    frames = [f"#{frame}" for frame, _ in referred]
+    named = ", ".join(frames[:REFERRERS_NAMED]) + (
+        f" and {len(frames) - REFERRERS_NAMED} more" if len(frames) > REFERRERS_NAMED else ""
+    )
+    return ("sent again as " if all(original for _, original in referred) else "referred to by ") + named
 
 
 ORIGINAL_LINK, TRIGGER_LINK = VERMILLION, ORANGE
@@ -1105,15 +1135,15 @@ def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: lis
         if isinstance(row, Arrow):
             for kind in row.event_kinds:
                 names = findings.setdefault(event_colour(kind), [])
-                name = FINDING_NAMES.get(kind, kind.replace("_", " "))
+                name = finding_name(kind)
                 if name not in names:
                     names.append(name)
     tints: dict[str, str] = {}
     for colour in [*_FINDING_GROUPS, OTHER_EVENT_COLOUR]:
-        names = findings.get(colour)
-        if names:
-            more = ", …" if len(names) > LEGEND_FINDINGS else ""
-            text = "finding: " + ", ".join(names[:LEGEND_FINDINGS]) + more
+        drawn = findings.get(colour, [])
+        if drawn:
+            more = ", …" if len(drawn) > LEGEND_FINDINGS else ""
+            text = "finding: " + ", ".join(drawn[:LEGEND_FINDINGS]) + more
             tints[text] = colour
             handles.append(Patch(facecolor="none", edgecolor="none", label=text))
     if not handles:

@@ -311,9 +311,7 @@ _KEEP_TOGETHER = re.compile(r"\([^()]*\)")
 def wrap_title(text: str, width: int) -> list[str]:
     """``text`` wrapped to ``width`` characters, never inside a short parenthesis ("(2 frames)"
     stays on one line; one longer than a line may break)."""
-    joined = _KEEP_TOGETHER.sub(
-        lambda group: group[0].replace(" ", "\0") if len(group[0]) < width else group[0], text
-    )
+    joined = _KEEP_TOGETHER.sub(lambda group: group[0].replace(" ", "\0") if len(group[0]) < width else group[0], text)
     return [line.replace("\0", " ") for line in textwrap.wrap(joined, width)]
 
 
@@ -463,6 +461,14 @@ _EVENT_TEXTS = {
     "state_assumed": "states assumed (seen mid-stream)",
     "simultaneous_open": "simultaneous open",
 }
+
+
+_FINDING_NAMES = {"duplicate_ack": "dup ACK", "challenge_ack": "challenge ACK", "lost_segment": "segment not captured"}
+
+
+def finding_name(kind: str) -> str:
+    """A finding's kind in the words of its rows, without their detail ("RST accepted", "keep-alive")."""
+    return _FINDING_NAMES.get(kind) or _EVENT_TEXTS.get(kind, kind.replace("_", " ")).split(":")[0]
 
 
 class LadderBuilder:

@@ -239,9 +239,7 @@ def draw_overview(
         width = max(WIDTH_INCHES, left + right + 5.0)
         figure.set_size_inches(width, height)
         top = 0.3 + 0.2 * max(1, len(title_lines))
-        ax = figure.add_axes(
-            (left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height)
-        )
+        ax = figure.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
     starts = [(c.first_time_ns - origin_ns) / 1e9 for c in conversations]
     ends = [(max(c.last_time_ns, c.first_time_ns) - origin_ns) / 1e9 for c in conversations]
     other = [(time - origin_ns) / 1e9 for time in other_times]
