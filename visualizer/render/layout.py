@@ -150,7 +150,8 @@ class Participant:
     address: str
     port: int | None
     role: str
-    """``client`` (the initiator), ``server``, ``host`` (no port known), or ``injector``: whoever sent
+    """``client`` (the initiator; in a capture that starts at the SYN-ACK, the SYN-ACK's receiver),
+    ``server``, ``host`` (no port known), or ``injector``: whoever sent
     segments in this endpoint's name that its socket did not send (finding ``injected_rst``)."""
     stream: int | None = None
     """The TCP stream of this socket, set when the ladder shows several: each is its own lifeline
