@@ -589,6 +589,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     else:
         from visualizer.render.layout import LadderBuilder
+        from visualizer.render.overview import oriented
 
         target = output or Path(f"{stem}.{file_format}")
         if file_format not in ("ascii", "mermaid") or output is not None:
@@ -599,7 +600,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         layout = builder.finish()
         if not layout.rows:
             raise UsageError(f"{arguments.file}: nothing to draw (no frames selected)")
-        layout.title = _ladder_title(conversations, layout.frames)
+        layout.title = _ladder_title([oriented(c, builder.responder_first) for c in conversations], layout.frames)
         if file_format in ("ascii", "mermaid") and output is None:
             from visualizer.render.text import to_ascii, to_mermaid
 
@@ -638,6 +639,7 @@ def _save_conversations(
     if count <= MAXIMUM_LADDERS:
         sorter = ConversationLadders(conversations, fold=fold, origin_ns=report.first_time_ns).extend(frames)
         other_times = sorter.other_times
+        conversations = sorter.oriented_conversations()
 
         def title(conversation: ConversationSummary | None, drawn: int) -> str:
             if conversation is None:
@@ -695,13 +697,12 @@ def _frames_to_draw(
 
 
 def _ladder_title(conversations: list[ConversationSummary], frames: int) -> str:
+    from visualizer.render.overview import conversation_endpoints
+
     if len(conversations) == 1:
         c = conversations[0]
         outcome = f", {c.outcome}" if c.outcome else ""
-        return (
-            f"{c.protocol.upper()} stream {c.stream}: {c.address_a}:{c.port_a} → {c.address_b}:{c.port_b}"
-            f"{outcome} ({frames} frames)"
-        )
+        return f"{c.protocol.upper()} stream {c.stream}: {conversation_endpoints(c)}{outcome} ({frames} frames)"
     if not conversations:
         return f"{frames} frames, no TCP or UDP conversation"
     names = ", ".join(f"{c.protocol.upper()} {c.stream}" for c in conversations[:6])

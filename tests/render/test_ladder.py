@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
-from matplotlib.text import Text
+from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
 from tests.packets import ACK, FIN, PSH, SYN, Conversation, decode_all
@@ -271,7 +271,7 @@ def test_labels_never_hide_their_own_arrow() -> None:
                 assert not (box.x0 < x < box.x1 and box.y0 < y < box.y1), (name, arrow.get_gid())
 
 
-def test_dup_acks_carry_their_sack_blocks_and_a_fast_retransmission_links_every_one_drawn() -> None:
+def test_dup_acks_carry_their_sack_blocks_and_a_fast_retransmission_links_its_original_and_trigger() -> None:
     ax = drawn("loss", stream=0)
     label = {text.get_gid(): text.get_text() for text in ax.texts}
     assert label["label-19"] == "ACK seq=1 ack=4941 win=70656 SACK 5929-6917"
@@ -281,14 +281,22 @@ def test_dup_acks_carry_their_sack_blocks_and_a_fast_retransmission_links_every_
     )
     linked = [14, 19, 21, 22, 27, 28, 29, 30, 37, 38, 39, 40, 41, 42]  # the original and all 13 dup ACKs
     shown = {int(arrow.get_gid().split("-")[1]) for arrow in frame_arrows(ax)}
-    assert links == [frame for frame in linked if frame in shown] == [14, 19, 42]  # the others are folded
+    assert [frame for frame in linked if frame in shown] == [14, 19, 42]  # the others are folded
+    assert links == [14, 42]  # the original and the last dup ACK; the text counts them all
     assert "fast retransmission of #14 after 13 dup ACKs" in [text.get_text() for text in ax.texts]
 
 
 def test_two_findings_on_one_row_are_separated_and_a_lone_one_still_says_what_it_means() -> None:
     ax = drawn("craft-rst-injection")
     texts = [text.get_text() for text in ax.texts]
-    assert "RST ignored: outside the window;\ninjected (its socket still sends #10)" in texts
+    # Each finding its own text (in its own colour), the second on the next line.
+    first, second = [text for text in ax.texts if text.get_gid() in ("event-6-rst_ignored", "event-6-injected_rst")]
+    assert (first.get_text(), second.get_text()) == (
+        "RST ignored: outside the window;",
+        "injected (its socket still sends #10)",
+    )
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    assert second.get_window_extent(renderer).y1 <= first.get_window_extent(renderer).y0 + 1
     # #10: Wireshark's retransmission with no first sending captured: no arc, but words that say so.
     assert "retransmission: first sending not captured" in texts
     assert not [patch for patch in ax.patches if (patch.get_gid() or "").startswith("link-10-")]
@@ -458,3 +466,142 @@ def test_a_frame_earlier_than_the_previous_row_shows_a_negative_pause() -> None:
         "-41 µs",
         "-2.50 s",
     ]
+
+
+def crossing_borders(ax: Axes) -> list[tuple[str, str]]:
+    """Texts whose extent crosses a fold box's border (inside and outside it at once)."""
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    boxes = [patch for patch in ax.patches if (patch.get_gid() or "").startswith("fold-")]
+    found = []
+    for patch in boxes:
+        outer = patch.get_window_extent(renderer)
+        for text, extent in text_boxes(ax):
+            inside = extent.x0 >= outer.x0 and extent.x1 <= outer.x1 and extent.y0 >= outer.y0 and extent.y1 <= outer.y1
+            meets = extent.x1 > outer.x0 and extent.x0 < outer.x1 and extent.y1 > outer.y0 and extent.y0 < outer.y1
+            if meets and not inside:
+                found.append((patch.get_gid(), text))
+    return found
+
+
+@pytest.mark.parametrize("capture", ["full-duplex", "zero-window", "nagle"])
+def test_no_text_touches_a_fold_box_border(capture: str) -> None:
+    report = analyse_file(SCENARIOS / f"{capture}.pcap", keep_frames=True)
+    ax = draw_ladder(report, stream=0)
+    assert any((patch.get_gid() or "").startswith("fold-") for patch in ax.patches)
+    assert crossing_borders(ax) == []
+    plt.close("all")
+
+
+def test_a_capture_that_starts_at_the_syn_ack_names_its_sender_the_server() -> None:
+    # Frame 1 is 185.33.86.224:888's SYN-ACK: the analysis starts it in SYN-RECEIVED, a server.
+    report = analyse_file(CORPUS / "zeek-ctu-64702-888.pcap", keep_frames=True)
+    layout = ladder_layout(report, stream=0)
+    roles = {participant.port: participant.role for participant in layout.participants}
+    assert roles == {888: "server", 64702: "client"}
+    ax = draw_ladder(layout)
+    (first,) = [patch for patch in frame_arrows(ax) if patch.get_gid() == "frame-1"]
+    (start, _), (end, _) = ends(first)
+    assert start > end  # from the server, on the right, to the client
+    plt.close("all")
+
+
+def test_a_title_never_breaks_inside_a_parenthesis() -> None:
+    report = analyse_file(STORY, keep_frames=True)
+    for length in range(80, 125, 2):  # the heading wraps at 87 or 119 characters: "(2" ends a line
+        title = "x" * (length - 12) + " and (2 frames)"
+        ax = draw_ladder(ladder_layout(report, stream=0), title=title)
+        heading = max(ax.texts, key=lambda text: text.get_fontsize()).get_text()
+        assert "(2 frames)" in heading, heading
+        plt.close("all")
+
+
+def event_texts(ax: Axes) -> list[Text]:
+    return [text for text in ax.texts if (text.get_gid() or "").startswith("event-")]
+
+
+def test_a_finding_has_one_colour_in_every_row_and_the_legend_names_the_findings_drawn() -> None:
+    ax = draw_ladder(analyse_file(SCENARIOS / "craft-rst-injection.pcap", keep_frames=True), stream=0)
+    colours: dict[str, set[str]] = {}
+    for text in event_texts(ax):
+        kind = text.get_gid().split("-", 2)[2]
+        colours.setdefault(kind, set()).add(matplotlib.colors.to_hex(text.get_color()))
+    assert {"rst_accepted", "injected_rst", "retransmission"} <= set(colours)
+    assert all(len(found) == 1 for found in colours.values()), colours
+    assert colours["rst_accepted"] != colours["retransmission"]
+    plt.close("all")
+    ax = draw_ladder(analyse_file(SCENARIOS / "refused.pcap", keep_frames=True), stream=0)
+    legend = ax.get_legend()
+    assert legend is not None
+    findings = [text.get_text() for text in legend.get_texts() if text.get_text().startswith("finding")]
+    assert findings == ["finding: no listener"]
+    plt.close("all")
+
+
+def test_a_rst_found_ignored_later_is_drawn_ignored_only() -> None:
+    # Frame 7: the analysis finds the RST accepted, then ignored when its receiver sends #8 (and keeps
+    # the receiver ESTABLISHED): the row says ignored, and nothing of a reset.
+    ax = draw_ladder(analyse_file(CORPUS / "zeek-get-to-ssh-server.pcap", keep_frames=True), stream=0)
+    words = " ".join(text.get_text() for text in event_texts(ax) if text.get_gid().startswith("event-7-"))
+    assert "RST ignored: #8 follows" in words and "accepted" not in words
+    assert any(line.get_gid() == "fate-7" for line in ax.lines)
+    plt.close("all")
+
+
+def test_findings_start_right_of_the_last_lifelines_state_names() -> None:
+    ax = draw_ladder(analyse_file(SCENARIOS / "refused.pcap", keep_frames=True), stream=0)
+    boxes = dict(text_boxes(ax))
+    finding = boxes["no listener: refused"]
+    state = max((box for text, box in text_boxes(ax) if text == "CLOSED"), key=lambda box: box.x1)
+    assert 0 < finding.x0 - state.x1 < 40  # pixels: beside the state names, not a column further
+    plt.close("all")
+
+
+def test_neighbor_discovery_is_named_and_not_drawn_as_an_icmp_error() -> None:
+    report = analyse_file(CORPUS / "zeek-ipv6-http-atomic-frag.pcap", keep_frames=True)
+    icmp = [frame for frame in report.frame_analyses if frame.protocol == "icmpv6"]
+    ax = draw_ladder(ladder_layout(icmp))
+    labels = {text.get_text() for text in ax.texts if (text.get_gid() or "").startswith("label-")}
+    assert labels == {"ICMPv6 neighbor advertisement (type 136)", "ICMPv6 neighbor solicitation (type 135)"}
+    error = matplotlib.colors.to_hex(STYLES["icmp"].color)
+    assert all(matplotlib.colors.to_hex(arrow.get_edgecolor()) != error for arrow in frame_arrows(ax))
+    legend = ax.get_legend()
+    assert legend is not None
+    assert "ICMP error" not in {text.get_text() for text in legend.get_texts()}
+    plt.close("all")
+
+
+def test_lifelines_are_far_enough_apart_for_whole_labels_and_a_fold_spans_its_own() -> None:
+    # tcpdump-pptp: a TCP control connection and GRE between the same hosts (two host lifelines more).
+    report = analyse_file(CORPUS / "tcpdump-pptp.pcap", keep_frames=True)
+    layout = ladder_layout(report)
+    ax = draw_ladder(layout)
+    drawn = {text.get_gid(): text.get_text() for text in ax.texts if (text.get_gid() or "").startswith("label-")}
+    assert drawn == {f"label-{arrow.frame}": arrow.label for arrow in layout.arrows()}
+    (box,) = [patch for patch in ax.patches if (patch.get_gid() or "").startswith("fold-")]
+    xs = lifeline_xs(ax)
+    assert len(xs) == 4
+    assert (box.get_x(), box.get_x() + box.get_width()) == pytest.approx((xs[0], xs[1]))
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [CORPUS / "zeek-retransmit-fast009.pcap", SCENARIOS / "craft-silent-client.pcap", CORPUS / "zeek-ssh-dups.pcap"],
+)
+def test_every_arc_ends_at_words_on_its_frames_row_and_no_two_arcs_share_an_end(capture: Path) -> None:
+    layout = ladder_layout(analyse_file(capture, keep_frames=True), stream=0).paginate(100)[0]
+    ax = draw_ladder(layout)
+    words = [
+        text.get_position()
+        for text in ax.texts
+        if (text.get_gid() or "").startswith(("event-", "referred-")) and not isinstance(text, Annotation)
+    ]
+    arcs = [patch for patch in ax.patches if (patch.get_gid() or "").startswith("link-")]
+    assert arcs
+    ends_at = []
+    for arc in arcs:
+        (_, _), (x, y) = ends(arc)
+        assert any(abs(x - wx) < 0.2 and abs(y - wy) < 0.3 for wx, wy in words), arc.get_gid()
+        ends_at.append((round(x, 3), round(y, 3)))
+    assert len(set(ends_at)) == len(ends_at)
+    plt.close("all")

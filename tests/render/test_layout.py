@@ -10,7 +10,17 @@ from visualizer.analysis import analyse
 from visualizer.analysis.report import analysis_names
 from visualizer.pipeline import analyse_file
 from visualizer.render.export import ROWS_PER_PAGE
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, build_ladder, linked_frames, preview
+from visualizer.render.layout import (
+    Arrow,
+    Fold,
+    Gap,
+    LadderLayout,
+    Mark,
+    build_ladder,
+    linked_frames,
+    preview,
+    wrap_title,
+)
 
 CAPTURES = Path(__file__).parent.parent.parent / "captures"
 CORPUS = Path(__file__).parent.parent / "data" / "corpus" / "captures"
@@ -215,3 +225,10 @@ def test_an_undecodable_frame_is_a_mark_on_its_senders_lifeline_never_a_self_arr
         (3, None, "undecodable frame: bad IPv4 header"),
     ]
     assert marks[1].delta_ns == 100_000_000 and "frame 3" in marks[1].tooltip
+
+
+def test_wrap_title_keeps_a_short_parenthesis_on_one_line() -> None:
+    title = "UDP stream 0: [2001:db8:1::1]:53 → [2001:db8:1::2]:5353 (2 frames)"
+    for width in range(20, len(title)):
+        assert any("(2 frames)" in line for line in wrap_title(title, width)), width
+    assert wrap_title("a (" + "b " * 30 + ")", 20)  # one longer than a line still wraps

@@ -21,7 +21,9 @@ from visualizer.render import export
 from visualizer.render.overview import (
     OUTCOME_COLOURS,
     ConversationLadders,
+    conversation_endpoints,
     conversation_key,
+    conversation_name,
     draw_overview,
     outcome_of,
 )
@@ -160,3 +162,38 @@ def test_the_default_drawing_of_a_real_capture_of_fifteen_conversations(
     assert len({row.index("→") for row in rows}) == 1  # every client here is 127.0.0.1 with a 5-digit port
     page = overview.bbox
     assert all(page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1 for _, box in boxes)
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "captures"
+
+
+def test_ipv6_endpoints_are_bracketed_and_a_syn_ack_first_conversation_starts_at_its_client() -> None:
+    report = analyse_file(CORPUS / "zeek-ipv6-fragmented-dns.pcap", keep_frames=True)
+    names = [conversation_name(conversation) for conversation in report.conversations]
+    assert names and all(name.count("[") == 2 and "]:" in name for name in names), names
+    report = analyse_file(CORPUS / "zeek-ctu-64702-888.pcap", keep_frames=True)
+    ladders = ConversationLadders(report.conversations).extend(report.frame_analyses)
+    (conversation,) = ladders.oriented_conversations()
+    assert conversation_endpoints(conversation) == "192.168.1.108:64702 → 185.33.86.224:888"
+    ((_, layout),) = ladders.finish(lambda conversation, frames: conversation_endpoints(conversation))
+    assert layout.title == "192.168.1.108:64702 → 185.33.86.224:888"
+
+
+def test_the_legend_sits_under_the_axis_label_and_the_notes_have_no_blank_columns() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    report = analyse_file(CORPUS / "zeek-ipv6-fragmented-dns.pcap", keep_frames=True)
+    ladders = ConversationLadders(report.conversations).extend(report.frame_analyses)
+    figure = Figure(dpi=100)
+    ax = draw_overview(
+        report.conversations, other_times=ladders.other_times, files={("udp", 0): "a.png"}, figure=figure
+    )
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # places the axis label
+    renderer = canvas.get_renderer()
+    label = ax.xaxis.label.get_window_extent(renderer)
+    legend = figure.legends[0].get_window_extent(renderer)
+    assert 0 <= label.y0 - legend.y1 <= 12  # pixels: the legend right under the axis label
+    assert legend.y0 >= 0
+    notes = [text.get_text() for text in ax.texts]
+    assert notes == ["2 frames  a.png", "3 frames", "3 frames"]

@@ -11,9 +11,8 @@ Nothing here shows or saves a figure; the CLI and the notebooks do.
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
@@ -22,10 +21,23 @@ from matplotlib.legend import Legend
 from matplotlib.legend_handler import HandlerBase
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
+from matplotlib.text import Text
 from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, Participant, build_ladder, pause_unit
+from visualizer.render.layout import (
+    Arrow,
+    Fold,
+    Gap,
+    LadderLayout,
+    Mark,
+    Participant,
+    build_ladder,
+    finding_name,
+    linked_frames,
+    pause_unit,
+    wrap_title,
+)
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -60,6 +72,7 @@ STYLES: dict[str, Style] = {
     "retransmission": Style(VERMILLION, "-", 1.8, "-|>"),
     "udp": Style(SKY, (0, (6, 2, 1, 2)), 1.6, "-|>"),
     "icmp": Style(ORANGE, (0, (1, 2)), 1.8, "-|>"),
+    "icmp_info": Style(SKY, (0, (1, 2)), 1.6, "-|>"),
     "other": Style(GREY, ":", 1.0, "-|>"),
 }
 KIND_NAMES = {
@@ -71,6 +84,7 @@ KIND_NAMES = {
     "retransmission": "retransmission",
     "udp": "UDP datagram",
     "icmp": "ICMP error",
+    "icmp_info": "ICMP informational (echo, neighbor discovery...)",
     "other": "other",
 }
 PHASE_COLOURS = {"handshake": "#E5F0FA", "data": "#FFFFFF", "teardown": "#F6E8F1", "reset": "#FBE6DC"}
@@ -88,31 +102,42 @@ STATE_COLOURS = {
     "TIME-WAIT": YELLOW,
     "CLOSED": "#BBBBBB",
 }
-OTHER_EVENT_COLOUR = PURPLE
-EVENT_COLOURS = {
-    "retransmission": VERMILLION,
-    "fast_retransmission": VERMILLION,
-    "spurious_retransmission": VERMILLION,
-    "not_received": VERMILLION,
-    "bad_checksum": VERMILLION,
-    "injected_rst": VERMILLION,
-    "state_anomaly": VERMILLION,
-    "duplicate_ack": ORANGE,
-    "challenge_ack": ORANGE,
-    "rst_ignored": ORANGE,
-    "rst_challenged": ORANGE,
+OTHER_EVENT_COLOUR = "#555555"
+_FINDING_GROUPS = {
+    VERMILLION: (
+        "retransmission",
+        "fast_retransmission",
+        "spurious_retransmission",
+        "not_received",
+        "not_yet_received",
+        "lost_segment",
+        "ack_lost_segment",
+        "bad_checksum",
+        "state_anomaly",
+        "undecoded",
+    ),
+    ORANGE: ("duplicate_ack", "out_of_order"),
+    BLUE: ("rst_accepted", "rst_ignored", "rst_challenged", "challenge_ack", "injected_rst", "no_listener"),
+    PURPLE: (
+        "zero_window",
+        "zero_window_probe",
+        "zero_window_probe_ack",
+        "window_full",
+        "window_update",
+        "keep_alive",
+        "keep_alive_ack",
+    ),
 }
+EVENT_COLOURS = {kind: colour for colour, kinds in _FINDING_GROUPS.items() for kind in kinds}
+"""One colour per finding kind, wherever it appears (loss and errors, duplicate ACKs and order, RST
+handling, window and keep-alive); the others (states assumed, ports reused...) in dark grey."""
+LEGEND_FINDINGS = 4
+"""Findings named in one legend entry; more are "…"."""
 
-EVENT_COLOUR_NAMES = {
-    VERMILLION: "finding: loss, retransmission, error",
-    ORANGE: "finding: duplicate ACK, RST handling",
-    OTHER_EVENT_COLOUR: "finding: window, keep-alive, other",
-}
 
-
-def _event_colour(row: Arrow) -> str:
-    """The colour of a row's findings: its first one that has a colour of its own, else the others'."""
-    return next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), OTHER_EVENT_COLOUR)
+def event_colour(kind: str) -> str:
+    """The colour of a finding of ``kind``, in every row."""
+    return EVENT_COLOURS.get(kind, OTHER_EVENT_COLOUR)
 
 
 ROW_HEIGHT_INCHES = 0.36
@@ -186,9 +211,25 @@ def _lifeline_x(layout: LadderLayout) -> list[float]:
         max(len(line) for line in _header_lines(participant, 0.0).split("\n")) for participant in layout.participants
     )
     step = max((RIGHT_LIFELINE - LEFT_LIFELINE) / (count - 1), MINIMUM_SPACING, widest * HEADER_CHARACTER_WIDTH + 0.5)
+    gaps = [step] * (count - 1)
+    column = {index: position for position, index in enumerate(order)}
+    # Each arrow's label, whole, between its two lifelines (as far as two lifelines of the standard
+    # width would give it): the gaps it spans widen evenly, the narrowest arrows first.
+    needs: dict[tuple[int, int], float] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow) and row.source != row.target:
+            ends = sorted((column[row.source], column[row.target]))
+            stamps = sum(len(text) * STAMP_CHARACTER_WIDTH + 0.2 for text, _ in _stamps(row))
+            need = min(len(row.label) * CHARACTER_WIDTH + stamps + 0.4, RIGHT_LIFELINE - LEFT_LIFELINE)
+            needs[(ends[0], ends[1])] = max(needs.get((ends[0], ends[1]), 0.0), need)
+    for (left, right), need in sorted(needs.items(), key=lambda item: item[0][1] - item[0][0]):
+        short = need - sum(gaps[left:right])
+        if short > 0:
+            for gap in range(left, right):
+                gaps[gap] += short / (right - left)
     positions = [0.0] * len(layout.participants)
-    for column, index in enumerate(order):
-        positions[index] = LEFT_LIFELINE + column * step
+    for index in order:
+        positions[index] = LEFT_LIFELINE + sum(gaps[: column[index]])
     return positions
 
 
@@ -321,12 +362,12 @@ def draw_ladder(
     has_events = any(isinstance(row, Arrow) and row.events for row in layout.rows)
     lifelines = _lifeline_x(layout)
     widening = max(lifelines) - RIGHT_LIFELINE if len(lifelines) > 1 else 0.0
-    event_column = EVENT_COLUMN + widening
+    event_column = _event_column(layout, lifelines)
     right_edge = (RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75) + widening
     heading = title if title is not None else layout.title
     if layout.pages > 1:
         heading = f"{heading}  (page {layout.page + 1} of {layout.pages})".strip()
-    heading_lines = textwrap.wrap(heading, max(40, int(right_edge * 9.5))) if heading else []
+    heading_lines = wrap_title(heading, max(40, int(right_edge * 9.5))) if heading else []
     heading = "\n".join(heading_lines)
     spacing = _spacing(lifelines)
     header_rows = max((_header_lines(p, spacing).count("\n") + 1 for p in layout.participants), default=1)
@@ -377,6 +418,30 @@ def draw_ladder(
     if fitted:
         _fit_figure(ax, lifelines, rows_inches)
     return ax
+
+
+STATE_FONT = 7.0
+STATE_CHARACTER_WIDTH = 0.66 * STATE_FONT / 72 / UNIT_INCHES
+"""At most one bold DejaVu Sans character of a state's name on a lifeline, in x units."""
+LINK_ROOM = 0.45
+"""Room left of the event column for its arcs to bow into (x units)."""
+
+
+def _event_column(layout: LadderLayout, lifelines: list[float]) -> float:
+    """The x of the findings: right of the rightmost lifeline's state names (the longest drawn), and
+    of the arcs' bow when there are arcs; never farther than the standard column."""
+    right = max(lifelines) if lifelines else RIGHT_LIFELINE
+    index = lifelines.index(right) if lifelines else -1
+    names = [
+        state
+        for row in layout.rows
+        if isinstance(row, Arrow) and row.protocol == "tcp"
+        for state, at in ((row.sender_state, row.source), (row.receiver_state, row.target))
+        if at == index
+    ]
+    states = 0.14 + max(map(len, names), default=0) * STATE_CHARACTER_WIDTH + 0.25
+    arcs = LINK_ROOM if any(isinstance(row, Arrow) and linked_frames(row) for row in layout.rows) else 0.0
+    return right + min(EVENT_COLUMN - RIGHT_LIFELINE, max(states + arcs, 0.6))
 
 
 def _spacing(lifelines: list[float]) -> float:
@@ -530,18 +595,7 @@ def _draw_arrow(
     _draw_label(ax, row, y, start, end)
     _draw_gutter(ax, row, y, origin)
     if row.events:
-        colour = _event_colour(row)
-        ax.text(
-            event_column,
-            y + SLANT / 2,
-            _wrap_events(row.events),
-            ha="left",
-            va="center",
-            fontsize=8,
-            color=colour,
-            fontweight="bold",
-            zorder=4,
-        )
+        _draw_events(ax, row, event_column, y + SLANT / 2)
 
 
 STAMP_FONT = 7.0
@@ -690,30 +744,68 @@ EVENT_CHARACTERS = 46
 """What fits on one line of the event column; longer lists of findings wrap."""
 
 
-def _wrap_events(events: tuple[str, ...]) -> str:
-    """Findings separated by "; ", wrapped between findings (never inside one) to the column's width;
-    a wrapped line keeps its ";" so that two findings never read as one sentence."""
-    lines: list[str] = []
-    for event in events:
-        if lines and len(lines[-1]) + 2 + len(event) <= EVENT_CHARACTERS:
-            lines[-1] += "; " + event
+def _event_lines(row: Arrow) -> list[list[tuple[str, str]]]:
+    """The row's findings as lines of (text, kind), separated by "; " and wrapped between findings
+    (never inside one) to the column's width; a wrapped line keeps its ";" so that two findings
+    never read as one sentence."""
+    kinds = row.event_kinds or ("",) * len(row.events)
+    lines: list[list[tuple[str, str]]] = []
+    width = 0
+    for event, kind in zip(row.events, kinds):
+        if lines and width + 2 + len(event) <= EVENT_CHARACTERS:
+            lines[-1].append(("; " + event, kind))
+            width += 2 + len(event)
         else:
             if lines:
-                lines[-1] += ";"
-            lines.append(event)
-    return "\n".join(lines)
+                text, last = lines[-1][-1]
+                lines[-1][-1] = (text + ";", last)
+            lines.append([(event, kind)])
+            width = len(event)
+    return lines
+
+
+EVENT_FONT = 8.0
+EVENT_LINE = EVENT_FONT * 1.2 / 72 / ROW_HEIGHT_INCHES
+"""One line of the event column, in rows."""
+
+
+def _draw_events(ax: Axes, row: Arrow, x: float, middle: float) -> None:
+    """The row's findings in the event column, each in its kind's colour: a text each, placed after
+    the one before it on its line (matplotlib measures them), the lines centred on ``middle``."""
+    lines = _event_lines(row)
+    first_y = middle - EVENT_LINE * (len(lines) - 1) / 2
+    for number, line in enumerate(lines):
+        previous: Text | None = None
+        for text, kind in line:
+            style: dict[str, Any] = {
+                "fontsize": EVENT_FONT,
+                "color": event_colour(kind),
+                "fontweight": "bold",
+                "zorder": 4,
+            }
+            if previous is None:
+                previous = ax.text(x, first_y + number * EVENT_LINE, text, ha="left", va="center", **style)
+            else:
+                previous = ax.annotate(
+                    text, xy=(1, 0.5), xycoords=previous, ha="left", va="center", annotation_clip=False, **style
+                )
+            previous.set_gid(f"event-{row.frame}-{kind}")
 
 
 FOLD_COLOUR, FOLD_EDGE = "#F4F4F4", "#AAAAAA"
+FOLD_TOP, FOLD_BOTTOM = -0.36, 0.5
+"""The fold box from its row's y (rows apart): below the arrow above it (which ends SLANT lower),
+above the label of the row after it (that label rises some 0.4 row above its arrow)."""
 
 
 def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
     """A folded run: a dashed box across the lifelines that says, per direction, what it holds."""
-    left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
+    ends = [lifelines[index] for source, target, _ in row.traffic for index in (source, target)] or lifelines
+    left, right = (min(ends), max(ends)) if len(set(ends)) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
     box = Rectangle(
-        (left, y - 0.2),
+        (left, y + FOLD_TOP),
         right - left,
-        0.9,
+        FOLD_BOTTOM - FOLD_TOP,
         facecolor=FOLD_COLOUR,
         edgecolor=FOLD_EDGE,
         linestyle=(0, (2, 2)),
@@ -727,14 +819,14 @@ def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
         lines = ["; ".join(lines[:half]), "; ".join(lines[half:])]
     ax.text(
         (left + right) / 2,
-        y + 0.25,
+        y + (FOLD_TOP + FOLD_BOTTOM) / 2,
         "\n".join(lines),
         ha="center",
         va="center",
-        fontsize=8,
+        fontsize=7.5,
         style="italic",
         color="#333333",
-        linespacing=1.15,
+        linespacing=1.1,
         zorder=4,
     )
     # The gutter: the frames folded (first–last) on the frame line, how many on the pause line.
@@ -776,6 +868,10 @@ LINK_BOW_INCHES = 0.6
 """How far at most an arc in the event column bows out to the left."""
 
 
+REFERRERS_NAMED = 3
+"""Rows named in the note of a referred row without findings ("sent again as #7, #8, #9 and 1 more")."""
+
+
 def _draw_links(
     ax: Axes,
     layout: LadderLayout,
@@ -783,37 +879,69 @@ def _draw_links(
     frame_y: dict[int, float],
     event_column: float = EVENT_COLUMN,
 ) -> set[str]:
-    """Arcs in the event column from a retransmission to its original (vermillion), and to every
-    duplicate ACK behind a fast one still drawn (orange; a folded one is counted in the event text):
-    nested arcs, the nearest innermost. Returns the colours drawn."""
-    drawn: set[str] = set()
+    """Arcs in the event column from a retransmission to its original (vermillion), and from a fast
+    one to the duplicate ACK that triggered it (orange; its text counts them all): see
+    :func:`~visualizer.render.layout.linked_frames`. An arc ends at its frame's row, at its findings or, when it
+    has none, at a note that names the rows referring to it; a frame referred to by several rows
+    gets one arc, from the nearest (the others' texts name it), so that arcs never braid. Returns
+    the colours drawn."""
+    with_events = {row.frame for row in layout.rows if isinstance(row, Arrow) and row.events}
+    referrers: dict[int, list[tuple[int, bool]]] = {}
+    arcs: list[tuple[Arrow, float, int, float]] = []
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or not row.links:
             continue
-        for linked in row.links:
-            target = frame_y.get(linked)
-            if target is None:
-                continue
-            colour = ORIGINAL_LINK if linked == row.original else TRIGGER_LINK
-            drawn.add(colour)
-            # Short arcs bow by 0.3 of their length, long ones at most LINK_BOW_INCHES (they would
-            # otherwise reach back over the lifelines).
-            bow = min(0.3, 2 * LINK_BOW_INCHES / max(1e-9, abs(y - target) * ROW_HEIGHT_INCHES))
-            ax.add_patch(
-                FancyArrowPatch(
-                    (event_column - 0.12, y + SLANT / 2),
-                    (event_column - 0.12, target + SLANT / 2),
-                    connectionstyle=f"arc3,rad={-bow:.3f}",
-                    arrowstyle="-|>",
-                    mutation_scale=8,
-                    color=colour,
-                    linestyle=LINK_STYLE,
-                    linewidth=1.0,
-                    zorder=2,
-                    gid=f"link-{row.frame}-{linked}",
-                )
+        # The original and the last duplicate ACK (the trigger; the text counts the others).
+        for linked in (linked for linked in linked_frames(row) if linked in frame_y and linked != row.frame):
+            referred = referrers.setdefault(linked, [])
+            referred.append((row.frame, linked == row.original))
+            if len(referred) == 1:
+                arcs.append((row, y, linked, frame_y[linked]))
+    drawn: set[str] = set()
+    for row, y, linked, target in arcs:
+        colour = ORIGINAL_LINK if linked == row.original else TRIGGER_LINK
+        drawn.add(colour)
+        # Short arcs bow by 0.3 of their length, long ones at most LINK_BOW_INCHES (they would
+        # otherwise reach back over the lifelines).
+        bow = min(0.3, 2 * LINK_BOW_INCHES / max(1e-9, abs(y - target) * ROW_HEIGHT_INCHES))
+        ax.add_patch(
+            FancyArrowPatch(
+                (event_column - 0.12, y + SLANT / 2),
+                (event_column - 0.12, target + SLANT / 2),
+                connectionstyle=f"arc3,rad={-bow:.3f}",
+                arrowstyle="-|>",
+                mutation_scale=8,
+                color=colour,
+                linestyle=LINK_STYLE,
+                linewidth=1.0,
+                zorder=2,
+                gid=f"link-{row.frame}-{linked}",
+            )
+        )
+    for linked, referred in referrers.items():
+        if linked not in with_events:
+            ax.text(
+                event_column,
+                frame_y[linked] + SLANT / 2,
+                _referrers_note(referred),
+                ha="left",
+                va="center",
+                fontsize=7.5,
+                style="italic",
+                color="#555555",
+                zorder=4,
+                gid=f"referred-{linked}",
             )
     return drawn
+
+
+def _referrers_note(referred: list[tuple[int, bool]]) -> str:
+    """What a row without findings says of the rows that refer to it: ``sent again as #7, #8``."""
+    frames = [f"#{frame}" for frame, _ in referred]
+    named = ", ".join(frames[:REFERRERS_NAMED]) + (
+        f" and {len(frames) - REFERRERS_NAMED} more" if len(frames) > REFERRERS_NAMED else ""
+    )
+    return ("sent again as " if all(original for _, original in referred) else "referred to by ") + named
 
 
 ORIGINAL_LINK, TRIGGER_LINK = VERMILLION, ORANGE
@@ -1002,9 +1130,21 @@ def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: lis
         by_colour.setdefault(STATE_COLOURS.get(state, GREY), []).append(state)
     for colour, names in by_colour.items():
         handles.append(Patch(facecolor=colour, edgecolor="none", alpha=0.9, label="state " + ", ".join(names)))
-    event_colours = {_event_colour(row) for row in layout.rows if isinstance(row, Arrow) and row.events}
-    for colour, text in EVENT_COLOUR_NAMES.items():
-        if colour in event_colours:
+    findings: dict[str, list[str]] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow):
+            for kind in row.event_kinds:
+                names = findings.setdefault(event_colour(kind), [])
+                name = finding_name(kind)
+                if name not in names:
+                    names.append(name)
+    tints: dict[str, str] = {}
+    for colour in [*_FINDING_GROUPS, OTHER_EVENT_COLOUR]:
+        drawn = findings.get(colour, [])
+        if drawn:
+            more = ", …" if len(drawn) > LEGEND_FINDINGS else ""
+            text = "finding: " + ", ".join(drawn[:LEGEND_FINDINGS]) + more
+            tints[text] = colour
             handles.append(Patch(facecolor="none", edgecolor="none", label=text))
     if not handles:
         handles.append(Line2D([0], [0], color=GREY, label="no frames"))
@@ -1021,7 +1161,7 @@ def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: lis
         handler_map={FancyArrowPatch: _ArrowHandler()},
     )
     for entry in legend.get_texts():
-        tint = next((c for c, name in EVENT_COLOUR_NAMES.items() if name == entry.get_text()), None)
+        tint = tints.get(entry.get_text())
         if tint is not None:  # a finding's colour is the colour of its words
             entry.set_color(tint)
             entry.set_fontweight("bold")

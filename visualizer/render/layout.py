@@ -26,11 +26,14 @@ frame an ignored RST is followed by) are unfolded again.
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
+from visualizer.analysis.states import INITIAL_STATES
 from visualizer.model import (
     ACK,
     FIN,
@@ -76,18 +79,68 @@ FOLD_DETAIL_BUDGET = 50_000
 can unfold them; beyond this, folds stay shut. The rest of a folded run is only counted, so a
 ladder's memory follows its rows, not its frames."""
 
-KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "other")
-"""Arrow kinds, in legend order; the renderers give each its colour and line style."""
+KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "icmp_info", "other")
+"""Arrow kinds, in legend order; the renderers give each its colour and line style. ``icmp`` is an
+ICMP error, ``icmp_info`` an informational message (echo, neighbor discovery...)."""
 
 _ICMP_NAMES = {
+    (0, 0): "echo reply",
     (3, 0): "net unreachable",
     (3, 1): "host unreachable",
     (3, 3): "port unreachable",
     (3, 4): "fragmentation needed",
     (3, 13): "administratively prohibited",
+    (5, 0): "redirect",
+    (5, 1): "redirect",
+    (8, 0): "echo request",
+    (9, 0): "router advertisement",
+    (10, 0): "router solicitation",
     (11, 0): "TTL exceeded",
+    (13, 0): "timestamp request",
+    (14, 0): "timestamp reply",
 }
-_ICMPV6_NAMES = {(1, 4): "port unreachable", (1, 0): "no route", (3, 0): "hop limit exceeded", (2, 0): "too big"}
+_ICMPV6_NAMES = {
+    (1, 0): "no route",
+    (1, 1): "administratively prohibited",
+    (1, 3): "address unreachable",
+    (1, 4): "port unreachable",
+    (2, 0): "too big",
+    (3, 0): "hop limit exceeded",
+    (3, 1): "fragment reassembly time exceeded",
+    (4, 0): "parameter problem",
+    (128, 0): "echo request",
+    (129, 0): "echo reply",
+    (130, 0): "multicast listener query",
+    (131, 0): "multicast listener report",
+    (132, 0): "multicast listener done",
+    (133, 0): "router solicitation",
+    (134, 0): "router advertisement",
+    (135, 0): "neighbor solicitation",
+    (136, 0): "neighbor advertisement",
+    (137, 0): "redirect",
+    (143, 0): "multicast listener report v2",
+}
+ICMP_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
+"""ICMPv4 error messages (RFC 792, RFC 1122 s3.2.2); the other types are informational."""
+ICMPV6_FIRST_INFORMATIONAL = 128
+"""ICMPv6 types below 128 are errors, from 128 informational (RFC 4443 s2.1)."""
+
+
+def icmp_error(protocol: str, icmp_type: int | None) -> bool:
+    """Whether an ICMP or ICMPv6 message of ``icmp_type`` is an error (else informational)."""
+    if icmp_type is None:
+        return False
+    if protocol == "icmpv6":
+        return icmp_type < ICMPV6_FIRST_INFORMATIONAL
+    return icmp_type in ICMP_ERROR_TYPES
+
+
+def endpoint_text(address: str, port: int | None) -> str:
+    """``10.0.0.1:80``, ``[2001:db8::1]:80`` (RFC 3986 s3.2.2: an IPv6 address in brackets before
+    a port), or the address alone when there is no port."""
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +150,8 @@ class Participant:
     address: str
     port: int | None
     role: str
-    """``client`` (the initiator), ``server``, ``host`` (no port known), or ``injector``: whoever sent
+    """``client`` (the initiator; in a capture that starts at the SYN-ACK, the SYN-ACK's receiver),
+    ``server``, ``host`` (no port known), or ``injector``: whoever sent
     segments in this endpoint's name that its socket did not send (finding ``injected_rst``)."""
     stream: int | None = None
     """The TCP stream of this socket, set when the ladder shows several: each is its own lifeline
@@ -105,9 +159,7 @@ class Participant:
 
     @property
     def endpoint(self) -> str:
-        if self.port is None:
-            return self.address
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+        return endpoint_text(self.address, self.port)
 
     @property
     def label(self) -> str:
@@ -147,6 +199,8 @@ class Arrow:
     """What became of the segment, from the analysis's findings: ``""`` delivered (or unknown),
     ``lost`` (never received: lost after the capture point), ``discarded`` (bad checksum),
     ``ignored`` (a RST its receiver did not act on)."""
+    event_kinds: tuple[str, ...] = ()
+    """The finding kind of each of ``events`` (what colours it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +306,16 @@ def preview(payload: bytes, length: int = PREVIEW_CHARACTERS) -> str:
     return f'"{text}{more}"'
 
 
+_KEEP_TOGETHER = re.compile(r"\([^()]*\)")
+
+
+def wrap_title(text: str, width: int) -> list[str]:
+    """``text`` wrapped to ``width`` characters, never inside a short parenthesis ("(2 frames)"
+    stays on one line; one longer than a line may break)."""
+    joined = _KEEP_TOGETHER.sub(lambda group: group[0].replace(" ", "\0") if len(group[0]) < width else group[0], text)
+    return [line.replace("\0", " ") for line in textwrap.wrap(joined, width)]
+
+
 def _tcp_label(frame: FrameAnalysis) -> str:
     """Stevens notation: flags, seq (and its range and length), ack, and the advertised window on
     every segment (the legend says so)."""
@@ -315,7 +379,7 @@ def _kind(frame: FrameAnalysis) -> str:
     if frame.protocol == "udp":
         return "udp"
     if frame.protocol in ("icmp", "icmpv6"):
-        return "icmp"
+        return "icmp" if icmp_error(frame.protocol, record.icmp_type) else "icmp_info"
     return "other"
 
 
@@ -349,17 +413,28 @@ def _event_text(finding: Finding, frame: FrameAnalysis) -> str:
     return _EVENT_TEXTS.get(kind, kind.replace("_", " "))
 
 
-def _event_texts(frame: FrameAnalysis) -> tuple[str, ...]:
-    texts = []
+_SUPERSEDED = {
+    "retransmission": frozenset({"fast_retransmission", "spurious_retransmission"}),
+    # A RST found accepted, then ignored when its receiver kept sending: the analysis keeps both
+    # findings, but its receiver state (not reset) follows the later one; the row says that one.
+    "rst_accepted": frozenset({"rst_ignored"}),
+}
+"""Findings a row leaves unsaid when the frame also has a more precise (or later) one."""
+
+
+def _event_texts(frame: FrameAnalysis) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The row's findings as words, and the kind of each (its colour)."""
+    kinds = {finding.kind for finding in frame.findings}
+    texts: list[str] = []
+    of_kind: list[str] = []
     for finding in frame.findings:
-        if finding.kind == "retransmission" and any(
-            other.kind in ("fast_retransmission", "spurious_retransmission") for other in frame.findings
-        ):
+        if kinds & _SUPERSEDED.get(finding.kind, frozenset()):
             continue
         text = _event_text(finding, frame)
         if text and text not in texts:
             texts.append(text)
-    return tuple(texts)
+            of_kind.append(finding.kind)
+    return tuple(texts), tuple(of_kind)
 
 
 _EVENT_TEXTS = {
@@ -387,6 +462,14 @@ _EVENT_TEXTS = {
     "state_assumed": "states assumed (seen mid-stream)",
     "simultaneous_open": "simultaneous open",
 }
+
+
+_FINDING_NAMES = {"duplicate_ack": "dup ACK", "challenge_ack": "challenge ACK", "lost_segment": "segment not captured"}
+
+
+def finding_name(kind: str) -> str:
+    """A finding's kind in the words of its rows, without their detail ("RST accepted", "keep-alive")."""
+    return _FINDING_NAMES.get(kind) or _EVENT_TEXTS.get(kind, kind.replace("_", " ")).split(":")[0]
 
 
 class LadderBuilder:
@@ -429,6 +512,11 @@ class LadderBuilder:
         """Frames that rows refer to (linked or named in an event text): never left folded."""
         self._pauses: list[int] = []
         self._previous_time: int | None = None
+        self.responder_first: set[int] = set()
+        """TCP streams whose first frame is the responder's SYN-ACK (the SYN was not captured): the
+        analysis calls its sender the initiator (the first to send), but it is the server: the
+        analysis starts it in SYN-RECEIVED (``INITIAL_STATES["SYN-ACK"]``), its peer in SYN-SENT."""
+        self._streams_seen: set[int] = set()
 
     # -- participants ---------------------------------------------------------------------------
 
@@ -445,7 +533,7 @@ class LadderBuilder:
         if frame.protocol in ("tcp", "udp"):
             # A TCP lifeline is one socket: one stream's endpoint. A UDP socket serves every peer.
             stream = frame.stream if frame.protocol == "tcp" else None
-            if frame.from_initiator:
+            if frame.from_initiator != (stream in self.responder_first):
                 source = self._participant(record.source, record.source_port, "client", stream)
                 target = self._participant(record.destination, record.destination_port, "server", stream)
             else:
@@ -482,6 +570,10 @@ class LadderBuilder:
 
     def add(self, frame: FrameAnalysis) -> None:
         self._frames += 1
+        if frame.protocol == "tcp" and frame.stream not in self._streams_seen:
+            self._streams_seen.add(frame.stream)
+            if frame.from_initiator and frame.state == INITIAL_STATES["SYN-ACK"].sender:
+                self.responder_first.add(frame.stream)
         time = frame.record.timestamp_ns
         # A frame after an idle pause starts a new row: a fold never hides an idle gap.
         after_idle = time is not None and self._previous_time is not None and time - self._previous_time >= IDLE_NS
@@ -615,11 +707,12 @@ class LadderBuilder:
         elif frame.protocol in ("icmp", "icmpv6"):
             names_table = _ICMP_NAMES if frame.protocol == "icmp" else _ICMPV6_NAMES
             name = names_table.get((record.icmp_type, record.icmp_code), "")
-            code = f"type {record.icmp_type} code {record.icmp_code}"
-            label = f"{frame.protocol.upper()} {name} ({code})" if name else f"{frame.protocol.upper()} {code}"
+            protocol = "ICMP" if frame.protocol == "icmp" else "ICMPv6"
+            code = f"type {record.icmp_type}" + (f" code {record.icmp_code}" if record.icmp_code else "")
+            label = f"{protocol} {name} ({code})" if name else f"{protocol} {code}"
         else:
             label = record.layers.rsplit(":", 1)[-1] if record.layers else "frame"
-        events = _event_texts(frame)
+        events, event_kinds = _event_texts(frame)
         tooltip = f"frame {record.number}: {label}"
         if frame.findings:
             tooltip += " [" + "; ".join(finding.reason or finding.kind for finding in frame.findings) + "]"
@@ -645,6 +738,7 @@ class LadderBuilder:
             frame.protocol,
             frame.stream,
             fate,
+            event_kinds,
         )
 
     def _start_fold(self) -> None:

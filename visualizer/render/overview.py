@@ -16,14 +16,14 @@ returns the Axes (seaborn's contract: it never shows or saves).
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from visualizer.analysis.report import ConversationSummary, FrameAnalysis
 from visualizer.model import PROTOCOL_NUMBERS
-from visualizer.render.layout import FOLD_DETAIL_BUDGET, LadderBuilder, LadderLayout
+from visualizer.render.layout import FOLD_DETAIL_BUDGET, LadderBuilder, LadderLayout, endpoint_text, wrap_title
 
 if TYPE_CHECKING:  # matplotlib loads when a figure is drawn
     from matplotlib.axes import Axes
@@ -60,6 +60,10 @@ OUTCOME_NAMES = {
     "udp": "UDP",
 }
 ROW_INCHES = 0.26
+BOTTOM_INCHES = 0.72
+"""Under the bars: the tick labels, the axis label and the legend, one line each."""
+LEGEND_COLUMNS = 5
+LEGEND_ROW_INCHES = 0.2
 WIDTH_INCHES = 13.0
 CHARACTER_INCHES = 0.602 * 8 / 72
 """One character of the overview's monospace text (8 pt DejaVu Sans Mono)."""
@@ -83,15 +87,52 @@ def outcome_of(conversation: ConversationSummary) -> str:
     return conversation.outcome if conversation.protocol == "tcp" and conversation.outcome else conversation.protocol
 
 
+def conversation_endpoints(conversation: ConversationSummary) -> str:
+    """``10.0.0.1:40000 → [2001:db8::2]:80``: client → server."""
+    return (
+        f"{endpoint_text(conversation.address_a, conversation.port_a)}"
+        f" → {endpoint_text(conversation.address_b, conversation.port_b)}"
+    )
+
+
 def conversation_name(conversation: ConversationSummary, *, width: int = 0) -> str:
     """``TCP 3  10.0.0.1:40000 → 10.0.0.2:80``: the stream number to choose, and its endpoints
     (the stream padded to ``width`` characters, so that the endpoints of several rows line up)."""
     stream = f"{conversation.protocol.upper()} {conversation.stream}".ljust(width)
-    return f"{stream}  {conversation.address_a}:{conversation.port_a} → {conversation.address_b}:{conversation.port_b}"
+    return f"{stream}  {conversation_endpoints(conversation)}"
 
 
-def _note(frames: int, outcome: str, where: str | None) -> str:
-    return f"{frames:>7} frames  {outcome:<11}" + (f"  {where}" if where else "")
+def oriented(conversation: ConversationSummary, responder_first: Collection[int]) -> ConversationSummary:
+    """The conversation with its client as ``a``: the summary names the first frame's sender ``a``,
+    the server when the capture starts at its SYN-ACK (``LadderBuilder.responder_first``)."""
+    if conversation.protocol != "tcp" or conversation.stream not in responder_first:
+        return conversation
+    c = conversation
+    return replace(
+        c,
+        address_a=c.address_b,
+        port_a=c.port_b,
+        address_b=c.address_a,
+        port_b=c.port_a,
+        frames_a_to_b=c.frames_b_to_a,
+        bytes_a_to_b=c.bytes_b_to_a,
+        frames_b_to_a=c.frames_a_to_b,
+        bytes_b_to_a=c.bytes_a_to_b,
+        state_a=c.state_b,
+        state_b=c.state_a,
+    )
+
+
+def _notes(rows: Sequence[tuple[int, str, str | None]]) -> list[str]:
+    """Beside each row: its frames, its outcome and where its ladder is, in columns as wide as
+    their widest entry (no blank column for outcomes that no row has)."""
+    counts = max((len(str(frames)) for frames, _, _ in rows), default=1)
+    outcomes = max((len(outcome) for _, outcome, _ in rows), default=0)
+    notes = []
+    for frames, outcome, where in rows:
+        note = f"{frames:>{counts}} frames" + (f"  {outcome:<{outcomes}}" if outcomes else "")
+        notes.append((note + (f"  {where}" if where else "")).rstrip())
+    return notes
 
 
 @dataclass(slots=True)
@@ -131,11 +172,20 @@ class ConversationLadders:
         keys += [key for key in self.builders if key not in summaries]
         ladders = []
         for key in keys:
-            layout = self.builders[key].finish()
+            builder = self.builders[key]
+            layout = builder.finish()
             if layout.rows:
-                layout.title = title(summaries.get(key), layout.frames)
+                summary = summaries.get(key)
+                if summary is not None:
+                    summary = oriented(summary, builder.responder_first)
+                layout.title = title(summary, layout.frames)
                 ladders.append((key, layout))
         return ladders
+
+    def oriented_conversations(self) -> list[ConversationSummary]:
+        """The conversations, each with its client as ``a`` (see :func:`oriented`)."""
+        first = {key[1] for key, builder in self.builders.items() if key[0] == "tcp" and builder.responder_first}
+        return [oriented(conversation, first) for conversation in self.conversations]
 
 
 def draw_overview(
@@ -165,19 +215,22 @@ def draw_overview(
     labels = [conversation_name(c, width=stream_width) for c in conversations]
     if other_times:
         labels.append(f"no conversation ({len(other_times)} frames)")
-    notes = [
-        _note(c.frames, c.outcome or ("" if c.protocol == "udp" else "-"), (files or {}).get((c.protocol, c.stream)))
+    rows_notes = [
+        (c.frames, c.outcome or ("" if c.protocol == "udp" else "-"), (files or {}).get((c.protocol, c.stream)))
         for c in conversations
     ]
     if other_times:
-        notes.append(_note(len(other_times), "", (files or {}).get(OTHER)))
+        rows_notes.append((len(other_times), "", (files or {}).get(OTHER)))
+    notes = _notes(rows_notes)
     if origin_ns is None:
         times = [c.first_time_ns for c in conversations] + list(other_times)
         origin_ns = min(times) if times else 0
     made = ax is None
-    title_lines = textwrap.wrap(title, int(WIDTH_INCHES / TITLE_CHARACTER_INCHES)) if title else []
+    title_lines = wrap_title(title, int(WIDTH_INCHES / TITLE_CHARACTER_INCHES)) if title else []
     title = "\n".join(title_lines)
-    height = 1.55 + 0.2 * max(1, len(title_lines)) + ROW_INCHES * max(rows, 1)
+    entries = len({outcome_of(c) for c in conversations}) + (1 if other_times else 0)
+    bottom = BOTTOM_INCHES + LEGEND_ROW_INCHES * max(0, math.ceil(entries / LEGEND_COLUMNS) - 1)
+    height = bottom + 0.6 + 0.2 * max(1, len(title_lines)) + ROW_INCHES * max(rows, 1)
     if ax is None:
         if figure is None:
             import matplotlib.pyplot as plt
@@ -189,7 +242,7 @@ def draw_overview(
         width = max(WIDTH_INCHES, left + right + 5.0)
         figure.set_size_inches(width, height)
         top = 0.3 + 0.2 * max(1, len(title_lines))
-        ax = figure.add_axes((left / width, 0.95 / height, 1 - (left + right) / width, 1 - (0.95 + top) / height))
+        ax = figure.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
     starts = [(c.first_time_ns - origin_ns) / 1e9 for c in conversations]
     ends = [(max(c.last_time_ns, c.first_time_ns) - origin_ns) / 1e9 for c in conversations]
     other = [(time - origin_ns) / 1e9 for time in other_times]
@@ -243,7 +296,7 @@ def draw_overview(
                 [0], [0], linestyle="none", marker="|", markersize=9, color="#444444", label="frame of no conversation"
             )
         )
-    legend = {"handles": handles, "ncol": min(len(handles), 5), "fontsize": 8, "frameon": False}
+    legend = {"handles": handles, "ncol": min(len(handles), LEGEND_COLUMNS), "fontsize": 8, "frameon": False}
     if made:
         # Below the axis label, across the figure; the title above, from the figure's left edge.
         ax.figure.legend(loc="lower center", bbox_to_anchor=(0.5, 0.0), **legend)
