@@ -404,3 +404,13 @@ def test_titles_are_never_cut(name: str) -> None:
     for ax in axes:
         assert ax.title.get_window_extent(renderer).x1 <= width
         assert ax._left_title.get_window_extent(renderer).x1 <= width
+
+
+def test_the_legend_of_a_graph_drawn_anyway_lists_no_line_it_did_not_draw() -> None:
+    """The library still draws a stream without data if asked: its one ACK is not a line."""
+    report = analyse_file(SCENARIOS / "refused.pcap", keep_frames=True)
+    ax = draw_time_sequence(TimeSequence.of(report.frame_analyses, 0), from_initiator=True)
+    labels = legend_labels(ax)
+    assert "ACK from the receiver" not in labels
+    assert not any(label.startswith("ACK + advertised window") for label in labels)
+    assert labels == ["SYN"]

@@ -540,9 +540,12 @@ def _legend_handle(ax: Axes, kind: str, artist: Line2D) -> Line2D | tuple[Line2D
 
 
 def _shows(ax: Axes, artist: Line2D, *, step: bool = False) -> bool:
-    """Whether some point of ``artist`` (a step line: some of its steps) lies inside the axes' limits."""
+    """Whether some point of ``artist`` (a step line: some of its steps) lies inside the axes' limits;
+    a line of one point (the single ACK of a refused connection) draws nothing."""
     xs = numpy.asarray(artist.get_xdata(), dtype=float)
     ys = numpy.asarray(artist.get_ydata(), dtype=float)
+    if artist.get_linestyle() != "None" and numpy.count_nonzero(numpy.isfinite(ys)) < 2:
+        return False
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     inside_y = (ys >= y0) & (ys <= y1)
     if step:
