@@ -85,6 +85,8 @@ FAN_OUT_POINTS = 10.0
 """How far (points) a mark moves off each mark it would hide (see :func:`_fan_out`)."""
 TITLE_LINE = 120
 """Characters of a panel title that fit on one line above the 11-inch graph."""
+NEAR_X, NEAR_Y = 0.012, 0.03
+"""Marks closer than these shares of the axes' width and height would hide each other (about 13 pixels)."""
 GID = "time-sequence-"
 """Prefix of every artist's gid: ``time-sequence-data``, ``time-sequence-retransmission``..."""
 
@@ -591,7 +593,7 @@ def _fan_out(
     offsets = []
     mine: list[tuple[float, float]] = []
     for x, y in zip(fractions_x.tolist(), fractions_y.tolist()):
-        under = sum(1 for other_x, other_y in placed if abs(other_x - x) < 0.012 and abs(other_y - y) < 0.03)
+        under = sum(1 for other_x, other_y in placed if abs(other_x - x) < NEAR_X and abs(other_y - y) < NEAR_Y)
         offsets.append(under * FAN_OUT_POINTS * (-1 if y > 0.7 else 1))
         mine.append((x, y))
     placed += mine
