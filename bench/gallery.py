@@ -154,7 +154,9 @@ def draw_capture(capture: Path, heading: str, caption: str, out_dir: Path) -> Se
         stream = max(tcp, key=lambda c: (c["frames"], c["bytes"]))["stream"]
         argv = ["draw", str(capture), "--time-sequence", "--stream", str(stream)]
         argv += ["-o", str(out_dir / f"{stem}-time-sequence.png")]
-        section.figures.append(_figure(f"time-sequence graph of TCP stream {stream}", argv, out_dir))
+        drawn = _figure(f"time-sequence graph of TCP stream {stream}", argv, out_dir)
+        drawn.failed = drawn.failed and "carries no data" not in drawn.note  # refused on purpose: see the ladder
+        section.figures.append(drawn)
     return section
 
 

@@ -26,8 +26,11 @@ from matplotlib.axes import Axes
 from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.ticker import Formatter, Locator, MaxNLocator
+from matplotlib.transforms import ScaledTranslation
 
 from visualizer.analysis.report import (
+    BAD_CHECKSUM,
+    CHALLENGE_ACK,
     DUPLICATE_ACK,
     KEEP_ALIVE,
     NOT_RECEIVED,
@@ -51,17 +54,39 @@ keeps the lowest and highest sequence number of its segments, ACKs, windows and 
 the drawing shows every extreme a pixel could; marks (retransmissions, SYN...) are all kept."""
 DECIMATE_ABOVE = 4 * COLUMNS
 """Series of at most this many points are drawn point for point."""
-IDLE_SHARE = 0.5
-"""A pause longer than this share of the stream's time is drawn shortened (see :meth:`TimeSequence.time_axis`)."""
+IDLE_SHARE = 2 / 3
+"""A pause is drawn shortened only if it takes more than this share of the stream's time (at least
+twice all the rest) and lasts :data:`MINIMUM_PAUSE` (see :meth:`TimeSequence.time_axis`)."""
+MINIMUM_PAUSE = 1e-3
+"""Seconds: a shorter pause is never shortened (377 µs of a 614 µs exchange is part of its story)."""
 MINIMUM_FRAMES_TO_SHORTEN = 4
 """Between two or three frames (a SYN and its RST) a pause is all there is: it keeps its length."""
 SHORTENED_SHARE = 0.05
-"""The share of the time axis a shortened pause takes."""
+"""The share of the time axis a shortened pause's band takes."""
+PAUSE_MARGIN_SHARE = 0.025
+"""The share of the time axis kept at real scale on each side of a band, so that the frames before
+and after a pause (and their marks) stand clear of its edges."""
+EDGE_MARGIN_SHARE = 0.03
+"""The share of the time axis left before the first frame and after the last, so that marks there
+are drawn whole."""
+Y_MARGIN_SHARE = 0.07
+"""The share of the sequence range left below the lowest point and above the highest, so that marks
+there are drawn whole, clear of the frame."""
+TICK_SPACING_SHARE = 0.1
+"""Time ticks closer than this share of the axis are dropped (labels such as ``20.78 ms`` would overlap)."""
+MAXIMUM_TICK_DECIMALS = 3
+"""A tick label has at most this many decimals: ticks sit on round values."""
 FAR_BYTES = 65_535
 """Marks within this many bytes (or the data's span, if larger) of the data set the y range; farther
 ones are pinned to its edge with their number (see :func:`_near`)."""
 WINDOW_ABOVE = "The window edge (ACK + advertised window) is above\nthe graph: the window never limited the sender."
 """Said in the legend when the window edge never comes down into the graph."""
+FAN_OUT_POINTS = 10.0
+"""How far (points) a mark moves off each mark it would hide (see :func:`_fan_out`)."""
+TITLE_LINE = 120
+"""Characters of a panel title that fit on one line above the 11-inch graph."""
+NEAR_X, NEAR_Y = 0.012, 0.03
+"""Marks closer than these shares of the axes' width and height would hide each other (about 13 pixels)."""
 GID = "time-sequence-"
 """Prefix of every artist's gid: ``time-sequence-data``, ``time-sequence-retransmission``..."""
 
@@ -86,6 +111,8 @@ MARKS: dict[str, MarkStyle] = {
     "syn": MarkStyle("SYN", ">", BLACK, 7),
     "fin": MarkStyle("FIN", "s", BLACK, 6),
     "rst": MarkStyle("RST", "X", BLACK, 9),
+    "challenge_ack": MarkStyle("challenge ACK (RFC 5961)", "*", PURPLE, 11),
+    "bad_checksum": MarkStyle("bad checksum: discarded by its receiver", "h", VERMILLION, 9, filled=False),
 }
 """The marks, in legend order. Marks sit on the sequence number they are about: a segment's first
 byte (its middle for a retransmitted or lost one), a FIN's own number, an ACK's number."""
@@ -94,12 +121,15 @@ SENDER_FLAGS = (
     (NOT_RECEIVED, "not_received"),
     (ZERO_WINDOW_PROBE, "zero_window_probe"),
     (KEEP_ALIVE, "keep_alive"),
+    (BAD_CHECKSUM, "bad_checksum"),
 )
 """Analysis flags drawn on the graph of the direction whose segment carries them."""
 TIMER_MARKS = ("retransmission", "zero_window_probe", "keep_alive")
 """Segments a timer sends: the pause before them is never shortened."""
-RECEIVER_FLAGS = ((DUPLICATE_ACK, "duplicate_ack"), (ZERO_WINDOW, "zero_window"))
+RECEIVER_FLAGS = ((DUPLICATE_ACK, "duplicate_ack"), (ZERO_WINDOW, "zero_window"), (CHALLENGE_ACK, "challenge_ack"))
 """Analysis flags of ACKs, drawn on the graph of the direction they acknowledge, on the ACK line."""
+MIDDLE_MARKS = ("retransmission", "not_received", "bad_checksum")
+"""Marks of a whole segment, drawn at its middle byte (on its bar)."""
 
 
 def _columns() -> tuple[array[float], array[int], array[int]]:
@@ -192,7 +222,7 @@ class TimeSequence:
             middle = frame.seq + length // 2
             for bit, kind in SENDER_FLAGS:
                 if analysis & bit:
-                    sender.mark(kind, time, middle if kind in ("retransmission", "not_received") else frame.seq)
+                    sender.mark(kind, time, middle if kind in MIDDLE_MARKS else frame.seq)
             for bit, kind in RECEIVER_FLAGS:
                 if analysis & bit:
                     receiver.mark(kind, time, frame.ack)
@@ -221,6 +251,10 @@ class TimeSequence:
         """Frames of this direction and the ACKs coming back for it: what its graph draws from."""
         return self._directions[from_initiator].frames + self._directions[not from_initiator].frames
 
+    def carries_data(self) -> bool:
+        """Whether either direction sends a byte of data: without, the graph would be empty axes."""
+        return any(direction.payload_bytes or direction.retransmitted_bytes for direction in self._directions.values())
+
     def directions_to_draw(self) -> list[bool]:
         """The directions (``from_initiator``) that send data; both that send anything when neither does."""
         sending = [side for side in (True, False) if self._directions[side].payload_bytes]
@@ -229,8 +263,9 @@ class TimeSequence:
 
     def time_axis(self) -> TimeAxis:
         """The time range both directions' graphs show, with the pauses drawn shortened: a pause
-        that would take more than :data:`IDLE_SHARE` of the axis (a client that closes long after its
-        answer) is cut to a band that says how long it was. A pause that a timer ended (before a
+        that takes more than :data:`IDLE_SHARE` of the stream's time and lasts :data:`MINIMUM_PAUSE`
+        (a client that closes long after its answer) is cut to a band that says how long it was (there
+        is one such pause at most). A pause that a timer ended (before a
         retransmission, a zero-window probe or a keep-alive) stays at its length: its length is the story."""
         if not self.times:
             return TimeAxis(0.0, 1.0, ())
@@ -252,7 +287,7 @@ class TimeSequence:
         pauses = numpy.diff(times)
         gaps = tuple(
             (float(times[index]), float(times[index + 1]))
-            for index in numpy.flatnonzero(pauses > IDLE_SHARE * (end - start))
+            for index in numpy.flatnonzero((pauses > IDLE_SHARE * (end - start)) & (pauses >= MINIMUM_PAUSE))
             if not numpy.isin(times[index + 1], timed)
         )
         return TimeAxis(start, end, gaps)
@@ -326,27 +361,34 @@ def draw_time_sequence(
     for _, ys in marks.values():
         lows.append(ys[(ys >= near[0]) & (ys <= near[1])])
     extent = _extent(lows, highs)
-    bottom, top = _padded(*extent, 0.04, 1.0) if extent else (-1.0, 1.0)
+    bottom, top = _padded(*extent, Y_MARGIN_SHARE, 1.0) if extent else (-1.0, 1.0)
+    placed: list[tuple[float, float]] = []
     for kind, style in MARKS.items():
         if kind not in marks:
             continue
         xs, ys = marks[kind]
         if extent and not numpy.all((ys >= near[0]) & (ys <= near[1])):
             ys = _pin_far_marks(ax, style.label, xs, ys, near, extent)
-        drawn[kind] = ax.plot(
-            xs,
-            ys,
-            linestyle="none",
-            marker=style.marker,
-            markersize=style.size,
-            color=style.color,
-            markerfacecolor=style.color if style.filled else "white",
-            markeredgecolor="white" if style.filled and style.marker not in "xX" else style.color,
-            markeredgewidth=0.7 if style.filled and style.marker not in "x" else 1.6,
-            zorder=7 if kind == "retransmission" else 6,
-            label=style.label,
-            gid=GID + kind,
-        )[0]
+        offsets = _fan_out(time_axis, (bottom, top), xs, ys, placed)
+        for offset in sorted(set(offsets)):
+            chosen = numpy.array([each == offset for each in offsets])
+            artist = ax.plot(
+                xs[chosen],
+                ys[chosen],
+                linestyle="none",
+                marker=style.marker,
+                markersize=style.size,
+                color=style.color,
+                markerfacecolor=style.color if style.filled else "white",
+                markeredgecolor="white" if style.filled and style.marker not in "xX" else style.color,
+                markeredgewidth=0.7 if style.filled and style.marker not in "x" else 1.6,
+                zorder=7 if kind == "retransmission" else 6,
+                label=style.label,
+                gid=GID + kind,
+            )[0]
+            if offset:
+                artist.set_transform(ax.transData + ScaledTranslation(0, offset / 72, ax.figure.dpi_scale_trans))
+            drawn.setdefault(kind, artist)
     ax.set_ylim(bottom, top)
     time_axis.apply(ax)
     window_note = ""
@@ -448,7 +490,7 @@ def _sent_without_data(direction: _Direction) -> str:
 def _label_axes(ax: Axes, sequence: TimeSequence, sent: _Direction, from_initiator: bool) -> None:
     ax.set_xlabel("time since the first frame")
     ax.set_ylabel("relative sequence number")
-    ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True))  # 2.5 needs 2 decimals
     ax.yaxis.set_major_formatter(UnitFormatter(BYTES))
     title = f"TCP stream {sequence.stream}, {_role(from_initiator)}"
     if sent.name:
@@ -458,6 +500,8 @@ def _label_axes(ax: Axes, sequence: TimeSequence, sent: _Direction, from_initiat
             title += f", {retransmissions:,} retransmission{'s' if retransmissions != 1 else ''}"
             if sent.retransmitted_bytes:
                 title += f" ({format_bytes(sent.retransmitted_bytes)})"
+    if len(title) > TITLE_LINE:  # IPv6 endpoints: the sender and receiver go to a second line
+        title = title.replace(": ", ":\n", 1)
     ax.set_title(title, loc="left", fontsize=10.5)
     ax.grid(True, color="#DDDDDD", linewidth=0.6)
 
@@ -498,9 +542,12 @@ def _legend_handle(ax: Axes, kind: str, artist: Line2D) -> Line2D | tuple[Line2D
 
 
 def _shows(ax: Axes, artist: Line2D, *, step: bool = False) -> bool:
-    """Whether some point of ``artist`` (a step line: some of its steps) lies inside the axes' limits."""
+    """Whether some point of ``artist`` (a step line: some of its steps) lies inside the axes' limits;
+    a line of one point (the single ACK of a refused connection) draws nothing."""
     xs = numpy.asarray(artist.get_xdata(), dtype=float)
     ys = numpy.asarray(artist.get_ydata(), dtype=float)
+    if artist.get_linestyle() != "None" and numpy.count_nonzero(numpy.isfinite(ys)) < 2:
+        return False
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     inside_y = (ys >= y0) & (ys <= y1)
     if step:
@@ -526,6 +573,31 @@ def _near(lows: list[numpy.ndarray], highs: list[numpy.ndarray]) -> tuple[float,
         return -math.inf, math.inf
     reach = max(extent[1] - extent[0], FAR_BYTES)
     return extent[0] - reach, extent[1] + reach
+
+
+def _fan_out(
+    time_axis: TimeAxis,
+    y_range: tuple[float, float],
+    xs: numpy.ndarray,
+    ys: numpy.ndarray,
+    placed: list[tuple[float, float]],
+) -> list[float]:
+    """Vertical offsets (points) that keep marks off the marks placed before them: a FIN, its
+    retransmission's diamond and a RST in the same millisecond would hide each other. Each mark
+    that lands on earlier ones moves :data:`FAN_OUT_POINTS` per mark under it, downwards near the
+    top of the graph. ``placed`` (axes fractions) grows by these marks."""
+    real, drawn = time_axis.knots()
+    low, high = (float(numpy.interp(edge, real, drawn)) for edge in time_axis.limits())
+    fractions_x = (numpy.interp(xs, real, drawn) - low) / max(high - low, 1e-12)
+    fractions_y = (ys - y_range[0]) / max(y_range[1] - y_range[0], 1e-12)
+    offsets = []
+    mine: list[tuple[float, float]] = []
+    for x, y in zip(fractions_x.tolist(), fractions_y.tolist()):
+        under = sum(1 for other_x, other_y in placed if abs(other_x - x) < NEAR_X and abs(other_y - y) < NEAR_Y)
+        offsets.append(under * FAN_OUT_POINTS * (-1 if y > 0.7 else 1))
+        mine.append((x, y))
+    placed += mine
+    return offsets
 
 
 def _pin_far_marks(
@@ -562,19 +634,30 @@ def _padded(low: float, high: float, fraction: float, least: float) -> tuple[flo
 
 
 class TimeAxis(NamedTuple):
-    """A time axis from ``start`` to ``end`` (seconds) on which each of ``gaps`` (from, to) is
-    drawn :data:`SHORTENED_SHARE` of the axis wide, as a grey band that says how long it lasted."""
+    """A time axis from ``start`` to ``end`` (seconds) on which each of ``gaps`` (from, to: the
+    frames around a pause) is drawn as a grey band :data:`SHORTENED_SHARE` of the axis wide that says
+    how long the pause lasted; :data:`PAUSE_MARGIN_SHARE` of the axis on each side of a band stays at
+    real scale, so the frames around it are not drawn on its edges."""
 
     start: float
     end: float
     gaps: tuple[tuple[float, float], ...]
 
+    def drawn_width(self) -> float:
+        """The width of the axis from ``start`` to ``end`` once the pauses are shortened (seconds)."""
+        kept = (self.end - self.start) - sum(to - since for since, to in self.gaps)
+        return max(kept, 1e-9) / (1 - (SHORTENED_SHARE + 2 * PAUSE_MARGIN_SHARE) * len(self.gaps))
+
+    def bands(self) -> list[tuple[float, float]]:
+        """The real times each band covers: its pause less a margin at each end."""
+        margin = PAUSE_MARGIN_SHARE * self.drawn_width()
+        return [(since + min(margin, (to - since) / 4), to - min(margin, (to - since) / 4)) for since, to in self.gaps]
+
     def knots(self) -> tuple[numpy.ndarray, numpy.ndarray]:
         """Real times and where they are drawn; linear between knots, slope 1 beyond the ends."""
-        kept = (self.end - self.start) - sum(to - since for since, to in self.gaps)
-        width = SHORTENED_SHARE * max(kept, 1e-9) / (1 - SHORTENED_SHARE * len(self.gaps))
+        width = SHORTENED_SHARE * self.drawn_width()
         real, drawn = [self.start - 1e9, self.start], [self.start - 1e9, self.start]
-        for since, to in self.gaps:
+        for since, to in self.bands():
             drawn.append(drawn[-1] + since - real[-1])
             real.append(since)
             drawn.append(drawn[-1] + width)
@@ -582,6 +665,11 @@ class TimeAxis(NamedTuple):
         drawn += [drawn[-1] + self.end - real[-1], drawn[-1] + self.end - real[-1] + 1e9]
         real += [self.end, self.end + 1e9]
         return numpy.array(real), numpy.array(drawn)
+
+    def limits(self) -> tuple[float, float]:
+        """The axis' limits: :data:`EDGE_MARGIN_SHARE` of it before the first frame and after the last."""
+        margin = max(self.drawn_width() * EDGE_MARGIN_SHARE, 1e-6)  # slope 1 outside
+        return self.start - margin, self.end + margin
 
     def apply(self, ax: Axes) -> None:
         """Set the axis' limits, its scale (when there are gaps), ticks with units, and the bands."""
@@ -593,12 +681,11 @@ class TimeAxis(NamedTuple):
             )
             ax.xaxis.set_major_locator(_SegmentLocator(self))
         ax.xaxis.set_major_formatter(UnitFormatter(SECONDS))
-        margin = max(float(numpy.interp(self.end, real, drawn) - self.start) * 0.015, 1e-6)  # slope 1 outside
-        ax.set_xlim(self.start - margin, self.end + margin)
-        for since, to in self.gaps:
-            ax.axvspan(since, to, color="#EEEEEE", zorder=0.5, gid=GID + "pause")
+        ax.set_xlim(*self.limits())
+        for (since, to), (left, right) in zip(self.gaps, self.bands()):
+            ax.axvspan(left, right, color="#EEEEEE", zorder=0.5, gid=GID + "pause")
             ax.text(
-                (since + to) / 2,
+                (left + right) / 2,
                 0.5,
                 f"{format_seconds(to - since)} pause, shortened",
                 transform=ax.get_xaxis_transform(),
@@ -612,7 +699,9 @@ class TimeAxis(NamedTuple):
 
 
 class _SegmentLocator(Locator):
-    """Ticks for each stretch of a time axis between shortened pauses, as many as its width allows."""
+    """Ticks on a time axis with shortened pauses: on round values within each stretch between bands
+    (the roundest one of each first), never two closer than :data:`TICK_SPACING_SHARE` of the axis
+    and never with more than :data:`MAXIMUM_TICK_DECIMALS` decimals."""
 
     def __init__(self, time_axis: TimeAxis) -> None:
         self.time_axis = time_axis
@@ -620,18 +709,38 @@ class _SegmentLocator(Locator):
     def __call__(self) -> list[float]:
         axis = self.time_axis
         real, drawn = axis.knots()
-        total = float(numpy.interp(axis.end, real, drawn) - axis.start)
-        bounds = [axis.start, *(edge for gap in axis.gaps for edge in gap), axis.end]
-        ticks: list[float] = []
+        low, high = axis.limits()
+        total = float(numpy.interp(high, real, drawn) - numpy.interp(low, real, drawn))
+        bounds = [low, *(edge for band in axis.bands() for edge in band), high]
+        candidates: list[tuple[int, float]] = []
         for since, to in zip(bounds[0::2], bounds[1::2]):
-            share = (to - since) / max(total, 1e-12)
+            candidates.append((0, _roundest(since, to)))
+            share = float(numpy.interp(to, real, drawn) - numpy.interp(since, real, drawn)) / max(total, 1e-12)
             bins = max(1, round(9 * share))
-            ticks += [
-                float(tick)
+            candidates += [
+                (1, float(tick))
                 for tick in MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]).tick_values(since, to)
-                if since - 1e-12 <= tick <= to + 1e-12
-            ] or [since]
-        return ticks
+                if since <= tick <= to
+            ]
+        prefix = _prefix_for(SECONDS, [high])[0][1]
+        ticks: list[float] = []
+        for _, tick in sorted(candidates):
+            if _decimals_of([tick / prefix]) > MAXIMUM_TICK_DECIMALS:
+                continue
+            at = float(numpy.interp(tick, real, drawn))
+            if all(abs(at - float(numpy.interp(other, real, drawn))) >= TICK_SPACING_SHARE * total for other in ticks):
+                ticks.append(tick)
+        return sorted(ticks)
+
+
+def _roundest(low: float, high: float) -> float:
+    """The value in [low, high] with the fewest decimals (the middle, if none has fewer than 12)."""
+    for decimals in range(-12, 12):
+        step = 10.0**-decimals
+        candidate = math.ceil(low / step - 1e-9) * step
+        if candidate <= high:
+            return round(candidate, max(decimals, 0))
+    return (low + high) / 2
 
 
 class Unit(NamedTuple):
@@ -674,16 +783,23 @@ class UnitFormatter(Formatter):
 
 
 def _prefix_for(unit: Unit, values: list[float]) -> tuple[tuple[str, float], int]:
-    """The largest prefix that keeps the largest value at 1 or more, and the decimals that tell the
-    values apart."""
+    """The largest prefix that keeps the largest value at 1 or more, and the decimals that write
+    each value exactly."""
     largest = max((abs(value) for value in values), default=0.0)
     prefix = next(((name, size) for name, size in unit.prefixes if largest >= size), unit.prefixes[-1])
-    steps = [abs(b - a) / prefix[1] for a, b in zip(values, values[1:]) if b != a]
-    step = min(steps, default=1.0)
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
+    decimals = _decimals_of([value / prefix[1] for value in values])
     if prefix[1] == 1.0 and unit is BYTES:
         decimals = 0  # bytes are whole
-    return prefix, min(decimals, 6)
+    return prefix, decimals
+
+
+def _decimals_of(values: list[float]) -> int:
+    """The fewest decimals (at most 6) that write each value exactly: 0.25 needs 2, never "0.2"."""
+    for decimals in range(7):
+        tolerance = 1e-6 * 10.0**-decimals
+        if all(abs(value - round(value, decimals)) <= tolerance * max(1.0, abs(value)) for value in values):
+            return decimals
+    return 6
 
 
 def format_seconds(value: float) -> str:
