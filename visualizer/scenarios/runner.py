@@ -5,6 +5,7 @@ Scenarios make captures; analysing and drawing them is the caller's (the CLI, a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import IO, cast
 from visualizer.errors import UsageError
 from visualizer.scenarios import SCENARIOS, Scenario
 from visualizer.scenarios.namespace import die_with_parent, in_private_namespace, run_command
+from visualizer.sources.kernel import KernelRecorder, KernelRecording, sidecar_path
 from visualizer.sources.live import Sniffer, require_root
 
 
@@ -28,14 +30,26 @@ class ScenarioResult:
     """Frames tcpdump captured at the same time, when asked to check."""
     observations: dict[str, object] = field(default_factory=dict)
     """What a crafted scenario saw from its side (what the kernel socket received, answers seen...)."""
+    kernel: KernelRecording | None = None
+    """The kernel events recorded beside the capture (None with ``kernel=False``)."""
 
 
 def _capture(
-    scenario: Scenario, pcap: Path, check_with_tcpdump: bool
-) -> tuple[int, int, int | None, dict[str, object]]:
-    """Inside the private namespace: set up, sniff, run, write the pcap."""
+    scenario: Scenario, pcap: Path, check_with_tcpdump: bool, kernel: bool
+) -> tuple[int, int, int | None, dict[str, object], KernelRecording | None]:
+    """Inside the private namespace: set up, sniff, run, write the pcap (and the kernel events beside it)."""
     for command in scenario.setup:
         run_command(*command)
+    # The recorder is forked first, before any thread exists; it follows this process and its children.
+    recorder = KernelRecorder(sidecar_path(pcap), pids=[os.getpid()]) if kernel else None
+    with recorder if recorder is not None else contextlib.nullcontext():
+        captured = _sniff(scenario, pcap, check_with_tcpdump)
+    return (*captured, recorder.result if recorder is not None else None)
+
+
+def _sniff(
+    scenario: Scenario, pcap: Path, check_with_tcpdump: bool
+) -> tuple[int, int, int | None, dict[str, object]]:
     tcpdump = None
     reference = pcap.with_suffix(".tcpdump.pcap")
     if check_with_tcpdump:
@@ -66,19 +80,27 @@ def _capture(
     return written, result.kernel_drops, reference_frames, observations
 
 
-def run_scenario(name: str, out: Path, *, check_with_tcpdump: bool = False) -> ScenarioResult:
-    """Run scenario ``name``; write ``out/NAME.pcap``."""
+def run_scenario(name: str, out: Path, *, check_with_tcpdump: bool = False, kernel: bool = True) -> ScenarioResult:
+    """Run scenario ``name``; write ``out/NAME.pcap`` and, with ``kernel``, ``out/NAME.kernel.jsonl``."""
     scenario = SCENARIOS.get(name)
     if scenario is None:
         raise UsageError(f"unknown scenario {name!r} (see 'sockstory scenarios')")
     require_root(f"run {name}" if name != "story" else "story")
     out.mkdir(parents=True, exist_ok=True)
     pcap = out / f"{name}.pcap"
-    frames, drops, reference, observations = in_private_namespace(
-        lambda: _capture(scenario, pcap, check_with_tcpdump), name=name
+    frames, drops, reference, observations, recording = in_private_namespace(
+        lambda: _capture(scenario, pcap, check_with_tcpdump, kernel), name=name
     )
-    give_to_sudo_user(out, pcap)
-    return ScenarioResult(name, pcap, frames, drops, reference, observations=observations)
+    give_to_sudo_user(out, pcap, *([recording.path] if recording is not None and recording.path else []))
+    forget_stale_sidecar(pcap, recording)
+    return ScenarioResult(name, pcap, frames, drops, reference, observations=observations, kernel=recording)
+
+
+def forget_stale_sidecar(pcap: Path, recording: KernelRecording | None) -> None:
+    """A capture written without kernel events loses the sidecar of an earlier run under its name."""
+    if recording is None or recording.path is None:
+        with contextlib.suppress(FileNotFoundError):
+            sidecar_path(pcap).unlink()
 
 
 def give_to_sudo_user(*paths: Path) -> None:
