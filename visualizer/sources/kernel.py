@@ -81,6 +81,8 @@ SOCKET_EVENTS = (
     "tcp/tcp_send_reset",
     "tcp/tcp_receive_reset",
     "skb/kfree_skb",
+    "skb/consume_skb",
+    "net/netif_receive_skb",
 )
 """Socket-level events, on the *socket* instance (any task: softirqs and timers emit most of them)."""
 SOCKET_CALLS = (
@@ -109,10 +111,15 @@ PROCESS_EVENTS = (
 """Process-context events, on the *calls* instance, limited to the traced processes (set_event_pid)."""
 FILTERS = {
     "sock/inet_sock_set_state": "protocol == 6",
-    "skb/kfree_skb": "protocol == 8 || protocol == 56710",
+    "skb/kfree_skb": "protocol == 2048 || protocol == 34525",
+    "net/netif_receive_skb": 'name == "lo"',
+    "sock/sk_data_ready": "protocol == 6",
 }
-"""Kernel-side filters: TCP state changes only; drops of IPv4 and IPv6 packets (skb->protocol is
-big-endian: ETH_P_IP 0x0800 and ETH_P_IPV6 0x86dd read as little-endian numbers)."""
+"""Kernel-side filters: TCP state changes and data-ready news only; drops of IPv4 and IPv6 packets (the tracepoint
+stores skb->protocol in host order: ETH_P_IP 0x0800, ETH_P_IPV6 0x86dd); packets received on
+loopback (``netif_receive_skb`` ties a dropped buffer to the frame the capture saw arrive;
+``consume_skb`` says when a buffer's memory was freed, so a later buffer at the same address is
+not taken for it)."""
 BUFFER_KB = {"calls": 4096, "socket": 8192}
 """Ring size per CPU of each instance: a second of a bulk transfer's events, with room to spare."""
 POLL_SECONDS = 0.02
@@ -288,7 +295,11 @@ class PageDecoder:
             if name.startswith("common_") or name == "__syscall_nr":
                 continue
             chunk = data[item.offset : item.offset + item.size]
-            if "[" in item.type:
+            if item.type.startswith("__data_loc"):  # u32: offset in the low half, length in the high half
+                location = int.from_bytes(chunk, "little")
+                text = data[location & 0xFFFF : (location & 0xFFFF) + (location >> 16)]
+                raw[name] = text.split(b"\0", 1)[0].decode("utf-8", "replace")
+            elif "[" in item.type:
                 raw[name] = chunk
             elif "*" in item.type or name in ("skaddr", "skbaddr", "sk", "rx_sk", "req", "location", "ip"):
                 raw[name] = int.from_bytes(chunk, "little")
