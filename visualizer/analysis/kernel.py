@@ -586,12 +586,16 @@ def _kernel_side(
     frame_times: list[int],
     frames: Sequence[FrameAnalysis],
     slack: int,
-    dropped: set[int],
+    dropped: dict[int, str],
 ) -> None:
     """States, probes, retransmissions, resets and data_ready of the endpoint's socket(s)."""
     sent = [frame for frame in own if _sent_by(endpoint, frame)]
-    # what reached TCP: a frame dropped on its way in (firewall, checksum) never did
-    received = [frame for frame in own if not _sent_by(endpoint, frame) and frame.record.number not in dropped]
+    # what reached the socket: a frame dropped on its way in (firewall, checksum, no socket) never did
+    received = [
+        frame
+        for frame in own
+        if not _sent_by(endpoint, frame) and not _before_tcp(dropped.get(frame.record.number))
+    ]
     isn = next((frame.record.seq for frame in sent if frame.record.tcp_flags & SYN), None)
     retransmitted = [frame for frame in sent if frame.analysis & RETRANSMITTED]
     resets_sent = [frame for frame in sent if frame.record.tcp_flags & RST]
@@ -617,8 +621,14 @@ def _kernel_side(
             )
         elif name == "tcp_probe":
             # the segment it processes: the last of its length captured before it (segments that come
-            # while the program holds the socket wait in its backlog, where pure ACKs coalesce)
-            frame = _latest(received, event.time_ns + slack, lambda item: item.record.payload_length == fields.get("data_len"))
+            # while the program holds the socket wait in its backlog, where they coalesce: data_len is
+            # then the sum of several, and the frame the last of them)
+            length = int(fields.get("data_len", 0))
+            frame = _latest(
+                received,
+                event.time_ns + slack,
+                lambda item: item.record.payload_length == length or 0 < item.record.payload_length < length,
+            )
             endpoint.probes.append(
                 ProbeSample(
                     event.time_ns,
@@ -712,6 +722,11 @@ def _check_acknowledged(endpoint: EndpointKernel, received: list[FrameAnalysis])
             )
 
 
+def _before_tcp(reason: str | None) -> bool:
+    """A drop before the socket saw the segment (TCP's own drops, ``TCP_OLD_DATA``..., come after it)."""
+    return reason is not None and (reason == "TCP_CSUM" or not reason.startswith("TCP_"))
+
+
 def _drops(
     story: KernelStory,
     buffers: dict[int, list[KernelEvent]],
@@ -719,9 +734,9 @@ def _drops(
     frame_times: list[int],
     slack: int,
     endpoints: dict[EndpointKey, EndpointKernel],
-) -> set[int]:
+) -> dict[int, str]:
     """Tie each drop to the frame whose arrival (netif_receive_skb of the same buffer, not freed since) preceded it."""
-    dropped: set[int] = set()
+    dropped: dict[int, str] = {}
     for history in buffers.values():
         for index, event in enumerate(history):
             if event.name != "kfree_skb":
@@ -736,7 +751,7 @@ def _drops(
             story.drops.append(mark)
             if frame is None:
                 continue
-            dropped.add(frame.record.number)
+            dropped[frame.record.number] = reason
             record = frame.record
             receiver = endpoints.get((frame.stream, record.destination, record.destination_port))
             if receiver is not None:
@@ -768,7 +783,7 @@ def _sent_by(endpoint: EndpointKernel, frame: FrameAnalysis) -> bool:
     return frame.record.source == endpoint.address and frame.record.source_port == endpoint.port
 
 
-def _delivered(peer_frames: list[FrameAnalysis], dropped: set[int]) -> list[tuple[int, int, int]]:
+def _delivered(peer_frames: list[FrameAnalysis], dropped: dict[int, str]) -> list[tuple[int, int, int]]:
     """(first, end, frame) of the bytes each frame delivered first (dropped and bad frames deliver nothing)."""
     delivered: list[tuple[int, int, int]] = []
     covered: list[tuple[int, int]] = []
@@ -786,7 +801,7 @@ def _delivered(peer_frames: list[FrameAnalysis], dropped: set[int]) -> list[tupl
     return delivered
 
 
-def _link_bytes(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: set[int]) -> None:
+def _link_bytes(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dict[int, str]) -> None:
     """Each send's and recv's relative sequence numbers, and the frames that carried them."""
     sent_frames = [frame for frame in own if _sent_by(endpoint, frame) and frame.record.payload_length]
     peer_frames = [frame for frame in own if not _sent_by(endpoint, frame)]
@@ -814,16 +829,26 @@ def _link_bytes(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: set
     endpoint.calls = linked
 
 
-def _queues(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: set[int]) -> None:
-    """Send-Q and Recv-Q after every call and frame that changes them."""
+def _queues(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dict[int, str]) -> None:
+    """Send-Q and Recv-Q at every call and frame that changes them.
+
+    Send-Q: bytes written (returned by send calls, or seen leaving, whichever is more) minus bytes
+    acknowledged by ACKs that reached the socket. Recv-Q: bytes received in order minus bytes read.
+    A recv takes its bytes from the queue when it is entered, or as they arrive while it waits:
+    the kernel copies them out before it returns, and a window update it sends on the way lets
+    new data in before the return.
+    """
     changes: list[tuple[int, int, str, int, int]] = []
     for call in endpoint.calls:
-        if call.call in ("send", "recv") and call.result > 0:
-            changes.append((call.end_ns, 1, call.call, call.result, 0))
+        if call.call == "send" and call.result > 0:
+            changes.append((call.end_ns, 1, "send", call.result, 0))
+        elif call.call == "recv" and call.result > 0:
+            changes.append((call.time_ns, 1, "recv", call.result, 0))
     peer_frames = [frame for frame in own if not _sent_by(endpoint, frame)]
+    numbers = {frame.record.number: frame for frame in peer_frames}
     for start, end, number in _delivered(peer_frames, dropped):
-        frame = next(item for item in peer_frames if item.record.number == number)
-        changes.append((frame.record.timestamp_ns or 0, 0, "data", start, end))
+        changes.append((numbers[number].record.timestamp_ns or 0, 0, "data", start, number))
+        changes.append((numbers[number].record.timestamp_ns or 0, 0, "range", start, end))
     for frame in own:
         time_ns = frame.record.timestamp_ns or 0
         if _sent_by(endpoint, frame):
@@ -831,34 +856,38 @@ def _queues(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: set[int
                 changes.append((time_ns, 0, "sent", frame.seq + frame.record.payload_length - 1, frame.record.number))
         elif frame.record.tcp_flags & ACK and frame.record.number not in dropped:
             changes.append((time_ns, 0, "ack", frame.ack - 1, frame.record.number))
-    changes.sort(key=lambda item: (item[0], item[1]))
-    written_by_calls = sent_high = acknowledged = read = 0
+    changes.sort(key=lambda item: (item[0], item[1], item[2] != "range"))
+    written_by_calls = sent_high = acknowledged = requested = 0
     ranges: list[tuple[int, int]] = []
     in_order = 0
+    last = (-1, -1)
     for time_ns, _, cause, value, extra in changes:
         frame = 0
+        if cause == "range":
+            ranges.append((value - 1, extra - 1))
+            ranges.sort()
+            for first, end in ranges:
+                if first <= in_order < end:
+                    in_order = end
+            continue
         if cause == "send":
             written_by_calls += value
         elif cause == "recv":
-            read += value
+            requested += value
         elif cause == "sent":
             sent_high, frame = max(sent_high, value), extra
         elif cause == "ack":
             frame = extra
             acknowledged = max(acknowledged, min(value, max(written_by_calls, sent_high)))
         elif cause == "data":
-            ranges.append((value - 1, extra - 1))
-            ranges.sort()
-            for first, end in ranges:
-                if first <= in_order < end:
-                    in_order = end
-        recv_q = in_order - read
-        if recv_q < 0 and cause == "recv":
-            endpoint.checks.append(
-                f"a recv() returned {-recv_q} bytes more than the capture saw arrive in order by {time_ns}"
-            )
-        endpoint.queues.append(
-            QueueSample(time_ns, max(written_by_calls, sent_high) - acknowledged, max(recv_q, 0), cause, frame)
+            frame = extra
+        sample = (max(written_by_calls, sent_high) - acknowledged, in_order - min(requested, in_order))
+        if sample != last or cause in ("send", "recv"):
+            endpoint.queues.append(QueueSample(time_ns, sample[0], sample[1], cause, frame))
+            last = sample
+    if requested > in_order:
+        endpoint.checks.append(
+            f"the recv() calls returned {requested - in_order} bytes more than the capture saw arrive in order"
         )
 
 
