@@ -48,7 +48,7 @@ from visualizer.analysis.report import (
     ZERO_WINDOW,
     FrameAnalysis,
 )
-from visualizer.model import ACK, FIN, RST, SYN, KernelEvent
+from visualizer.model import ACK, RST, SYN, KernelEvent
 
 KERNEL_TO_RFC = {
     "LISTEN": "LISTEN",
@@ -979,5 +979,3 @@ __all__ = [
     "join_kernel",
     "kernel_states",
 ]
-
-_UNUSED = (FIN,)

@@ -590,6 +590,7 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
     except _Stop:
         pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup itself is not interrupted
         for instance in instances:
             instance.close()
         with contextlib.suppress(OSError):
