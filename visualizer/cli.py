@@ -283,7 +283,7 @@ def _parser() -> argparse.ArgumentParser:
         "congestion figures, retransmissions, resets, drops) into DIR/NAME.kernel.jsonl. Every process the "
         "command starts ends with it. Ctrl-C or SIGTERM ends the command and keeps what was recorded.",
         epilog="example:\n  sudo sockstory record -o out -- sh -c "
-        "\"python3 -m http.server 8000 & sleep 1; curl -s localhost:8000 >/dev/null; kill %1\"\n"
+        '"python3 -m http.server 8000 & sleep 1; curl -s localhost:8000 >/dev/null; kill %1"\n'
         "  sockstory calls out/record.pcap",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

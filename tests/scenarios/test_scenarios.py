@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
+from tests.kernel_checks import CHECKS, check_states
 from tests.render.images import pixels, png_size, svg_titles
 from visualizer.analysis import Report
 from visualizer.analysis.report import analysis_names
@@ -25,7 +26,6 @@ from visualizer.render.layout import build_ladder
 from visualizer.scenarios import SCENARIOS
 from visualizer.scenarios.kernel import BULK_MSS, NAGLE_WRITES
 from visualizer.scenarios.runner import ScenarioResult, run_scenario
-from tests.kernel_checks import CHECKS, check_states
 
 
 def host_state() -> tuple[str, ...]:
@@ -37,10 +37,17 @@ def host_state() -> tuple[str, ...]:
 
     offloads = "\n".join(line for line in read("ethtool", "-k", "lo").splitlines() if "offload" in line)
     instances = read(
-        "unshare", "-m", "--propagation", "private", "sh", "-c",
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
         "mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; ls /sys/kernel/tracing/instances",
     )
-    mounts = "\n".join(sorted(" ".join(line.split()[3:5]) for line in Path("/proc/1/mountinfo").read_text().splitlines()))
+    mounts = "\n".join(
+        sorted(" ".join(line.split()[3:5]) for line in Path("/proc/1/mountinfo").read_text().splitlines())
+    )
     return (
         read("ip", "netns", "list"),
         read("nft", "list", "tables"),

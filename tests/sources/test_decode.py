@@ -5,10 +5,10 @@ from __future__ import annotations
 import struct
 import time
 
-from tests.packets import ACK, PSH, SYN, decode_all, ethernet, ipv4, ipv6, tcp, udp
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from tests.packets import ACK, PSH, SYN, decode_all, ethernet, ipv4, ipv6, tcp, udp
 from visualizer.model import parse_tcp_options, window_scale_of
 from visualizer.sources.ip import (
     FRAGMENT_TIMEOUT_NS,

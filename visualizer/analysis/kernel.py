@@ -287,7 +287,8 @@ class _Sockets:
         if sk is None:
             return None
         if event.name == "inet_sock_set_state" and (
-            fields.get("oldstate") == "CLOSE" or (fields.get("oldstate"), fields.get("newstate")) == ("LISTEN", "SYN_RECV")
+            fields.get("oldstate") == "CLOSE"
+            or (fields.get("oldstate"), fields.get("newstate")) == ("LISTEN", "SYN_RECV")
         ):
             self.incarnation[sk] = self.incarnation.get(sk, 0) + 1  # a new socket (possibly in reused memory)
         identity = self.current(sk)
@@ -381,7 +382,16 @@ class _Calls:
             child = self._accepted(identity, event.time_ns) if result >= 0 else None
             if result >= 0:
                 self.fds[(process, result)] = child
-            self._add(child, pending, call, syscall, result, fd=result if result >= 0 else fd, detail=detail, listener=identity)
+            self._add(
+                child,
+                pending,
+                call,
+                syscall,
+                result,
+                fd=result if result >= 0 else fd,
+                detail=detail,
+                listener=identity,
+            )
             return
         self._add(identity, pending, call, syscall, result, fd=fd, size=size, detail=detail)
         if call == "close":
@@ -592,9 +602,7 @@ def _kernel_side(
     sent = [frame for frame in own if _sent_by(endpoint, frame)]
     # what reached the socket: a frame dropped on its way in (firewall, checksum, no socket) never did
     received = [
-        frame
-        for frame in own
-        if not _sent_by(endpoint, frame) and not _before_tcp(dropped.get(frame.record.number))
+        frame for frame in own if not _sent_by(endpoint, frame) and not _before_tcp(dropped.get(frame.record.number))
     ]
     isn = next((frame.record.seq for frame in sent if frame.record.tcp_flags & SYN), None)
     retransmitted = [frame for frame in sent if frame.analysis & RETRANSMITTED]
@@ -627,7 +635,9 @@ def _kernel_side(
             frame = _latest(
                 received,
                 event.time_ns + slack,
-                lambda item: item.record.payload_length == length or 0 < item.record.payload_length < length,
+                lambda item, length=length: (
+                    item.record.payload_length == length or 0 < item.record.payload_length < length
+                ),
             )
             endpoint.probes.append(
                 ProbeSample(
@@ -862,7 +872,7 @@ def _queues(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dict[in
     in_order = 0
     last = (-1, -1)
     for time_ns, _, cause, value, extra in changes:
-        frame = 0
+        number = 0
         if cause == "range":
             ranges.append((value - 1, extra - 1))
             ranges.sort()
@@ -875,15 +885,15 @@ def _queues(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dict[in
         elif cause == "recv":
             requested += value
         elif cause == "sent":
-            sent_high, frame = max(sent_high, value), extra
+            sent_high, number = max(sent_high, value), extra
         elif cause == "ack":
-            frame = extra
+            number = extra
             acknowledged = max(acknowledged, min(value, max(written_by_calls, sent_high)))
         elif cause == "data":
-            frame = extra
+            number = extra
         sample = (max(written_by_calls, sent_high) - acknowledged, in_order - min(requested, in_order))
         if sample != last or cause in ("send", "recv"):
-            endpoint.queues.append(QueueSample(time_ns, sample[0], sample[1], cause, frame))
+            endpoint.queues.append(QueueSample(time_ns, sample[0], sample[1], cause, number))
             last = sample
     if requested > in_order:
         endpoint.checks.append(
@@ -962,7 +972,11 @@ def _passed_within_one_segment(endpoint: EndpointKernel) -> set[str]:
 
 def zero_window_frames(frames: Sequence[FrameAnalysis], endpoint: EndpointKernel) -> list[FrameAnalysis]:
     """The endpoint's zero-window advertisements (for the checks of its Recv-Q)."""
-    return [frame for frame in frames if frame.stream == endpoint.stream and _sent_by(endpoint, frame) and frame.analysis & ZERO_WINDOW]
+    return [
+        frame
+        for frame in frames
+        if frame.stream == endpoint.stream and _sent_by(endpoint, frame) and frame.analysis & ZERO_WINDOW
+    ]
 
 
 __all__ = [

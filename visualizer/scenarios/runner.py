@@ -47,9 +47,7 @@ def _capture(
     return (*captured, recorder.result if recorder is not None else None)
 
 
-def _sniff(
-    scenario: Scenario, pcap: Path, check_with_tcpdump: bool
-) -> tuple[int, int, int | None, dict[str, object]]:
+def _sniff(scenario: Scenario, pcap: Path, check_with_tcpdump: bool) -> tuple[int, int, int | None, dict[str, object]]:
     tcpdump = None
     reference = pcap.with_suffix(".tcpdump.pcap")
     if check_with_tcpdump:

@@ -565,7 +565,7 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
             instance.close()
         offset_end, error_end = clock_offset()
         decoder = PageDecoder(formats, offset_ns=offset_start)
-        events = sorted(
+        decoded = sorted(
             (event for cpu, page in pages for event in decoder.decode(page, cpu)),
             key=lambda event: event.time_ns,
         )
@@ -580,10 +580,10 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
             "lost_events": lost + decoder.missed_pages,
             "undecodable_events": decoder.undecodable,
             "pids": list(pids),
-            "events": len(events),
+            "events": len(decoded),
             "absent_events": absent,
         }
-        write_sidecar(sidecar, header, events)
+        write_sidecar(sidecar, header, decoded)
         report.write(json.dumps({"done": True, **header}) + "\n")
     except TracingUnavailable as error:
         report.write(json.dumps({"missing": str(error)}) + "\n")
@@ -606,7 +606,9 @@ def write_sidecar(path: Path, header: dict[str, Any], events: Iterable[KernelEve
         lines = []
         for event in events:
             lines.append(
-                json.dumps({"t": event.time_ns, "event": event.name, "cpu": event.cpu, "tid": event.tid, **event.fields})
+                json.dumps(
+                    {"t": event.time_ns, "event": event.name, "cpu": event.cpu, "tid": event.tid, **event.fields}
+                )
             )
             if len(lines) >= 4096:
                 handle.write(("\n".join(lines) + "\n").encode())
@@ -614,7 +616,7 @@ def write_sidecar(path: Path, header: dict[str, Any], events: Iterable[KernelEve
         if lines:
             handle.write(("\n".join(lines) + "\n").encode())
 
-    return atomic_write(path, writer)  # type: ignore[arg-type]
+    return atomic_write(path, writer)
 
 
 class KernelRecorder:
@@ -761,7 +763,9 @@ def load_sidecar(capture: str | os.PathLike[str]) -> KernelEvents | None:
             if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
                 raise CaptureFileError(str(path), "not a sockstory kernel-events file (its first line is no header)")
             if int(header.get("version", 0)) > FORMAT_VERSION:
-                raise CaptureFileError(str(path), f"kernel-events format version {header['version']} is newer than this sockstory")
+                raise CaptureFileError(
+                    str(path), f"kernel-events format version {header['version']} is newer than this sockstory"
+                )
             for number, line in enumerate(handle, start=2):
                 try:
                     item = json.loads(line)
