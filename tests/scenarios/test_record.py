@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import signal
 import subprocess
 import sys
@@ -41,8 +42,15 @@ def test_record_runs_a_server_and_a_client_and_tells_both_sides(tmp_path: Path) 
     assert story is not None and story.lost_events == 0
     server = next(endpoint for endpoint in story.endpoints if endpoint.port == 8000)
     client = next(endpoint for endpoint in story.endpoints if endpoint.port != 8000)
-    assert [call.call for call in client.calls] == ["socket", "connect", "send", "recv", "close"]
-    assert [call.call for call in server.calls][:3] == ["accept", "recv", "send"]
+    # curl reads as much as it gets at a time: repeated calls count once here
+    assert [name for name, _ in itertools.groupby(call.call for call in client.calls)] == [
+        "socket",
+        "connect",
+        "send",
+        "recv",
+        "close",
+    ]
+    assert [name for name, _ in itertools.groupby(call.call for call in server.calls)][:3] == ["accept", "recv", "send"]
     assert [call.call for call in server.listener_calls][:3] == ["socket", "bind", "listen"]
     request = next(call for call in client.calls if call.call == "send")
     served = next(call for call in server.calls if call.call == "recv")
