@@ -77,7 +77,7 @@ CALLS = {
     "accept4": "accept",
     "sendto": "send",
     "sendmsg": "send",
-    "write": "send",
+    "write": "send",  # (not traced by default: see SOCKET_CALLS in the source)
     "recvfrom": "recv",
     "recvmsg": "recv",
     "read": "recv",
@@ -105,6 +105,14 @@ AF_INET, AF_INET6 = 2, 10
 IGNORED_DROP_REASONS = frozenset({"QUEUE_PURGE", "NOT_SPECIFIED"})
 """Buffers freed with these reasons were not packets dropped on their way in (a closed socket's
 queues purged; frees that give no reason)."""
+OUTPUT_DROP_PREFIXES = ("QDISC_", "TC_EGRESS", "NEIGH_", "IP_OUTNOROUTES", "BPF_CGROUP_EGRESS", "FQ_", "CAKE_")
+"""Reasons of packets dropped on their way out, before the capture could see them."""
+ARRIVAL_WINDOW_NS = 10_000_000
+"""A drop is tied to the last arrival (``netif_receive_skb``) of its buffer at most this long before
+it: TCP drops a segment that waited in the socket's backlog when the program lets go of the socket."""
+RESET_DROP_NS = 100_000
+"""A drop this soon after the kernel sent a reset, on the same CPU, of another buffer than the one
+that caused the reset, is the reset itself, dropped on its way out (an output firewall rule)."""
 RECEIVE_WINDOW_NS = 1_000_000
 """The capture sees a frame arrive at most this long from the kernel's ``netif_receive_skb`` of it."""
 ETHERNET_HEADER = 14
@@ -222,8 +230,6 @@ class EndpointKernel:
     queues: list[QueueSample] = field(default_factory=list)
     probes: list[ProbeSample] = field(default_factory=list)
     marks: list[KernelMark] = field(default_factory=list)
-    data_ready: list[int] = field(default_factory=list)
-    """Times of ``sk_data_ready``: the kernel telling the program that data (or a FIN) came."""
     checks: list[str] = field(default_factory=list)
     """Where the figures derived from calls and frames disagree with the kernel's."""
 
@@ -349,6 +355,18 @@ class _Calls:
         pending = self.pending.get(event.tid)
         if pending is not None and identity is not None:
             pending.during.append((event, identity))
+        elif identity is not None and event.name in ("sock_send_length", "sock_recv_length"):
+            self._untraced(event, identity)
+
+    def _untraced(self, event: KernelEvent, identity: SocketId) -> None:
+        """A send or receive made by a system call that is not traced (``write``, ``read``, ``sendfile``...):
+        its bytes and socket from ``sock_send_length``/``sock_recv_length``, at that moment."""
+        process = self.process.get(event.tid, event.tid)
+        fd = next((fd for (owner, fd), known in self.fds.items() if owner == process and known == identity), -1)
+        result = int(event.fields.get("ret", 0))
+        call = "send" if event.name == "sock_send_length" else "recv"
+        record = SocketCall(event.time_ns, event.time_ns, process, event.tid, fd, call, "", result, -1, _errno_name(result))
+        self.calls.append((identity, record))
 
     def enter(self, event: KernelEvent) -> None:
         self.pending[event.tid] = _Pending(event, self.process.get(event.tid, event.tid))
@@ -480,7 +498,8 @@ def join_kernel(
     exits: dict[tuple[int, int], int] = {}
     entered: dict[int, int] = {}
     buffers: dict[int, list[KernelEvent]] = defaultdict(list)
-    for event in sorted(events, key=lambda item: item.time_ns):
+    ordered = sorted(events, key=lambda item: item.time_ns)
+    for event in ordered:
         name = event.name
         if name.startswith("sys_enter_"):
             calls.enter(event)
@@ -491,7 +510,7 @@ def join_kernel(
             calls.exit(event)
         elif name == "task_newtask":
             calls.task(event)
-        elif name in ("netif_receive_skb", "kfree_skb", "consume_skb"):
+        elif name in ("netif_receive_skb", "kfree_skb"):
             buffers[int(event.fields.get("skb") or 0)].append(event)
         else:
             calls.socket_event(event, sockets.see(event))
@@ -503,7 +522,8 @@ def join_kernel(
     for identity, endpoint in owner.items():
         endpoint.sockets.append(identity)
     _attach_calls(calls, owner)
-    dropped = _drops(story, buffers, frames, frame_times, alignment_error_ns, endpoints)
+    resets = [event for event in ordered if event.name == "tcp_send_reset"]
+    dropped = _drops(story, buffers, resets, frames, frame_times, alignment_error_ns, endpoints)
     for endpoint in endpoints.values():
         own = [frame for frame in frames if frame.stream == endpoint.stream]
         identities = endpoint.sockets
@@ -598,7 +618,7 @@ def _kernel_side(
     slack: int,
     dropped: dict[int, str],
 ) -> None:
-    """States, probes, retransmissions, resets and data_ready of the endpoint's socket(s)."""
+    """States, probes, retransmissions and resets of the endpoint's socket(s)."""
     sent = [frame for frame in own if _sent_by(endpoint, frame)]
     # what reached the socket: a frame dropped on its way in (firewall, checksum, no socket) never did
     received = [
@@ -662,8 +682,6 @@ def _kernel_side(
             reset_before = event.time_ns
             frame = _latest(received, event.time_ns + slack, lambda item: bool(item.record.tcp_flags & RST))
             endpoint.marks.append(KernelMark(event.time_ns, "reset_received", frame.record.number if frame else 0))
-        elif name == "sk_data_ready":
-            endpoint.data_ready.append(event.time_ns)
     _check_acknowledged(endpoint, received)
 
 
@@ -740,12 +758,19 @@ def _before_tcp(reason: str | None) -> bool:
 def _drops(
     story: KernelStory,
     buffers: dict[int, list[KernelEvent]],
+    resets: list[KernelEvent],
     frames: Sequence[FrameAnalysis],
     frame_times: list[int],
     slack: int,
     endpoints: dict[EndpointKey, EndpointKernel],
 ) -> dict[int, str]:
-    """Tie each drop to the frame whose arrival (netif_receive_skb of the same buffer, not freed since) preceded it."""
+    """Tie each drop to the frame of its buffer's last arrival (``netif_receive_skb``), when it arrived.
+
+    A buffer's address is reused as soon as it is freed (the allocator hands out the last freed
+    one first); every packet on loopback arrives, so the last arrival of an address is the packet
+    that holds it, unless the dropped one never arrived: dropped on its way out, which the reason
+    says (a qdisc's) or the reset it is says (a firewall's rule on output).
+    """
     dropped: dict[int, str] = {}
     for history in buffers.values():
         for index, event in enumerate(history):
@@ -755,8 +780,15 @@ def _drops(
             if reason in IGNORED_DROP_REASONS:
                 continue
             before = history[index - 1] if index else None
-            arrived = before is not None and before.name == "netif_receive_skb"
-            frame = _arrived(before, frames, frame_times, slack) if arrived and before is not None else None
+            frame = None
+            if (
+                before is not None
+                and before.name == "netif_receive_skb"
+                and event.time_ns - before.time_ns <= ARRIVAL_WINDOW_NS
+                and not reason.startswith(OUTPUT_DROP_PREFIXES)
+                and not _own_reset(event, before.time_ns, resets)
+            ):
+                frame = _arrived(before, frames, frame_times, slack)
             mark = KernelMark(event.time_ns, "drop", frame.record.number if frame else 0, reason)
             story.drops.append(mark)
             if frame is None:
@@ -768,6 +800,19 @@ def _drops(
                 receiver.marks.append(mark)
     story.drops.sort(key=lambda mark: mark.time_ns)
     return dropped
+
+
+def _own_reset(drop: KernelEvent, arrived_ns: int, resets: list[KernelEvent]) -> bool:
+    """Whether ``drop`` is a reset the kernel had just sent (see RESET_DROP_NS): one sent after the
+    dropped buffer's address last arrived (a packet that arrived after the reset is not it)."""
+    times = [reset.time_ns for reset in resets]
+    index = bisect.bisect_right(times, drop.time_ns) - 1
+    while index >= 0 and drop.time_ns - resets[index].time_ns <= RESET_DROP_NS:
+        reset = resets[index]
+        if reset.cpu == drop.cpu and reset.fields.get("skb") != drop.fields.get("skb") and reset.time_ns > arrived_ns:
+            return True
+        index -= 1
+    return False
 
 
 def _arrived(

@@ -72,7 +72,6 @@ FORMAT_VERSION = 1
 
 SOCKET_EVENTS = (
     "sock/inet_sock_set_state",
-    "sock/sk_data_ready",
     "sock/sock_rcvqueue_full",
     "tcp/tcp_probe",
     "tcp/tcp_retransmit_skb",
@@ -81,7 +80,6 @@ SOCKET_EVENTS = (
     "tcp/tcp_send_reset",
     "tcp/tcp_receive_reset",
     "skb/kfree_skb",
-    "skb/consume_skb",
     "net/netif_receive_skb",
 )
 """Socket-level events, on the *socket* instance (any task: softirqs and timers emit most of them)."""
@@ -96,12 +94,14 @@ SOCKET_CALLS = (
     "sendmsg",
     "recvfrom",
     "recvmsg",
-    "read",
-    "write",
     "shutdown",
     "close",
 )
-"""The system calls recorded (``sys_enter_*``/``sys_exit_*``) for the traced processes."""
+"""The system calls recorded (``sys_enter_*``/``sys_exit_*``) for the traced processes. Not ``read``
+and ``write``: every process of the machine makes them all the time, and each one would pay for
+the event and its filter; a read or write on a socket still shows as a recv or send, by the
+``sock_recv_length``/``sock_send_length`` event it makes (at that moment, without its entry and
+return)."""
 PROCESS_EVENTS = (
     "sock/sock_send_length",
     "sock/sock_recv_length",
@@ -113,17 +113,19 @@ FILTERS = {
     "sock/inet_sock_set_state": "protocol == 6",
     "skb/kfree_skb": "protocol == 2048 || protocol == 34525",
     "net/netif_receive_skb": 'name == "lo"',
-    "sock/sk_data_ready": "protocol == 6",
 }
-"""Kernel-side filters: TCP state changes and data-ready news only; drops of IPv4 and IPv6 packets (the tracepoint
+"""Kernel-side filters: TCP state changes only; drops of IPv4 and IPv6 packets (the tracepoint
 stores skb->protocol in host order: ETH_P_IP 0x0800, ETH_P_IPV6 0x86dd); packets received on
-loopback (``netif_receive_skb`` ties a dropped buffer to the frame the capture saw arrive;
-``consume_skb`` says when a buffer's memory was freed, so a later buffer at the same address is
-not taken for it)."""
-BUFFER_KB = {"calls": 4096, "socket": 8192}
-"""Ring size per CPU of each instance: a second of a bulk transfer's events, with room to spare."""
-POLL_SECONDS = 0.02
-"""How long the reader sleeps when every CPU's buffer is empty."""
+loopback (``netif_receive_skb`` ties a dropped buffer to the frame the capture saw arrive)."""
+BUFFER_KB = {"calls": 4096, "socket": 16384}
+"""Ring size per CPU of each instance: the socket instance holds about half a second of a bulk
+transfer's events on loopback (1M events/s at ~50 bytes, spread over the CPUs): far more than
+the reader's interval."""
+READ_INTERVAL = 0.05
+"""The reader takes the full pages of every CPU, then sleeps this long (or until told to stop)."""
+PAGE_HEADER_BYTES = 16
+PARTIAL_PAGE_SLACK = 256
+"""A page with this much room left is not full (no event of ours is larger)."""
 READY_TIMEOUT = 10.0
 
 TCP_STATES = {
@@ -448,17 +450,17 @@ class _Instance:
         _write(self.path / "tracing_on", "0")
         _write(self.path / "trace_clock", "mono")
         _write(self.path / "buffer_size_kb", str(BUFFER_KB[self.role]))
-        if pids is not None:
-            _write(self.path / "options" / "event-fork", "1")
-            _write(self.path / "set_event_pid", " ".join(str(pid) for pid in pids))
         absent = []
         for name in events:
             event = self.path / "events" / name
             if not (event / "enable").exists():
                 absent.append(name.replace("/", ":"))
                 continue
-            if name in FILTERS:
-                _write(event / "filter", FILTERS[name])
+            conditions = [f"({FILTERS[name]})"] if name in FILTERS else []
+            if pids:
+                conditions.append(f"common_pid >= {min(pids)}")
+            if conditions:
+                _write(event / "filter", " && ".join(conditions))
             _write(event / "enable", "1")
         for cpu in sorted(self.path.joinpath("per_cpu").iterdir(), key=lambda path: int(path.name[3:])):
             descriptor = os.open(cpu / "trace_pipe_raw", os.O_RDONLY | os.O_NONBLOCK)
@@ -495,8 +497,16 @@ class _Instance:
                 time.sleep(0.02)
 
 
-def _read_pages(instances: list[_Instance], pages: list[tuple[int, bytes]], page_bytes: int) -> int:
-    """Read every page that is ready on every CPU of every instance; returns how many were read."""
+def _read_pages(
+    instances: list[_Instance], pages: list[tuple[str, int, bytes]], page_bytes: int, *, drain: bool = False
+) -> int:
+    """Read the pages that are ready on every CPU of every instance; returns how many were read.
+
+    While recording, a CPU's reading stops at its first page that is not full: the kernel would
+    otherwise hand over the events of the page being written a few at a time, as fast as the
+    reader asks, and the reader would spin on a CPU the traced program needs. ``drain`` reads
+    everything, to the last event.
+    """
     count = 0
     for instance in instances:
         for cpu, descriptor in instance.pipes:
@@ -511,9 +521,18 @@ def _read_pages(instances: list[_Instance], pages: list[tuple[int, bytes]], page
                     raise
                 if not page:
                     break
-                pages.append((cpu, page))
+                pages.append((instance.role, cpu, page))
                 count += 1
+                if not drain and _page_bytes(page) < page_bytes - PAGE_HEADER_BYTES - PARTIAL_PAGE_SLACK:
+                    break
     return count
+
+
+def _page_bytes(page: bytes) -> int:
+    """The bytes of events a raw page holds (its commit field, flags masked)."""
+    if len(page) < PAGE_HEADER_BYTES:
+        return 0
+    return int.from_bytes(page[8:16], "little") & ~(RB_MISSED_EVENTS | RB_MISSED_STORED) & 0xFFFFFFFF
 
 
 class _Stop(Exception):
@@ -551,22 +570,29 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
             _write(instance.path / "tracing_on", "1")
         report.write(json.dumps({"ready": True, "absent": absent}) + "\n")
         report.flush()
-        pages: list[tuple[int, bytes]] = []
+        pages: list[tuple[str, int, bytes]] = []
         while True:
-            if not _read_pages(instances, pages, page_bytes):
-                ready, _, _ = select.select([control], [], [], POLL_SECONDS)
-                if ready and not os.read(control, 64):
-                    break
+            _read_pages(instances, pages, page_bytes)
+            ready, _, _ = select.select([control], [], [], READ_INTERVAL)
+            if ready and not os.read(control, 64):
+                break
         for instance in instances:
             _write(instance.path / "tracing_on", "0")
-        _read_pages(instances, pages, page_bytes)
+        _read_pages(instances, pages, page_bytes, drain=True)
         lost = sum(instance.lost() for instance in instances)
         for instance in instances:
             instance.close()
         offset_end, error_end = clock_offset()
         decoder = PageDecoder(formats, offset_ns=offset_start)
+        calls = sorted(
+            (event for role, cpu, page in pages if role == "calls" for event in decoder.decode(page, cpu)),
+            key=lambda event: event.time_ns,
+        )
         decoded = sorted(
-            (event for cpu, page in pages for event in decoder.decode(page, cpu)),
+            [
+                *of_processes(calls, pids),
+                *(event for role, cpu, page in pages if role == "socket" for event in decoder.decode(page, cpu)),
+            ],
             key=lambda event: event.time_ns,
         )
         alignment = max(error_start, error_end) + abs(offset_end - offset_start)
@@ -595,6 +621,17 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
             instance.close()
         with contextlib.suppress(OSError):
             report.flush()
+
+
+def of_processes(events: Iterable[KernelEvent], pids: Sequence[int]) -> Iterator[KernelEvent]:
+    """The events of ``pids`` and of the tasks they start (in time order, ``task_newtask`` first)."""
+    tasks = set(pids)
+    for event in events:
+        if event.tid not in tasks:
+            continue
+        if event.name == "task_newtask":
+            tasks.add(int(event.fields.get("pid", 0)))
+        yield event
 
 
 def write_sidecar(path: Path, header: dict[str, Any], events: Iterable[KernelEvent]) -> Path:
