@@ -18,8 +18,10 @@ from visualizer.sources.kernel import (
     RB_MISSED_EVENTS,
     KernelRecorder,
     PageDecoder,
+    arrivals_of_drops,
     clock_offset,
     load_sidecar,
+    of_processes,
     parse_format,
     sidecar_path,
     write_sidecar,
@@ -185,3 +187,27 @@ def test_calls_on_a_capture_without_kernel_events_is_one_line(tmp_path: Path) ->
     assert main(["calls", str(capture)], stdout=io.StringIO(), stderr=err) == 1
     (line,) = err.getvalue().splitlines()
     assert "alone.pcap" in line and "alone.kernel.jsonl is missing" in line
+
+
+def test_only_the_arrivals_of_dropped_buffers_are_kept() -> None:
+    def event(time_ns: int, name: str, buffer: int) -> KernelEvent:
+        return KernelEvent(time_ns, name, 0, 1, {"skb": buffer})
+
+    events = [
+        event(1, "netif_receive_skb", 7),  # an earlier packet in the same memory: not the dropped one
+        event(2, "netif_receive_skb", 8),  # never dropped
+        event(3, "netif_receive_skb", 7),
+        event(4, "kfree_skb", 7),
+        event(5, "tcp_probe", 0),
+    ]
+    assert [item.time_ns for item in arrivals_of_drops(reversed(events))] == [3, 4, 5]
+
+
+def test_the_calls_kept_are_those_of_the_traced_processes_and_the_tasks_they_start() -> None:
+    events = [
+        KernelEvent(1, "sys_enter_close", 0, 99, {"fd": 3}),  # a process of the machine with a higher pid
+        KernelEvent(2, "task_newtask", 0, 10, {"pid": 11, "clone_flags": 0}),
+        KernelEvent(3, "sys_enter_connect", 0, 11, {"fd": 3}),
+        KernelEvent(4, "sys_enter_close", 0, 10, {"fd": 4}),
+    ]
+    assert [item.time_ns for item in of_processes(events, [10])] == [2, 3, 4]

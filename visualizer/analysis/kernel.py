@@ -365,7 +365,9 @@ class _Calls:
         fd = next((fd for (owner, fd), known in self.fds.items() if owner == process and known == identity), -1)
         result = int(event.fields.get("ret", 0))
         call = "send" if event.name == "sock_send_length" else "recv"
-        record = SocketCall(event.time_ns, event.time_ns, process, event.tid, fd, call, "", result, -1, _errno_name(result))
+        record = SocketCall(
+            event.time_ns, event.time_ns, process, event.tid, fd, call, "", result, -1, _errno_name(result)
+        )
         self.calls.append((identity, record))
 
     def enter(self, event: KernelEvent) -> None:

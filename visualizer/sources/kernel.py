@@ -591,7 +591,9 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
         decoded = sorted(
             [
                 *of_processes(calls, pids),
-                *(event for role, cpu, page in pages if role == "socket" for event in decoder.decode(page, cpu)),
+                *arrivals_of_drops(
+                    event for role, cpu, page in pages if role == "socket" for event in decoder.decode(page, cpu)
+                ),
             ],
             key=lambda event: event.time_ns,
         )
@@ -632,6 +634,25 @@ def of_processes(events: Iterable[KernelEvent], pids: Sequence[int]) -> Iterator
         if event.name == "task_newtask":
             tasks.add(int(event.fields.get("pid", 0)))
         yield event
+
+
+def arrivals_of_drops(events: Iterable[KernelEvent]) -> list[KernelEvent]:
+    """The events, with only the ``netif_receive_skb`` arrivals of buffers that were then dropped
+    (``kfree_skb``): they tie a drop to its frame; the arrivals of every other packet are not kept."""
+    ordered = sorted(events, key=lambda event: event.time_ns)
+    dropped: set[object] = set()
+    kept: list[KernelEvent] = []
+    for event in reversed(ordered):
+        buffer = event.fields.get("skb")
+        if event.name == "kfree_skb":
+            dropped.add(buffer)
+        elif event.name == "netif_receive_skb":
+            if buffer not in dropped:
+                continue
+            dropped.discard(buffer)  # only the last arrival before the drop
+        kept.append(event)
+    kept.reverse()
+    return kept
 
 
 def write_sidecar(path: Path, header: dict[str, Any], events: Iterable[KernelEvent]) -> Path:
