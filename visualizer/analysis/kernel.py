@@ -193,7 +193,7 @@ class ProbeSample:
     """Segments."""
     ssthresh: int
     srtt_us: int
-    """Smoothed round-trip time, microseconds (the kernel keeps it times 8)."""
+    """Smoothed round-trip time, microseconds (``tcp_probe`` gives ``srtt_us >> 3``: the kernel keeps it times 8)."""
     snd_wnd: int
     rcv_wnd: int
     snd_una: int
@@ -667,7 +667,7 @@ def _kernel_side(
                     frame.record.number if frame else 0,
                     int(fields.get("snd_cwnd", 0)),
                     int(fields.get("ssthresh", 0)),
-                    int(fields.get("srtt", 0)) // 8,
+                    int(fields.get("srtt", 0)),
                     int(fields.get("snd_wnd", 0)),
                     int(fields.get("rcv_wnd", 0)),
                     _relative(int(fields.get("snd_una", 0)), isn),
