@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from visualizer.analysis import report as analysis_report
     from visualizer.analysis.kernel import EndpointKernel, KernelStory
     from visualizer.analysis.report import ConversationSummary, FrameAnalysis, Report
+    from visualizer.scenarios.runner import RecordResult, ScenarioResult
     from visualizer.sources.kernel import KernelRecording
 
 EXIT_OK = 0
@@ -352,14 +353,19 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
     result = run_scenario(name, Path(arguments.out), kernel=not arguments.no_kernel)
     title = f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}"
     report, story, images = _analyse_live(result.pcap, draw, title, arguments)
+    _tell_written(result, images, out, err)
+    _tell_conversations(report, story, out)
+    return EXIT_OK
+
+
+def _tell_written(result: ScenarioResult | RecordResult, images: list[Path], out: TextIO, err: TextIO) -> None:
+    """What a live run wrote: the capture, the kernel events beside it, the diagrams; the kernel's drops."""
     out.write(f"sockstory: wrote {result.pcap} ({result.frames} frames, {result.kernel_drops} dropped by the kernel)\n")
     _tell_kernel(result.kernel, out, err)
     for image in images:
         out.write(f"sockstory: wrote {image}\n")
     if result.kernel_drops:
         err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
-    _tell_conversations(report, story, out)
-    return EXIT_OK
 
 
 def _analyse_live(
@@ -443,12 +449,7 @@ def _run_record(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"sockstory: stopped by {signal.Signals(result.stopped_by).name}\n")
     elif result.status:
         err.write(f"sockstory: the command exited with status {result.status}\n")
-    out.write(f"sockstory: wrote {result.pcap} ({result.frames} frames, {result.kernel_drops} dropped by the kernel)\n")
-    _tell_kernel(result.kernel, out, err)
-    for image in images:
-        out.write(f"sockstory: wrote {image}\n")
-    if result.kernel_drops:
-        err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
+    _tell_written(result, images, out, err)
     if not arguments.quiet:
         _tell_conversations(report, story, out)
     return 128 + result.stopped_by if result.stopped_by else EXIT_OK
