@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import re
+import shlex
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -443,7 +444,7 @@ def _run_record(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not re.fullmatch(r"[\w.-]+", arguments.name):
         raise UsageError(f"record: --name {arguments.name!r} must be a plain file name stem")
     result = record_command(command, Path(arguments.out), name=arguments.name, kernel=not arguments.no_kernel)
-    title = f"{' '.join(command)}, recorded ({result.frames} frames)"
+    title = f"{shlex.join(command)}, recorded ({result.frames} frames)"
     report, story, images = _analyse_live(result.pcap, arguments.draw, title, arguments)
     if result.stopped_by:
         err.write(f"sockstory: stopped by {signal.Signals(result.stopped_by).name}\n")
