@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from visualizer.cli import CALL_COLUMNS, main
-from visualizer.errors import CaptureFileError
+from visualizer.errors import CaptureFileError, TracingError
 from visualizer.model import KernelEvent
 from visualizer.sources.kernel import (
     FORMAT_NAME,
@@ -57,7 +57,7 @@ def test_a_format_file_gives_the_fields_offsets_and_symbols() -> None:
     assert fields["skaddr"] == (8, 8) and fields["newstate"] == (20, 4) and fields["saddr"] == (32, 4)
     drop = parsed["kfree_skb"]
     assert drop.symbols["reason"][12] == "NETFILTER_DROP"  # type: ignore[attr-defined]
-    with pytest.raises(ValueError):
+    with pytest.raises(TracingError):
         parse_format("test", "no format here")
 
 

@@ -346,11 +346,11 @@ class _Calls:
 
     def socket_event(self, event: KernelEvent, identity: SocketId | None) -> None:
         fields = event.fields
-        if event.name == "inet_sock_set_state" and (fields.get("oldstate"), fields.get("newstate")) == (
-            "SYN_RECV",
-            "ESTABLISHED",
+        if (
+            identity is not None
+            and event.name == "inet_sock_set_state"
+            and (fields.get("oldstate"), fields.get("newstate")) == ("SYN_RECV", "ESTABLISHED")
         ):
-            assert identity is not None
             self.accept_queue[(fields.get("saddr", ""), int(fields.get("sport", 0)))].append(identity)
         pending = self.pending.get(event.tid)
         if pending is not None and identity is not None:

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from visualizer.errors import CaptureFileError
+from visualizer.errors import CaptureFileError, TracingError
 from visualizer.model import KernelEvent
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -196,7 +196,7 @@ def parse_format(system: str, text: str) -> EventFormat:
     name = re.search(r"^name:\s*(\S+)", text, re.MULTILINE)
     number = re.search(r"^ID:\s*(\d+)", text, re.MULTILINE)
     if name is None or number is None:
-        raise ValueError("not a tracepoint format")
+        raise TracingError(f"{system}: not a tracepoint format")
     fields = []
     for match in _FIELD.finditer(text):
         declaration = match.group("decl").strip()
@@ -386,25 +386,19 @@ class KernelRecording:
 
 def clock_offset(tries: int = 200) -> tuple[int, int]:
     """(realtime - monotonic, half the width of the narrowest realtime/mono/realtime reading), in ns."""
-    best: tuple[int, int] | None = None
     real, mono = time.CLOCK_REALTIME, time.CLOCK_MONOTONIC
-    for _ in range(tries):
+    best = (0, 1 << 62)
+    for _ in range(max(1, tries)):
         before = time.clock_gettime_ns(real)
         middle = time.clock_gettime_ns(mono)
         after = time.clock_gettime_ns(real)
-        width = after - before
-        if best is None or width < best[1] * 2:
-            best = ((before + after) // 2 - middle, (width + 1) // 2)
-    assert best is not None
+        if (after - before + 1) // 2 < best[1]:
+            best = ((before + after) // 2 - middle, (after - before + 1) // 2)
     return best
 
 
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
-
-
-class TracingUnavailable(Exception):
-    """Kernel events cannot be recorded here; the message says why in one line."""
 
 
 def _write(path: Path, text: str) -> None:
@@ -416,12 +410,12 @@ def _mount_tracefs() -> Path:
     """Private mounts for this process; tracefs mounted at TRACEFS unless it is there already."""
     libc = _libc()
     if libc.unshare(CLONE_NEWNS) != 0:
-        raise TracingUnavailable(f"cannot make a private mount namespace: {os.strerror(ctypes.get_errno())}")
+        raise TracingError(f"cannot make a private mount namespace: {os.strerror(ctypes.get_errno())}")
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        raise TracingUnavailable(f"cannot make the mounts private: {os.strerror(ctypes.get_errno())}")
+        raise TracingError(f"cannot make the mounts private: {os.strerror(ctypes.get_errno())}")
     if not (TRACEFS / "instances").is_dir():
         if libc.mount(b"nodev", str(TRACEFS).encode(), b"tracefs", 0, None) != 0:
-            raise TracingUnavailable(f"tracefs cannot be mounted: {os.strerror(ctypes.get_errno())}")
+            raise TracingError(f"tracefs cannot be mounted: {os.strerror(ctypes.get_errno())}")
     return TRACEFS
 
 
@@ -548,7 +542,7 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
     instances: list[_Instance] = []
     try:
         if os.geteuid() != 0:
-            raise TracingUnavailable("tracing needs root (CAP_SYS_ADMIN)")
+            raise TracingError("tracing needs root (CAP_SYS_ADMIN)")
         root = _mount_tracefs()
         _remove_stale_instances(root)
         formats: list[EventFormat] = []
@@ -558,10 +552,10 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
             instances.append(instance)
             absent += instance.configure(events, pids=limited)
             for name in events:
-                with contextlib.suppress(OSError, ValueError):
+                with contextlib.suppress(OSError, TracingError):
                     formats.append(parse_format(name.split("/")[0], (root / "events" / name / "format").read_text()))
         if not formats:
-            raise TracingUnavailable("none of the tracepoints exists in this kernel")
+            raise TracingError("none of the tracepoints exists in this kernel")
         page_bytes = 4096
         with contextlib.suppress(OSError, ValueError):
             page_bytes = int((root / "buffer_subbuf_size_kb").read_text()) * 1024
@@ -613,7 +607,7 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
         }
         write_sidecar(sidecar, header, decoded)
         report.write(json.dumps({"done": True, **header}) + "\n")
-    except TracingUnavailable as error:
+    except TracingError as error:
         report.write(json.dumps({"missing": str(error)}) + "\n")
     except _Stop:
         pass
@@ -729,7 +723,8 @@ class KernelRecorder:
         return self.result
 
     def _readline(self, timeout: float) -> str:
-        assert self._report is not None
+        if self._report is None:
+            return ""
         ready, _, _ = select.select([self._report], [], [], timeout)
         return self._report.readline() if ready else ""
 
