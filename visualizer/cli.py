@@ -373,17 +373,17 @@ def _analyse_live(
     pcap: Path, draw: bool, title: str, arguments: argparse.Namespace
 ) -> tuple[Report, KernelStory | None, list[Path]]:
     """A live capture's report, its kernel story, and with ``draw`` its ladder diagram."""
-    from visualizer.pipeline import analyse_file, kernel_story
+    from visualizer.pipeline import kernel_story, select_streams
     from visualizer.scenarios.runner import give_to_sudo_user
 
-    report = analyse_file(pcap, keep_frames=True)
-    story = kernel_story(pcap, report.frame_analyses)
+    report, frames = select_streams(pcap, "tcp", ())  # every frame's analysis, whatever the file's size
+    story = kernel_story(pcap, frames)
     images: list[Path] = []
     if draw:
         from visualizer.render.export import save_ladder
         from visualizer.render.layout import build_ladder
 
-        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+        layout = build_ladder(frames, origin_ns=report.first_time_ns)
         layout.title = title
         images = save_ladder(layout, pcap.with_suffix(f".{arguments.format}"), file_format=arguments.format)
         give_to_sudo_user(*images)
@@ -498,13 +498,13 @@ def _call_rows(story: KernelStory, origin: int) -> list[dict[str, object]]:
 
 
 def _run_calls(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from visualizer.pipeline import analyse_file, kernel_story
+    from visualizer.pipeline import kernel_story, select_streams
     from visualizer.sources.kernel import sidecar_path
 
-    report = analyse_file(arguments.file, keep_frames=True)
+    report, frames = select_streams(arguments.file, "tcp", ())  # every frame's analysis, whatever the size
     if not report.frames and report.warnings:
         return _finish(report, arguments, err)
-    story = kernel_story(arguments.file, report.frame_analyses)
+    story = kernel_story(arguments.file, frames)
     if story is None:
         raise CaptureFileError(
             arguments.file,

@@ -37,7 +37,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from visualizer.analysis.report import (
     BAD_CHECKSUM,
@@ -481,8 +481,6 @@ class _Calls:
 
 
 def _replace_end(call: SocketCall, end_ns: int) -> SocketCall:
-    from dataclasses import replace
-
     return replace(call, end_ns=end_ns)
 
 
@@ -695,8 +693,10 @@ this far away (on loopback the capture sees a packet microseconds from its trans
 def _nearest(frames: list[FrameAnalysis], time_ns: int, slack: int, taken: set[int]) -> int:
     """The number of the frame closest in time to ``time_ns`` not matched yet (0 when none is near)."""
     best, best_distance = 0, SENT_WINDOW_NS + slack
-    for frame in frames:
-        distance = abs((frame.record.timestamp_ns or 0) - time_ns)
+    low = bisect.bisect_left(frames, time_ns - best_distance, key=_time_of)
+    high = bisect.bisect_right(frames, time_ns + best_distance, key=_time_of)
+    for frame in frames[low:high]:
+        distance = abs(_time_of(frame) - time_ns)
         if frame.record.number not in taken and distance <= best_distance:
             best, best_distance = frame.record.number, distance
     if best:
@@ -726,13 +726,17 @@ def _resets_without_socket(endpoint: EndpointKernel, events: Sequence[KernelEven
 
 
 def _latest(frames: list[FrameAnalysis], time_ns: int, accept: object) -> FrameAnalysis | None:
-    chosen = None
-    for frame in frames:
-        if (frame.record.timestamp_ns or 0) > time_ns:
-            break
-        if accept(frame):  # type: ignore[operator]
-            chosen = frame
-    return chosen
+    """The last of ``frames`` (in time order) captured at or before ``time_ns`` that ``accept`` takes."""
+    index = bisect.bisect_right(frames, time_ns, key=_time_of) - 1
+    while index >= 0:
+        if accept(frames[index]):  # type: ignore[operator]
+            return frames[index]
+        index -= 1
+    return None
+
+
+def _time_of(frame: FrameAnalysis) -> int:
+    return frame.record.timestamp_ns or 0
 
 
 def _check_acknowledged(endpoint: EndpointKernel, received: list[FrameAnalysis]) -> None:
@@ -841,28 +845,62 @@ def _sent_by(endpoint: EndpointKernel, frame: FrameAnalysis) -> bool:
 
 
 def _delivered(peer_frames: list[FrameAnalysis], dropped: dict[int, str]) -> list[tuple[int, int, int]]:
-    """(first, end, frame) of the bytes each frame delivered first (dropped and bad frames deliver nothing)."""
+    """(first, end, frame) of the bytes each frame delivered first, in the frames' order (a frame
+    dropped, or with a bad checksum, or not received, delivers nothing)."""
     delivered: list[tuple[int, int, int]] = []
-    covered: list[tuple[int, int]] = []
+    covered: list[list[int]] = []  # merged [first, end) ranges, sorted
     for frame in peer_frames:
         length = frame.record.payload_length
         if not length or frame.record.number in dropped or frame.analysis & (BAD_CHECKSUM | NOT_RECEIVED):
             continue
         start, end = frame.seq, frame.seq + length
-        for first, last in covered:
-            if first <= start < last:
-                start = last
+        index = bisect.bisect_right(covered, start, key=lambda item: item[0]) - 1
+        if index >= 0 and covered[index][1] > start:
+            start = covered[index][1]  # the head was delivered before
+        following = index + 1
+        if following < len(covered) and covered[following][0] < end:
+            end = covered[following][0]  # so was what follows: the first new run is what it delivered
         if start < end:
             delivered.append((start, end, frame.record.number))
-            covered.append((frame.seq, frame.seq + length))
+        _cover(covered, frame.seq, frame.seq + length)
     return delivered
+
+
+def _cover(covered: list[list[int]], start: int, end: int) -> None:
+    """Add [start, end) to the sorted, merged ranges ``covered``."""
+    index = bisect.bisect_right(covered, start, key=lambda item: item[0]) - 1
+    if index >= 0 and covered[index][1] >= start:
+        start = covered[index][0]
+    else:
+        index += 1
+    last = index
+    while last < len(covered) and covered[last][0] <= end:
+        end = max(end, covered[last][1])
+        last += 1
+    covered[index:last] = [[start, end]]
+
+
+def _overlapping(
+    ranges: list[tuple[int, int, int]], starts: list[int], first: int, end: int, longest: int
+) -> list[int]:
+    """The frames of ``ranges`` (first, end, frame), sorted by first, that overlap [first, end)."""
+    low = bisect.bisect_left(starts, first - longest)
+    high = bisect.bisect_left(starts, end)
+    return [number for start, stop, number in ranges[low:high] if start < end and stop > first]
 
 
 def _link_bytes(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dict[int, str]) -> None:
     """Each send's and recv's relative sequence numbers, and the frames that carried them."""
-    sent_frames = [frame for frame in own if _sent_by(endpoint, frame) and frame.record.payload_length]
+    sent = sorted(
+        (frame.seq, frame.seq + frame.record.payload_length, frame.record.number)
+        for frame in own
+        if _sent_by(endpoint, frame) and frame.record.payload_length
+    )
     peer_frames = [frame for frame in own if not _sent_by(endpoint, frame)]
-    delivered = _delivered(peer_frames, dropped)
+    delivered = sorted(_delivered(peer_frames, dropped))
+    sent_starts, delivered_starts = [item[0] for item in sent], [item[0] for item in delivered]
+    sent_longest = max((stop - start for start, stop, _ in sent), default=0)
+    delivered_longest = max((stop - start for start, stop, _ in delivered), default=0)
     written = read = 0
     linked = []
     for call in endpoint.calls:
@@ -871,16 +909,10 @@ def _link_bytes(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dic
             first, end = 1 + base, 1 + base + call.result
             if call.call == "send":
                 written += call.result
-                carried = tuple(
-                    frame.record.number
-                    for frame in sent_frames
-                    if frame.seq < end and frame.seq + frame.record.payload_length > first
-                )
+                carried = tuple(sorted(_overlapping(sent, sent_starts, first, end, sent_longest)))
             else:
                 read += call.result
-                carried = tuple(sorted({number for start, stop, number in delivered if start < end and stop > first}))
-            from dataclasses import replace
-
+                carried = tuple(sorted(set(_overlapping(delivered, delivered_starts, first, end, delivered_longest))))
             call = replace(call, sequence=(first, end), frames=carried)
         linked.append(call)
     endpoint.calls = linked
@@ -915,17 +947,14 @@ def _queues(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dict[in
             changes.append((time_ns, 0, "ack", frame.ack - 1, frame.record.number))
     changes.sort(key=lambda item: (item[0], item[1], item[2] != "range"))
     written_by_calls = sent_high = acknowledged = requested = 0
-    ranges: list[tuple[int, int]] = []
+    arrived: list[list[int]] = []
     in_order = 0
     last = (-1, -1)
     for time_ns, _, cause, value, extra in changes:
         number = 0
         if cause == "range":
-            ranges.append((value - 1, extra - 1))
-            ranges.sort()
-            for first, end in ranges:
-                if first <= in_order < end:
-                    in_order = end
+            _cover(arrived, value - 1, extra - 1)  # bytes from 0, as read
+            in_order = arrived[0][1] if arrived[0][0] <= 0 else 0
             continue
         if cause == "send":
             written_by_calls += value
