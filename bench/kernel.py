@@ -86,7 +86,7 @@ def _run(size: int, kernel: bool, folder: Path) -> dict[str, float]:
         "megabytes_per_second": size / elapsed / 1e6,
         "frames": len(captured.frames),
         "packet_drops": captured.kernel_drops,
-        "events": recording.events if recording else 0,
+        "events": recording.events_read if recording else 0,
         "lost_events": recording.lost_events if recording else 0,
         "missing": bool(recording and recording.missing),
     }
@@ -123,7 +123,7 @@ def main() -> None:
         f"\nmedian: {statistics.median(on):.1f} MB/s with kernel events, {statistics.median(off):.1f} MB/s without: "
         f"{statistics.median(on) / statistics.median(off):.0%} of the throughput"
         f"\nbest:   {max(on):.1f} MB/s with kernel events, {max(off):.1f} MB/s without: {max(on) / max(off):.0%}"
-        f"\n{events:,.0f} kernel events a run (median), {lost:.0f} lost; {drops:.0f} packets dropped"
+        f"\n{events:,.0f} kernel events recorded a run (median), {lost:.0f} lost; {drops:.0f} packets dropped"
     )
 
 

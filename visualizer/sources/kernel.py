@@ -377,6 +377,10 @@ class KernelRecording:
 
     path: Path | None
     events: int = 0
+    """Events written to the sidecar."""
+    events_read: int = 0
+    """Events the kernel recorded, before the other processes' calls and the arrivals of packets that
+    were not dropped were left out."""
     lost_events: int = 0
     alignment_error_ns: int = 0
     missing: str = ""
@@ -582,14 +586,9 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
             (event for role, cpu, page in pages if role == "calls" for event in decoder.decode(page, cpu)),
             key=lambda event: event.time_ns,
         )
+        socket_level = [event for role, cpu, page in pages if role == "socket" for event in decoder.decode(page, cpu)]
         decoded = sorted(
-            [
-                *of_processes(calls, pids),
-                *arrivals_of_drops(
-                    event for role, cpu, page in pages if role == "socket" for event in decoder.decode(page, cpu)
-                ),
-            ],
-            key=lambda event: event.time_ns,
+            [*of_processes(calls, pids), *arrivals_of_drops(socket_level)], key=lambda event: event.time_ns
         )
         alignment = max(error_start, error_end) + abs(offset_end - offset_start)
         header = {
@@ -603,6 +602,7 @@ def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -
             "undecodable_events": decoder.undecodable,
             "pids": list(pids),
             "events": len(decoded),
+            "events_read": len(calls) + len(socket_level),
             "absent_events": absent,
         }
         write_sidecar(sidecar, header, decoded)
@@ -740,6 +740,7 @@ class KernelRecorder:
         if message.get("done"):
             self.result.path = self.sidecar
             self.result.events = int(message["events"])
+            self.result.events_read = int(message.get("events_read", 0))
             self.result.lost_events = int(message["lost_events"])
             self.result.alignment_error_ns = int(message["alignment_error_ns"])
         else:
