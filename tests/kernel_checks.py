@@ -72,13 +72,14 @@ def check_loss(report: Report, story: KernelStory) -> None:
     frames = {frame.record.number: frame for frame in report.frame_analyses}
     originals = {finding.original for number in captured for finding in frames[number].findings if finding.original}
     assert drop.frame in originals, "the dropped segment is the one retransmitted"
-    assert all(mark.frame for mark in story.drops if mark.reason == "NETFILTER_DROP")
 
 
 def check_bad_checksum(report: Report, story: KernelStory) -> None:
     """The kernel's checksum drop is the frame the capture marks bad."""
     bad = [frame.record.number for frame in report.frame_analyses if frame.record.checksum == "bad"]
-    drops = [mark.frame for mark in story.drops if mark.reason == "TCP_CSUM"]
+    # story.drops holds every drop of the machine while recording (other namespaces' too): the ones
+    # tied to this capture's frames are the scenario's
+    drops = [mark.frame for mark in story.drops if mark.reason == "TCP_CSUM" and mark.frame]
     assert bad and drops == bad
 
 

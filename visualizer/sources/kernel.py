@@ -55,6 +55,8 @@ import re
 import select
 import signal
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -410,17 +412,17 @@ def _write(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _mount_tracefs() -> Path:
-    """Private mounts for this process; tracefs mounted at TRACEFS unless it is there already."""
+def _mount_tracefs(tracefs: Path) -> Path:
+    """Private mounts for this process; tracefs mounted at ``tracefs`` unless it is there already."""
     libc = _libc()
     if libc.unshare(CLONE_NEWNS) != 0:
         raise TracingError(f"cannot make a private mount namespace: {os.strerror(ctypes.get_errno())}")
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         raise TracingError(f"cannot make the mounts private: {os.strerror(ctypes.get_errno())}")
-    if not (TRACEFS / "instances").is_dir():
-        if libc.mount(b"nodev", str(TRACEFS).encode(), b"tracefs", 0, None) != 0:
+    if not (tracefs / "instances").is_dir():
+        if libc.mount(b"nodev", str(tracefs).encode(), b"tracefs", 0, None) != 0:
             raise TracingError(f"tracefs cannot be mounted: {os.strerror(ctypes.get_errno())}")
-    return TRACEFS
+    return tracefs
 
 
 def _remove_stale_instances(root: Path) -> None:
@@ -541,13 +543,11 @@ def _raise_stop(_number: int, _frame: object) -> None:
     raise _Stop
 
 
-def _record(sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -> None:
+def _record(tracefs: Path, sidecar: Path, pids: Sequence[int], control: int, report: IO[str]) -> None:
     """The recorder process: set up, say ready (or why not), read until the control pipe closes, write."""
     instances: list[_Instance] = []
     try:
-        if os.geteuid() != 0:
-            raise TracingError("tracing needs root (CAP_SYS_ADMIN)")
-        root = _mount_tracefs()
+        root = _mount_tracefs(tracefs)
         _remove_stale_instances(root)
         formats: list[EventFormat] = []
         absent: list[str] = []
@@ -672,47 +672,44 @@ def write_sidecar(path: Path, header: dict[str, Any], events: Iterable[KernelEve
 
 
 class KernelRecorder:
-    """Record the kernel events of ``pids`` (and their later children and threads) into ``sidecar``.
+    """Record the kernel events of ``pids`` (and of the tasks they start) into ``sidecar``.
 
     >>> with KernelRecorder(Path("out/story.kernel.jsonl"), pids=[os.getpid()]) as recorder:  # doctest: +SKIP
     ...     run_the_program()
     >>> recorder.result.events, recorder.result.lost_events, recorder.result.missing  # doctest: +SKIP
 
     ``start`` returns once the events flow (or once the recorder said why it cannot record:
-    then ``result.missing`` says why and nothing is written). Fork it before starting threads.
+    then ``result.missing`` says why and nothing is written). The recorder is a new Python
+    process (``python -c``, started by fork and exec), not a fork that keeps running: a forked
+    copy would share the traced program's memory copy-on-write, and every page the program then
+    writes would fault and be copied, which costs a bulk transfer several percent.
     """
 
     def __init__(self, sidecar: Path, *, pids: Sequence[int]) -> None:
         self.sidecar = Path(sidecar)
         self.pids = list(pids)
         self.result = KernelRecording(None)
-        self._child: int | None = None
-        self._control: int | None = None
-        self._report: IO[str] | None = None
+        self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> KernelRecording:
-        control_read, control_write = os.pipe()
-        report_read, report_write = os.pipe()
-        child = os.fork()
-        if child == 0:  # the recorder: never returns
-            status = 0
-            try:
-                os.close(control_write)
-                os.close(report_read)
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, _raise_stop)
-                _libc().prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-                if os.getppid() == 1:
-                    raise _Stop
-                with os.fdopen(report_write, "w") as report:
-                    _record(self.sidecar, self.pids, control_read, report)
-            except BaseException:
-                status = 1
-            os._exit(status)
-        os.close(control_read)
-        os.close(report_write)
-        self._child, self._control = child, control_write
-        self._report = os.fdopen(report_read, "r")
+        if os.geteuid() != 0:
+            self.result.missing = "tracing needs root (CAP_SYS_ADMIN)"
+            return self.result
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from visualizer.sources.kernel import recorder_main; recorder_main()",
+                str(TRACEFS),
+                str(self.sidecar),
+                str(os.getpid()),
+                *(str(pid) for pid in self.pids),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         line = self._readline(READY_TIMEOUT)
         message = json.loads(line) if line else {"missing": "the recorder did not start"}
         if not message.get("ready"):
@@ -723,18 +720,17 @@ class KernelRecorder:
         return self.result
 
     def _readline(self, timeout: float) -> str:
-        if self._report is None:
+        if self._process is None or self._process.stdout is None:
             return ""
-        ready, _, _ = select.select([self._report], [], [], timeout)
-        return self._report.readline() if ready else ""
+        ready, _, _ = select.select([self._process.stdout], [], [], timeout)
+        return self._process.stdout.readline() if ready else ""
 
     def stop(self) -> KernelRecording:
         """Stop recording, wait for the sidecar, and say what was recorded."""
-        if self._child is None:
+        if self._process is None:
             return self.result
-        if self._control is not None:
-            os.close(self._control)
-            self._control = None
+        if self._process.stdin is not None:
+            self._process.stdin.close()  # the recorder's signal to stop
         line = self._readline(600.0)
         message = json.loads(line) if line else {}
         if message.get("done"):
@@ -749,18 +745,14 @@ class KernelRecorder:
         return self.result
 
     def _finish(self) -> None:
-        if self._control is not None:
-            os.close(self._control)
-            self._control = None
-        if self._child is not None:
-            try:
-                os.waitpid(self._child, 0)
-            except ChildProcessError:
-                pass
-            self._child = None
-        if self._report is not None:
-            self._report.close()
-            self._report = None
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        process.wait()
 
     def __enter__(self) -> KernelRecorder:
         self.start()
@@ -769,10 +761,9 @@ class KernelRecorder:
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         if kind is None:
             self.stop()
-        else:  # an exception: stop at once (SIGTERM: the recorder removes its instances, writes nothing)
-            if self._child is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self._child, signal.SIGTERM)
+        elif self._process is not None:  # an exception: the recorder removes its instances, writes nothing
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGTERM)
             self._finish()
 
     def missing_line(self) -> str:
@@ -780,6 +771,29 @@ class KernelRecorder:
         if self.result.missing:
             return f"kernel events not recorded: {self.result.missing}; the packets alone follow"
         return ""
+
+
+def recorder_main() -> None:
+    """The recorder process: ``TRACEFS SIDECAR PARENT PID...`` in ``sys.argv``; stdin closing says stop.
+
+    SIGINT is the parent's to handle (it then stops the recorder); SIGTERM, or the parent's death
+    (``PR_SET_PDEATHSIG``), stops it at once: its instances are removed, nothing is written.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    root, sidecar, parent, *pids = sys.argv[1:]
+    report = sys.stdout
+    try:
+        if os.getppid() != int(parent):
+            return  # the parent died before the death signal was asked for
+        _record(Path(root), Path(sidecar), [int(pid) for pid in pids], sys.stdin.fileno(), report)
+    except _Stop:
+        pass
+    except Exception as error:  # said to the parent in one line; the packets go on alone
+        with contextlib.suppress(OSError, ValueError):
+            report.write(json.dumps({"missing": f"the recorder failed: {error}"}) + "\n")
+            report.flush()
 
 
 # -- loading -----------------------------------------------------------------------------------
