@@ -9,20 +9,22 @@ README). :func:`load_sidecar` reads it back as :class:`visualizer.model.KernelEv
 
 How it records:
 
-* **A process of its own.** The recorder is a forked process: it moves into a private mount
-  namespace (``unshare(CLONE_NEWNS)``, every mount made private first), mounts tracefs there when
-  ``/sys/kernel/tracing`` is not mounted, so the host's mounts never change, and it keeps the
-  reading off the traced program's CPU time and interpreter lock.
+* **A process of its own.** The recorder is a new Python process (:func:`recorder_main`): it
+  moves into a private mount namespace (``unshare(CLONE_NEWNS)``, every mount made private
+  first), mounts tracefs there when ``/sys/kernel/tracing`` is not mounted, so the host's mounts
+  never change, and it keeps the reading off the traced program's interpreter lock.
 * **Instances of its own, never the global buffer.** Two instances under ``instances/``, named
   ``sockstory-PID-calls`` and ``sockstory-PID-socket``. *calls* holds the process-context events
-  (system calls, ``sock_send_length``/``sock_recv_length``, ``task_newtask``), limited to the
-  traced processes and their children and threads by ``set_event_pid`` with the ``event-fork``
-  option. *socket* holds the socket-level events, which the kernel mostly emits in softirq or timer
+  (system calls, ``sock_send_length``/``sock_recv_length``, ``task_newtask``), filtered in the
+  kernel to tasks whose pid is at least the traced process's (``common_pid >= PID``), then to
+  the traced processes and the tasks they start (:func:`of_processes`, from ``task_newtask``).
+  ``set_event_pid`` with ``event-fork`` would do it in the kernel, but hooks every context switch
+  of the machine, which a bulk transfer on loopback feels. *socket* holds the socket-level events, which the kernel mostly emits in softirq or timer
   context, on behalf of whichever task the CPU happened to run (a retransmission timer, ksoftirqd):
   a pid filter would lose them, so that instance is not limited by process; the join keeps only
   the events whose addresses and ports belong to the capture's conversations. Both instances are
   removed on a normal stop, on an exception, on SIGTERM, when the parent dies (the recorder's
-  ``PR_SET_PDEATHSIG`` is SIGTERM) and when the control pipe closes; SIGINT is left to the parent,
+  ``PR_SET_PDEATHSIG`` is SIGTERM) and when its stdin closes; SIGINT is left to the parent,
   which then stops the recorder the normal way. Instances left by a recorder that was killed
   with SIGKILL (its pid no longer runs) are removed by the next recorder.
 * **Raw pages, parsed afterwards.** It reads each CPU's ``trace_pipe_raw`` (binary ring-buffer
@@ -30,7 +32,8 @@ How it records:
   decodes them only after the stop, with the fields' offsets from each event's ``format`` file.
   ``trace_pipe`` would have the kernel format every event as text in the reader's time and
   Python parse it back: at a bulk transfer's 100k+ events per second that costs more than a CPU,
-  and the ring overruns. Reading pages costs a ``read`` per 4 kB.
+  and the ring overruns. Reading pages costs a ``read`` per 4 kB, and only full pages are taken
+  while the program runs, every :data:`READ_INTERVAL`.
 * **Lost events** are the sum of every CPU's ``overrun``, ``commit overrun`` and ``dropped
   events`` counters (``per_cpu/cpuN/stats``) of both instances, and pages that say events were
   missed before them; written in the sidecar's header.
