@@ -19,9 +19,10 @@ How it records:
   kernel to tasks whose pid is at least the traced process's (``common_pid >= PID``), then to
   the traced processes and the tasks they start (:func:`of_processes`, from ``task_newtask``).
   ``set_event_pid`` with ``event-fork`` would do it in the kernel, but hooks every context switch
-  of the machine, which a bulk transfer on loopback feels. *socket* holds the socket-level events, which the kernel mostly emits in softirq or timer
-  context, on behalf of whichever task the CPU happened to run (a retransmission timer, ksoftirqd):
-  a pid filter would lose them, so that instance is not limited by process; the join keeps only
+  of the machine, which a bulk transfer on loopback feels. *socket* holds the socket-level
+  events, which the kernel mostly emits in softirq or timer context, on behalf of whichever task
+  the CPU happened to run (a retransmission timer, ksoftirqd): a pid filter would lose them, so
+  that instance is not limited by process; the join keeps only
   the events whose addresses and ports belong to the capture's conversations. Both instances are
   removed on a normal stop, on an exception, on SIGTERM, when the parent dies (the recorder's
   ``PR_SET_PDEATHSIG`` is SIGTERM) and when its stdin closes; SIGINT is left to the parent,
