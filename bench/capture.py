@@ -1,6 +1,7 @@
 """Capture benchmark: packets sent vs captured, and kernel drops, for sockstory and tcpdump at once.
 
-Usage: sudo python bench/capture.py [--rates 10000,50000,100000,150000,200000,300000] [--seconds 2]
+Usage: .venv/bin/python bench/capture.py [--rates 10000,50000,100000,150000,200000,300000] [--seconds 2]
+as root (as a user, put sudo first: sudo searches its own secure_path, not .venv/bin).
 
 In a private network namespace (made for the run and gone after it), a sender
 paces 64-byte UDP datagrams to 127.0.0.1 at each rate while ``sockstory capture``

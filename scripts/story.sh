@@ -3,18 +3,15 @@
 # A client asks its friend at 127.0.0.1:8080 a tic-tac-toe question, the friend answers, both
 # close: real kernel sockets in a private network namespace, every packet sniffed once, saved to
 # captures/live/story.pcap, analysed, and drawn to captures/live/story.png. Sniffing and network
-# namespaces need root: run it as root, or as a user with sudo (it asks sudo for that step only;
-# the files it writes stay yours).
+# namespaces need root: run it as root, or as a user with sudo (scripts/sockstory asks sudo for
+# that step only; the files it writes stay yours).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-if [ "$(id -u)" -eq 0 ]; then
-    .venv/bin/sockstory story "$@"
-elif command -v sudo >/dev/null; then
-    sudo env PYTHONDONTWRITEBYTECODE=1 .venv/bin/sockstory story "$@"  # no root-owned bytecode in your clone
-else
+if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
     echo "sockstory: the live story needs root (raw sockets, network namespaces): run this as root" >&2
     exit 1
 fi
+scripts/sockstory story "$@"
 echo
-.venv/bin/sockstory events -q captures/live/story.pcap
+scripts/sockstory events -q captures/live/story.pcap

@@ -156,19 +156,19 @@ def test_draw_writes_each_text_format(tmp_path: Path, suffix: str) -> None:
 def test_draw_pages_long_ladders_into_numbered_files(tmp_path: Path) -> None:
     """Numbered PNG files of one size, as many pages in one PDF, each SVG page titled with its number."""
     target = tmp_path / "dups.png"
-    code, _, err = run("draw", str(LONG), "-o", str(target), "--rows-per-page", "10")
+    code, _, err = run("draw", str(LONG), "-o", str(target), "--rows-per-page", "5")
     assert code == 0, err
     pages = sorted(tmp_path.glob("dups-*.png"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
     assert len(pages) > 3
     assert [path.name for path in pages] == [f"dups-{index}.png" for index in range(1, len(pages) + 1)]
-    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.pdf"), "--rows-per-page", "10")
+    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.pdf"), "--rows-per-page", "5")
     assert code == 0, err
     # Page i of the PDF is PNG page i: the same figure (points at 72 per inch, pixels at 110).
     pdf = pdf_pages((tmp_path / "dups.pdf").read_bytes())
     assert len(pdf) == len(pages)
     for page, (width, height) in zip(pages, pdf, strict=True):
         assert png_size(page.read_bytes()) == pytest.approx((width / 72 * 110, height / 72 * 110), abs=1)
-    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.svg"), "--rows-per-page", "10")
+    code, _, err = run("draw", str(LONG), "-o", str(tmp_path / "dups.svg"), "--rows-per-page", "5")
     assert code == 0, err
     for index in range(1, len(pages) + 1):
         assert f"(page {index} of {len(pages)})" in (tmp_path / f"dups-{index}.svg").read_text()
@@ -199,6 +199,58 @@ def test_draw_bad_requests(tmp_path: Path) -> None:
     assert code == 2 and "invalid choice" in err
     code, _, err = run("draw", str(CORPUS / "zeek-docker-http-upgrade.pcap"), "--stream", "0", "--protocol", "udp")
     assert code == 2 and "no UDP stream 0" in err
+
+
+def test_draw_refuses_a_format_its_output_name_contradicts(tmp_path: Path) -> None:
+    """Text in a .png misleads every viewer: one line naming the file and the name to use, nothing written."""
+    for file_format, name, fixed in (
+        ("ascii", "y.png", "y.txt"),
+        ("mermaid", "y.txt", "y.mmd"),
+        ("svg", "y.PDF", "y.svg"),
+    ):
+        code, out, err = run("draw", str(STORY), "--format", file_format, "-o", str(tmp_path / name))
+        assert code == 2 and out == ""
+        (line,) = err.splitlines()
+        assert f"{tmp_path / name}: --format {file_format} does not match" in line and fixed in line
+    assert list(tmp_path.iterdir()) == []
+    code, _, err = run("draw", str(STORY), "--format", "png", "-o", str(tmp_path / "y.PNG"))  # case does not matter
+    assert code == 0, err
+    code, _, err = run("draw", str(STORY), "--format", "ascii", "-o", str(tmp_path / "y.out"))  # no known extension
+    assert code == 0 and "client 127.0.0.1:56566" in (tmp_path / "y.out").read_text()
+
+
+def test_scenarios_lists_whole_descriptions_and_how_to_run_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from visualizer.scenarios import SCENARIOS
+
+    monkeypatch.setattr("sys.argv", [".venv/bin/sockstory"])
+    code, out, _ = run("scenarios")
+    assert code == 0
+    for scenario in SCENARIOS.values():
+        assert scenario.description.endswith("."), scenario.name
+        assert re.search(rf"^  {scenario.name} +{re.escape(scenario.description)}$", out, re.MULTILINE)
+    assert out.endswith("run one as root: .venv/bin/sockstory run NAME --draw (as a user, put sudo first)\n")
+
+
+def test_a_scenario_description_is_its_whole_first_paragraph() -> None:
+    from visualizer.scenarios import Scenario
+
+    def wrapped() -> None:
+        """A first sentence that a docstring
+        wraps over two lines.
+
+        Details that are not the description.
+        """
+
+    assert Scenario("wrapped", wrapped).description == "A first sentence that a docstring wraps over two lines."
+
+
+def test_help_of_root_commands_shows_commands_that_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sudo does not search .venv/bin: the examples name the program as it was started."""
+    monkeypatch.setattr("sys.argv", [".venv/bin/sockstory"])
+    for command, example in (("story", "story"), ("run", "run loss --draw"), ("capture", "capture --filter")):
+        code, out, _ = run(command, "--help")
+        assert code == 0 and "sudo sockstory" not in out
+        assert "(as root; as a user, put sudo first)" in out and f"\n  .venv/bin/sockstory {example}" in out
 
 
 SELF_ARROW = re.compile(r"^\s*(P\d+)\S*?>>?\1:", re.MULTILINE)
@@ -298,3 +350,38 @@ def test_events_of_an_empty_capture_is_the_header_alone(tmp_path: Path) -> None:
     write_pcap(empty, [])
     code, out, _ = run("events", str(empty), "-q")
     assert (code, out) == (0, "\t".join(EVENT_COLUMNS) + "\n")
+
+
+NAGLE = Path(__file__).parent / "data" / "scenarios" / "captures" / "nagle.pcap"
+
+
+def test_draw_of_several_conversations_writes_an_overview_and_one_ladder_each(tmp_path: Path) -> None:
+    """nagle has two conversations: out.png is their overview, out-tcp-0.png and out-tcp-1.png their ladders;
+    files of an earlier run under the same name (pages, other conversations) go, others stay."""
+    for stale in ("out-2.png", "out-tcp-7.png", "out-tcp-1-2.png", "out-udp-0.png"):
+        (tmp_path / stale).write_bytes(b"old")
+    (tmp_path / "out-tcp-0.svg").write_bytes(b"another format")
+    code, _, err = run("draw", str(NAGLE), "-o", str(tmp_path / "out.png"), "-q")
+    assert code == 0, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "out-tcp-0.png",
+        "out-tcp-0.svg",
+        "out-tcp-1.png",
+        "out.png",
+    ]
+    assert err.splitlines() == [
+        f"sockstory: wrote {tmp_path / name}" for name in ("out.png", "out-tcp-0.png", "out-tcp-1.png")
+    ]
+    # One PDF: the overview, then each conversation's page.
+    code, _, err = run("draw", str(NAGLE), "-o", str(tmp_path / "out.pdf"), "-q")
+    assert code == 0, err
+    assert len(pdf_pages((tmp_path / "out.pdf").read_bytes())) == 3
+    # --stream still draws one ladder, in one file.
+    code, _, err = run("draw", str(NAGLE), "--stream", "1", "-o", str(tmp_path / "one.png"), "-q")
+    assert code == 0 and err.splitlines() == [f"sockstory: wrote {tmp_path / 'one.png'}"]
+
+
+def test_draw_help_says_how_several_conversations_are_named() -> None:
+    code, out, _ = run("draw", "--help")
+    assert code == 0
+    assert "OUT-tcp-K" in out.replace("\n", " ") and "overview" in out

@@ -102,3 +102,17 @@ def test_a_scenario_error_is_one_line_and_a_non_zero_exit(monkeypatch: pytest.Mo
     err = io.StringIO()
     assert main(["run", "craft-handshake"], stdout=io.StringIO(), stderr=err) == EXIT_UNREADABLE
     assert err.getvalue() == "sockstory: error: scenario craft-handshake: the kernel did not answer the crafted SYN\n"
+
+
+def test_command_line_names_the_program_as_sudo_can_find_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sudo searches its own secure_path, not .venv/bin: a path as typed, a bare name resolved, else -m."""
+    import shutil
+    import sys
+
+    monkeypatch.setattr(sys, "argv", [".venv/bin/sockstory", "run"])
+    assert errors.command_line("run loss") == ".venv/bin/sockstory run loss"
+    monkeypatch.setattr(sys, "argv", ["sockstory"])
+    monkeypatch.setattr(shutil, "which", lambda name: f"/opt/my env/bin/{name}")
+    assert errors.command_line("story") == "'/opt/my env/bin/sockstory' story"
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/pytest"])
+    assert errors.command_line("story") == f"{sys.executable} -m visualizer story"

@@ -8,7 +8,9 @@ model/errors <- analysis <- render; model <- sources <- scenarios; cli and noteb
 * ``visualizer.render.*`` never imports ``sources``, ``scenarios`` or ``pipeline``
   (renderers take reports; they do not read captures);
 * ``visualizer.scenarios.*`` never imports ``render``, ``pipeline`` or ``analysis``
-  (scenarios make captures; the CLI analyses and draws them).
+  (scenarios make captures; the CLI analyses and draws them);
+* ``visualizer.sources.*`` imports neither ``render``, ``scenarios``, ``pipeline`` nor ``analysis``
+  (model <- sources: readers make records; ``visualizer.files`` writes every file atomically).
 """
 
 from __future__ import annotations
@@ -83,6 +85,11 @@ def rule_broken(importer: str, imported: str) -> str | None:
     elif _within(importer, ("visualizer.scenarios",)):
         if _within(imported, ("visualizer.render", "visualizer.pipeline", "visualizer.analysis")):
             return "scenarios make captures: no render, pipeline or analysis"
+    elif _within(importer, ("visualizer.sources",)):
+        if _within(
+            imported, ("visualizer.render", "visualizer.scenarios", "visualizer.pipeline", "visualizer.analysis")
+        ):
+            return "sources make records: no render, scenarios, pipeline or analysis"
     return None
 
 
@@ -121,6 +128,8 @@ def test_every_module_follows_the_dependency_direction() -> None:
         ("visualizer.scenarios.runner", "from visualizer import pipeline", True),
         ("visualizer.scenarios.crafted", "from visualizer.analysis.report import analysis_names", True),
         ("visualizer.scenarios", "from . import crafted\nfrom visualizer.sources.live import Sniffer", False),
+        ("visualizer.sources.live", "def write():\n    from visualizer.render.files import atomic_write\n", True),
+        ("visualizer.sources.live", "from visualizer.files import atomic_write", False),
     ],
 )
 def test_the_checker_catches_a_broken_rule(importer: str, source: str, broken: bool) -> None:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import json
 import re
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from visualizer import __version__
-from visualizer.errors import CaptureFileError, SockstoryError, UsageError
+from visualizer.errors import CaptureFileError, SockstoryError, UsageError, command_line
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -120,6 +121,11 @@ class _Progress:
             self.stream.flush()
 
 
+def _as_root_examples(*examples: str) -> str:
+    """Help examples of a command that needs root, written as they work from here (see command_line)."""
+    return "\n".join(["examples (as root; as a user, put sudo first):", *(f"  {command_line(e)}" for e in examples)])
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sockstory",
@@ -182,10 +188,18 @@ def _parser() -> argparse.ArgumentParser:
         help="ladder (sequence) diagram, or time-sequence graph, of one or more conversations",
         description="Draw a ladder diagram: one lifeline per endpoint, one arrow per frame labelled with "
         "relative numbers, each endpoint's TCP state, phases, and Wireshark's expert events linked back to "
-        "the frames they refer to. Uneventful runs are folded and long ladders split into pages "
-        "(numbered PNG/SVG files, or pages of one PDF). SVG arrows show the whole frame on hover.",
+        "the frames they refer to. Runs that repeat one situation (window-limited data, ACKs, probes, identical "
+        "RSTs) fold into one row that says what it holds in each direction; rare events stay. Long ladders "
+        "split into pages "
+        "(numbered PNG/SVG files, or pages of one PDF). SVG arrows show the whole frame on hover. "
+        "A capture of several conversations (without --stream) gets an overview at OUT (a timeline, one bar "
+        "per conversation coloured by its outcome, with its stream number) and one ladder per conversation "
+        "beside it: OUT-tcp-K.png, OUT-udp-K.png, OUT-other.png for frames of no conversation (or, for a PDF, "
+        "the overview then every ladder in one file); beyond 40 conversations the overview only, beyond 500 "
+        "an error: choose with --stream N. Text formats draw them in one ladder (8 at most).",
         epilog="examples:\n  sockstory draw captures/story.pcap -o story.svg\n"
         "  sockstory draw big.pcap --stream 3 -o stream3.pdf\n"
+        "  sockstory draw web.pcap -o web.png    # web.png, web-tcp-0.png, web-tcp-1.png...\n"
         "  sockstory draw captures/udp.pcap --stream 0 --stream 1 --protocol udp -o udp.png\n"
         "  sockstory draw captures/story.pcap --format ascii\n"
         "  sockstory draw captures/story.pcap --format mermaid > story.mmd\n"
@@ -198,7 +212,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         action="append",
         metavar="N",
-        help="a stream to draw (repeat for several); default: every conversation of a small capture",
+        help="a stream to draw (repeat for several, in one ladder); default: every conversation, one "
+        "figure each, and their overview",
     )
     draw.add_argument("--protocol", choices=("tcp", "udp"), default="tcp", help="the kind of --stream (default tcp)")
     draw.add_argument(
@@ -220,7 +235,13 @@ def _parser() -> argparse.ArgumentParser:
         help="rows in frame order (default), spaced by real time, or auto",
     )
     draw.add_argument("--no-fold", action="store_true", help="draw every frame, even in long uneventful runs")
-    draw.add_argument("--rows-per-page", type=int, default=60, metavar="N", help="rows per page (default 60)")
+    draw.add_argument(
+        "--rows-per-page",
+        type=int,
+        default=100,
+        metavar="N",
+        help="rows per page (default 100: a 700-frame lossy bulk transfer, folded, fits one)",
+    )
     draw.add_argument(
         "--time-sequence",
         action="store_true",
@@ -232,7 +253,7 @@ def _parser() -> argparse.ArgumentParser:
         description="A client asks its friend at 127.0.0.1:8080 a tic-tac-toe question, the friend answers, "
         "both close: real kernel sockets in a private network namespace, every packet sniffed once, saved as a "
         "pcap and drawn as a ladder diagram.",
-        epilog="example:\n  sudo sockstory story            # writes captures/live/story.pcap and story.png",
+        epilog=_as_root_examples("story                # writes captures/live/story.pcap and story.png"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_live_output(story)
@@ -249,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run one scenario for real: capture it, save the pcap, optionally draw it (needs root)",
         description="Run a scenario in a private network namespace (its nftables rules and offload settings "
         "vanish with it), sniff its loopback, save OUT/NAME.pcap, and with --draw the ladder diagram.",
-        epilog="examples:\n  sudo sockstory run loss --draw\n  sudo sockstory run zero-window --out /tmp/zw --draw",
+        epilog=_as_root_examples("run loss --draw", "run zero-window --out /tmp/zw --draw"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("name", metavar="NAME", help="a scenario (see 'sockstory scenarios')")
@@ -326,7 +347,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Capture an interface's frames (each loopback packet once) into a pcap file for "
         "--duration seconds or until Ctrl-C (exit 130) or SIGTERM (exit 143), and report the kernel's drop "
         "counters. The file is written as frames come: it is a valid capture at every moment.",
-        epilog="example:\n  sudo sockstory capture --filter 'tcp port 8080' --duration 5 -o mine.pcap",
+        epilog=_as_root_examples("capture --filter 'tcp port 8080' --duration 5 -o mine.pcap"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     capture.add_argument("--iface", default="lo", help="interface (default lo)")
@@ -352,8 +373,12 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
 
     draw = arguments.command == "story" or arguments.draw
     result = run_scenario(name, Path(arguments.out), kernel=not arguments.no_kernel)
-    title = f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}"
-    report, story, images = _analyse_live(result.pcap, draw, title, arguments)
+    titles = (
+        f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}",
+        f"{name}, captured live: {SCENARIOS[name].description.rstrip('.')}",
+        f"{name}: ",
+    )
+    report, story, images = _analyse_live(result.pcap, draw, titles, arguments, err)
     _tell_written(result, images, out, err)
     _tell_conversations(report, story, out)
     return EXIT_OK
@@ -370,9 +395,11 @@ def _tell_written(result: ScenarioResult | RecordResult, images: list[Path], out
 
 
 def _analyse_live(
-    pcap: Path, draw: bool, title: str, arguments: argparse.Namespace
+    pcap: Path, draw: bool, titles: tuple[str, str, str], arguments: argparse.Namespace, err: TextIO
 ) -> tuple[Report, KernelStory | None, list[Path]]:
-    """A live capture's report, its kernel story, and with ``draw`` its ladder diagram."""
+    """A live capture's report, its kernel story, and with ``draw`` its figures: the ladder (titled
+    ``titles[0]``), or for several conversations their overview (headed ``titles[1]``, each ladder's
+    title starting with ``titles[2]``) and one ladder each."""
     from visualizer.pipeline import kernel_story, select_streams
     from visualizer.scenarios.runner import give_to_sudo_user
 
@@ -380,12 +407,28 @@ def _analyse_live(
     story = kernel_story(pcap, frames)
     images: list[Path] = []
     if draw:
-        from visualizer.render.export import save_ladder
+        from visualizer.render.export import ROWS_PER_PAGE, save_ladder
         from visualizer.render.layout import build_ladder
 
-        layout = build_ladder(frames, origin_ns=report.first_time_ns)
-        layout.title = title
-        images = save_ladder(layout, pcap.with_suffix(f".{arguments.format}"), file_format=arguments.format)
+        title, heading, describe = titles
+        target = pcap.with_suffix(f".{arguments.format}")
+        if len(report.conversations) > 1:  # nagle: one ladder each, and their overview
+            images = _save_conversations(
+                report,
+                frames,
+                target,
+                heading=heading,
+                describe=describe,
+                file_format=arguments.format,
+                fold=True,
+                time="order",
+                rows_per_page=ROWS_PER_PAGE,
+                err=err,
+            )
+        else:
+            layout = build_ladder(frames, origin_ns=report.first_time_ns)
+            layout.title = title
+            images = save_ladder(layout, target, file_format=arguments.format)
         give_to_sudo_user(*images)
     return report, story, images
 
@@ -410,10 +453,11 @@ def _tell_kernel(recording: KernelRecording | None, out: TextIO, err: TextIO) ->
 def _tell_conversations(report: Report, story: KernelStory | None, out: TextIO) -> None:
     for conversation in report.conversations:
         events = _events_text(conversation)
-        outcome = f" {conversation.outcome}" if conversation.outcome else ""
+        outcome = f", {conversation.outcome}" if conversation.outcome else ""
+        frames = _count(conversation.frames, "frame")
         out.write(
             f"  {conversation.protocol.upper()} stream {conversation.stream}: {conversation.address_a}:"
-            f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {conversation.frames} frames"
+            f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {frames}"
             f"{outcome}{'; ' + events if events else ''}\n"
         )
         if story is None or conversation.protocol != "tcp":
@@ -444,8 +488,9 @@ def _run_record(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not re.fullmatch(r"[\w.-]+", arguments.name):
         raise UsageError(f"record: --name {arguments.name!r} must be a plain file name stem")
     result = record_command(command, Path(arguments.out), name=arguments.name, kernel=not arguments.no_kernel)
-    title = f"{shlex.join(command)}, recorded ({result.frames} frames)"
-    report, story, images = _analyse_live(result.pcap, arguments.draw, title, arguments)
+    shown = shlex.join(command)
+    titles = (f"{shown}, recorded ({result.frames} frames)", f"{shown}, recorded", "")
+    report, story, images = _analyse_live(result.pcap, arguments.draw, titles, arguments, err)
     if result.stopped_by:
         err.write(f"sockstory: stopped by {signal.Signals(result.stopped_by).name}\n")
     elif result.status:
@@ -545,11 +590,24 @@ def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
     reader.close()
     if chosen is None:
         raise UsageError(f"{arguments.file}: no frame {arguments.frame} (the capture has {reader.frames_read} frames)")
+    from visualizer.pipeline import iter_file_analysis
     from visualizer.render.anatomy import anatomy_of, draw_anatomy
     from visualizer.render.export import save_figure
+    from visualizer.sources.checksum import ipv4_header_ok
 
     output = Path(arguments.output or f"{Path(arguments.file).stem}-frame{arguments.frame}.png")
-    anatomy = anatomy_of(chosen.data, link_type=chosen.link_type, frame=chosen.number)
+    # The analysis up to the frame: the window scale of its handshake, its checksum verdict, its addresses.
+    _, analysed, frames = iter_file_analysis(arguments.file)
+    analysis = next((frame for frame in frames if frame.record.number == chosen.number), None)
+    analysed.close()
+    anatomy = anatomy_of(
+        chosen.data,
+        link_type=chosen.link_type,
+        frame=chosen.number,
+        analysis=analysis,
+        file=arguments.file,
+        ipv4_header_ok=ipv4_header_ok,
+    )
     save_figure(functools.partial(draw_anatomy, anatomy), output)
     err.write(f"sockstory: wrote {output}\n")
     return EXIT_OK
@@ -575,7 +633,7 @@ def _run_scenarios(out: TextIO) -> int:
         for scenario in SCENARIOS.values():
             if scenario.crafted == crafted:
                 out.write(f"  {scenario.name:{width}s}  {scenario.description}\n")
-    out.write("\nrun one with: sudo sockstory run NAME --draw\n")
+    out.write(f"\nrun one as root: {command_line('run NAME --draw')} (as a user, put sudo first)\n")
     return EXIT_OK
 
 
@@ -654,6 +712,7 @@ def _check_writable(path: Path) -> None:
 
 
 MAXIMUM_DEFAULT_CONVERSATIONS = 8
+"""Conversations drawn in one text ladder (ASCII, Mermaid) without --stream."""
 _SUFFIX_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".txt": "ascii", ".mmd": "mermaid"}
 
 
@@ -667,22 +726,31 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     the report (conversations only, memory bounded), the streams; only then are the frames drawn."""
     from pathlib import Path
 
+    from visualizer.files import check_writable
     from visualizer.pipeline import analyse_file
     from visualizer.render.export import save_ladder, save_time_sequence
-    from visualizer.render.files import check_writable
+    from visualizer.render.overview import MAXIMUM_OVERVIEW
 
     output = Path(arguments.output) if arguments.output else None
     file_format = arguments.format
+    implied = _SUFFIX_FORMATS.get(output.suffix.lower()) if output is not None else None
     if file_format is None:
         if output is None:
             file_format = "png"
-        elif output.suffix.lower() in _SUFFIX_FORMATS:
-            file_format = _SUFFIX_FORMATS[output.suffix.lower()]
+        elif implied is not None:
+            file_format = implied
         else:
             raise UsageError(
                 f"{output}: unknown output format {output.suffix or '(no extension)'!r}; "
                 "use .png, .svg, .pdf, .txt or .mmd, or --format"
             )
+    elif output is not None and implied is not None and implied != file_format:
+        # A name that says one format and content in another (text in a .png) misleads every viewer.
+        suffix = next(suffix for suffix, name in _SUFFIX_FORMATS.items() if name == file_format)
+        raise UsageError(
+            f"{output}: --format {file_format} does not match its extension {output.suffix!r}: "
+            f"name it {output.with_suffix(suffix).name}, or leave --format out"
+        )
     if arguments.rows_per_page < 5:
         raise UsageError("--rows-per-page must be at least 5")
     if arguments.time_sequence and file_format in ("ascii", "mermaid"):
@@ -692,6 +760,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     streams = set(arguments.stream or [])
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
     report = analyse_file(arguments.file, progress=progress)
+    gc.freeze()  # the report lives until the end: the table's many small strings need not make collections walk it
     if progress is not None:
         progress.clear()
     if not report.frames and report.warnings:
@@ -705,10 +774,16 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"{arguments.file}: no {arguments.protocol.upper()} stream {missing[0]} (the capture has "
             f"{len(report.tcp_conversations())} TCP and {len(report.udp_conversations())} UDP streams)"
         )
-    if not streams and len(report.conversations) > MAXIMUM_DEFAULT_CONVERSATIONS:
+    several = not streams and len(report.conversations) > 1 and not arguments.time_sequence
+    if several and file_format in ("ascii", "mermaid") and len(report.conversations) > MAXIMUM_DEFAULT_CONVERSATIONS:
         raise UsageError(
             f"{arguments.file} has {len(report.conversations)} conversations: choose with --stream N "
             "(see sockstory flows)"
+        )
+    if several and file_format not in ("ascii", "mermaid") and len(report.conversations) > MAXIMUM_OVERVIEW:
+        raise UsageError(
+            f"{arguments.file} has {len(report.conversations)} conversations: too many to draw (the overview "
+            f"shows at most {MAXIMUM_OVERVIEW}); choose one with --stream N (see sockstory flows)"
         )
     stem = Path(arguments.file).stem
     wanted = sum(c.frames for c in conversations) if streams else report.frames
@@ -723,9 +798,29 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         sequence = TimeSequence(tcp[0].stream)
         for frame in _frames_to_draw(arguments, streams, wanted, err):
             sequence.add(frame)
+        if not sequence.carries_data():
+            raise UsageError(
+                f"stream {tcp[0].stream} of {Path(arguments.file).name} carries no data: "
+                "a time-sequence graph would be empty; draw its ladder"
+            )
         written = save_time_sequence(sequence, tcp[0].stream, target, file_format=file_format)
+    elif several and file_format not in ("ascii", "mermaid"):
+        target = output or Path(f"{stem}.{file_format}")
+        check_writable(target)
+        written = _save_conversations(
+            report,
+            _frames_to_draw(arguments, streams, wanted, err),
+            target,
+            heading=f"{Path(arguments.file).name}",
+            file_format=file_format,
+            fold=not arguments.no_fold,
+            time=arguments.time,
+            rows_per_page=arguments.rows_per_page,
+            err=err,
+        )
     else:
         from visualizer.render.layout import LadderBuilder
+        from visualizer.render.overview import oriented
 
         target = output or Path(f"{stem}.{file_format}")
         if file_format not in ("ascii", "mermaid") or output is not None:
@@ -736,7 +831,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         layout = builder.finish()
         if not layout.rows:
             raise UsageError(f"{arguments.file}: nothing to draw (no frames selected)")
-        layout.title = _ladder_title(conversations, layout.frames)
+        layout.title = _ladder_title([oriented(c, builder.responder_first) for c in conversations], layout.frames)
         if file_format in ("ascii", "mermaid") and output is None:
             from visualizer.render.text import to_ascii, to_mermaid
 
@@ -748,6 +843,65 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for path in written:
         err.write(f"sockstory: wrote {path}\n")
     return _finish(report, arguments, err)
+
+
+def _save_conversations(
+    report: Report,
+    frames: Iterable[FrameAnalysis],
+    target: Path,
+    *,
+    heading: str,
+    file_format: str,
+    fold: bool,
+    time: str,
+    rows_per_page: int,
+    err: TextIO,
+    describe: str = "",
+) -> list[Path]:
+    """A capture of several conversations: the overview at ``target``, each conversation's ladder
+    beside it (up to MAXIMUM_LADDERS of them; the overview alone beyond, said on ``err``)."""
+    from visualizer.render.export import conversation_path, save_conversations
+    from visualizer.render.overview import MAXIMUM_LADDERS, ConversationLadders, draw_overview
+
+    conversations = report.conversations
+    count = len(conversations)
+    ladders = []
+    other_times: list[int] = []
+    if count <= MAXIMUM_LADDERS:
+        sorter = ConversationLadders(conversations, fold=fold, origin_ns=report.first_time_ns).extend(frames)
+        other_times = sorter.other_times
+        conversations = sorter.oriented_conversations()
+
+        def title(conversation: ConversationSummary | None, drawn: int) -> str:
+            if conversation is None:
+                return f"{describe}{drawn} frames of no TCP or UDP conversation"
+            return describe + _ladder_title([conversation], drawn)
+
+        ladders = sorter.finish(title)
+    else:
+        err.write(
+            f"sockstory: {report.source or target}: {count} conversations, more than {MAXIMUM_LADDERS}: drew the "
+            "overview only; draw one with --stream N\n"
+        )
+    # Beside each conversation in the overview: where its ladder is (its file, or its PDF page).
+    files = {key: conversation_path(target, key).name for key, _ in ladders}
+    if file_format == "pdf":
+        page = 2
+        for key, layout in ladders:
+            files[key] = f"page {page}"
+            page += len(layout.paginate(rows_per_page))
+    choose = "draw one with --stream N" if count > MAXIMUM_LADDERS else "one figure each, or --stream N"
+    overview = functools.partial(
+        draw_overview,
+        conversations,
+        origin_ns=report.first_time_ns,
+        other_times=other_times,
+        files=files,
+        title=f"{heading}: {count} conversations, {report.frames} frames ({choose})",
+    )
+    return save_conversations(
+        overview, ladders, target, file_format=file_format, time=time, rows_per_page=rows_per_page
+    )
 
 
 def _frames_to_draw(
@@ -774,13 +928,12 @@ def _frames_to_draw(
 
 
 def _ladder_title(conversations: list[ConversationSummary], frames: int) -> str:
+    from visualizer.render.overview import conversation_endpoints
+
     if len(conversations) == 1:
         c = conversations[0]
         outcome = f", {c.outcome}" if c.outcome else ""
-        return (
-            f"{c.protocol.upper()} stream {c.stream}: {c.address_a}:{c.port_a} → {c.address_b}:{c.port_b}"
-            f"{outcome} ({frames} frames)"
-        )
+        return f"{c.protocol.upper()} stream {c.stream}: {conversation_endpoints(c)}{outcome} ({frames} frames)"
     if not conversations:
         return f"{frames} frames, no TCP or UDP conversation"
     names = ", ".join(f"{c.protocol.upper()} {c.stream}" for c in conversations[:6])
@@ -914,6 +1067,7 @@ def _run_flows(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
     report = analyse_file(arguments.file, progress=progress)
+    gc.freeze()  # the report lives until the end: the table's many small strings need not make collections walk it
     if progress is not None:
         progress.clear()
     if not report.frames and report.warnings:

@@ -60,6 +60,28 @@ class PrivilegeError(SockstoryError):
     """A live command without the privileges it needs."""
 
 
+def command_line(arguments: str) -> str:
+    """``PROGRAM ARGUMENTS`` as it works from here, for the messages and help that show a command.
+
+    After ``./scripts/bootstrap.sh`` the program is ``.venv/bin/sockstory``, on no PATH, and sudo
+    looks a bare name up in its own ``secure_path`` anyway: ``sudo sockstory`` finds nothing. So the
+    program is named as it was started (``.venv/bin/sockstory`` works from the same folder, also
+    after ``sudo``; a bare name is resolved on the PATH), or as this interpreter running
+    ``-m visualizer``.
+    """
+    import os
+    import shlex
+    import shutil
+    import sys
+
+    program = sys.argv[0] if sys.argv else ""
+    if os.path.basename(program) == "sockstory":
+        words = [program if os.sep in program else shutil.which(program) or program]
+    else:
+        words = [sys.executable, "-m", "visualizer"]
+    return " ".join(shlex.quote(word) for word in words) + " " + arguments
+
+
 class LiveCaptureError(SockstoryError):
     """An interface that cannot be sniffed (it does not exist, or the capture broke)."""
 

@@ -126,7 +126,7 @@ def analyse_file(
     analyzer = Analyzer(source=os.fspath(path), keep_frames=keep_frames)
     with _collection_paused():
         analyzer.feed(_with_progress(_records(reader), reader, progress))
-    report = analyzer.finish()
+        report = analyzer.finish()
     report.frames = reader.frames_read
     report.warnings.extend(reader.warnings)
     return report
@@ -250,7 +250,8 @@ def _analyse_share(
     analyzer = Analyzer(source=path)
     with _collection_paused():
         analyzer.feed(_with_progress(_records(reader, share), reader, progress))
-    return analyzer.finish(), reader.frames_read, reader.warnings, reader.first_timestamp_ns
+        report = analyzer.finish()
+    return report, reader.frames_read, reader.warnings, reader.first_timestamp_ns
 
 
 def _records(
@@ -293,6 +294,7 @@ def _records(
 
 
 def _worker(path: str, share: Share, results: Connection) -> None:
+    gc.disable()  # a forked worker ends after its report: collecting would only walk (and copy) the parent's heap
     try:
         results.send(("ok", _analyse_share(path, share)))
     except BaseException as error:  # reported to the parent, which raises it
@@ -322,7 +324,8 @@ def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: P
             results.append(receiver)
         collected = [_analyse_share(name, shares[0], progress)]
         for receiver in results:
-            status, payload = receiver.recv()
+            with _collection_paused():
+                status, payload = receiver.recv()
             if status != "ok":
                 raise AnalysisError(f"{name}: analysis worker failed: {payload}")
             collected.append(payload)
@@ -332,7 +335,10 @@ def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: P
                 process.terminate()
             process.join()
     _, frames, warnings, first_time = collected[0]
-    return _merge_reports([report for report, *_ in collected], frames=frames, warnings=warnings, first_time=first_time)
+    with _collection_paused():  # the reports are many objects: a cycle collection walks them all
+        return _merge_reports(
+            [report for report, *_ in collected], frames=frames, warnings=warnings, first_time=first_time
+        )
 
 
 def _merge_reports(reports: list[Report], *, frames: int, warnings: list[str], first_time: int | None) -> Report:

@@ -58,6 +58,9 @@ def test_crafted_simultaneous_open_both_ends_pass_syn_received_and_no_syn_ack_is
     assert finding(frames[2], "simultaneous_open")[1] == (1, 2)  # its own SYN, the peer's SYN
     # The kernel's SYN #1 crossed the crafted SYN #2: the crafted end had not received it.
     assert "not_yet_received" in kinds(frames[0])
+    # Nor the kernel's SYN-ACK #3 when it sent its own SYN-ACK #4 (it stays SYN-SENT at #3): said, not silent.
+    reason, refers = finding(frames[2], "not_yet_received")
+    assert refers == (4,) and "still SYN-SENT" in reason
 
 
 def test_refused_nothing_listened() -> None:

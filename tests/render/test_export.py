@@ -222,7 +222,7 @@ def test_a_paged_draw_writes_only_its_own_pages(tmp_path: Path) -> None:
         return ["dups-notes.png", "dups.svg"]
 
     written = draw(5)
-    assert len(written) > 6 and written == [f"dups-{index}.png" for index in range(1, len(written) + 1)]
+    assert len(written) > 3 and written == [f"dups-{index}.png" for index in range(1, len(written) + 1)]
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(written + others())
     fewer = draw(15)
     assert 1 < len(fewer) < len(written)

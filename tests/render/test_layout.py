@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from tests.packets import ACK, FIN, PSH, SYN, Conversation, decode_all
+from tests.packets import ACK, FIN, PSH, RST, SYN, Conversation, decode_all
 from visualizer.analysis import analyse
+from visualizer.analysis.report import analysis_names
 from visualizer.pipeline import analyse_file
-from visualizer.render.layout import Fold, Gap, Mark, build_ladder, preview
+from visualizer.render.export import ROWS_PER_PAGE
+from visualizer.render.layout import (
+    Arrow,
+    Fold,
+    Gap,
+    LadderLayout,
+    Mark,
+    build_ladder,
+    linked_frames,
+    preview,
+    wrap_title,
+)
 
 CAPTURES = Path(__file__).parent.parent.parent / "captures"
+CORPUS = Path(__file__).parent.parent / "data" / "corpus" / "captures"
+SCENARIO_CAPTURES = Path(__file__).parent.parent / "data" / "scenarios" / "captures"
 
 
 def layout_of(talk: Conversation, **options: object):  # type: ignore[no-untyped-def]
@@ -39,7 +54,8 @@ def test_story_labels_in_stevens_notation() -> None:
     arrows = layout.arrows()
     assert len(arrows) == 10
     assert arrows[0].label.startswith("SYN seq=0 win=65495 <mss 65495")
-    assert arrows[3].label == 'PSH|ACK seq=1:13 (12) ack=1 "tic tac toe?"'
+    assert arrows[3].label == 'PSH|ACK seq=1:13 (12) ack=1 win=65536 "tic tac toe?"'
+    assert all(" win=" in arrow.label for arrow in arrows)  # one rule: the window on every segment
     assert [arrow.kind for arrow in arrows] == [
         "handshake",
         "handshake",
@@ -65,19 +81,88 @@ def test_retransmission_links_back_to_its_original() -> None:
     assert arrow.events == ("retransmission of #4",)
 
 
-def test_long_uneventful_runs_fold_and_events_stay() -> None:
+def fold_numbers(fold: Fold) -> int:
+    """The frames a fold's text says it holds: the sum of its counts ("28 data segments, 27 KB": 28)."""
+    counts = re.findall(
+        r"(\d+) (?:data segments?|ACKs?|dup ACKs?|zero-window probes?|probe answers?|keep-alive"
+        r"(?: ACK)?s?|identical RSTs?)\b",
+        " ".join(fold.lines),
+    )
+    return sum(int(count) for count in counts)
+
+
+def check_accounting(layout: LadderLayout) -> list[Fold]:
+    """Every frame is a row or folded, once; every fold's text counts exactly its frames."""
+    folds = [row for row in layout.rows if isinstance(row, Fold)]
+    shown = [row.frame for row in layout.rows if isinstance(row, (Arrow, Mark))]
+    assert len(shown) == len(set(shown))
+    assert len(shown) + sum(fold.count for fold in folds) == layout.frames
+    for fold in folds:
+        assert fold_numbers(fold) == fold.count, fold.lines
+        assert fold.description.startswith(f"× {fold.count} frames (")
+    return folds
+
+
+def test_long_routine_runs_fold_per_direction_and_events_stay() -> None:
     talk = steady_transfer()
     talk.client_sends(0.5, 101, 501, ACK, b"x" * 100)  # a retransmission at the end
     layout = layout_of(talk)
-    folds = [row for row in layout.rows if isinstance(row, Fold)]
-    assert len(folds) == 1 and folds[0].count > 60
-    assert folds[0].description == "× 75 frames: 37 data segments (3700 bytes), 38 ACKs"
+    folds = check_accounting(layout)
+    assert len(folds) == 1 and folds[0].count == 79
+    assert folds[0].lines == ("client → server: 39 data segments, 3900 bytes", "server → client: 40 ACKs")
+    assert [arrow.frame for arrow in layout.arrows()] == [1, 2, 3, 4, 84]  # the first data is a row
     last = layout.arrows()[-1]
     assert last.kind == "retransmission" and last.original == 4
-    assert any(arrow.frame == 4 for arrow in layout.arrows())
     assert layout.frames == 84
     unfolded = layout_of(talk, fold=False)
     assert len(unfolded.arrows()) == 84
+
+
+def test_a_comb_of_identical_rsts_folds_after_its_first() -> None:
+    talk = Conversation().client_sends(0, 100, 0, SYN).server_sends(0.01, 500, 101, SYN | ACK)
+    talk.client_sends(0.02, 101, 501, ACK).client_sends(0.03, 101, 501, PSH | ACK, b"hello")
+    for index in range(40):
+        talk.server_sends(0.04 + index * 0.001, 501, 0, RST)
+    layout = layout_of(talk)
+    (fold,) = check_accounting(layout)
+    # The RST that resets, and the first one ignored after it, are rows: the 38 more like it fold.
+    assert [arrow.events for arrow in layout.arrows()[-2:]] == [
+        ("RST accepted: reset",),
+        ("RST ignored: outside the window",),
+    ]
+    assert fold.lines == ("server → client: 38 identical RSTs (RST seq=1 win=1000, ignored)",)
+
+
+def test_a_lossy_bulk_transfer_folds_to_its_losses_and_their_causes() -> None:
+    """672 frames, 14 retransmissions: each stays a row, with the segment it repeats (lost, crossed) and
+    the duplicate ACK that triggered a fast one; everything else folds, counted per direction."""
+    report = analyse_file(CORPUS / "zeek-206_example_a.pcap", keep_frames=True)
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+    folds = check_accounting(layout)
+    assert layout.frames == 672 and len(layout.rows) <= 120  # before: 6 pages of 60 rows
+    stream = build_ladder([frame for frame in report.frame_analyses if frame.stream == 1 and frame.protocol == "tcp"])
+    assert len(stream.paginate(ROWS_PER_PAGE)) == 1  # the default drawing: one ladder per conversation, one page
+    rows = {arrow.frame: arrow for arrow in layout.arrows()}
+    retransmissions = [frame for frame in report.frame_analyses if "retransmission" in analysis_names(frame.analysis)]
+    assert len(retransmissions) == 14
+    for frame in retransmissions:
+        arrow = rows[frame.record.number]
+        assert arrow.original in rows
+        if "fast_retransmission" in arrow.analysis:
+            trigger = rows[linked_frames(arrow)[-1]]
+            assert trigger.kind == "ack" and trigger.events[0].startswith("dup ACK ×")
+    assert sum("dup ACK" in " ".join(fold.lines) for fold in folds) >= 10  # the other duplicates, folded
+
+
+def test_zero_window_probes_and_window_limited_runs_fold_around_the_zero_window() -> None:
+    report = analyse_file(SCENARIO_CAPTURES / "zero-window.pcap", keep_frames=True)
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+    folds = check_accounting(layout)
+    assert len(layout.rows) < 30 and layout.frames == 168
+    assert any("window-limited" in line for fold in folds for line in fold.lines)
+    events = [event for arrow in layout.arrows() for event in arrow.events]
+    for kind in ("zero window", "zero-window probe", "window update", "window full"):
+        assert kind in events, kind
 
 
 def test_idle_pauses_become_gaps_and_pages_keep_every_row() -> None:
@@ -105,7 +190,8 @@ def test_udp_and_icmp_error_arrows() -> None:
 def test_payload_preview_escapes_and_truncates() -> None:
     assert preview(b"tic tac toe?") == '"tic tac toe?"'
     assert preview(b"line\r\n") == '"line\\r\\n"'
-    assert preview(bytes(range(200, 230))).startswith("0xc8c9")
+    assert preview(bytes(range(200, 230))) == ""  # binary: no preview
+    assert preview(b"GET / HTTP/1.1\r\n\x00\x01") == ""  # not all text
     assert preview(b"a" * 40).endswith('…"')
     assert preview(b"") == ""
 
@@ -117,8 +203,8 @@ def test_an_original_inside_a_fold_is_unfolded_when_a_retransmission_refers_to_i
     retransmission = layout.arrows()[-1]
     assert retransmission.original == 44
     assert 44 in [arrow.frame for arrow in layout.arrows()]
-    folds = [row for row in layout.rows if isinstance(row, Fold)]
-    assert len(folds) == 2 and sum(fold.count for fold in folds) == 74
+    folds = check_accounting(layout)
+    assert len(folds) == 2 and sum(fold.count for fold in folds) == 78
 
 
 def test_an_undecodable_frame_is_a_mark_on_its_senders_lifeline_never_a_self_arrow() -> None:
@@ -139,3 +225,10 @@ def test_an_undecodable_frame_is_a_mark_on_its_senders_lifeline_never_a_self_arr
         (3, None, "undecodable frame: bad IPv4 header"),
     ]
     assert marks[1].delta_ns == 100_000_000 and "frame 3" in marks[1].tooltip
+
+
+def test_wrap_title_keeps_a_short_parenthesis_on_one_line() -> None:
+    title = "UDP stream 0: [2001:db8:1::1]:53 → [2001:db8:1::2]:5353 (2 frames)"
+    for width in range(20, len(title)):
+        assert any("(2 frames)" in line for line in wrap_title(title, width)), width
+    assert wrap_title("a (" + "b " * 30 + ")", 20)  # one longer than a line still wraps

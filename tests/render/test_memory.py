@@ -63,24 +63,43 @@ def test_the_ladder_of_a_long_stream_takes_bounded_memory(long_stream: Path, tmp
     assert megabytes < 150, f"{megabytes} MB"  # 75 MB to draw a 10-frame capture
 
 
+def many_conversations(path: Path, count: int) -> Path:
+    frames = []
+    for index in range(count):
+        frames += Conversation(client_port=20000 + index).client_sends(index * 0.001, 100, 0, SYN).frames
+    return write_pcap(path, frames)
+
+
+def refuse_frame_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a per-frame pass started")
+
+    monkeypatch.setattr(pipeline, "select_streams", refuse)
+    monkeypatch.setattr(pipeline, "iter_file_analysis", refuse)
+
+
 def test_too_many_conversations_are_refused_before_any_frame_is_drawn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The conversation count comes from the report; the per-frame pass never starts."""
-    frames = []
-    for index in range(200):
-        frames += Conversation(client_port=20000 + index).client_sends(index * 0.001, 100, 0, SYN).frames
-    capture = write_pcap(tmp_path / "many.pcap", frames)
-
-    def refuse(*_: object, **__: object) -> None:
-        raise AssertionError("a per-frame pass started before the size check")
-
-    monkeypatch.setattr(pipeline, "select_streams", refuse)
-    monkeypatch.setattr(pipeline, "iter_file_analysis", refuse)
+    capture = many_conversations(tmp_path / "many.pcap", 501)
+    refuse_frame_passes(monkeypatch)
     err = io.StringIO()
     assert main(["draw", str(capture), "-o", str(tmp_path / "many.png")], stdout=io.StringIO(), stderr=err) == 2
-    assert (
-        err.getvalue()
-        == f"sockstory: error: {capture} has 200 conversations: choose with --stream N (see sockstory flows)\n"
+    assert err.getvalue() == (
+        f"sockstory: error: {capture} has 501 conversations: too many to draw (the overview shows at most 500); "
+        "choose one with --stream N (see sockstory flows)\n"
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["many.pcap"]
+
+
+def test_many_conversations_get_their_overview_only_without_a_frame_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More conversations than ladders are drawn for: the overview alone, from the report, and a note saying so."""
+    capture = many_conversations(tmp_path / "many.pcap", 41)
+    refuse_frame_passes(monkeypatch)
+    err = io.StringIO()
+    assert main(["draw", str(capture), "-q", "-o", str(tmp_path / "many.png")], stdout=io.StringIO(), stderr=err) == 0
+    assert "41 conversations, more than 40: drew the overview only; draw one with --stream N" in err.getvalue()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["many.pcap", "many.png"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from visualizer.model import FIN, RST, SYN, parse_tcp_options
 from visualizer.pipeline import analyse_file, kernel_story
 from visualizer.render.ladder import draw_ladder
 from visualizer.render.layout import build_ladder
+from visualizer.render.overview import outcome_of
 from visualizer.scenarios import SCENARIOS
 from visualizer.scenarios.kernel import BULK_MSS, NAGLE_WRITES
 from visualizer.scenarios.runner import ScenarioResult, run_scenario
@@ -102,6 +104,26 @@ def check_udp_closed_port(report: Report) -> None:
     assert icmp[0].stream == 0 and icmp[0].record.quoted is not None and icmp[0].record.quoted.destination_port == 5354
 
 
+def check_web(report: Report) -> None:
+    """15 conversations: 10 complete (5 closed first by each side), 1 refused, 1 reset by the client, 3 UDP
+    exchanges; the requests sent at once interleave."""
+    outcomes = Counter(outcome_of(conversation) for conversation in report.conversations)
+    assert outcomes == {"complete": 10, "refused": 1, "reset": 1, "udp": 3}, outcomes
+    assert all(c.frames_a_to_b == c.frames_b_to_a == 1 for c in report.conversations if c.protocol == "udp")
+    first_fins: dict[int, bool] = {}
+    for frame in report.frame_analyses:
+        if frame.protocol == "tcp" and frame.record.tcp_flags & FIN:
+            first_fins.setdefault(frame.stream, frame.from_initiator)
+    assert Counter(first_fins.values()) == {True: 5, False: 5}, "the client closes first in 5, the server in 5"
+    (reset,) = [c.stream for c in report.conversations if c.outcome == "reset"]
+    assert any(
+        f.stream == reset and f.protocol == "tcp" and f.record.tcp_flags & RST and f.from_initiator
+        for f in report.frame_analyses
+    )
+    streams = [frame.stream for frame in report.frame_analyses if frame.protocol == "tcp"]
+    assert streams != sorted(streams), "conversations sent at once interleave"
+
+
 EXPECTATIONS: dict[str, Callable[[Report], None]] = {
     "story": check_story,
     "close-client-first": lambda report: (
@@ -166,6 +188,7 @@ EXPECTATIONS: dict[str, Callable[[Report], None]] = {
         )
         or pytest.fail("Nagle should coalesce the small writes and TCP_NODELAY should not")
     ),
+    "web": check_web,
 }
 CHECKED_WITH_TCPDUMP = {"story", "bulk", "loss", "full-duplex", "udp-closed-port", "zero-window"}
 
@@ -175,7 +198,7 @@ KERNEL = [name for name, scenario in SCENARIOS.items() if not scenario.crafted]
 
 def test_every_scenario_has_an_expectation() -> None:
     assert set(EXPECTATIONS) == set(KERNEL)
-    assert len(KERNEL) == 15
+    assert len(KERNEL) == 16
 
 
 @pytest.mark.root
@@ -238,6 +261,7 @@ def test_run_with_draw_writes_the_pcap_and_the_diagram(tmp_path: Path) -> None:
     # --no-kernel: the packets alone, and no sidecar of an earlier run left beside them
     assert main(["run", "refused", "--no-kernel", "--out", str(tmp_path)], stdout=io.StringIO()) == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == ["refused.pcap", "refused.svg"]
+    assert out.getvalue().splitlines()[-1].endswith(", 2 frames, refused; no_listener 1")
 
 
 @pytest.mark.root
@@ -262,12 +286,18 @@ def test_interrupted_scenario_leaves_nothing_behind(name: str, tmp_path: Path) -
 
 
 def test_live_commands_without_root_stop_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The line says how to retry with sudo in a way that works: sudo does not search .venv/bin."""
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    for argv in (["story"], ["run", "loss"], ["capture", "-o", "/tmp/never.pcap"]):
+    monkeypatch.setattr(sys, "argv", [".venv/bin/sockstory"])
+    for argv, retry in (
+        (["story"], "story"),
+        (["run", "loss"], "run loss"),
+        (["capture", "-o", "/tmp/never.pcap"], "capture"),
+    ):
         err = io.StringIO()
         assert main(argv, stdout=io.StringIO(), stderr=err) == 1
         (line,) = err.getvalue().splitlines()
-        assert "needs root" in line and "sudo sockstory" in line
+        assert "needs root" in line and f"'sudo .venv/bin/sockstory {retry}'" in line
 
 
 @pytest.mark.root

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -17,7 +19,8 @@ import pytest
 from visualizer.cli import EXIT_USAGE, main
 from visualizer.errors import CaptureFilterError, UsageError
 from visualizer.scenarios.namespace import in_private_namespace
-from visualizer.sources.live import BPF_RET_K, DROP_ALL, Sniffer, compile_filter
+from visualizer.sources import CaptureReader
+from visualizer.sources.live import BPF_RET_K, DROP_ALL, CaptureResult, Sniffer, compile_filter
 
 ROOT = Path(__file__).parent.parent.parent
 WANTED_PORT = 9998
@@ -296,3 +299,19 @@ def test_the_ring_captures_every_packet_of_a_burst_that_tcpdump_captures(tmp_pat
     assert ours == BURST, messages
     assert returncode == 130, messages
     assert "warning" not in messages  # no kernel drops, nothing left unread in the ring
+
+
+def test_a_written_capture_has_the_permissions_of_a_new_file(tmp_path: Path) -> None:
+    """Not mkstemp's 0600: a story written by root (sudo or not) is readable like any file the umask allows."""
+    result = CaptureResult(frames=[(1_000, b"\x00" * 60), (2_000, b"\x01" * 60)])
+    previous = os.umask(0o022)
+    try:
+        assert result.write(tmp_path / "a.pcap") == 2
+        os.umask(0o077)
+        result.write(tmp_path / "b.pcap")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.pcap").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.pcap").stat().st_mode) == 0o600
+    assert [frame.data for frame in CaptureReader(tmp_path / "a.pcap")] == [b"\x00" * 60, b"\x01" * 60]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.pcap", "b.pcap"]  # no temporary file left

@@ -13,7 +13,13 @@ events for its sender (``SEND_*``) and its receiver (``RECEIVE_*``), and
 :data:`TRANSITIONS` maps ``(state, event)`` to the next state (RFC 9293 s3.3.2,
 Figure 5; simultaneous open, Figure 7; simultaneous close, Figure 13; the RST
 rules of s3.10.7). A pair missing from the table leaves the state as it is and
-becomes a ``state_anomaly`` finding naming the pair.
+becomes a ``state_anomaly`` finding naming the pair. The table holds all of
+Figure 5, also the calls and the timer no segment shows (:data:`UNSEEN_EVENTS`:
+passive OPEN, CLOSE, the 2 MSL timeout), which the analysis never takes; the
+figure's notes are data too: an endpoint in SYN-RECEIVED after a passive OPEN
+returns to LISTEN on a RST (:data:`PASSIVE_OPEN_TRANSITIONS`, note 1), and one
+segment can bring two events (:data:`ONE_SEGMENT_EVENTS`: a FIN with the ACK of
+the receiver's own FIN takes FIN-WAIT-1 to TIME-WAIT, note 2).
 
 Sending is certain; receiving is an inference. Seeing a segment does not prove
 its receiver got it (it may be dropped after the capture point, or cross the
@@ -82,6 +88,11 @@ class Event(StrEnum):
     RECEIVE_FIN = "receive FIN"
     SEND_RST = "send RST"
     RECEIVE_RST = "receive RST"
+    # What no segment shows: the application's calls and a timer (RFC 9293 s3.10, Figure 5). The table
+    # has their transitions so that it holds the whole figure; the analysis of a capture never takes them.
+    PASSIVE_OPEN = "passive OPEN"
+    CLOSE = "CLOSE"
+    TIMEOUT_2MSL = "timeout 2 MSL"
 
 
 S = State
@@ -108,11 +119,23 @@ _RESETS_CLOSE: dict[tuple[State, Event], State] = {
     for event in (E.SEND_RST, E.RECEIVE_RST)
 }
 
+UNSEEN_EVENTS = frozenset({E.PASSIVE_OPEN, E.CLOSE, E.TIMEOUT_2MSL})
+"""Events no segment shows (calls and timers): in the table for RFC 9293 Figure 5, never inferred."""
+
 TRANSITIONS: dict[tuple[State, Event], State] = {
     **_CLOSED_DISCARDS,
     **_RESETS_CLOSE,
+    # RFC 9293 Figure 5: the calls and the timer no segment shows.
+    (S.CLOSED, E.PASSIVE_OPEN): S.LISTEN,
+    (S.LISTEN, E.CLOSE): S.CLOSED,
+    (S.SYN_SENT, E.CLOSE): S.CLOSED,
+    (S.TIME_WAIT, E.TIMEOUT_2MSL): S.CLOSED,
+    # s3.10.7.2: a listener ignores a RST, answers any ACK with a RST and drops a FIN (it has an ACK).
     (S.LISTEN, E.RECEIVE_RST): S.LISTEN,
-    (S.LISTEN, E.SEND_RST): S.LISTEN,  # s3.10.7.2: an ACK to a listener is answered with a RST
+    (S.LISTEN, E.SEND_RST): S.LISTEN,
+    (S.LISTEN, E.RECEIVE_ACK): S.LISTEN,
+    (S.LISTEN, E.RECEIVE_SYN_ACK): S.LISTEN,
+    (S.LISTEN, E.RECEIVE_FIN): S.LISTEN,
     # Opening (RFC 9293 s3.5, Figure 6; simultaneous open, Figure 7).
     (S.CLOSED, E.SEND_SYN): S.SYN_SENT,
     (S.LISTEN, E.RECEIVE_SYN): S.SYN_RECEIVED,
@@ -170,30 +193,65 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
 }
 
 
-def next_state(state: State, event: Event) -> State | None:
-    """The state after ``event``, or None when the table has no such transition (an anomaly)."""
-    return TRANSITIONS.get((state, event))
+PASSIVE_OPEN_TRANSITIONS: dict[tuple[State, Event], State] = {
+    (S.SYN_RECEIVED, E.RECEIVE_RST): S.LISTEN,
+}
+"""Transitions that replace those of :data:`TRANSITIONS` for an endpoint that reached SYN-RECEIVED from
+LISTEN (a passive OPEN): a RST it accepts returns it to LISTEN; one that came from SYN-SENT (a
+simultaneous open) closes (RFC 9293 s3.10.7.4, Figure 5 note 1)."""
+
+ONE_SEGMENT_EVENTS: tuple[tuple[Event, ...], ...] = (
+    (E.RECEIVE_ACK_OF_FIN, E.RECEIVE_FIN),
+    (E.RECEIVE_ACK_OF_SYN, E.RECEIVE_FIN),
+)
+"""Events one segment brings its receiver together, applied in this order (as
+:meth:`ConnectionStates.segment` does): a FIN that also acknowledges the receiver's own FIN takes
+FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT at once (RFC 9293 s3.10.7.4, Figure 5 note 2)."""
 
 
-def follow(state: State, events: tuple[Event, ...]) -> tuple[State, tuple[State, Event] | None]:
-    """The state after ``events`` in turn, and the last (state, event) pair the table has no
-    transition for (an anomaly: the state is kept), or None."""
-    key = (state, events)
+def next_state(state: State, event: Event, *, passive: bool = False) -> State | None:
+    """The state after ``event``, or None when the table has no such transition (an anomaly).
+    ``passive``: the endpoint reached SYN-RECEIVED from LISTEN (:data:`PASSIVE_OPEN_TRANSITIONS`)."""
+    return (passive and PASSIVE_OPEN_TRANSITIONS.get((state, event))) or TRANSITIONS.get((state, event))
+
+
+def follow(
+    state: State, events: tuple[Event, ...], passive: bool = False
+) -> tuple[State, tuple[State, Event] | None, bool]:
+    """The state after ``events`` in turn, the last (state, event) pair the table has no
+    transition for (an anomaly: the state is kept) or None, and whether the endpoint is in
+    SYN-RECEIVED after a passive OPEN (``passive``: it was before ``events``)."""
+    key = (state, events, passive)
     found = _FOLLOWED.get(key)
     if found is None:
         anomaly = None
         for event in events:
-            following = TRANSITIONS.get((state, event))
+            following = (passive and PASSIVE_OPEN_TRANSITIONS.get((state, event))) or TRANSITIONS.get((state, event))
             if following is None:
                 anomaly = (state, event)
-            else:
-                state = following
-        found = _FOLLOWED[key] = (state, anomaly)
+                continue
+            if following is not state:
+                passive = following is _S.SYN_RECEIVED and state is _S.LISTEN
+            state = following
+        found = _FOLLOWED[key] = (state, anomaly, passive)
     return found
 
 
-_FOLLOWED: dict[tuple[State, tuple[Event, ...]], tuple[State, tuple[State, Event] | None]] = {}
-"""What :func:`follow` found (a cache: the table is fixed, and the event sequences are few)."""
+_FOLLOWED: dict[tuple[State, tuple[Event, ...], bool], tuple[State, tuple[State, Event] | None, bool]] = {}
+"""What :func:`follow` found (a cache: the tables are fixed, and the event sequences are few)."""
+
+
+def one_segment_transitions() -> dict[tuple[State, State], tuple[Event, ...]]:
+    """Moves one segment makes through two transitions of the table (:data:`ONE_SEGMENT_EVENTS`)
+    between states that no single event joins: (from, to) -> the events."""
+    single = {(state, following) for (state, _), following in TRANSITIONS.items()}
+    moves: dict[tuple[State, State], tuple[Event, ...]] = {}
+    for events in ONE_SEGMENT_EVENTS:
+        for state in State:
+            following, anomaly, _ = follow(state, events)
+            if anomaly is None and following is not state and (state, following) not in single:
+                moves[(state, following)] = events
+    return moves
 
 
 class InitialStates(NamedTuple):
@@ -308,11 +366,24 @@ Note = Callable[[str, int, str, tuple[int, ...]], None]
 
 
 class _Endpoint:
-    __slots__ = ("state", "base", "entries", "tentatives", "owed", "syn_end", "fin_end", "where", "challenge_owed")
+    __slots__ = (
+        "state",
+        "base",
+        "passive",
+        "base_passive",
+        "entries",
+        "tentatives",
+        "owed",
+        "syn_end",
+        "fin_end",
+        "where",
+        "challenge_owed",
+    )
 
     def __init__(self, state: State, where: tuple[str, int]) -> None:
         self.state = state
         self.base = state
+        self.passive = self.base_passive = False  # in SYN-RECEIVED after a passive OPEN (and at base)
         self.entries: list[_Entry] = []
         self.tentatives: list[_Tentative] = []
         self.owed: dict[str, tuple[int, int]] = {}  # "syn"/"fin" of the peer not received yet: (end, frame)
@@ -451,7 +522,7 @@ class ConnectionStates:
                 sender.syn_end = end
             elif flags & FIN_FLAG:
                 sender.fin_end = end
-        state, anomaly = _FOLLOWED.get((sender.state, sent)) or follow(sender.state, sent)
+        state, anomaly, sender.passive = follow(sender.state, sent, sender.passive)
         if flags & RST_FLAG or sender.tentatives:  # part of a history that may be replayed
             sent_entry = _Entry(mark, 0, sent)
             sent_entry.anomaly = anomaly
@@ -461,7 +532,7 @@ class ConnectionStates:
         else:
             if anomaly is not None:
                 self._anomaly(sender, number, *anomaly)
-            sender.base = state
+            sender.base, sender.base_passive = state, sender.passive
         sender.state = mark[1] = state
 
         # 3. The receiver's events, tentative when they change its state.
@@ -476,7 +547,7 @@ class ConnectionStates:
             received, tentative = _receive_ack(receiver, ack, end)
         else:
             received, tentative = (), ()
-        after, anomaly = _FOLLOWED.get((before, received)) or follow(before, received)
+        after, anomaly, receiver.passive = follow(before, received, receiver.passive)
         if tentative and before is not _S.CLOSED:
             # An ACK that changes nothing, or a segment to a closed port: nothing to confirm.
             kept = [item for item in tentative if not (item[0] == "ack" and after is before)]
@@ -492,7 +563,7 @@ class ConnectionStates:
         else:
             if anomaly is not None:
                 self._anomaly(receiver, number, *anomaly)
-            receiver.base = after
+            receiver.base, receiver.base_passive = after, receiver.passive
         receiver.state = mark[2] = after
         if not sender.tentatives and sender.entries:
             self._commit_if_settled(sender)
@@ -638,7 +709,7 @@ class ConnectionStates:
             return
         for item in refuted:
             if item.kind == "listen":
-                endpoint.base = _S.CLOSED
+                endpoint.base, endpoint.base_passive = _S.CLOSED, False
                 if flags & RST_FLAG:
                     self.note(
                         "no_listener",
@@ -652,8 +723,16 @@ class ConnectionStates:
                 at = events.index(item.event)
                 item.entry.events = events[:at] + events[at + 1 :]
                 if item.kind == "synack" and has_ack and less_or_equal(item.end, ack):
-                    # It had the SYN, and answers it as in a simultaneous open (RFC 9293 Figure 7).
+                    # It had the SYN, and answers it as in a simultaneous open (RFC 9293 Figure 7):
+                    # the SYN-ACK had not reached it yet, or it would have sent a plain ACK.
                     endpoint.owed["syn"] = (item.end, item.frame)
+                    self.note(
+                        "not_yet_received",
+                        item.frame,
+                        f"not received (yet) when {endpoint.name} sent #{number}, which answers the SYN with a "
+                        "SYN-ACK of its own as in a simultaneous open (RFC 9293 Figure 7): it was still SYN-SENT",
+                        (number,),
+                    )
                 elif item.kind in ("syn", "synack", "fin"):
                     endpoint.owed["fin" if item.kind == "fin" else "syn"] = (item.end, item.frame)
                     if item.kind == "synack":
@@ -686,13 +765,13 @@ class ConnectionStates:
 
     @staticmethod
     def _apply(endpoint: _Endpoint, entry: _Entry) -> None:
-        state, entry.anomaly = follow(endpoint.state, entry.events)
+        state, entry.anomaly, endpoint.passive = follow(endpoint.state, entry.events, endpoint.passive)
         endpoint.state = state
         entry.mark[1 + entry.side] = state
 
     def _replay(self, endpoint: _Endpoint) -> None:
         """Compute the endpoint's states again from its base, after a revision."""
-        endpoint.state = endpoint.base
+        endpoint.state, endpoint.passive = endpoint.base, endpoint.base_passive
         for entry in endpoint.entries:
             entry.anomaly = None
             self._apply(endpoint, entry)
@@ -706,7 +785,7 @@ class ConnectionStates:
                 self._anomaly(endpoint, entry.mark[0], *entry.anomaly)
         endpoint.entries = []
         endpoint.tentatives = []
-        endpoint.base = endpoint.state
+        endpoint.base, endpoint.base_passive = endpoint.state, endpoint.passive
 
     def hold_from(self) -> int | None:
         """The earliest frame whose states may still be revised, or None."""
@@ -757,15 +836,19 @@ class ConnectionStates:
 
 __all__ = [
     "INITIAL_STATES",
+    "ONE_SEGMENT_EVENTS",
+    "PASSIVE_OPEN_TRANSITIONS",
     "RECEIPT_RULES",
     "RST_RULES",
     "SYNCHRONIZED",
     "TRANSITIONS",
+    "UNSEEN_EVENTS",
     "ConnectionStates",
     "Event",
     "InitialStates",
     "Mark",
     "State",
     "next_state",
+    "one_segment_transitions",
     "rst_verdict",
 ]

@@ -5,7 +5,7 @@ and notebooks) pages long ladders and saves figures. It draws into figures made
 outside pyplot (``matplotlib.figure.Figure``): no ``matplotlib.use``, so a notebook
 keeps its backend, and a machine without a display needs none.
 
-Every file is written atomically (:mod:`visualizer.render.files`): an error or
+Every file is written atomically (:mod:`visualizer.files`): an error or
 Ctrl-C leaves the old file intact. A paged ladder writes only its own pages and
 removes the pages (or the single file) of an earlier run of the same name and
 format, so no stale page can be taken for this run's; files of other formats are
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from visualizer.errors import UsageError
-from visualizer.render.files import PendingFiles, atomic_write, check_writable, numbered_siblings, writing_files
+from visualizer.files import PendingFiles, atomic_write, check_writable, numbered_siblings, writing_files
 from visualizer.render.layout import Arrow, LadderLayout, Mark
 from visualizer.render.text import to_ascii, to_mermaid
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from visualizer.analysis.report import FrameAnalysis
     from visualizer.render.time_sequence import TimeSequence
 
-ROWS_PER_PAGE = 60
+ROWS_PER_PAGE = 100
 FIGURE_FORMATS = ("png", "svg", "pdf")
 TEXT_FORMATS = ("ascii", "mermaid")
 
@@ -56,8 +56,6 @@ def save_ladder(
         return [atomic_write(path, _text_writer(text))]
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"unknown format {file_format!r} (choose from {', '.join(FIGURE_FORMATS + TEXT_FORMATS)})")
-    from visualizer.render.ladder import draw_ladder
-
     check_writable(path)
     pages = layout.paginate(rows_per_page)
     if file_format == "pdf":
@@ -67,23 +65,35 @@ def save_ladder(
 
             with PdfPages(handle) as document:
                 for page in pages:
-                    figure = _new_figure()
-                    draw_ladder(page, time=time, figure=figure)
-                    document.savefig(figure)
+                    document.savefig(_ladder_figure(page, time))
 
         return [atomic_write(path, write_pdf)]
     targets = page_paths(path, len(pages))
 
     def write_pages(files: PendingFiles) -> None:
-        for page, target in zip(pages, targets):
-            figure = _new_figure()
-            draw_ladder(page, time=time, figure=figure)
-            if file_format == "svg":
-                files.write(target, _text_writer(_svg_with_tooltips(figure, page)))
-            else:
-                files.write(target, functools.partial(figure.savefig, format="png", dpi=110))
+        _write_pages(files, pages, targets, file_format, time)
 
     return _replace_pages(path, targets, write_pages)
+
+
+def _ladder_figure(page: LadderLayout, time: str) -> Figure:
+    from visualizer.render.ladder import draw_ladder
+
+    figure = _new_figure()
+    draw_ladder(page, time=time, figure=figure)
+    return figure
+
+
+def _write_pages(
+    files: PendingFiles, pages: list[LadderLayout], targets: list[Path], file_format: str, time: str
+) -> None:
+    """Each page of a ladder to its PNG or SVG file (SVG arrows with their tooltips)."""
+    for page, target in zip(pages, targets):
+        figure = _ladder_figure(page, time)
+        if file_format == "svg":
+            files.write(target, _text_writer(_svg_with_tooltips(figure, page)))
+        else:
+            files.write(target, functools.partial(figure.savefig, format="png", dpi=110))
 
 
 def _replace_pages(path: Path, targets: list[Path], write: Callable[[PendingFiles], None]) -> list[Path]:
@@ -91,9 +101,75 @@ def _replace_pages(path: Path, targets: list[Path], write: Callable[[PendingFile
     file or numbered pages of an earlier run under the same name and format that are not among them go."""
     with writing_files() as files:
         write(files)
-        stale = [page for page in [path, *numbered_siblings(path)] if page not in targets and page.is_file()]
-        files.remove_on_commit(stale)
+        earlier = [path, *numbered_siblings(path), *_conversation_siblings(path)]
+        files.remove_on_commit(page for page in earlier if page not in targets and page.is_file())
     return targets
+
+
+def conversation_path(path: Path, key: tuple[str, int]) -> Path:
+    """The file of one conversation's ladder beside the overview ``path``: ``out-tcp-3.png``,
+    ``out-udp-0.png``; ``out-other.png`` for the frames of no conversation."""
+    protocol, stream = key
+    name = "other" if protocol == "other" else f"{protocol}-{stream}"
+    return path.with_name(f"{path.stem}-{name}{path.suffix}")
+
+
+def save_conversations(
+    overview: Drawing,
+    ladders: Sequence[tuple[tuple[str, int], LadderLayout]],
+    path: Path,
+    *,
+    file_format: str,
+    time: str = "order",
+    rows_per_page: int = ROWS_PER_PAGE,
+) -> list[Path]:
+    """The overview of a capture of several conversations at ``path`` and each conversation's ladder
+    beside it (``out-tcp-3.png``, paged as ``out-tcp-3-1.png``...), all written together; or, for
+    PDF, one document: the overview, then every conversation's pages. Returns the files written."""
+    if file_format not in FIGURE_FORMATS:
+        raise UsageError(f"the overview is a figure: use {', '.join(FIGURE_FORMATS)}")
+    check_writable(path)
+    paged = [(key, layout.paginate(rows_per_page)) for key, layout in ladders]
+    if file_format == "pdf":
+
+        def write_pdf(handle: BinaryIO) -> None:
+            from matplotlib.backends.backend_pdf import PdfPages
+
+            with PdfPages(handle) as document:
+                figure = _new_figure()
+                overview(figure=figure)
+                document.savefig(figure)
+                for _, pages in paged:
+                    for page in pages:
+                        document.savefig(_ladder_figure(page, time))
+
+        return [atomic_write(path, write_pdf)]
+    written = [path]
+    with writing_files() as files:
+        figure = _new_figure()
+        overview(figure=figure)
+        files.write(path, functools.partial(figure.savefig, format=file_format, dpi=110))
+        for key, pages in paged:
+            single = conversation_path(path, key)
+            targets = page_paths(single, len(pages))
+            _write_pages(files, pages, targets, file_format, time)
+            written += targets
+        # The pages of an earlier single ladder, and the conversations of an earlier run, under this name.
+        stale = [*numbered_siblings(path), *_conversation_siblings(path)]
+        files.remove_on_commit(page for page in stale if page not in written and page.is_file())
+    return written
+
+
+def _conversation_siblings(path: Path) -> list[Path]:
+    """The files named like conversation ladders of the overview ``path`` (``out-tcp-3.png``,
+    ``out-udp-0-2.png``, ``out-other.png``...) in its folder."""
+    pattern = re.compile(
+        re.escape(path.stem) + r"-(?:(?:tcp|udp)-[0-9]+|other)(?:-[1-9][0-9]*)?" + re.escape(path.suffix)
+    )
+    try:
+        return sorted(sibling for sibling in path.parent.iterdir() if pattern.fullmatch(sibling.name))
+    except OSError:
+        return []
 
 
 def _text_writer(text: str) -> Callable[[BinaryIO], object]:
@@ -150,19 +226,17 @@ def _svg_with_tooltips(figure: Figure, layout: LadderLayout) -> str:
 def save_time_sequence(
     frames: TimeSequence | Sequence[FrameAnalysis], stream: int, path: Path, *, file_format: str
 ) -> list[Path]:
-    """Both directions of a TCP stream's time-sequence graph, one above the other.
+    """A TCP stream's time-sequence graph: each direction that sends data, one above the other.
 
     ``frames`` is a :class:`~visualizer.render.time_sequence.TimeSequence` (what a long stream
     should be gathered into, frame by frame) or the frame analyses of the stream."""
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"the time-sequence graph is a figure: use {', '.join(FIGURE_FORMATS)}")
-    from visualizer.render.time_sequence import TimeSequence, draw_time_sequence
+    from visualizer.render.time_sequence import TimeSequence, draw_time_sequence_figure, figure_height
 
     check_writable(path)
     if not isinstance(frames, TimeSequence):
         frames = TimeSequence.of(frames, stream)
-    figure = _new_figure(figsize=(11, 10), layout="constrained")
-    upper, lower = figure.subplots(2, 1)
-    draw_time_sequence(frames, from_initiator=True, ax=upper)
-    draw_time_sequence(frames, from_initiator=False, ax=lower)
+    figure = _new_figure(figsize=(11, figure_height(frames)), layout="constrained")
+    draw_time_sequence_figure(frames, figure=figure)
     return [atomic_write(path, functools.partial(figure.savefig, format=file_format, dpi=110))]

@@ -10,17 +10,34 @@ Nothing here shows or saves a figure; the CLI and the notebooks do.
 
 from __future__ import annotations
 
-import textwrap
+import math
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.legend_handler import HandlerBase
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
+from matplotlib.text import Text
+from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark, build_ladder
+from visualizer.render.layout import (
+    Arrow,
+    Fold,
+    Gap,
+    LadderLayout,
+    Mark,
+    Participant,
+    build_ladder,
+    finding_name,
+    linked_frames,
+    pause_unit,
+    wrap_title,
+)
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -55,6 +72,7 @@ STYLES: dict[str, Style] = {
     "retransmission": Style(VERMILLION, "-", 1.8, "-|>"),
     "udp": Style(SKY, (0, (6, 2, 1, 2)), 1.6, "-|>"),
     "icmp": Style(ORANGE, (0, (1, 2)), 1.8, "-|>"),
+    "icmp_info": Style(SKY, (0, (1, 2)), 1.6, "-|>"),
     "other": Style(GREY, ":", 1.0, "-|>"),
 }
 KIND_NAMES = {
@@ -66,6 +84,7 @@ KIND_NAMES = {
     "retransmission": "retransmission",
     "udp": "UDP datagram",
     "icmp": "ICMP error",
+    "icmp_info": "ICMP informational (echo, neighbor discovery...)",
     "other": "other",
 }
 PHASE_COLOURS = {"handshake": "#E5F0FA", "data": "#FFFFFF", "teardown": "#F6E8F1", "reset": "#FBE6DC"}
@@ -83,19 +102,43 @@ STATE_COLOURS = {
     "TIME-WAIT": YELLOW,
     "CLOSED": "#BBBBBB",
 }
-EVENT_COLOURS = {
-    "retransmission": VERMILLION,
-    "fast_retransmission": VERMILLION,
-    "spurious_retransmission": VERMILLION,
-    "not_received": VERMILLION,
-    "bad_checksum": VERMILLION,
-    "injected_rst": VERMILLION,
-    "state_anomaly": VERMILLION,
-    "duplicate_ack": ORANGE,
-    "challenge_ack": ORANGE,
-    "rst_ignored": ORANGE,
-    "rst_challenged": ORANGE,
+OTHER_EVENT_COLOUR = "#555555"
+_FINDING_GROUPS = {
+    VERMILLION: (
+        "retransmission",
+        "fast_retransmission",
+        "spurious_retransmission",
+        "not_received",
+        "not_yet_received",
+        "lost_segment",
+        "ack_lost_segment",
+        "bad_checksum",
+        "state_anomaly",
+        "undecoded",
+    ),
+    ORANGE: ("duplicate_ack", "out_of_order"),
+    BLUE: ("rst_accepted", "rst_ignored", "rst_challenged", "challenge_ack", "injected_rst", "no_listener"),
+    PURPLE: (
+        "zero_window",
+        "zero_window_probe",
+        "zero_window_probe_ack",
+        "window_full",
+        "window_update",
+        "keep_alive",
+        "keep_alive_ack",
+    ),
 }
+EVENT_COLOURS = {kind: colour for colour, kinds in _FINDING_GROUPS.items() for kind in kinds}
+"""One colour per finding kind, wherever it appears (loss and errors, duplicate ACKs and order, RST
+handling, window and keep-alive); the others (states assumed, ports reused...) in dark grey."""
+LEGEND_FINDINGS = 4
+"""Findings named in one legend entry; more are "…"."""
+
+
+def event_colour(kind: str) -> str:
+    """The colour of a finding of ``kind``, in every row."""
+    return EVENT_COLOURS.get(kind, OTHER_EVENT_COLOUR)
+
 
 ROW_HEIGHT_INCHES = 0.36
 WIDTH_INCHES = 13.0
@@ -106,30 +149,105 @@ EVENT_COLUMN = 8.75
 RIGHT_EDGE = 12.6
 SLANT = 0.55
 """How far (in rows) an arrow drops between sender and receiver: a segment takes time to arrive."""
-LABEL_CHARACTERS = 78
+UNIT_INCHES = WIDTH_INCHES / RIGHT_EDGE
+"""One x unit of the ladder, in inches: a wider ladder is a wider figure, never smaller text."""
+LABEL_FONT = 8.0
+CHARACTER_WIDTH = 0.602 * LABEL_FONT / 72 / UNIT_INCHES
+"""The advance of one DejaVu Sans Mono character of an arrow's label (0.602 em), in x units."""
+HEADER_FONT = 9.5
+HEADER_CHARACTER_WIDTH = 0.66 * HEADER_FONT / 72 / UNIT_INCHES
+"""At most the width of one bold DejaVu Sans character of a lifeline's header, in x units."""
+MINIMUM_SPACING = 3.0
+"""Lifelines are at least this far apart (x units): room for a 42-character label and a header."""
 REAL_TIME_MINIMUM_SPACING = 0.95
-REAL_TIME_MAXIMUM_SPACING = 4.0
-"""In real-time mode rows are spaced by their pause over the median pause, within these bounds (rows)."""
+REAL_TIME_ROWS_PER_DOUBLING = 0.3
+REAL_TIME_MAXIMUM_SPACING = 7.0
+"""In real-time mode a pause as short as the ladder's shortest ones (its ``pause_unit_ns``) is a
+label's height (the minimum); each doubling beyond it adds REAL_TIME_ROWS_PER_DOUBLING rows (an RTO
+that doubles climbs by equal steps, 12 pixels at 110 dpi; microseconds and seconds share a page),
+up to the maximum, some 20 doublings on: a longer pause is cut short there, with a break mark and
+its duration."""
+WIN_RULE = "win= the advertised window (scaled), on every segment; payload quoted only when it is text"
+"""What the legend says about the labels (one rule for every segment, whatever is folded or paged)."""
 
 
-def _lifeline_x(count: int) -> list[float]:
+def column_order(layout: LadderLayout) -> list[int]:
+    """The participants from left to right: each client left of its server (the first to send is
+    leftmost), an injector just beside the lifeline it sends to, so that its arrows cross no other;
+    participants only seen in marks last."""
+    order: list[int] = []
+    for row in layout.rows:
+        if not isinstance(row, Arrow):
+            continue
+        roles = (layout.participants[row.source].role, layout.participants[row.target].role)
+        left, right = (
+            (row.target, row.source) if roles[1] == "client" or roles[0] == "server" else (row.source, row.target)
+        )
+        if left in order and right not in order:
+            order.append(right)
+        elif right in order and left not in order:
+            order.insert(order.index(right), left)
+        elif left not in order:
+            order += [left, right] if left != right else [left]
+    return order + [index for index in range(len(layout.participants)) if index not in order]
+
+
+def _header_lines(participant: Participant, spacing: float) -> str:
+    """A lifeline's header on one line when it fits between its neighbours, else role and endpoint apart."""
+    label = participant.label
+    if len(label) * HEADER_CHARACTER_WIDTH + 0.5 <= spacing:
+        return label
+    return label.replace(" ", "\n", 1).replace(" (stream", "\n(stream")
+
+
+def _lifeline_x(layout: LadderLayout) -> list[float]:
+    """Each participant's x (by participant index): from LEFT_LIFELINE, at least MINIMUM_SPACING apart
+    and as far as two-line headers need; two lifelines span the standard width."""
+    order = column_order(layout)
+    count = len(order)
     if count <= 1:
-        return [LEFT_LIFELINE]
-    step = (RIGHT_LIFELINE - LEFT_LIFELINE) / (count - 1)
-    return [LEFT_LIFELINE + index * step for index in range(count)]
+        return [LEFT_LIFELINE] * max(1, len(layout.participants))
+    widest = max(
+        max(len(line) for line in _header_lines(participant, 0.0).split("\n")) for participant in layout.participants
+    )
+    step = max((RIGHT_LIFELINE - LEFT_LIFELINE) / (count - 1), MINIMUM_SPACING, widest * HEADER_CHARACTER_WIDTH + 0.5)
+    gaps = [step] * (count - 1)
+    column = {index: position for position, index in enumerate(order)}
+    # Each arrow's label, whole, between its two lifelines (as far as two lifelines of the standard
+    # width would give it): the gaps it spans widen evenly, the narrowest arrows first.
+    needs: dict[tuple[int, int], float] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow) and row.source != row.target:
+            ends = sorted((column[row.source], column[row.target]))
+            stamps = sum(len(text) * STAMP_CHARACTER_WIDTH + 0.2 for text, _ in _stamps(row))
+            need = min(len(row.label) * CHARACTER_WIDTH + stamps + 0.4, RIGHT_LIFELINE - LEFT_LIFELINE)
+            needs[(ends[0], ends[1])] = max(needs.get((ends[0], ends[1]), 0.0), need)
+    for (left, right), need in sorted(needs.items(), key=lambda item: item[0][1] - item[0][0]):
+        short = need - sum(gaps[left:right])
+        if short > 0:
+            for gap in range(left, right):
+                gaps[gap] += short / (right - left)
+    positions = [0.0] * len(layout.participants)
+    for index in order:
+        positions[index] = LEFT_LIFELINE + sum(gaps[: column[index]])
+    return positions
 
 
 def _duration(nanoseconds: int) -> str:
-    if nanoseconds < 1_000:
-        return f"+{nanoseconds} ns"
-    if nanoseconds < 1_000_000:
-        return f"+{nanoseconds / 1e3:.0f} µs"
-    if nanoseconds < 1_000_000_000:
-        return f"+{nanoseconds / 1e6:.1f} ms"
-    return f"+{nanoseconds / 1e9:.2f} s"
+    """The time since the previous row: "+12 µs"; "-41 µs" when the capture is out of time order."""
+    sign, value = ("+", nanoseconds) if nanoseconds >= 0 else ("-", -nanoseconds)
+    if value < 1_000:
+        return f"{sign}{value} ns"
+    if value < 1_000_000:
+        return f"{sign}{value / 1e3:.0f} µs"
+    if value < 1_000_000_000:
+        return f"{sign}{value / 1e6:.1f} ms"
+    return f"{sign}{value / 1e9:.2f} s"
 
 
 def _shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, but never inside its first word (an arrow's flag names)."""
+    limit = max(limit, len(text.split(" ", 1)[0]) + 1)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -157,23 +275,65 @@ def ladder_layout(
 
 
 def row_positions(layout: LadderLayout, time: str = "order") -> list[float]:
-    """The y of each row: one row apart ("order"), or spaced by time ("real"): longer pauses, longer
-    gaps (bounded, so labels never collide and idle gaps stay short)."""
-    if time == "order" or not layout.rows:
-        return [float(index) for index in range(len(layout.rows))]
-    deltas = [row.delta_ns for row in layout.rows if isinstance(row, (Arrow, Mark)) and row.delta_ns]
-    unit = sorted(deltas)[len(deltas) // 2] if deltas else 1
-    positions = []
+    """The y of each row: one row apart ("order"), or spaced by time ("real"): a longer pause is never
+    drawn shorter (log-scaled, so that microseconds and seconds share a page; see
+    :data:`REAL_TIME_MAXIMUM_SPACING` for the pauses cut short)."""
+    return _positions(layout, time)[0]
+
+
+def pause_height(pause_ns: int, unit_ns: int) -> tuple[float, bool]:
+    """The rows a pause takes in real time, and whether it was cut short (clamped)."""
+    if unit_ns <= 0 or pause_ns <= unit_ns:
+        return REAL_TIME_MINIMUM_SPACING, False
+    height = REAL_TIME_MINIMUM_SPACING + REAL_TIME_ROWS_PER_DOUBLING * math.log2(pause_ns / unit_ns)
+    return min(height, REAL_TIME_MAXIMUM_SPACING), height > REAL_TIME_MAXIMUM_SPACING
+
+
+class Pause(NamedTuple):
+    """A pause that real time marks: an idle gap, or one cut short (clamped) at the maximum height."""
+
+    y: float
+    text: str
+    broken: bool
+    """Cut short: drawn with a break on every lifeline. An idle gap drawn to scale is only named."""
+
+
+def _positions(layout: LadderLayout, time: str) -> tuple[list[float], list[Pause]]:
+    """Row positions, and in real time the pauses to mark (idle gaps, pauses cut short)."""
+    rows = layout.rows
+    if time == "order" or not rows:
+        return [float(index) for index in range(len(rows))], []
+    unit = layout.pause_unit_ns
+    if not unit:  # a layout made by hand: the unit of its own rows
+        unit = pause_unit([row.delta_ns for row in rows if isinstance(row, (Arrow, Mark)) and row.delta_ns])
+    positions: list[float] = []
+    breaks: list[Pause] = []
     y = 0.0
-    for index, row in enumerate(layout.rows):
-        if index:
-            if isinstance(row, (Arrow, Mark)) and row.delta_ns is not None:
-                # Longer pauses, longer gaps; but never closer than a label's height.
-                y += min(max(row.delta_ns / unit, REAL_TIME_MINIMUM_SPACING), REAL_TIME_MAXIMUM_SPACING)
-            else:
-                y += 1.0
+    last: int | None = None
+    gap: tuple[int, Gap] | None = None
+    for index, row in enumerate(rows):
+        if isinstance(row, Gap):
+            positions.append(y)  # placed when the frame after it is (the pause spans both)
+            gap = (index, row)
+            continue
+        start = row.start_ns if isinstance(row, Fold) else row.time_ns
+        if positions and last is not None and start is not None:
+            height, clamped = pause_height(start - last, unit)
+            # A break mark half-way between the arrow above (it ends SLANT lower) and the label below.
+            middle = y + height / 2 - 0.08
+            if gap is not None:
+                positions[gap[0]] = middle
+                breaks.append(Pause(middle, _idle_text(gap[1]), clamped))
+            elif clamped:
+                breaks.append(Pause(middle, _duration(start - last).lstrip("+"), True))
+            y += height
+        elif positions:
+            y += 1.0
+        gap = None
         positions.append(y)
-    return positions
+        end = row.end_ns if isinstance(row, Fold) else row.time_ns
+        last = end if end is not None else last
+    return positions, breaks
 
 
 def draw_ladder(
@@ -198,19 +358,27 @@ def draw_ladder(
     layout = ladder_layout(data, stream=stream, protocol=protocol)
     if time == "auto":
         time = "real" if _evenly_spaced(layout) else "order"
-    positions = row_positions(layout, time)
+    positions, breaks = _positions(layout, time)
     has_events = any(isinstance(row, Arrow) and row.events for row in layout.rows)
-    right_edge = RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75
+    lifelines = _lifeline_x(layout)
+    widening = max(lifelines) - RIGHT_LIFELINE if len(lifelines) > 1 else 0.0
+    event_column = _event_column(layout, lifelines)
+    right_edge = (RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75) + widening
     heading = title if title is not None else layout.title
     if layout.pages > 1:
         heading = f"{heading}  (page {layout.page + 1} of {layout.pages})".strip()
-    heading_lines = textwrap.wrap(heading, max(40, int(right_edge * 9.5))) if heading else []
+    heading_lines = wrap_title(heading, max(40, int(right_edge * 9.5))) if heading else []
     heading = "\n".join(heading_lines)
-    top = -2.5 - 0.55 * max(0, len(heading_lines) - 1) if heading else -1.6
+    spacing = _spacing(lifelines)
+    header_rows = max((_header_lines(p, spacing).count("\n") + 1 for p in layout.participants), default=1)
+    header_drop = 0.45 * (header_rows - 1)
+    top = -2.5 - 0.55 * max(0, len(heading_lines) - 1) - header_drop if heading else -1.6 - header_drop
     bottom = (positions[-1] if positions else 0) + 1.2
+    fitted = ax is None
+    rows_inches = 0.0
     if ax is None:
         rows_inches = ROW_HEIGHT_INCHES * (bottom - top)
-        legend_inches = 0.75
+        legend_inches = 0.75  # until the legend is drawn and measured (_fit_figure)
         width = WIDTH_INCHES * right_edge / RIGHT_EDGE
         if figure is None:
             import matplotlib.pyplot as plt
@@ -220,29 +388,66 @@ def draw_ladder(
         ax = figure.add_axes(
             (0.0, legend_inches / (rows_inches + legend_inches), 1.0, rows_inches / (rows_inches + legend_inches))
         )
-    lifelines = _lifeline_x(len(layout.participants))
     ax.set_xlim(0, right_edge)
     ax.set_ylim(bottom, top)
     ax.axis("off")
     _draw_phases(ax, layout, positions, right_edge)
-    _draw_lifelines(ax, layout, lifelines, -1.55 if heading else top, bottom)
+    _draw_lifelines(ax, layout, lifelines, (-1.55 - header_drop / 2) if heading else top, bottom)
     frame_y: dict[int, float] = {}
     for row, y in zip(layout.rows, positions):
         if isinstance(row, Arrow):
-            _draw_arrow(ax, row, y, lifelines, layout.origin_ns)
+            _draw_arrow(ax, row, y, lifelines, layout.origin_ns, event_column)
             frame_y[row.frame] = y
         elif isinstance(row, Mark):
             _draw_mark(ax, row, y, lifelines, layout.origin_ns)
         elif isinstance(row, Fold):
             _draw_fold(ax, row, y, lifelines)
-        else:
-            _draw_gap(ax, row, y, lifelines)
-    _draw_links(ax, layout, positions, frame_y)
-    _draw_states(ax, layout, positions, lifelines)
-    _draw_legend(ax, layout)
+        elif time == "order":  # in real time, gaps are among the pauses marked below
+            _draw_break(ax, y, lifelines, _idle_text(row))
+    for pause in breaks:
+        _draw_break(ax, pause.y, lifelines, pause.text, broken=pause.broken)
+    links = _draw_links(ax, layout, positions, frame_y, event_column)
+    states = _draw_states(ax, layout, positions, lifelines)
+    if time == "order":
+        has_breaks = any(isinstance(row, Gap) for row in layout.rows)
+    else:
+        has_breaks = any(pause.broken for pause in breaks)
+    _draw_legend(ax, layout, links=links, states=states, has_breaks=has_breaks)
     if heading:
         ax.text(0.08, top + 0.15, heading, ha="left", va="top", fontsize=11, fontweight="bold")
+    if fitted:
+        _fit_figure(ax, lifelines, rows_inches)
     return ax
+
+
+STATE_FONT = 7.0
+STATE_CHARACTER_WIDTH = 0.66 * STATE_FONT / 72 / UNIT_INCHES
+"""At most one bold DejaVu Sans character of a state's name on a lifeline, in x units."""
+LINK_ROOM = 0.45
+"""Room left of the event column for its arcs to bow into (x units)."""
+
+
+def _event_column(layout: LadderLayout, lifelines: list[float]) -> float:
+    """The x of the findings: right of the rightmost lifeline's state names (the longest drawn), and
+    of the arcs' bow when there are arcs; never farther than the standard column."""
+    right = max(lifelines) if lifelines else RIGHT_LIFELINE
+    index = lifelines.index(right) if lifelines else -1
+    names = [
+        state
+        for row in layout.rows
+        if isinstance(row, Arrow) and row.protocol == "tcp"
+        for state, at in ((row.sender_state, row.source), (row.receiver_state, row.target))
+        if at == index
+    ]
+    states = 0.14 + max(map(len, names), default=0) * STATE_CHARACTER_WIDTH + 0.25
+    arcs = LINK_ROOM if any(isinstance(row, Arrow) and linked_frames(row) for row in layout.rows) else 0.0
+    return right + min(EVENT_COLUMN - RIGHT_LIFELINE, max(states + arcs, 0.6))
+
+
+def _spacing(lifelines: list[float]) -> float:
+    """The smallest distance between two lifelines (a wide default for one)."""
+    distinct = sorted(set(lifelines))
+    return min((b - a for a, b in zip(distinct, distinct[1:])), default=RIGHT_LIFELINE - LEFT_LIFELINE)
 
 
 def _evenly_spaced(layout: LadderLayout) -> bool:
@@ -295,18 +500,34 @@ def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_e
 
 
 def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top: float, bottom: float) -> None:
+    """A lifeline and its header per participant; an injector's dashed and framed in vermillion (it is
+    not a socket: it sends in another endpoint's name)."""
+    spacing = _spacing(lifelines)
     for participant, x in zip(layout.participants, lifelines):
-        ax.plot([x, x], [top + 0.5, bottom], color="#444444", linewidth=1.0, zorder=1)
+        injector = participant.role == "injector"
+        ax.plot(
+            [x, x],
+            [top + 0.5, bottom],
+            color=VERMILLION if injector else "#444444",
+            linewidth=1.0,
+            linestyle=(0, (4, 3)) if injector else "-",
+            zorder=1,
+        )
         ax.text(
             x,
             top,
-            participant.label,
+            _header_lines(participant, spacing),
             ha="center",
             va="center",
-            fontsize=9.5,
+            fontsize=HEADER_FONT,
             fontweight="bold",
+            linespacing=1.1,
             zorder=5,
-            bbox={"boxstyle": "round,pad=0.35", "facecolor": "#F2F2F2", "edgecolor": "#444444"},
+            bbox={
+                "boxstyle": "round,pad=0.35",
+                "facecolor": "#FBE6DC" if injector else "#F2F2F2",
+                "edgecolor": VERMILLION if injector else "#444444",
+            },
         )
     ax.text(
         GUTTER_RIGHT - 0.05,
@@ -319,14 +540,31 @@ def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top:
     )
 
 
-def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: int | None) -> None:
+STAMPS = {
+    "bad_checksum": ("bad checksum", VERMILLION),
+    "rst_ignored": ("ignored", ORANGE),
+    "rst_challenged": ("challenged", ORANGE),
+    "challenge_ack": ("challenge ACK", ORANGE),
+}
+"""Findings stamped on their arrow, beside its label (the event column gives the reason)."""
+LOST_AT = 0.5
+"""A segment lost after the capture point ends this far along its way, with a cross."""
+
+
+def _stamps(row: Arrow) -> list[tuple[str, str]]:
+    return [STAMPS[name] for name in row.analysis if name in STAMPS]
+
+
+def _draw_arrow(
+    ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: int | None, event_column: float = EVENT_COLUMN
+) -> None:
     style = STYLES.get(row.kind, STYLES["other"])
     start, end = lifelines[row.source], lifelines[row.target]
     # A segment lost after the capture point stops half-way; one its receiver threw away
     # (bad checksum, an ignored RST) reaches it and is crossed out there.
     tip_x, tip_y = end, y + SLANT
     if row.fate == "lost":
-        tip_x, tip_y = start + (end - start) * 0.62, y + SLANT * 0.62
+        tip_x, tip_y = start + (end - start) * LOST_AT, y + SLANT * LOST_AT
     if row.fate:
         cross_x = tip_x - (0.12 if end > start else -0.12) * (row.fate != "lost")
         ax.plot(
@@ -354,35 +592,67 @@ def _draw_arrow(ax: Axes, row: Arrow, y: float, lifelines: list[float], origin: 
     patch.set_gid(f"frame-{row.frame}")
     patch.set_label(f"frame {row.frame}")
     ax.add_patch(patch)
+    _draw_label(ax, row, y, start, end)
+    _draw_gutter(ax, row, y, origin)
+    if row.events:
+        _draw_events(ax, row, event_column, y + SLANT / 2)
+
+
+STAMP_FONT = 7.0
+STAMP_CHARACTER_WIDTH = 0.66 * STAMP_FONT / 72 / UNIT_INCHES
+
+
+def _draw_label(ax: Axes, row: Arrow, y: float, start: float, end: float) -> None:
+    """The arrow's label (and its stamps, toward the receiver) above the arrow, never over it: the
+    group is centred, then raised until its bottom clears the arrow across its whole width."""
     span = abs(end - start)
-    limit = max(12, int(LABEL_CHARACTERS * span / (RIGHT_LIFELINE - LEFT_LIFELINE)))
+    stamps = _stamps(row)
+    stamp_widths = [len(text) * STAMP_CHARACTER_WIDTH + 0.2 for text, _ in stamps]
+    room = span - 0.3 - sum(stamp_widths)
+    label = _shorten(row.label, int(room / CHARACTER_WIDTH))
+    width = len(label) * CHARACTER_WIDTH + sum(stamp_widths)
     middle = (start + end) / 2
+    # Along the arrow, its highest point under the group is at the group's sender-side edge.
+    along = max(0.0, min(1.0, 0.5 - width / (2 * span))) if span else 0.0
+    bottom = y + SLANT * along - 0.04
+    direction = 1.0 if end >= start else -1.0
+    label_x = middle - direction * sum(stamp_widths) / 2
     ax.text(
-        middle,
-        y + SLANT / 2 - 0.14,
-        _shorten(row.label, limit),
+        label_x,
+        bottom,
+        label,
         ha="center",
         va="bottom",
-        fontsize=8,
+        fontsize=LABEL_FONT,
         family="DejaVu Sans Mono",
         color="#111111",
         zorder=4,
+        gid=f"label-{row.frame}",
         bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.75},
     )
-    _draw_gutter(ax, row, y, origin)
-    if row.events:
-        colour = next((EVENT_COLOURS[name] for name in row.analysis if name in EVENT_COLOURS), PURPLE)
+    x = label_x + direction * len(label) * CHARACTER_WIDTH / 2
+    for (text, colour), stamp_width in zip(stamps, stamp_widths):
         ax.text(
-            EVENT_COLUMN,
-            y + SLANT / 2,
-            _wrap_events(row.events),
-            ha="left",
-            va="center",
-            fontsize=8,
-            color=colour,
+            x + direction * stamp_width / 2,
+            bottom,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=STAMP_FONT,
             fontweight="bold",
+            color=colour,
             zorder=4,
+            gid=f"stamp-{row.frame}",
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": colour, "linewidth": 0.9},
         )
+        x += direction * stamp_width
+
+
+def _gutter_seconds(seconds: float) -> str:
+    """Seconds to the microsecond, as Wireshark shows them; in scientific notation when that would
+    not fit the gutter (a frame stamped years before the first, in a damaged capture)."""
+    text = f"{seconds:.6f}"
+    return text if len(text) <= 13 else f"{seconds:.4e}"
 
 
 def _draw_gutter(ax: Axes, row: Arrow | Mark, y: float, origin: int | None) -> None:
@@ -391,7 +661,7 @@ def _draw_gutter(ax: Axes, row: Arrow | Mark, y: float, origin: int | None) -> N
         ax.text(
             GUTTER_RIGHT - 0.05,
             y + 0.05,
-            f"{(row.time_ns - origin) / 1e9:.6f}",
+            _gutter_seconds((row.time_ns - origin) / 1e9),
             ha="right",
             va="center",
             fontsize=7.5,
@@ -419,28 +689,33 @@ SELF_MARK_STYLE = {"marker": "o", "markersize": 7, "color": GREY, "markeredgecol
 
 def _draw_mark(ax: Axes, row: Mark, y: float, lifelines: list[float], origin: int | None) -> None:
     """A frame that is not an arrow: a cross on its sender's lifeline with its text beside it, or,
-    sender unknown, a dashed band across the lifelines that says it."""
+    sender unknown, its text in a narrow dashed box between the lifelines (it belongs to none)."""
     middle = y + SLANT / 2
     if row.participant is None:
-        left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
-        band = Rectangle(
-            (left, y - 0.05),
-            right - left,
-            SLANT + 0.1,
-            facecolor="#FBE6DC",
-            edgecolor=VERMILLION,
-            linestyle=(0, (3, 2)),
-            linewidth=1.0,
-            zorder=2,
+        left, right = (min(lifelines), max(lifelines)) if len(set(lifelines)) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
+        ax.text(
+            (left + right) / 2,
+            middle,
+            row.text,
+            ha="center",
+            va="center",
+            fontsize=8.5,
+            color="#222222",
+            zorder=4,
+            gid=f"frame-{row.frame}",
+            bbox={
+                "boxstyle": "round,pad=0.3",
+                "facecolor": "#FBE6DC",
+                "edgecolor": VERMILLION,
+                "linestyle": (0, (3, 2)),
+                "linewidth": 1.0,
+            },
         )
-        band.set_gid(f"frame-{row.frame}")
-        ax.add_patch(band)
-        ax.text((left + right) / 2, middle, row.text, ha="center", va="center", fontsize=8.5, color="#222222", zorder=4)
     else:
         x = lifelines[row.participant]
         style = MARK_STYLE if row.undecodable else SELF_MARK_STYLE
         ax.plot([x], [middle], linestyle="none", zorder=5, gid=f"frame-{row.frame}", **style)  # type: ignore[arg-type]
-        right_side = x < RIGHT_LIFELINE or len(lifelines) == 1
+        right_side = x < max(lifelines) or len(set(lifelines)) == 1
         ax.text(
             x + (0.18 if right_side else -0.18),
             middle,
@@ -469,52 +744,113 @@ EVENT_CHARACTERS = 46
 """What fits on one line of the event column; longer lists of findings wrap."""
 
 
-def _wrap_events(events: tuple[str, ...]) -> str:
-    """Findings separated by "; ", wrapped between findings (never inside one) to the column's width."""
-    lines: list[str] = []
-    for event in events:
-        if lines and len(lines[-1]) + 2 + len(event) <= EVENT_CHARACTERS:
-            lines[-1] += "; " + event
+def _event_lines(row: Arrow) -> list[list[tuple[str, str]]]:
+    """The row's findings as lines of (text, kind), separated by "; " and wrapped between findings
+    (never inside one) to the column's width; a wrapped line keeps its ";" so that two findings
+    never read as one sentence."""
+    kinds = row.event_kinds or ("",) * len(row.events)
+    lines: list[list[tuple[str, str]]] = []
+    width = 0
+    for event, kind in zip(row.events, kinds):
+        if lines and width + 2 + len(event) <= EVENT_CHARACTERS:
+            lines[-1].append(("; " + event, kind))
+            width += 2 + len(event)
         else:
-            lines.append(event)
-    return "\n".join(lines)
+            if lines:
+                text, last = lines[-1][-1]
+                lines[-1][-1] = (text + ";", last)
+            lines.append([(event, kind)])
+            width = len(event)
+    return lines
+
+
+EVENT_FONT = 8.0
+EVENT_LINE = EVENT_FONT * 1.2 / 72 / ROW_HEIGHT_INCHES
+"""One line of the event column, in rows."""
+
+
+def _draw_events(ax: Axes, row: Arrow, x: float, middle: float) -> None:
+    """The row's findings in the event column, each in its kind's colour: a text each, placed after
+    the one before it on its line (matplotlib measures them), the lines centred on ``middle``."""
+    lines = _event_lines(row)
+    first_y = middle - EVENT_LINE * (len(lines) - 1) / 2
+    for number, line in enumerate(lines):
+        previous: Text | None = None
+        for text, kind in line:
+            style: dict[str, Any] = {
+                "fontsize": EVENT_FONT,
+                "color": event_colour(kind),
+                "fontweight": "bold",
+                "zorder": 4,
+            }
+            if previous is None:
+                previous = ax.text(x, first_y + number * EVENT_LINE, text, ha="left", va="center", **style)
+            else:
+                previous = ax.annotate(
+                    text, xy=(1, 0.5), xycoords=previous, ha="left", va="center", annotation_clip=False, **style
+                )
+            previous.set_gid(f"event-{row.frame}-{kind}")
+
+
+FOLD_COLOUR, FOLD_EDGE = "#F4F4F4", "#AAAAAA"
+FOLD_TOP, FOLD_BOTTOM = -0.36, 0.5
+"""The fold box from its row's y (rows apart): below the arrow above it (which ends SLANT lower),
+above the label of the row after it (that label rises some 0.4 row above its arrow)."""
 
 
 def _draw_fold(ax: Axes, row: Fold, y: float, lifelines: list[float]) -> None:
-    ax.add_patch(
-        Rectangle(
-            (lifelines[0], y - 0.2),
-            lifelines[-1] - lifelines[0],
-            0.9,
-            facecolor="#F4F4F4",
-            edgecolor="#AAAAAA",
-            linestyle=(0, (2, 2)),
-            zorder=2,
-        )
+    """A folded run: a dashed box across the lifelines that says, per direction, what it holds."""
+    ends = [lifelines[index] for source, target, _ in row.traffic for index in (source, target)] or lifelines
+    left, right = (min(ends), max(ends)) if len(set(ends)) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
+    box = Rectangle(
+        (left, y + FOLD_TOP),
+        right - left,
+        FOLD_BOTTOM - FOLD_TOP,
+        facecolor=FOLD_COLOUR,
+        edgecolor=FOLD_EDGE,
+        linestyle=(0, (2, 2)),
+        zorder=2,
     )
+    box.set_gid(f"fold-{row.first_frame}")
+    ax.add_patch(box)
+    lines = list(row.lines) or [row.description]
+    if len(lines) > 2:  # three lifelines or more: two lines still, the directions run on
+        half = (len(lines) + 1) // 2
+        lines = ["; ".join(lines[:half]), "; ".join(lines[half:])]
     ax.text(
-        (lifelines[0] + lifelines[-1]) / 2,
-        y + 0.25,
-        row.description,
+        (left + right) / 2,
+        y + (FOLD_TOP + FOLD_BOTTOM) / 2,
+        "\n".join(lines),
         ha="center",
         va="center",
-        fontsize=8.5,
+        fontsize=7.5,
         style="italic",
         color="#333333",
+        linespacing=1.1,
         zorder=4,
     )
-    ax.text(0.3, y + 0.25, f"#{row.first_frame}–{row.last_frame}", ha="left", va="center", fontsize=7, color="#777777")
+    # The gutter: the frames folded (first–last) on the frame line, how many on the pause line.
+    ax.text(0.3, y + 0.05, f"#{row.first_frame}–{row.last_frame}", ha="left", va="center", fontsize=7, color="#777777")
+    ax.text(
+        GUTTER_RIGHT - 0.05, y + 0.42, f"× {row.count} frames", ha="right", va="center", fontsize=6.5, color="#222222"
+    )
 
 
-def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
-    for x in lifelines:
+BREAK_COLOUR = "#444444"
+
+
+def _draw_break(ax: Axes, y: float, lifelines: list[float], text: str, *, broken: bool = True) -> None:
+    """An axis break on every lifeline (time cut short there) and what was cut; only the text when the
+    pause is drawn to scale (``broken`` False)."""
+    for x in lifelines if broken else ():
         ax.add_patch(Rectangle((x - 0.12, y + 0.05), 0.24, 0.4, facecolor="white", edgecolor="none", zorder=2))
-        ax.plot([x - 0.12, x + 0.12], [y + 0.05, y - 0.05], color="#444444", linewidth=1, zorder=3)
-        ax.plot([x - 0.12, x + 0.12], [y + 0.45, y + 0.35], color="#444444", linewidth=1, zorder=3)
+        ax.plot([x - 0.12, x + 0.12], [y + 0.05, y - 0.05], color=BREAK_COLOUR, linewidth=1, zorder=3)
+        ax.plot([x - 0.12, x + 0.12], [y + 0.45, y + 0.35], color=BREAK_COLOUR, linewidth=1, zorder=3)
+    left, right = (lifelines[0], lifelines[-1]) if len(lifelines) > 1 else (LEFT_LIFELINE, RIGHT_LIFELINE)
     ax.text(
-        (lifelines[0] + lifelines[-1]) / 2,
+        (left + right) / 2,
         y + 0.25,
-        f"{row.seconds:.1f} s idle",
+        text,
         ha="center",
         va="center",
         fontsize=8.5,
@@ -524,40 +860,107 @@ def _draw_gap(ax: Axes, row: Gap, y: float, lifelines: list[float]) -> None:
     )
 
 
-def _draw_links(ax: Axes, layout: LadderLayout, positions: list[float], frame_y: dict[int, float]) -> None:
-    """Arcs in the event column from a retransmission to its original, and to the duplicate ACKs behind it."""
+def _idle_text(row: Gap) -> str:
+    return f"{row.seconds:.1f} s idle"
+
+
+LINK_BOW_INCHES = 0.6
+"""How far at most an arc in the event column bows out to the left."""
+
+
+REFERRERS_NAMED = 3
+"""Rows named in the note of a referred row without findings ("sent again as #7, #8, #9 and 1 more")."""
+
+
+def _draw_links(
+    ax: Axes,
+    layout: LadderLayout,
+    positions: list[float],
+    frame_y: dict[int, float],
+    event_column: float = EVENT_COLUMN,
+) -> set[str]:
+    """Arcs in the event column from a retransmission to its original (vermillion), and from a fast
+    one to the duplicate ACK that triggered it (orange; its text counts them all): see
+    :func:`~visualizer.render.layout.linked_frames`. An arc ends at its frame's row, at its findings or, when it
+    has none, at a note that names the rows referring to it; a frame referred to by several rows
+    gets one arc, from the nearest (the others' texts name it), so that arcs never braid. Returns
+    the colours drawn."""
+    with_events = {row.frame for row in layout.rows if isinstance(row, Arrow) and row.events}
+    referrers: dict[int, list[tuple[int, bool]]] = {}
+    arcs: list[tuple[Arrow, float, int, float]] = []
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or not row.links:
             continue
-        # The original (vermillion) and the (last three) duplicate ACKs behind a fast retransmission
-        # (orange, RFC 5681 s3.2's threshold); the event text gives the full count.
-        chosen = [row.original] if row.original is not None else []
-        behind = [frame for frame in row.links if frame != row.original]
-        chosen += behind[-3:]
-        for linked in chosen:
-            target = frame_y.get(linked)
-            if target is None:
-                continue
-            colour = VERMILLION if linked == row.original else ORANGE
-            ax.add_patch(
-                FancyArrowPatch(
-                    (EVENT_COLUMN - 0.12, y + SLANT / 2),
-                    (EVENT_COLUMN - 0.12, target + SLANT / 2),
-                    connectionstyle="arc3,rad=-0.3",
-                    arrowstyle="-|>",
-                    mutation_scale=8,
-                    color=colour,
-                    linestyle=(0, (2, 2)),
-                    linewidth=1.0,
-                    zorder=2,
-                )
+        # The original and the last duplicate ACK (the trigger; the text counts the others).
+        for linked in (linked for linked in linked_frames(row) if linked in frame_y and linked != row.frame):
+            referred = referrers.setdefault(linked, [])
+            referred.append((row.frame, linked == row.original))
+            if len(referred) == 1:
+                arcs.append((row, y, linked, frame_y[linked]))
+    drawn: set[str] = set()
+    for row, y, linked, target in arcs:
+        colour = ORIGINAL_LINK if linked == row.original else TRIGGER_LINK
+        drawn.add(colour)
+        # Short arcs bow by 0.3 of their length, long ones at most LINK_BOW_INCHES (they would
+        # otherwise reach back over the lifelines).
+        bow = min(0.3, 2 * LINK_BOW_INCHES / max(1e-9, abs(y - target) * ROW_HEIGHT_INCHES))
+        ax.add_patch(
+            FancyArrowPatch(
+                (event_column - 0.12, y + SLANT / 2),
+                (event_column - 0.12, target + SLANT / 2),
+                connectionstyle=f"arc3,rad={-bow:.3f}",
+                arrowstyle="-|>",
+                mutation_scale=8,
+                color=colour,
+                linestyle=LINK_STYLE,
+                linewidth=1.0,
+                zorder=2,
+                gid=f"link-{row.frame}-{linked}",
             )
+        )
+    for linked, referred in referrers.items():
+        if linked not in with_events:
+            ax.text(
+                event_column,
+                frame_y[linked] + SLANT / 2,
+                _referrers_note(referred),
+                ha="left",
+                va="center",
+                fontsize=7.5,
+                style="italic",
+                color="#555555",
+                zorder=4,
+                gid=f"referred-{linked}",
+            )
+    return drawn
 
 
-def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float]) -> None:
-    """Each endpoint's state as a coloured band along its lifeline, named where it changes."""
+def _referrers_note(referred: list[tuple[int, bool]]) -> str:
+    """What a row without findings says of the rows that refer to it: ``sent again as #7, #8``."""
+    frames = [f"#{frame}" for frame, _ in referred]
+    named = ", ".join(frames[:REFERRERS_NAMED]) + (
+        f" and {len(frames) - REFERRERS_NAMED} more" if len(frames) > REFERRERS_NAMED else ""
+    )
+    return ("sent again as " if all(original for _, original in referred) else "referred to by ") + named
+
+
+ORIGINAL_LINK, TRIGGER_LINK = VERMILLION, ORANGE
+LINK_STYLE = (0, (2, 2))
+
+
+def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float]) -> list[str]:
+    """Each endpoint's state as a coloured band along its lifeline, named where it changes, on the
+    side away from its peers (where no arrow's label is); returns the states drawn, in order. An
+    injector is no socket: it has no state."""
     current: dict[int, tuple[str, float]] = {}
+    drawn: list[str] = []
     last_y = positions[-1] + 1.0 if positions else 0.0
+    peers: dict[int, set[float]] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow):
+            peers.setdefault(row.source, set()).add(lifelines[row.target])
+            peers.setdefault(row.target, set()).add(lifelines[row.source])
+    injectors = {index for index, participant in enumerate(layout.participants) if participant.role == "injector"}
 
     def close(index: int, until: float) -> None:
         state, since = current[index]
@@ -581,15 +984,18 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
             (row.source, row.sender_state, row.state_changed[0], y),
             (row.target, row.receiver_state, row.state_changed[1], y + SLANT),
         ):
-            if not changed and index in current:
+            if index in injectors or (not changed and index in current):
                 continue
             if index in current:
                 if current[index][0] == state:
                     continue
                 close(index, at)
             current[index] = (state, at)
+            if state not in drawn:
+                drawn.append(state)
             x = lifelines[index]
-            left = index == 0
+            others = peers.get(index) or {x}
+            left = sum(others) / len(others) > x
             ax.text(
                 x + (-0.14 if left else 0.14),
                 at,
@@ -609,27 +1015,86 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
             )
     for index in list(current):
         close(index, last_y)
+    return drawn
 
 
-def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
-    kinds = []
-    for row in layout.rows:
-        if isinstance(row, Arrow) and row.kind not in kinds:
-            kinds.append(row.kind)
-    order = list(STYLES)
-    handles: list[Line2D | Patch] = [
-        Line2D(
-            [0],
-            [0],
-            color=STYLES[kind].color,
-            linestyle=STYLES[kind].linestyle,
-            linewidth=STYLES[kind].linewidth,
-            label=KIND_NAMES[kind],
+class _ArrowHandler(HandlerBase):
+    """Legend samples drawn like the arrows they name (a RST's end bar, a dashed arc's head)."""
+
+    def create_artists(  # type: ignore[override]
+        self,
+        legend: Legend,
+        orig_handle: FancyArrowPatch,
+        xdescent: float,
+        ydescent: float,
+        width: float,
+        height: float,
+        fontsize: float,
+        trans: Transform,
+    ) -> list[Artist]:
+        y = height / 2 - ydescent
+        sample = FancyArrowPatch(
+            (-xdescent, y),
+            (width - xdescent, y),
+            arrowstyle=orig_handle.get_arrowstyle(),
+            connectionstyle=orig_handle.get_connectionstyle(),
+            mutation_scale=orig_handle.get_mutation_scale(),
+            color=orig_handle.get_edgecolor(),
+            linestyle=orig_handle.get_linestyle(),
+            linewidth=orig_handle.get_linewidth(),
+            shrinkA=0,
+            shrinkB=0,
+            transform=trans,
         )
-        for kind in sorted(kinds, key=order.index)
+        return [sample]
+
+
+def _arrow_sample(
+    colour: str,
+    linestyle: tuple[float, tuple[float, ...]] | str,
+    linewidth: float,
+    head: str,
+    label: str,
+    *,
+    scale: float = 11,
+    connection: str = "arc3",
+) -> FancyArrowPatch:
+    """A legend handle for an arrow drawn with these settings (drawn by :class:`_ArrowHandler`)."""
+    sample = FancyArrowPatch(
+        (0, 0),
+        (1, 0),
+        arrowstyle=head,
+        connectionstyle=connection,
+        mutation_scale=scale,
+        color=colour,
+        linestyle=linestyle,
+        linewidth=linewidth,
+    )
+    sample.set_label(label)
+    return sample
+
+
+def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: list[str], has_breaks: bool) -> None:
+    """One entry for each thing drawn, nothing else: arrow kinds (with their heads), the arcs, the
+    segments' fates, marks, folds, breaks, phases, state bands and the colours of findings. Its title
+    states the label rule."""
+    kinds = {row.kind for row in layout.rows if isinstance(row, Arrow)}
+    handles: list[Artist] = [
+        # A RST's end bar at its drawn size would reach into the next legend entry: a smaller one.
+        _arrow_sample(
+            style.color,
+            style.linestyle,
+            style.linewidth,
+            style.head,
+            KIND_NAMES[kind],
+            scale=7 if kind == "rst" else 11,
+        )
+        for kind, style in STYLES.items()
+        if kind in kinds
     ]
-    if any(isinstance(row, Arrow) and row.links for row in layout.rows):
-        handles.append(Line2D([0], [0], color=VERMILLION, linestyle=(0, (2, 2)), label="refers back to"))
+    for colour, text in ((ORIGINAL_LINK, "refers back to the original"), (TRIGGER_LINK, "refers back to its trigger")):
+        if colour in links:
+            handles.append(_arrow_sample(colour, LINK_STYLE, 1.0, "-|>", text, scale=8, connection="arc3,rad=-0.3"))
     fates = {row.fate for row in layout.rows if isinstance(row, Arrow) and row.fate}
     for fate, text in FATE_NAMES.items():
         if fate in fates:
@@ -651,19 +1116,82 @@ def _draw_legend(ax: Axes, layout: LadderLayout) -> None:
             )
         )
     if any(isinstance(row, Fold) for row in layout.rows):
-        handles.append(Patch(facecolor="#F4F4F4", edgecolor="#AAAAAA", label="folded frames"))
+        handles.append(Patch(facecolor=FOLD_COLOUR, edgecolor=FOLD_EDGE, linestyle=(0, (2, 2)), label="folded frames"))
+    if has_breaks:
+        handles.append(
+            Line2D([0], [0], color=BREAK_COLOUR, marker="$//$", markersize=9, linestyle="none", label="time cut short")
+        )
     phases = {span[0] for span in _phase_spans(layout, [float(index) for index in range(len(layout.rows))])}
     for phase in ("handshake", "teardown", "reset"):
         if phase in phases:
-            handles.append(Patch(facecolor=PHASE_COLOURS[phase], edgecolor="#CCCCCC", label=f"{phase} phase"))
+            handles.append(Patch(facecolor=PHASE_COLOURS[phase], edgecolor="none", label=f"{phase} phase"))
+    by_colour: dict[str, list[str]] = {}
+    for state in states:
+        by_colour.setdefault(STATE_COLOURS.get(state, GREY), []).append(state)
+    for colour, names in by_colour.items():
+        handles.append(Patch(facecolor=colour, edgecolor="none", alpha=0.9, label="state " + ", ".join(names)))
+    findings: dict[str, list[str]] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow):
+            for kind in row.event_kinds:
+                names = findings.setdefault(event_colour(kind), [])
+                name = finding_name(kind)
+                if name not in names:
+                    names.append(name)
+    tints: dict[str, str] = {}
+    for colour in [*_FINDING_GROUPS, OTHER_EVENT_COLOUR]:
+        drawn = findings.get(colour, [])
+        if drawn:
+            more = ", …" if len(drawn) > LEGEND_FINDINGS else ""
+            text = "finding: " + ", ".join(drawn[:LEGEND_FINDINGS]) + more
+            tints[text] = colour
+            handles.append(Patch(facecolor="none", edgecolor="none", label=text))
     if not handles:
         handles.append(Line2D([0], [0], color=GREY, label="no frames"))
-    ax.legend(
+    legend = ax.legend(
         handles=handles,
         loc="upper center",
         bbox_to_anchor=(0.5, 0.0),
-        ncol=min(5, len(handles)),
+        ncol=min(4, len(handles)),
         fontsize=8,
         frameon=False,
         handlelength=3,
+        title=WIN_RULE if any(isinstance(row, Arrow) and row.protocol == "tcp" for row in layout.rows) else None,
+        title_fontsize=8,
+        handler_map={FancyArrowPatch: _ArrowHandler()},
     )
+    for entry in legend.get_texts():
+        tint = tints.get(entry.get_text())
+        if tint is not None:  # a finding's colour is the colour of its words
+            entry.set_color(tint)
+            entry.set_fontweight("bold")
+
+
+def _fit_figure(ax: Axes, lifelines: list[float], rows_inches: float) -> None:
+    """Crop the figure we made to what was drawn: the right edge to the rightmost text (an event
+    column with short findings leaves no empty band), the bottom to the legend's measured height."""
+    figure = ax.get_figure()
+    if not isinstance(figure, Figure):  # drawn into a subfigure: its parent's size is not ours to set
+        return
+    width, _ = figure.get_size_inches()
+    left, right = ax.get_xlim()
+    to_data = ax.transData.inverted()
+    rightmost = lifelines[-1] + 0.6 if lifelines else RIGHT_LIFELINE
+    renderer = figure._get_renderer()  # type: ignore[attr-defined]  # one, for every measure
+    for text in ax.texts:
+        if text.get_text():
+            box = text.get_window_extent(renderer)
+            rightmost = max(rightmost, to_data.transform((box.x1, box.y1))[0])
+    legend = ax.get_legend()
+    legend_box = legend.get_window_extent(renderer) if legend is not None else None
+    dpi = figure.dpi
+    inches_per_unit = width / (right - left)
+    if legend_box is not None:
+        rightmost = max(rightmost, left + legend_box.width / dpi / inches_per_unit)
+    new_right = min(right, rightmost + 0.15 / inches_per_unit)
+    new_width = (new_right - left) * inches_per_unit
+    legend_inches = (legend_box.height / dpi if legend_box is not None else 0.0) + 0.12
+    height = rows_inches + legend_inches
+    figure.set_size_inches(new_width, height)
+    ax.set_xlim(left, new_right)
+    ax.set_position((0.0, legend_inches / height, 1.0, rows_inches / height))

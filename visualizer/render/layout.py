@@ -5,31 +5,72 @@ ASCII ladder and the Mermaid export all read a :class:`LadderLayout`. Standard
 library only.
 
 Rows are frames (:class:`Arrow`), frames that cannot be an arrow (:class:`Mark`:
-an undecodable frame, or one sent to its own sender), folded runs of uneventful
-frames (:class:`Fold`) and idle gaps (:class:`Gap`). A frame is *eventful* when it
-carries an analysis flag, opens or closes (SYN, FIN, RST), changes an
-endpoint's state, is not TCP, or is the first data in its direction; runs of
-other frames longer than ``fold_minimum`` keep their first and last
-``fold_keep`` frames and fold the rest into one row, so a diagram stays legible
-at 10 and at 10,000 frames without dropping a label.
+an undecodable frame, or one sent to its own sender), folded runs of routine
+frames (:class:`Fold`) and idle gaps (:class:`Gap`).
+
+A frame is *rare*, and always a row of its own, when it opens or closes (SYN,
+FIN, a RST unlike the last one in its direction), belongs to the handshake or
+the teardown, changes an endpoint's state, is not TCP, is the first data in its
+direction, or carries a finding other than the routine ones of a transfer
+(:data:`ROUTINE_FINDINGS`: a window-limited segment, a duplicate ACK, a
+zero-window probe and its answer, a keep-alive and its ACK, a zero window that
+goes on). A routine finding is rare too the first time it appears in a
+direction, and so is the zero window that starts a zero-window episode. Runs of
+other frames (routine ones) longer than ``fold_minimum`` fold into one row that
+counts them per direction and says what they were ("client → server: 28 data
+segments, 27 KB, all window-limited"), so a diagram stays legible at 10 and at
+10,000 frames without dropping a label. The frames that a rare row refers to (a
+retransmission's original, the duplicate ACKs behind a fast retransmission, the
+frame an ignored RST is followed by) are unfolded again.
 """
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
-from visualizer.model import ACK, FIN, PSH, RST, SYN, PacketRecord, describe_options, flag_text, parse_tcp_options
+from visualizer.analysis.states import INITIAL_STATES
+from visualizer.model import (
+    ACK,
+    FIN,
+    PROTOCOL_NUMBERS,
+    PSH,
+    RST,
+    SYN,
+    PacketRecord,
+    describe_options,
+    flag_text,
+    parse_tcp_options,
+)
 
-FOLD_MINIMUM = 12
-"""Uneventful runs longer than this are folded."""
-FOLD_KEEP = 2
-"""Frames kept visible at each end of a folded run."""
+FOLD_MINIMUM = 2
+"""Runs of routine frames longer than this are folded (a fold of three frames saves two rows)."""
+FOLD_KEEP = 0
+"""Frames kept visible at each end of a folded run (the first of each kind is a row already)."""
+ROUTINE_FINDINGS = frozenset(
+    {
+        "window_full",
+        "duplicate_ack",
+        "zero_window",
+        "zero_window_probe",
+        "zero_window_probe_ack",
+        "keep_alive",
+        "keep_alive_ack",
+    }
+)
+"""Findings that repeat in a transfer: after their first appearance in a direction, frames that
+carry only these fold (a zero window that starts an episode stays a row; its end is a window update)."""
+LINKED_DUPLICATE_ACKS = 1
+"""Duplicate ACKs behind a fast retransmission that the ladder links and keeps visible: the last
+one, which triggered it (its text counts the duplicates: ``dup ACK ×3``; the earlier ones fold)."""
 IDLE_SECONDS = 1.0
 IDLE_FACTOR = 20.0
 """A pause is an idle gap when it lasts IDLE_SECONDS and IDLE_FACTOR times the median pause."""
+IDLE_NS = int(IDLE_SECONDS * 1e9)
 PREVIEW_CHARACTERS = 24
 PREVIEW_KEPT = PREVIEW_CHARACTERS + 1
 """Payload bytes a folded frame keeps: its preview, and whether there is more."""
@@ -38,18 +79,68 @@ FOLD_DETAIL_BUDGET = 50_000
 can unfold them; beyond this, folds stay shut. The rest of a folded run is only counted, so a
 ladder's memory follows its rows, not its frames."""
 
-KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "other")
-"""Arrow kinds, in legend order; the renderers give each its colour and line style."""
+KINDS = ("handshake", "data", "ack", "fin", "rst", "retransmission", "udp", "icmp", "icmp_info", "other")
+"""Arrow kinds, in legend order; the renderers give each its colour and line style. ``icmp`` is an
+ICMP error, ``icmp_info`` an informational message (echo, neighbor discovery...)."""
 
 _ICMP_NAMES = {
+    (0, 0): "echo reply",
     (3, 0): "net unreachable",
     (3, 1): "host unreachable",
     (3, 3): "port unreachable",
     (3, 4): "fragmentation needed",
     (3, 13): "administratively prohibited",
+    (5, 0): "redirect",
+    (5, 1): "redirect",
+    (8, 0): "echo request",
+    (9, 0): "router advertisement",
+    (10, 0): "router solicitation",
     (11, 0): "TTL exceeded",
+    (13, 0): "timestamp request",
+    (14, 0): "timestamp reply",
 }
-_ICMPV6_NAMES = {(1, 4): "port unreachable", (1, 0): "no route", (3, 0): "hop limit exceeded", (2, 0): "too big"}
+_ICMPV6_NAMES = {
+    (1, 0): "no route",
+    (1, 1): "administratively prohibited",
+    (1, 3): "address unreachable",
+    (1, 4): "port unreachable",
+    (2, 0): "too big",
+    (3, 0): "hop limit exceeded",
+    (3, 1): "fragment reassembly time exceeded",
+    (4, 0): "parameter problem",
+    (128, 0): "echo request",
+    (129, 0): "echo reply",
+    (130, 0): "multicast listener query",
+    (131, 0): "multicast listener report",
+    (132, 0): "multicast listener done",
+    (133, 0): "router solicitation",
+    (134, 0): "router advertisement",
+    (135, 0): "neighbor solicitation",
+    (136, 0): "neighbor advertisement",
+    (137, 0): "redirect",
+    (143, 0): "multicast listener report v2",
+}
+ICMP_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
+"""ICMPv4 error messages (RFC 792, RFC 1122 s3.2.2); the other types are informational."""
+ICMPV6_FIRST_INFORMATIONAL = 128
+"""ICMPv6 types below 128 are errors, from 128 informational (RFC 4443 s2.1)."""
+
+
+def icmp_error(protocol: str, icmp_type: int | None) -> bool:
+    """Whether an ICMP or ICMPv6 message of ``icmp_type`` is an error (else informational)."""
+    if icmp_type is None:
+        return False
+    if protocol == "icmpv6":
+        return icmp_type < ICMPV6_FIRST_INFORMATIONAL
+    return icmp_type in ICMP_ERROR_TYPES
+
+
+def endpoint_text(address: str, port: int | None) -> str:
+    """``10.0.0.1:80``, ``[2001:db8::1]:80`` (RFC 3986 s3.2.2: an IPv6 address in brackets before
+    a port), or the address alone when there is no port."""
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +150,23 @@ class Participant:
     address: str
     port: int | None
     role: str
+    """``client`` (the initiator; in a capture that starts at the SYN-ACK, the SYN-ACK's receiver),
+    ``server``, ``host`` (no port known), or ``injector``: whoever sent
+    segments in this endpoint's name that its socket did not send (finding ``injected_rst``)."""
+    stream: int | None = None
+    """The TCP stream of this socket, set when the ladder shows several: each is its own lifeline
+    (an accepted socket is not its listener, nor another connection's socket on the same port)."""
+
+    @property
+    def endpoint(self) -> str:
+        return endpoint_text(self.address, self.port)
 
     @property
     def label(self) -> str:
-        endpoint = self.address if self.port is None else f"{self.address}:{self.port}"
-        if ":" in self.address and self.port is not None:
-            endpoint = f"[{self.address}]:{self.port}"
-        return f"{self.role} {endpoint}"
+        stream = "" if self.stream is None else f" (stream {self.stream})"
+        if self.role == "injector":
+            return f"injector (as {self.endpoint}){stream}"
+        return f"{self.role} {self.endpoint}{stream}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +199,8 @@ class Arrow:
     """What became of the segment, from the analysis's findings: ``""`` delivered (or unknown),
     ``lost`` (never received: lost after the capture point), ``discarded`` (bad checksum),
     ``ignored`` (a RST its receiver did not act on)."""
+    event_kinds: tuple[str, ...] = ()
+    """The finding kind of each of ``events`` (what colours it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +223,7 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class Fold:
-    """A run of uneventful frames shown as one row."""
+    """A run of routine frames shown as one row."""
 
     first_frame: int
     last_frame: int
@@ -130,6 +233,12 @@ class Fold:
     end_ns: int | None
     phase: str
     description: str
+    """The whole fold in one line: its frame count, then ``lines`` joined."""
+    lines: tuple[str, ...] = ()
+    """What was folded, one line per direction: ``client → server: 28 data segments, 27 KB, all
+    window-limited``. The numbers of a fold's lines add up to its ``count``."""
+    traffic: tuple[tuple[int, int, str], ...] = ()
+    """(sender, receiver, what it sent) for each direction: the lines before the lifelines are named."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +265,9 @@ class LadderLayout:
     pages: int = 1
     frames: int = 0
     """Frames represented (drawn or folded)."""
+    pause_unit_ns: int = 0
+    """The pause that real time draws a label's height apart (:func:`pause_unit`), of the whole
+    ladder (0: none), so that every page of it spaces rows by time on the same scale."""
 
     def arrows(self) -> list[Arrow]:
         return [row for row in self.rows if isinstance(row, Arrow)]
@@ -170,24 +282,43 @@ class LadderLayout:
 
 @dataclass(slots=True)
 class _Direction:
+    """What the builder remembers of one direction of a stream, to tell rare frames from routine ones."""
+
     last_window: int = -1
     seen_data: bool = False
+    seen: set[str] = field(default_factory=set)
+    """Routine findings already shown in this direction."""
+    last_rst: tuple[int, int, int, int, int] | None = None
+    """(flags, seq, ack, window, analysis) of the last RST: an identical one after it is routine."""
+
+
+_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}
 
 
 def preview(payload: bytes, length: int = PREVIEW_CHARACTERS) -> str:
-    """A short, escaped view of a payload: text in quotes, or the first bytes in hex."""
-    if not payload:
-        return ""
+    """A short, escaped view of a payload that is text (printable ASCII, tabs and line ends), in
+    quotes; ``""`` for anything else (a preview of binary bytes would say nothing)."""
     sample = payload[:length]
-    printable = sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in sample)
+    if not sample or not _PRINTABLE.issuperset(sample):
+        return ""
     more = "…" if len(payload) > length else ""
-    if printable >= 0.8 * len(sample):
-        text = sample.decode("ascii", "backslashreplace").encode("unicode_escape").decode("ascii")
-        return f'"{text}{more}"'
-    return "0x" + sample[:6].hex() + ("…" if len(payload) > 6 else "")
+    text = sample.decode("ascii").encode("unicode_escape").decode("ascii")
+    return f'"{text}{more}"'
 
 
-def _tcp_label(frame: FrameAnalysis, direction: _Direction) -> str:
+_KEEP_TOGETHER = re.compile(r"\([^()]*\)")
+
+
+def wrap_title(text: str, width: int) -> list[str]:
+    """``text`` wrapped to ``width`` characters, never inside a short parenthesis ("(2 frames)"
+    stays on one line; one longer than a line may break)."""
+    joined = _KEEP_TOGETHER.sub(lambda group: group[0].replace(" ", "\0") if len(group[0]) < width else group[0], text)
+    return [line.replace("\0", " ") for line in textwrap.wrap(joined, width)]
+
+
+def _tcp_label(frame: FrameAnalysis) -> str:
+    """Stevens notation: flags, seq (and its range and length), ack, and the advertised window on
+    every segment (the legend says so)."""
     record = frame.record
     flags = record.tcp_flags
     names = flag_text(flags) or "none"
@@ -201,16 +332,33 @@ def _tcp_label(frame: FrameAnalysis, direction: _Direction) -> str:
         parts.append(f"seq={frame.seq}")
     if flags & ACK:
         parts.append(f"ack={frame.ack}")
-    if flags & SYN or frame.window != direction.last_window or frame.window == 0:
-        parts.append(f"win={frame.window}")
+    parts.append(f"win={frame.window}")
     if flags & SYN and record.tcp_options:
         options = describe_options(parse_tcp_options(record.tcp_options))
         if options:
             parts.append(f"<{options}>")
+    sack = _sack_text(frame)
+    if sack:
+        parts.append(sack)
     text = preview(record.payload)
     if text:
         parts.append(text)
     return " ".join(parts)
+
+
+def _sack_text(frame: FrameAnalysis) -> str:
+    """A duplicate ACK's SACK blocks in relative numbers, as the analysis gives them ("SACK 5929-6917")."""
+    for finding in frame.findings:
+        if finding.kind == "duplicate_ack":
+            blocks = finding.reason.partition("; SACK ")[2]
+            if blocks:
+                return f"SACK {blocks}"
+    return ""
+
+
+def _injected(frame: FrameAnalysis) -> bool:
+    """Whether the analysis found that the frame's sender socket did not send it (finding injected_rst)."""
+    return any(finding.kind == "injected_rst" for finding in frame.findings)
 
 
 def _kind(frame: FrameAnalysis) -> str:
@@ -231,7 +379,7 @@ def _kind(frame: FrameAnalysis) -> str:
     if frame.protocol == "udp":
         return "udp"
     if frame.protocol in ("icmp", "icmpv6"):
-        return "icmp"
+        return "icmp" if icmp_error(frame.protocol, record.icmp_type) else "icmp_info"
     return "other"
 
 
@@ -248,11 +396,10 @@ def _event_text(finding: Finding, frame: FrameAnalysis) -> str:
         duplicates = len(refers) - (1 if finding.original else 0)
         return f"fast retransmission{of} after {duplicates} dup ACKs"
     if kind in ("retransmission", "spurious_retransmission"):
-        return f"{kind.replace('_', ' ')}{of}"
+        # With no original captured there is nothing to link back to: the words say so.
+        return f"{kind.replace('_', ' ')}{of or ': first sending not captured'}"
     if kind == "duplicate_ack":
-        text = f"dup ACK ×{frame.duplicate_ack_number}"
-        sack = finding.reason.partition("; SACK ")[2]
-        return f"{text}, SACK {sack}" if sack else text
+        return f"dup ACK ×{frame.duplicate_ack_number}"  # its SACK blocks are on the arrow
     if kind == "challenge_ack":
         return f"challenge ACK to #{refers[0]}" if refers else "challenge ACK"
     if kind == "not_received" and refers:
@@ -260,23 +407,34 @@ def _event_text(finding: Finding, frame: FrameAnalysis) -> str:
     if kind == "rst_ignored" and refers:
         return f"RST ignored: #{refers[0]} follows"
     if kind == "injected_rst" and refers:
-        return f"injected: its sender sends #{refers[0]}"
+        return f"injected (its socket still sends #{refers[0]})"
     if kind == "undecoded":
         return "undecoded: " + finding.reason
     return _EVENT_TEXTS.get(kind, kind.replace("_", " "))
 
 
-def _event_texts(frame: FrameAnalysis) -> tuple[str, ...]:
-    texts = []
+_SUPERSEDED = {
+    "retransmission": frozenset({"fast_retransmission", "spurious_retransmission"}),
+    # A RST found accepted, then ignored when its receiver kept sending: the analysis keeps both
+    # findings, but its receiver state (not reset) follows the later one; the row says that one.
+    "rst_accepted": frozenset({"rst_ignored"}),
+}
+"""Findings a row leaves unsaid when the frame also has a more precise (or later) one."""
+
+
+def _event_texts(frame: FrameAnalysis) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The row's findings as words, and the kind of each (its colour)."""
+    kinds = {finding.kind for finding in frame.findings}
+    texts: list[str] = []
+    of_kind: list[str] = []
     for finding in frame.findings:
-        if finding.kind == "retransmission" and any(
-            other.kind in ("fast_retransmission", "spurious_retransmission") for other in frame.findings
-        ):
+        if kinds & _SUPERSEDED.get(finding.kind, frozenset()):
             continue
         text = _event_text(finding, frame)
         if text and text not in texts:
             texts.append(text)
-    return tuple(texts)
+            of_kind.append(finding.kind)
+    return tuple(texts), tuple(of_kind)
 
 
 _EVENT_TEXTS = {
@@ -306,6 +464,14 @@ _EVENT_TEXTS = {
 }
 
 
+_FINDING_NAMES = {"duplicate_ack": "dup ACK", "challenge_ack": "challenge ACK", "lost_segment": "segment not captured"}
+
+
+def finding_name(kind: str) -> str:
+    """A finding's kind in the words of its rows, without their detail ("RST accepted", "keep-alive")."""
+    return _FINDING_NAMES.get(kind) or _EVENT_TEXTS.get(kind, kind.replace("_", " ")).split(":")[0]
+
+
 class LadderBuilder:
     """Builds a :class:`LadderLayout` from per-frame analyses, streaming (memory follows the rows kept)."""
 
@@ -317,66 +483,106 @@ class LadderBuilder:
         fold_keep: int = FOLD_KEEP,
         origin_ns: int | None = None,
         title: str = "",
+        detail_budget: int = FOLD_DETAIL_BUDGET,
     ) -> None:
+        """``detail_budget``: folded frames kept to unfold later (ladders built side by side share one)."""
         self.fold = fold
         self.fold_minimum = max(fold_minimum, 2 * fold_keep + 1)
         self.fold_keep = fold_keep
         self.origin_ns = origin_ns
         self.title = title
         self.participants: list[Participant] = []
-        self._index: dict[tuple[str, int | None], int] = {}
+        self._index: dict[tuple[str, int | None, int | None, bool], int] = {}
+        """(address, port, TCP stream or None, injector) -> participant."""
         self._rows: list[Row] = []
         self._run: list[FrameAnalysis] = []
-        """Uneventful frames waiting: a run too short to fold yet."""
+        """Routine frames waiting: a run too short to fold yet."""
         self._middle: _Tally | None = None
         """The middle of a run being folded (its first ``fold_keep`` frames are rows already)."""
         self._tail: deque[FrameAnalysis] = deque()
         """The last ``fold_keep`` frames of a run being folded."""
         self._directions: dict[tuple[str, int, bool], _Direction] = {}
-        self._states: dict[tuple[str, int | None], str] = {}
+        self._states: dict[tuple[str, int | None, int], str] = {}
+        """Each TCP socket's state as drawn: (address, port, stream) -> state."""
         self._last_time: int | None = None
         self._frames = 0
         self._fold_frames: dict[int, list[FrameAnalysis]] = {}
-        self._detail_budget = FOLD_DETAIL_BUDGET
+        self._detail_budget = detail_budget
+        self._referred: set[int] = set()
+        """Frames that rows refer to (linked or named in an event text): never left folded."""
+        self._pauses: list[int] = []
+        self._previous_time: int | None = None
+        self.responder_first: set[int] = set()
+        """TCP streams whose first frame is the responder's SYN-ACK (the SYN was not captured): the
+        analysis calls its sender the initiator (the first to send), but it is the server: the
+        analysis starts it in SYN-RECEIVED (``INITIAL_STATES["SYN-ACK"]``), its peer in SYN-SENT."""
+        self._streams_seen: set[int] = set()
 
     # -- participants ---------------------------------------------------------------------------
 
-    def _participant(self, address: str, port: int | None, role: str) -> int:
-        key = (address, port)
+    def _participant(self, address: str, port: int | None, role: str, stream: int | None = None) -> int:
+        key = (address, port, stream, role == "injector")
         index = self._index.get(key)
         if index is None:
             index = self._index[key] = len(self.participants)
-            self.participants.append(Participant(address, port, role))
+            self.participants.append(Participant(address, port, role, stream))
         return index
 
     def _ends(self, frame: FrameAnalysis) -> tuple[int, int]:
         record = frame.record
         if frame.protocol in ("tcp", "udp"):
-            if frame.from_initiator:
-                source = self._participant(record.source, record.source_port, "client")
-                target = self._participant(record.destination, record.destination_port, "server")
+            # A TCP lifeline is one socket: one stream's endpoint. A UDP socket serves every peer.
+            stream = frame.stream if frame.protocol == "tcp" else None
+            if frame.from_initiator != (stream in self.responder_first):
+                source = self._participant(record.source, record.source_port, "client", stream)
+                target = self._participant(record.destination, record.destination_port, "server", stream)
             else:
-                target = self._participant(record.destination, record.destination_port, "client")
-                source = self._participant(record.source, record.source_port, "server")
+                target = self._participant(record.destination, record.destination_port, "client", stream)
+                source = self._participant(record.source, record.source_port, "server", stream)
+            if _injected(frame):
+                # Sent in the endpoint's name, not by its socket: drawn from its own lifeline.
+                source = self._participant(record.source, record.source_port, "injector", stream)
             return source, target
         quoted = record.quoted
         if quoted is not None and quoted.source_port:
             # An ICMP error goes back from the quoted destination to the quoted sender.
-            target = self._participant(quoted.source, quoted.source_port, "client")
-            source = self._participant(quoted.destination, quoted.destination_port, "server")
+            stream = frame.stream if quoted.transport == PROTOCOL_NUMBERS["tcp"] else None
+            target = self._participant(quoted.source, quoted.source_port, "client", stream)
+            source = self._participant(quoted.destination, quoted.destination_port, "server", stream)
             return source, target
         return (
             self._participant(record.source or "?", None, "host"),
             self._participant(record.destination or "?", None, "host"),
         )
 
+    def _name(self, index: int) -> str:
+        """A lifeline in a fold's text: its role, with its port when another lifeline has the same role."""
+        participant = self.participants[index]
+        if sum(other.role == participant.role for other in self.participants) == 1:
+            return participant.role
+        return (
+            f"{participant.role} :{participant.port}"
+            if participant.port
+            else f"{participant.role} {participant.address}"
+        )
+
     # -- frames ---------------------------------------------------------------------------------
 
     def add(self, frame: FrameAnalysis) -> None:
         self._frames += 1
-        if self._eventful(frame):
+        if frame.protocol == "tcp" and frame.stream not in self._streams_seen:
+            self._streams_seen.add(frame.stream)
+            if frame.from_initiator and frame.state == INITIAL_STATES["SYN-ACK"].sender:
+                self.responder_first.add(frame.stream)
+        time = frame.record.timestamp_ns
+        # A frame after an idle pause starts a new row: a fold never hides an idle gap.
+        after_idle = time is not None and self._previous_time is not None and time - self._previous_time >= IDLE_NS
+        if time is not None:
+            self._previous_time = time
+        if self._rare(frame) or after_idle:
             self._flush_run()
             self._rows.append(self._row(frame))
+            self._referred.update(_mentioned(frame))
         elif self._middle is not None:
             self._tail.append(frame)
             if len(self._tail) > self.fold_keep:
@@ -388,17 +594,35 @@ class LadderBuilder:
             elif len(self._run) > self.fold_minimum:
                 self._start_fold()
 
-    def _eventful(self, frame: FrameAnalysis) -> bool:
-        if frame.protocol != "tcp" or frame.analysis or frame.phase != "data":
+    def _rare(self, frame: FrameAnalysis) -> bool:
+        """Whether ``frame`` is a row of its own (see the module's docstring); remembers, per
+        direction, what a later frame is compared with."""
+        if frame.protocol != "tcp":
             return True
         record = frame.record
-        if record.tcp_flags & (SYN | FIN | RST):
-            return True
+        flags = record.tcp_flags
+        names = analysis_names(frame.analysis)
         direction = self._direction(frame)
-        if record.payload_length and not direction.seen_data:
+        if flags & RST:
+            # The first of a comb of RSTs is a row; one identical to it (findings included) is routine.
+            rst = (flags, frame.seq, frame.ack, frame.window, frame.analysis)
+            rare = rst != direction.last_rst
+            direction.last_rst = rst
+        else:
+            rare = (
+                not ROUTINE_FINDINGS.issuperset(names)
+                or not direction.seen.issuperset(names)
+                or ("zero_window" in names and direction.last_window != 0)  # a zero window starts
+                or (record.payload_length > 0 and not direction.seen_data)
+            )
+        rare = rare or frame.phase not in ("data", "teardown") or bool(flags & (SYN | FIN))
+        direction.last_window = frame.window
+        direction.seen_data = direction.seen_data or record.payload_length > 0
+        direction.seen.update(names)
+        if rare:
             return True
-        key = (record.source, record.source_port)
-        peer = (record.destination, record.destination_port)
+        key = (record.source, record.source_port, frame.stream)
+        peer = (record.destination, record.destination_port, frame.stream)
         return self._states.get(key) != frame.state or self._states.get(peer) != frame.receiver_state
 
     def _direction(self, frame: FrameAnalysis) -> _Direction:
@@ -409,7 +633,7 @@ class LadderBuilder:
         return direction
 
     def _row(self, frame: FrameAnalysis) -> Arrow | Mark:
-        """An eventful frame's row: its arrow, or a mark when it has no distinct receiver."""
+        """A rare frame's row: its arrow, or a mark when it has no distinct receiver."""
         record = frame.record
         if record.problem and frame.protocol not in ("tcp", "udp", "icmp", "icmpv6"):
             # Decoding stopped before the transport header: no receiver to point at (RFC-wise the
@@ -427,12 +651,17 @@ class LadderBuilder:
         or a new host lifeline; None when the address is unknown or shared by several lifelines."""
         if not record.source:
             return None
-        if record.source_port and (record.source, record.source_port) in self._index:
-            return self._index[(record.source, record.source_port)]
-        same = [index for (address, _), index in self._index.items() if address == record.source]
+        same = [
+            (port, index)
+            for (address, port, _, injector), index in self._index.items()
+            if address == record.source and not injector
+        ]
+        exact = [index for port, index in same if record.source_port and port == record.source_port]
+        if len(exact) == 1:
+            return exact[0]
         if len(same) > 1:
             return None
-        return same[0] if same else self._participant(record.source, None, "host")
+        return same[0][1] if same else self._participant(record.source, None, "host")
 
     def _mark(self, frame: FrameAnalysis, participant: int | None, text: str) -> Mark:
         record = frame.record
@@ -448,35 +677,42 @@ class LadderBuilder:
         delta = None if time is None or self._last_time is None else time - self._last_time
         if time is not None:
             self._last_time = time
+        if delta:
+            self._pauses.append(delta)
         return delta
 
-    def _arrow(self, frame: FrameAnalysis, source: int, target: int) -> Arrow:
+    def _arrow(self, frame: FrameAnalysis, source: int, target: int, *, track: bool = True) -> Arrow:
+        """The arrow of ``frame``; with ``track`` False (a frame unfolded after the fact), no time or
+        state is followed: its pause is set by :func:`_with_deltas`, its states did not change."""
         record = frame.record
         time = record.timestamp_ns
-        delta = self._delta(time)
+        delta = self._delta(time) if track else None
         links, original, fate = _references(frame)
         changed = (False, False)
         if frame.protocol == "tcp":
-            direction = self._direction(frame)
-            label = _tcp_label(frame, direction)
-            direction.last_window = frame.window
-            if record.payload_length:
-                direction.seen_data = True
-            sender = (record.source, record.source_port)
-            receiver = (record.destination, record.destination_port)
-            changed = (self._states.get(sender) != frame.state, self._states.get(receiver) != frame.receiver_state)
-            self._states[sender] = frame.state
-            self._states[receiver] = frame.receiver_state
+            label = _tcp_label(frame)
+            if track:
+                sender = (record.source, record.source_port, frame.stream)
+                receiver = (record.destination, record.destination_port, frame.stream)
+                changed = (
+                    self._states.get(sender) != frame.state,
+                    self._states.get(receiver) != frame.receiver_state,
+                )
+                if self.participants[source].role == "injector":
+                    changed = (False, changed[1])  # the injector has no state: its sender is not a socket
+                self._states[sender] = frame.state
+                self._states[receiver] = frame.receiver_state
         elif frame.protocol == "udp":
             label = f"UDP {record.payload_length} bytes {preview(record.payload)}".rstrip()
         elif frame.protocol in ("icmp", "icmpv6"):
             names_table = _ICMP_NAMES if frame.protocol == "icmp" else _ICMPV6_NAMES
             name = names_table.get((record.icmp_type, record.icmp_code), "")
-            code = f"type {record.icmp_type} code {record.icmp_code}"
-            label = f"{frame.protocol.upper()} {name} ({code})" if name else f"{frame.protocol.upper()} {code}"
+            protocol = "ICMP" if frame.protocol == "icmp" else "ICMPv6"
+            code = f"type {record.icmp_type}" + (f" code {record.icmp_code}" if record.icmp_code else "")
+            label = f"{protocol} {name} ({code})" if name else f"{protocol} {code}"
         else:
             label = record.layers.rsplit(":", 1)[-1] if record.layers else "frame"
-        events = _event_texts(frame)
+        events, event_kinds = _event_texts(frame)
         tooltip = f"frame {record.number}: {label}"
         if frame.findings:
             tooltip += " [" + "; ".join(finding.reason or finding.kind for finding in frame.findings) + "]"
@@ -502,6 +738,7 @@ class LadderBuilder:
             frame.protocol,
             frame.stream,
             fate,
+            event_kinds,
         )
 
     def _start_fold(self) -> None:
@@ -511,16 +748,12 @@ class LadderBuilder:
         for frame in run[:keep]:
             self._rows.append(self._row(frame))
         middle = self._middle = _Tally(run[keep].record.number, run[keep].record.timestamp_ns, run[keep].phase, [])
-        for frame in run[keep:-keep]:
+        for frame in run[keep : len(run) - keep]:
             self._to_middle(middle, frame)
-        self._tail.extend(run[-keep:])
+        self._tail.extend(run[len(run) - keep :])
 
     def _to_middle(self, middle: _Tally, frame: FrameAnalysis) -> None:
-        self._ends(frame)  # keeps participant order stable
-        direction = self._direction(frame)
-        direction.last_window = frame.window
-        direction.seen_data = direction.seen_data or bool(frame.record.payload_length)
-        middle.add(frame)
+        middle.add(frame, self._ends(frame))
         if middle.details is not None:
             if self._detail_budget > 0:
                 # Kept so that a frame referred to later (the original of a retransmission) can be shown.
@@ -549,12 +782,33 @@ class LadderBuilder:
 
     def finish(self) -> LadderLayout:
         self._flush_run()
-        rows = _with_gaps(self._reveal_referred_frames(self._rows))
-        return LadderLayout(self.participants, rows, self.title, self.origin_ns, frames=self._frames)
+        rows = self._reveal_referred_frames(self._rows)
+        if rows is not self._rows:
+            rows = _with_deltas(rows)
+        unit = pause_unit(self._pauses)
+        rows = [self._named(row) if isinstance(row, Fold) else row for row in rows]
+        participants = self.participants
+        if len({participant.stream for participant in participants if participant.stream is not None}) < 2:
+            # One TCP stream: its lifelines need no stream number.
+            participants = [replace(participant, stream=None) for participant in participants]
+        return LadderLayout(
+            participants,
+            _with_gaps(rows),
+            self.title,
+            self.origin_ns,
+            frames=self._frames,
+            pause_unit_ns=unit,
+        )
+
+    def _named(self, fold: Fold) -> Fold:
+        """The fold with its lines: each direction named after the lifelines of the whole ladder (a
+        role alone, or with its port when two lifelines share it)."""
+        lines = tuple(f"{self._name(source)} → {self._name(target)}: {what}" for source, target, what in fold.traffic)
+        return replace(fold, lines=lines, description=f"× {fold.count} frames ({'; '.join(lines)})")
 
     def _reveal_referred_frames(self, rows: list[Row]) -> list[Row]:
-        """Unfold the frames that later arrows refer to (a retransmission's original), splitting their folds."""
-        referred = {link for row in rows if isinstance(row, Arrow) for link in row.links}
+        """Unfold the frames that rows refer to (a retransmission's original), splitting their folds."""
+        referred = self._referred
         if not referred or not self._fold_frames:
             return rows
         result: list[Row] = []
@@ -568,7 +822,7 @@ class LadderBuilder:
                 if frame.record.number in referred:
                     result.extend(self._group_rows(group))
                     group = []
-                    result.append(self._plain_arrow(frame))
+                    result.append(self._arrow(frame, *self._ends(frame), track=False))
                 else:
                     group.append(frame)
             result.extend(self._group_rows(group))
@@ -576,35 +830,37 @@ class LadderBuilder:
 
     def _group_rows(self, group: list[FrameAnalysis]) -> list[Row]:
         if len(group) > self.fold_minimum:
-            return [_make_fold(group)]
-        return [self._plain_arrow(frame) for frame in group]
+            first = group[0]
+            tally = _Tally(first.record.number, first.record.timestamp_ns, first.phase, None)
+            for frame in group:
+                tally.add(frame, self._ends(frame))
+            return [tally.fold()]
+        return [self._arrow(frame, *self._ends(frame), track=False) for frame in group]
 
-    def _plain_arrow(self, frame: FrameAnalysis) -> Arrow:
-        """The arrow of an uneventful frame, drawn after the fact (no tracking updated)."""
-        record = frame.record
-        source, target = self._ends(frame)
-        label = _tcp_label(frame, _Direction())
-        return Arrow(
-            record.number,
-            record.timestamp_ns,
-            None,
-            source,
-            target,
-            _kind(frame),
-            label,
-            f"frame {record.number}: {label}",
-            (),
-            (),
-            (),
-            None,
-            frame.state,
-            frame.receiver_state,
-            (False, False),
-            frame.phase,
-            frame.protocol,
-            frame.stream,
-            _references(frame)[2],
-        )
+
+def linked_frames(arrow: Arrow) -> tuple[int, ...]:
+    """The frames an arrow's arcs go back to: a retransmission's original, and the last
+    :data:`LINKED_DUPLICATE_ACKS` duplicate ACKs behind a fast retransmission (or the RST a challenge
+    ACK answers)."""
+    return _linked(arrow.links, arrow.original)
+
+
+def _linked(links: tuple[int, ...], original: int | None) -> tuple[int, ...]:
+    behind = [frame for frame in links if frame != original]
+    return (*([original] if original is not None else []), *behind[-LINKED_DUPLICATE_ACKS:])
+
+
+def _mentioned(frame: FrameAnalysis) -> tuple[int, ...]:
+    """The frames a rare frame's row links to or names in its event text: they stay visible."""
+    links, original, _ = _references(frame)
+    named = tuple(
+        finding.refers_to[0] for finding in frame.findings if finding.kind in _NAMING_KINDS and finding.refers_to
+    )
+    return _linked(links, original) + named
+
+
+_NAMING_KINDS = frozenset({"not_received", "rst_ignored", "injected_rst", "challenge_ack"})
+"""Findings whose event text names a frame (``not received: sent again as #12``)."""
 
 
 def _references(frame: FrameAnalysis) -> tuple[tuple[int, ...], int | None, str]:
@@ -622,8 +878,82 @@ def _references(frame: FrameAnalysis) -> tuple[tuple[int, ...], int | None, str]
 
 
 @dataclass(slots=True)
+class _Traffic:
+    """The folded frames of one direction, by what they were (each frame counted once)."""
+
+    resets: int = 0
+    probes: int = 0
+    keep_alives: int = 0
+    segments: int = 0
+    data_bytes: int = 0
+    window_limited: int = 0
+    probe_answers: int = 0
+    keep_alive_acks: int = 0
+    duplicate_acks: int = 0
+    acks: int = 0
+    zero_window_acks: int = 0
+    reset_label: str = ""
+
+    def add(self, frame: FrameAnalysis) -> None:
+        record = frame.record
+        analysis = frame.analysis
+        names = analysis_names(analysis) if analysis else ()
+        if record.tcp_flags & RST:
+            self.resets += 1
+            if not self.reset_label:
+                self.reset_label = _tcp_label(frame) + (", ignored" if "rst_ignored" in names else "")
+        elif "zero_window_probe" in names:
+            self.probes += 1
+        elif "keep_alive" in names:
+            self.keep_alives += 1
+        elif record.payload_length:
+            self.segments += 1
+            self.data_bytes += record.payload_length
+            self.window_limited += "window_full" in names
+        elif "zero_window_probe_ack" in names:
+            self.probe_answers += 1
+        elif "keep_alive_ack" in names:
+            self.keep_alive_acks += 1
+        elif "duplicate_ack" in names:
+            self.duplicate_acks += 1
+        else:
+            self.acks += 1
+            self.zero_window_acks += frame.window == 0
+
+    def text(self) -> str:
+        parts = []
+        if self.segments:
+            limited = self.window_limited
+            which = "all" if limited == self.segments else str(limited)
+            parts.append(
+                f"{_count(self.segments, 'data segment')}, {_bytes(self.data_bytes)}"
+                + (f", {which} window-limited" if limited else "")
+            )
+        if self.resets:
+            parts.append(f"{_count(self.resets, 'identical RST')} ({self.reset_label})")
+        for number, noun in (
+            (self.probes, "zero-window probe"),
+            (self.keep_alives, "keep-alive"),
+            (self.probe_answers, "probe answer"),
+            (self.keep_alive_acks, "keep-alive ACK"),
+            (self.duplicate_acks, "dup ACK"),
+        ):
+            if number:
+                parts.append(_count(number, noun))
+        if self.acks:
+            zero = self.zero_window_acks
+            which = "all" if zero == self.acks else str(zero)
+            parts.append(_count(self.acks, "ACK") + (f", {which} win=0" if zero else ""))
+        return ", ".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+@dataclass(slots=True)
 class _Tally:
-    """A run of folded frames, counted as they go by."""
+    """A run of folded frames, counted per direction as they go by."""
 
     first_frame: int
     start_ns: int | None
@@ -634,19 +964,24 @@ class _Tally:
     last_time: int | None = None
     count: int = 0
     data_bytes: int = 0
-    segments: int = 0
+    directions: dict[tuple[int, int], _Traffic] = field(default_factory=dict)
 
-    def add(self, frame: FrameAnalysis) -> None:
+    def add(self, frame: FrameAnalysis, ends: tuple[int, int]) -> None:
         record = frame.record
         self.last_frame, self.last_time = record.number, record.timestamp_ns
         self.count += 1
-        if record.payload_length:
-            self.data_bytes += record.payload_length
-            self.segments += 1
+        self.data_bytes += record.payload_length
+        traffic = self.directions.get(ends)
+        if traffic is None:
+            traffic = self.directions[ends] = _Traffic()
+        traffic.add(frame)
 
     def fold(self) -> Fold:
-        acks = self.count - self.segments
-        description = f"× {self.count} frames: {self.segments} data segments ({_bytes(self.data_bytes)}), {acks} ACKs"
+        """The fold, its lines still unnamed (:meth:`LadderBuilder.finish` names them, once every
+        lifeline is known)."""
+        traffic = tuple(
+            (source, target, self.directions[(source, target)].text()) for source, target in sorted(self.directions)
+        )
         return Fold(
             self.first_frame,
             self.last_frame,
@@ -655,16 +990,9 @@ class _Tally:
             self.start_ns,
             self.last_time,
             self.phase,
-            description,
+            f"× {self.count} frames",
+            traffic=traffic,
         )
-
-
-def _make_fold(frames: list[FrameAnalysis]) -> Fold:
-    first = frames[0]
-    tally = _Tally(first.record.number, first.record.timestamp_ns, first.phase, None)
-    for frame in frames:
-        tally.add(frame)
-    return tally.fold()
 
 
 def _bytes(count: int) -> str:
@@ -675,13 +1003,42 @@ def _bytes(count: int) -> str:
     return f"{count} bytes"
 
 
+PAUSE_UNIT_FLOOR_NS = 1_000
+"""Pauses under a microsecond are capture-clock noise: the unit is never shorter."""
+
+
+def pause_unit(pauses: list[int]) -> int:
+    """The short pause of a ladder: its 10th percentile (a burst), at least :data:`PAUSE_UNIT_FLOOR_NS`.
+    Not the median: where most pauses are the story (an RTO doubling), they must be longer than it."""
+    if not pauses:
+        return 0
+    return max(sorted(pauses)[len(pauses) // 10], PAUSE_UNIT_FLOOR_NS)
+
+
+def _with_deltas(rows: list[Row]) -> list[Row]:
+    """Each frame row's pause since the row before it (a fold ends at its last frame), after folds were split."""
+    result: list[Row] = []
+    last: int | None = None
+    for row in rows:
+        if isinstance(row, (Arrow, Mark)):
+            if row.time_ns is not None:
+                delta = None if last is None else row.time_ns - last
+                if delta != row.delta_ns:
+                    row = replace(row, delta_ns=delta)
+                last = row.time_ns
+        elif isinstance(row, Fold) and row.end_ns is not None:
+            last = row.end_ns
+        result.append(row)
+    return result
+
+
 def _with_gaps(rows: list[Row]) -> list[Row]:
     """Insert idle gaps where a pause is long against the others (axis breaks)."""
     pauses = sorted(row.delta_ns for row in rows if isinstance(row, (Arrow, Mark)) and row.delta_ns)
     if not pauses:
         return rows
     median = pauses[len(pauses) // 2]
-    threshold = max(IDLE_SECONDS * 1e9, IDLE_FACTOR * median)
+    threshold = max(IDLE_NS, IDLE_FACTOR * median)
     result: list[Row] = []
     previous_frame = 0
     for row in rows:

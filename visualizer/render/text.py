@@ -66,7 +66,8 @@ def to_ascii(layout: LadderLayout, *, width: int = ASCII_WIDTH) -> str:
         elif isinstance(row, Fold):
             text = "".join(canvas)
             note = f" {row.description} "
-            middle = (columns[0] + columns[-1]) // 2 - len(note) // 2
+            # Centred between the outer lifelines; a note longer than that starts after the gutter.
+            middle = max(gutter, (columns[0] + columns[-1]) // 2 - len(note) // 2)
             text = text[:middle] + note + text[middle + len(note) :]
             lines.append(f"#{row.first_frame}-{row.last_frame}".ljust(gutter)[:gutter] + text[gutter:].rstrip())
         elif isinstance(row, Gap):

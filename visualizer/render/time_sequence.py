@@ -1,45 +1,139 @@
-"""The Stevens/tcptrace time-sequence graph of one direction of a TCP stream.
+"""The Stevens/tcptrace time-sequence graph of a TCP stream, one panel per direction that sends data.
 
-x is time since the first frame, y the relative sequence number. Each data
-segment is a vertical bar from its first to its last byte (retransmissions in
-vermillion); the ACKs coming back draw a step line (what the receiver has), the
-advertised window a second one above it (how far the sender may go); SACK
-blocks show as short bars between the two, zero windows as crosses. Read the
-slope of the segments as throughput and the gap to the window line as headroom.
+x is time since the first frame, y the relative sequence number. Each data segment is a vertical
+bar from its first to its last byte; the ACKs coming back draw a step line (what the receiver has),
+and the receiver's window edge (ACK + advertised window) a second one above it (how far the sender
+may go). Read the slope of the segments as throughput and the gap to the window edge as headroom.
+
+The graph is scaled to what was sent and acknowledged: the window edge is clipped to that range
+(tcptrace scales to it, and a large window then flattens the transfer into a line), and a note says
+so when it lies above the whole graph. What the analysis found is drawn as marks, each kind once in
+the legend: retransmissions, segments their receiver never got, duplicate ACKs, SACK blocks, zero
+windows, zero-window probes, keep-alives, SYN, FIN and RST. The marks come from the analysis flags
+(:mod:`visualizer.analysis.report`); this module derives none of them.
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy
 from matplotlib.axes import Axes
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
+from matplotlib.ticker import Formatter, Locator, MaxNLocator
+from matplotlib.transforms import ScaledTranslation
 
-from visualizer.analysis.report import RETRANSMISSION, FrameAnalysis, Report
+from visualizer.analysis.report import (
+    BAD_CHECKSUM,
+    CHALLENGE_ACK,
+    DUPLICATE_ACK,
+    KEEP_ALIVE,
+    NOT_RECEIVED,
+    RETRANSMISSION,
+    ZERO_WINDOW,
+    ZERO_WINDOW_PROBE,
+    FrameAnalysis,
+    Report,
+)
 from visualizer.analysis.sequence import SEQUENCE_MASK
-from visualizer.model import ACK, parse_tcp_options
-from visualizer.render.ladder import BLUE, GREEN, GREY, ORANGE, PURPLE, VERMILLION
+from visualizer.model import ACK, FIN, RST, SYN, parse_tcp_options
+from visualizer.render.ladder import BLACK, BLUE, GREEN, GREY, ORANGE, PURPLE, SKY, VERMILLION
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NAN = float("nan")  # breaks a plotted line between segments
 COLUMNS = 1500
 """Time columns a long series is reduced to (the graph is 1,210 pixels wide at 110 dpi): each
 keeps the lowest and highest sequence number of its segments, ACKs, windows and SACK blocks, so
-the drawing shows every extreme a pixel could; retransmissions and zero windows are all kept."""
+the drawing shows every extreme a pixel could; marks (retransmissions, SYN...) are all kept."""
 DECIMATE_ABOVE = 4 * COLUMNS
 """Series of at most this many points are drawn point for point."""
-RETRANSMISSION_MARKER = {
-    "marker": "D",
-    "markersize": 5,
-    "color": VERMILLION,
-    "markeredgecolor": "white",
-    "markeredgewidth": 0.6,
-    "linestyle": "none",
-    "zorder": 5,
+IDLE_SHARE = 2 / 3
+"""A pause is drawn shortened only if it takes more than this share of the stream's time (at least
+twice all the rest) and lasts :data:`MINIMUM_PAUSE` (see :meth:`TimeSequence.time_axis`)."""
+MINIMUM_PAUSE = 1e-3
+"""Seconds: a shorter pause is never shortened (377 µs of a 614 µs exchange is part of its story)."""
+MINIMUM_FRAMES_TO_SHORTEN = 4
+"""Between two or three frames (a SYN and its RST) a pause is all there is: it keeps its length."""
+SHORTENED_SHARE = 0.05
+"""The share of the time axis a shortened pause's band takes."""
+PAUSE_MARGIN_SHARE = 0.025
+"""The share of the time axis kept at real scale on each side of a band, so that the frames before
+and after a pause (and their marks) stand clear of its edges."""
+EDGE_MARGIN_SHARE = 0.03
+"""The share of the time axis left before the first frame and after the last, so that marks there
+are drawn whole."""
+Y_MARGIN_SHARE = 0.07
+"""The share of the sequence range left below the lowest point and above the highest, so that marks
+there are drawn whole, clear of the frame."""
+TICK_SPACING_SHARE = 0.1
+"""Time ticks closer than this share of the axis are dropped (labels such as ``20.78 ms`` would overlap)."""
+MAXIMUM_TICK_DECIMALS = 3
+"""A tick label has at most this many decimals: ticks sit on round values."""
+FAR_BYTES = 65_535
+"""Marks within this many bytes (or the data's span, if larger) of the data set the y range; farther
+ones are pinned to its edge with their number (see :func:`_near`)."""
+WINDOW_ABOVE = "The window edge (ACK + advertised window) is above\nthe graph: the window never limited the sender."
+"""Said in the legend when the window edge never comes down into the graph."""
+FAN_OUT_POINTS = 10.0
+"""How far (points) a mark moves off each mark it would hide (see :func:`_fan_out`)."""
+TITLE_LINE = 120
+"""Characters of a panel title that fit on one line above the 11-inch graph."""
+NEAR_X, NEAR_Y = 0.012, 0.03
+"""Marks closer than these shares of the axes' width and height would hide each other (about 13 pixels)."""
+GID = "time-sequence-"
+"""Prefix of every artist's gid: ``time-sequence-data``, ``time-sequence-retransmission``..."""
+
+
+class MarkStyle(NamedTuple):
+    """How one kind of mark looks, and its legend label."""
+
+    label: str
+    marker: str
+    color: str
+    size: float
+    filled: bool = True
+
+
+MARKS: dict[str, MarkStyle] = {
+    "retransmission": MarkStyle("retransmission", "D", VERMILLION, 7),
+    "not_received": MarkStyle("segment its receiver never got", "x", VERMILLION, 9),
+    "duplicate_ack": MarkStyle("duplicate ACK", "o", GREEN, 4.5, filled=False),
+    "zero_window": MarkStyle("zero window advertised", "v", ORANGE, 8),
+    "zero_window_probe": MarkStyle("zero-window probe", "^", SKY, 8),
+    "keep_alive": MarkStyle("keep-alive", "P", GREY, 8),
+    "syn": MarkStyle("SYN", ">", BLACK, 7),
+    "fin": MarkStyle("FIN", "s", BLACK, 6),
+    "rst": MarkStyle("RST", "X", BLACK, 9),
+    "challenge_ack": MarkStyle("challenge ACK (RFC 5961)", "*", PURPLE, 11),
+    "bad_checksum": MarkStyle("bad checksum: discarded by its receiver", "h", VERMILLION, 9, filled=False),
 }
-"""Where a segment is shorter than a pixel (a reduced series), a retransmission is a diamond."""
+"""The marks, in legend order. Marks sit on the sequence number they are about: a segment's first
+byte (its middle for a retransmitted or lost one), a FIN's own number, an ACK's number."""
+SENDER_FLAGS = (
+    (RETRANSMISSION, "retransmission"),
+    (NOT_RECEIVED, "not_received"),
+    (ZERO_WINDOW_PROBE, "zero_window_probe"),
+    (KEEP_ALIVE, "keep_alive"),
+    (BAD_CHECKSUM, "bad_checksum"),
+)
+"""Analysis flags drawn on the graph of the direction whose segment carries them."""
+TIMER_MARKS = ("retransmission", "zero_window_probe", "keep_alive")
+"""Segments a timer sends: the pause before them is never shortened."""
+RECEIVER_FLAGS = ((DUPLICATE_ACK, "duplicate_ack"), (ZERO_WINDOW, "zero_window"), (CHALLENGE_ACK, "challenge_ack"))
+"""Analysis flags of ACKs, drawn on the graph of the direction they acknowledge, on the ACK line."""
+MIDDLE_MARKS = ("retransmission", "not_received", "bad_checksum")
+"""Marks of a whole segment, drawn at its middle byte (on its bar)."""
+
+
+def _columns() -> tuple[array[float], array[int], array[int]]:
+    return array("d"), array("q"), array("q")
 
 
 @dataclass(slots=True)
@@ -47,23 +141,28 @@ class _Direction:
     """What one direction of a stream sends, as columns of numbers (no frames kept)."""
 
     frames: int = 0
+    payload_bytes: int = 0
+    """Payload of the first transmissions."""
+    retransmitted_bytes: int = 0
+    name: str = ""
+    """Its sender and receiver, ``10.0.0.1:40000 → 10.0.0.2:80``."""
     base: int | None = None
     """Raw sequence number of relative 0 (for SACK blocks, which carry raw numbers)."""
-    data: tuple[array[float], array[int], array[int]] = field(
-        default_factory=lambda: (array("d"), array("q"), array("q"))
-    )
+    data: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
     """First transmissions: time, first and last byte."""
-    retransmissions: tuple[array[float], array[int], array[int]] = field(
-        default_factory=lambda: (array("d"), array("q"), array("q"))
-    )
-    acks: tuple[array[float], array[int], array[int]] = field(
-        default_factory=lambda: (array("d"), array("q"), array("q"))
-    )
+    retransmissions: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
+    acks: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
     """ACKs this direction *receives*: time, ACK number, ACK number plus the advertised window."""
-    sacks: tuple[array[float], array[int], array[int]] = field(
-        default_factory=lambda: (array("d"), array("q"), array("q"))
-    )
-    zero_windows: tuple[array[float], array[int]] = field(default_factory=lambda: (array("d"), array("q")))
+    sacks: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
+    marks: dict[str, tuple[array[float], array[int]]] = field(default_factory=dict)
+    """Marks drawn on this direction's graph, by kind of :data:`MARKS`: time, sequence number."""
+
+    def mark(self, kind: str, time: float, seq: int) -> None:
+        columns = self.marks.get(kind)
+        if columns is None:
+            columns = self.marks[kind] = (array("d"), array("q"))
+        columns[0].append(time)
+        columns[1].append(seq)
 
 
 class TimeSequence:
@@ -98,24 +197,44 @@ class TimeSequence:
         time = ((record.timestamp_ns or self.origin or 0) - (self.origin or 0)) / 1e9
         self.times.append(time)
         sender = self._directions[frame.from_initiator]
+        receiver = self._directions[not frame.from_initiator]
         sender.frames += 1
         if sender.base is None:
             sender.base = (record.seq - frame.seq) & SEQUENCE_MASK
+            sender.name = (
+                f"{_endpoint(record.source, record.source_port)} → "
+                f"{_endpoint(record.destination, record.destination_port)}"
+            )
         length = record.payload_length
+        flags = record.tcp_flags
+        analysis = frame.analysis
         if length:
-            columns = sender.retransmissions if frame.analysis & RETRANSMISSION else sender.data
+            if analysis & RETRANSMISSION:
+                columns = sender.retransmissions
+                sender.retransmitted_bytes += length
+            else:
+                columns = sender.data
+                sender.payload_bytes += length
             columns[0].append(time)
             columns[1].append(frame.seq)
             columns[2].append(frame.seq + length)
-        if not record.tcp_flags & ACK:
+        if analysis:
+            middle = frame.seq + length // 2
+            for bit, kind in SENDER_FLAGS:
+                if analysis & bit:
+                    sender.mark(kind, time, middle if kind in MIDDLE_MARKS else frame.seq)
+            for bit, kind in RECEIVER_FLAGS:
+                if analysis & bit:
+                    receiver.mark(kind, time, frame.ack)
+        if flags & (SYN | FIN | RST):
+            for bit, kind, seq in ((SYN, "syn", frame.seq), (FIN, "fin", frame.seq + length), (RST, "rst", frame.seq)):
+                if flags & bit:
+                    sender.mark(kind, time, seq)
+        if not flags & ACK:
             return
-        receiver = self._directions[not frame.from_initiator]
         receiver.acks[0].append(time)
         receiver.acks[1].append(frame.ack)
         receiver.acks[2].append(frame.ack + max(frame.window, 0))
-        if frame.window == 0:
-            receiver.zero_windows[0].append(time)
-            receiver.zero_windows[1].append(frame.ack)
         if record.tcp_options and not length:
             blocks = parse_tcp_options(record.tcp_options).sack_blocks
             if blocks:
@@ -132,6 +251,47 @@ class TimeSequence:
         """Frames of this direction and the ACKs coming back for it: what its graph draws from."""
         return self._directions[from_initiator].frames + self._directions[not from_initiator].frames
 
+    def carries_data(self) -> bool:
+        """Whether either direction sends a byte of data: without, the graph would be empty axes."""
+        return any(direction.payload_bytes or direction.retransmitted_bytes for direction in self._directions.values())
+
+    def directions_to_draw(self) -> list[bool]:
+        """The directions (``from_initiator``) that send data; both that send anything when neither does."""
+        sending = [side for side in (True, False) if self._directions[side].payload_bytes]
+        sending = sending or [side for side in (True, False) if self._directions[side].retransmitted_bytes]
+        return sending or [side for side in (True, False) if self._directions[side].frames] or [True]
+
+    def time_axis(self) -> TimeAxis:
+        """The time range both directions' graphs show, with the pauses drawn shortened: a pause
+        that takes more than :data:`IDLE_SHARE` of the stream's time and lasts :data:`MINIMUM_PAUSE`
+        (a client that closes long after its answer) is cut to a band that says how long it was (there
+        is one such pause at most). A pause that a timer ended (before a
+        retransmission, a zero-window probe or a keep-alive) stays at its length: its length is the story."""
+        if not self.times:
+            return TimeAxis(0.0, 1.0, ())
+        times = numpy.unique(numpy.frombuffer(self.times))
+        start, end = float(times[0]), float(times[-1])
+        timed = numpy.unique(
+            numpy.concatenate(
+                [
+                    numpy.frombuffer(direction.marks[kind][0])
+                    for direction in self._directions.values()
+                    for kind in TIMER_MARKS
+                    if kind in direction.marks
+                ]
+                or [numpy.empty(0)]
+            )
+        )
+        if len(times) < MINIMUM_FRAMES_TO_SHORTEN:
+            return TimeAxis(start, end, ())
+        pauses = numpy.diff(times)
+        gaps = tuple(
+            (float(times[index]), float(times[index + 1]))
+            for index in numpy.flatnonzero((pauses > IDLE_SHARE * (end - start)) & (pauses >= MINIMUM_PAUSE))
+            if not numpy.isin(times[index + 1], timed)
+        )
+        return TimeAxis(start, end, gaps)
+
 
 def draw_time_sequence(
     data: Report | Sequence[FrameAnalysis] | TimeSequence,
@@ -143,87 +303,123 @@ def draw_time_sequence(
     """Draw the time-sequence graph of one direction of TCP ``stream``; returns the Axes.
 
     ``data`` is a :class:`TimeSequence` (its own stream), frame analyses, or a report analysed with
-    ``keep_frames=True``. Long series are reduced to :data:`COLUMNS` time columns (see there).
+    ``keep_frames=True``. The time axis spans the whole stream (both directions), so the graphs of
+    the two directions line up. Long series are reduced to :data:`COLUMNS` time columns (see there).
     """
-    if isinstance(data, TimeSequence):
-        sequence = data
-    else:
-        sequence = TimeSequence.of(data.frame_analyses if isinstance(data, Report) else data, stream)
+    sequence = _sequence_of(data, stream)
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=(10, 5.5))
+        _, ax = plt.subplots(figsize=(11, 5.5))
     sent = sequence.direction(from_initiator)
-    times = numpy.frombuffer(sequence.times, dtype=float) if sequence.times else numpy.empty(0)
-    data_times = numpy.concatenate([numpy.frombuffer(sent.data[0]), numpy.frombuffer(sent.retransmissions[0])])
-    start, end = _focus_on_the_transfer(ax, data_times, times)
-    for columns, colour, width, keep_all in (
-        (sent.data, BLUE, 1.6, False),
-        (sent.retransmissions, VERMILLION, 2.4, True),
-    ):
-        if columns[0]:
-            xs, lows, highs = _bars(columns, start, end, keep_all)
-            ax.plot(
-                _broken(xs, xs), _broken(lows, highs), color=colour, linewidth=width, solid_capstyle="butt", zorder=3
-            )
+    time_axis = sequence.time_axis()
+    start, end = time_axis.start, time_axis.end
     reduced = max(len(sent.data[0]), len(sent.acks[0])) > DECIMATE_ABOVE
-    if reduced and sent.retransmissions[0]:
-        # At this scale a segment is shorter than a pixel: each retransmission gets a marker.
-        xs, lows, highs = _bars(sent.retransmissions, start, end, True)
-        ax.plot(xs, (lows + highs) / 2, **RETRANSMISSION_MARKER)  # type: ignore[arg-type]
+    drawn: dict[str, Any] = {}
+    lows: list[numpy.ndarray] = []
+    highs: list[numpy.ndarray] = []
+    if sent.data[0]:
+        xs, low, high = _bars(sent.data, start, end, keep_all=False)
+        drawn["data"] = _draw_bars(ax, "data", xs, low, high, "data segment (first to last byte)", BLUE, 1.6)
+        lows.append(low)
+        highs.append(high)
+    if sent.retransmissions[0]:
+        xs, low, high = _bars(sent.retransmissions, start, end, keep_all=True)
+        _draw_bars(ax, "retransmitted-bytes", xs, low, high, "retransmission", VERMILLION, 2.4)
+        lows.append(low)
+        highs.append(high)
     acks = sent.acks
+    window_edge = None
     if acks[0]:
-        for values, colour, width in ((acks[1], GREEN, 1.3), (acks[2], ORANGE, 1.1)):
-            xs, ys = _steps(acks[0], values, start, end)
-            ax.step(xs, ys, where="post", color=colour, linewidth=width, zorder=2)
+        xs, ys = _steps(acks[0], acks[1], start, end)
+        drawn["ack"] = ax.step(
+            xs, ys, where="post", color=GREEN, linewidth=1.3, zorder=2, label="ACK from the receiver", gid=GID + "ack"
+        )[0]
+        lows.append(ys)
+        highs.append(ys)
+        edge_xs, edge_ys = _steps(acks[0], acks[2], start, end)
+        window_edge = ax.step(
+            edge_xs,
+            edge_ys,
+            where="post",
+            color=ORANGE,
+            linewidth=1.1,
+            zorder=2,
+            label="ACK + advertised window (how far the sender may go)",
+            gid=GID + "window",
+        )[0]
     if sent.sacks[0]:
-        xs, lows, highs = _bars(sent.sacks, start, end, False)
-        ax.plot(_broken(xs, xs), _broken(lows, highs), color=PURPLE, linewidth=3, alpha=0.7, zorder=4)
-    if sent.zero_windows[0]:
-        ax.plot(
-            numpy.frombuffer(sent.zero_windows[0]),
-            numpy.frombuffer(sent.zero_windows[1], dtype=numpy.int64),
-            linestyle="none",
-            marker="x",
-            markersize=8,
-            color=VERMILLION,
-            zorder=5,
-        )
-    ax.set_xlabel("time since the first frame (s)")
-    ax.set_ylabel("relative sequence number (bytes)")
-    direction = "initiator → responder" if from_initiator else "responder → initiator"
-    ax.set_title(f"TCP stream {sequence.stream}, {direction}", loc="left", fontsize=11)
-    ax.grid(True, color="#DDDDDD", linewidth=0.6)
-    present = {
-        "data": bool(sent.data[0] or sent.retransmissions[0]),
-        "retransmission": bool(sent.retransmissions[0]),
-        "ack": bool(acks[0]),
-        "sack": bool(sent.sacks[0]),
-        "zero": bool(sent.zero_windows[0]),
+        xs, low, high = _bars(sent.sacks, start, end, keep_all=False)
+        drawn["sack"] = _draw_bars(ax, "sack", xs, low, high, "SACK block", PURPLE, 3.5, zorder=4, alpha=0.75)
+        lows.append(low)
+        highs.append(high)
+    marks = {
+        kind: (numpy.frombuffer(times), numpy.frombuffer(values, dtype=numpy.int64))
+        for kind, (times, values) in sent.marks.items()
     }
-    retransmission_handle = (
-        Line2D([0], [0], label="retransmission", **RETRANSMISSION_MARKER)  # type: ignore[arg-type]
-        if reduced
-        else Line2D([0], [0], color=VERMILLION, linewidth=2.4, label="retransmission")
-    )
-    handles = [
-        handle
-        for key, handle in (
-            ("data", Line2D([0], [0], color=BLUE, linewidth=1.6, label="data segment (first to last byte)")),
-            ("retransmission", retransmission_handle),
-            ("ack", Line2D([0], [0], color=GREEN, linewidth=1.3, label="ACK from the receiver")),
-            ("ack", Line2D([0], [0], color=ORANGE, linewidth=1.1, label="ACK + advertised window")),
-            ("sack", Line2D([0], [0], color=PURPLE, linewidth=3, alpha=0.7, label="SACK block")),
-            ("zero", Line2D([0], [0], color=VERMILLION, marker="x", linestyle="none", label="zero window")),
-        )
-        if present[key]
+    near = _near(lows, highs)
+    for _, ys in marks.values():
+        lows.append(ys[(ys >= near[0]) & (ys <= near[1])])
+    extent = _extent(lows, highs)
+    bottom, top = _padded(*extent, Y_MARGIN_SHARE, 1.0) if extent else (-1.0, 1.0)
+    placed: list[tuple[float, float]] = []
+    for kind, style in MARKS.items():
+        if kind not in marks:
+            continue
+        xs, ys = marks[kind]
+        if extent and not numpy.all((ys >= near[0]) & (ys <= near[1])):
+            ys = _pin_far_marks(ax, style.label, xs, ys, near, extent)
+        offsets = _fan_out(time_axis, (bottom, top), xs, ys, placed)
+        for offset in sorted(set(offsets)):
+            chosen = numpy.array([each == offset for each in offsets])
+            artist = ax.plot(
+                xs[chosen],
+                ys[chosen],
+                linestyle="none",
+                marker=style.marker,
+                markersize=style.size,
+                color=style.color,
+                markerfacecolor=style.color if style.filled else "white",
+                markeredgecolor="white" if style.filled and style.marker not in "xX" else style.color,
+                markeredgewidth=0.7 if style.filled and style.marker not in "x" else 1.6,
+                zorder=7 if kind == "retransmission" else 6,
+                label=style.label,
+                gid=GID + kind,
+            )[0]
+            if offset:
+                artist.set_transform(ax.transData + ScaledTranslation(0, offset / 72, ax.figure.dpi_scale_trans))
+            drawn.setdefault(kind, artist)
+    ax.set_ylim(bottom, top)
+    time_axis.apply(ax)
+    window_note = ""
+    if window_edge is not None:
+        if _shows(ax, window_edge, step=True):
+            drawn["window"] = window_edge
+        elif acks[0] and min(numpy.frombuffer(acks[2], dtype=numpy.int64)) > top:
+            window_note = WINDOW_ABOVE
+    _label_axes(ax, sequence, sent, from_initiator)
+    shown = [
+        (kind, artist)
+        for kind, artist in sorted(drawn.items(), key=lambda item: LEGEND_ORDER.index(item[0]))
+        if _shows(ax, artist)
     ]
-    if handles:
-        ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+    if shown or window_note:
+        legend = ax.legend(
+            [_legend_handle(ax, kind, artist) for kind, artist in shown],
+            [artist.get_label() for _, artist in shown],
+            handler_map={tuple: HandlerTuple(ndivide=None, pad=0)},
+            loc="best",
+            fontsize=8,
+            framealpha=0.9,
+            title=window_note or None,
+            title_fontsize=8,
+            alignment="left",
+        )
+        legend.get_title().set_color(ORANGE)
     if reduced:
-        frames = sequence.frames_in(from_initiator)
         ax.set_title(
-            f"{frames:,} frames in {COLUMNS:,} time columns (lowest to highest); every retransmission ◆ kept",
+            f"{sequence.frames_in(from_initiator):,} frames in {COLUMNS:,} time columns (lowest to highest); "
+            "every mark kept",
             loc="right",
             fontsize=7.5,
             color="#555555",
@@ -233,6 +429,391 @@ def draw_time_sequence(
     return ax
 
 
+LEGEND_ORDER = ["data", "ack", "window", "sack", *MARKS]
+
+
+def draw_time_sequence_figure(
+    data: Report | Sequence[FrameAnalysis] | TimeSequence, *, figure: Figure, stream: int = 0
+) -> list[Axes]:
+    """Draw the graphs of the directions that send data into ``figure``, one above the other on one
+    time axis; a direction that sends none (only ACKs, SYN, FIN) gets no panel, and the figure says so.
+    Returns the Axes, from the initiator's side."""
+    sequence = _sequence_of(data, stream)
+    sides = sequence.directions_to_draw()
+    sent = [sequence.direction(side).payload_bytes for side in sides]
+    # A direction that sends far less (a request before a download) gets a lower panel.
+    ratios = [3.0 if sent_bytes * 10 >= max(sent) else 1.6 for sent_bytes in sent]
+    axes = figure.subplots(len(sides), 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})[:, 0]
+    for ax, side in zip(axes, sides):
+        draw_time_sequence(sequence, from_initiator=side, ax=ax)
+    left_out = [side for side in (True, False) if side not in sides]
+    for side in left_out:
+        direction = sequence.direction(side)
+        if direction.frames:
+            what = _sent_without_data(direction)
+            figure.suptitle(
+                f"{direction.name} ({_role(side)}) sends no data ({what}): no graph of its own; "
+                "its ACKs are the ACK line below",
+                x=0.01,
+                ha="left",
+                fontsize=8.5,
+                color="#555555",
+            )
+    return list(axes)
+
+
+def figure_height(sequence: TimeSequence) -> float:
+    """Inches: 5.5 for one direction's graph, 10 for two."""
+    return 1.0 + 4.5 * len(sequence.directions_to_draw())
+
+
+def _sequence_of(data: Report | Sequence[FrameAnalysis] | TimeSequence, stream: int) -> TimeSequence:
+    if isinstance(data, TimeSequence):
+        return data
+    return TimeSequence.of(data.frame_analyses if isinstance(data, Report) else data, stream)
+
+
+def _role(from_initiator: bool) -> str:
+    return "initiator → responder" if from_initiator else "responder → initiator"
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _sent_without_data(direction: _Direction) -> str:
+    kinds = [MARKS[kind].label for kind in ("syn", "fin", "rst") if kind in direction.marks]
+    frames = f"{direction.frames:,} segment{'s' if direction.frames != 1 else ''}"
+    return frames + (f": ACKs, {', '.join(kinds)}" if kinds else ", ACKs only")
+
+
+def _label_axes(ax: Axes, sequence: TimeSequence, sent: _Direction, from_initiator: bool) -> None:
+    ax.set_xlabel("time since the first frame")
+    ax.set_ylabel("relative sequence number")
+    ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True))  # 2.5 needs 2 decimals
+    ax.yaxis.set_major_formatter(UnitFormatter(BYTES))
+    title = f"TCP stream {sequence.stream}, {_role(from_initiator)}"
+    if sent.name:
+        title += f": {sent.name}, {format_bytes(sent.payload_bytes)} of data"
+        retransmissions = len(sent.marks.get("retransmission", ((),))[0])
+        if retransmissions:
+            title += f", {retransmissions:,} retransmission{'s' if retransmissions != 1 else ''}"
+            if sent.retransmitted_bytes:
+                title += f" ({format_bytes(sent.retransmitted_bytes)})"
+    if len(title) > TITLE_LINE:  # IPv6 endpoints: the sender and receiver go to a second line
+        title = title.replace(": ", ":\n", 1)
+    ax.set_title(title, loc="left", fontsize=10.5)
+    ax.grid(True, color="#DDDDDD", linewidth=0.6)
+
+
+def _draw_bars(
+    ax: Axes,
+    kind: str,
+    xs: numpy.ndarray,
+    lows: numpy.ndarray,
+    highs: numpy.ndarray,
+    label: str,
+    colour: str,
+    width: float,
+    *,
+    zorder: float = 3,
+    alpha: float = 1.0,
+) -> Line2D:
+    """Vertical bars as one line broken by NaN (one artist for any number of bars)."""
+    return ax.plot(
+        _broken(xs, xs),
+        _broken(lows, highs),
+        color=colour,
+        linewidth=width,
+        solid_capstyle="butt",
+        alpha=alpha,
+        zorder=zorder,
+        label=label,
+        gid=GID + kind,
+    )[0]
+
+
+def _legend_handle(ax: Axes, kind: str, artist: Line2D) -> Line2D | tuple[Line2D, ...]:
+    """The artist itself; for a retransmission, its bar and its diamond together."""
+    if kind != "retransmission":
+        return artist
+    bars = [line for line in ax.lines if line.get_gid() == GID + "retransmitted-bytes"]
+    return (*bars, artist)
+
+
+def _shows(ax: Axes, artist: Line2D, *, step: bool = False) -> bool:
+    """Whether some point of ``artist`` (a step line: some of its steps) lies inside the axes' limits;
+    a line of one point (the single ACK of a refused connection) draws nothing."""
+    xs = numpy.asarray(artist.get_xdata(), dtype=float)
+    ys = numpy.asarray(artist.get_ydata(), dtype=float)
+    if artist.get_linestyle() != "None" and numpy.count_nonzero(numpy.isfinite(ys)) < 2:
+        return False
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    inside_y = (ys >= y0) & (ys <= y1)
+    if step:
+        ends = numpy.r_[xs[1:], numpy.inf]  # a step lasts until the next point
+        return bool(numpy.any(inside_y & (ends >= x0) & (xs <= x1)))
+    return bool(numpy.any(inside_y & (xs >= x0) & (xs <= x1)))
+
+
+def _extent(lows: list[numpy.ndarray], highs: list[numpy.ndarray]) -> tuple[float, float] | None:
+    """The lowest and highest finite value (None when there is none)."""
+    finite = [values[numpy.isfinite(values)] for values in (*lows, *highs)]
+    finite = [values for values in finite if len(values)]
+    if not finite:
+        return None
+    return float(min(values.min() for values in finite)), float(max(values.max() for values in finite))
+
+
+def _near(lows: list[numpy.ndarray], highs: list[numpy.ndarray]) -> tuple[float, float]:
+    """Where a mark may lie and still set the y range: within the span of the segments and ACKs
+    (at least :data:`FAR_BYTES`) of them. A RST injected a billion bytes away is far."""
+    extent = _extent(lows, highs)
+    if extent is None:
+        return -math.inf, math.inf
+    reach = max(extent[1] - extent[0], FAR_BYTES)
+    return extent[0] - reach, extent[1] + reach
+
+
+def _fan_out(
+    time_axis: TimeAxis,
+    y_range: tuple[float, float],
+    xs: numpy.ndarray,
+    ys: numpy.ndarray,
+    placed: list[tuple[float, float]],
+) -> list[float]:
+    """Vertical offsets (points) that keep marks off the marks placed before them: a FIN, its
+    retransmission's diamond and a RST in the same millisecond would hide each other. Each mark
+    that lands on earlier ones moves :data:`FAN_OUT_POINTS` per mark under it, downwards near the
+    top of the graph. ``placed`` (axes fractions) grows by these marks."""
+    real, drawn = time_axis.knots()
+    low, high = (float(numpy.interp(edge, real, drawn)) for edge in time_axis.limits())
+    fractions_x = (numpy.interp(xs, real, drawn) - low) / max(high - low, 1e-12)
+    fractions_y = (ys - y_range[0]) / max(y_range[1] - y_range[0], 1e-12)
+    offsets = []
+    mine: list[tuple[float, float]] = []
+    for x, y in zip(fractions_x.tolist(), fractions_y.tolist()):
+        under = sum(1 for other_x, other_y in placed if abs(other_x - x) < NEAR_X and abs(other_y - y) < NEAR_Y)
+        offsets.append(under * FAN_OUT_POINTS * (-1 if y > 0.7 else 1))
+        mine.append((x, y))
+    placed += mine
+    return offsets
+
+
+def _pin_far_marks(
+    ax: Axes,
+    label: str,
+    xs: numpy.ndarray,
+    ys: numpy.ndarray,
+    near: tuple[float, float],
+    extent: tuple[float, float],
+) -> numpy.ndarray:
+    """Far marks drawn at the edge of the range they are off, each labelled with its sequence number."""
+    pinned: numpy.ndarray = numpy.clip(ys, *extent).astype(float)
+    for x, y, at in zip(xs, ys, pinned):
+        if near[0] <= y <= near[1]:
+            continue
+        above = y > near[1]
+        ax.annotate(
+            f"{label} at seq {int(y):,} {'↑' if above else '↓'}",
+            xy=(x, at),
+            xytext=(-6, -4 if above else 4),
+            textcoords="offset points",
+            ha="right",
+            va="top" if above else "bottom",
+            fontsize=8,
+            color="#333333",
+            gid=GID + "far-mark",
+        )
+    return pinned
+
+
+def _padded(low: float, high: float, fraction: float, least: float) -> tuple[float, float]:
+    margin = max((high - low) * fraction, least)
+    return low - margin, high + margin
+
+
+class TimeAxis(NamedTuple):
+    """A time axis from ``start`` to ``end`` (seconds) on which each of ``gaps`` (from, to: the
+    frames around a pause) is drawn as a grey band :data:`SHORTENED_SHARE` of the axis wide that says
+    how long the pause lasted; :data:`PAUSE_MARGIN_SHARE` of the axis on each side of a band stays at
+    real scale, so the frames around it are not drawn on its edges."""
+
+    start: float
+    end: float
+    gaps: tuple[tuple[float, float], ...]
+
+    def drawn_width(self) -> float:
+        """The width of the axis from ``start`` to ``end`` once the pauses are shortened (seconds)."""
+        kept = (self.end - self.start) - sum(to - since for since, to in self.gaps)
+        return max(kept, 1e-9) / (1 - (SHORTENED_SHARE + 2 * PAUSE_MARGIN_SHARE) * len(self.gaps))
+
+    def bands(self) -> list[tuple[float, float]]:
+        """The real times each band covers: its pause less a margin at each end."""
+        margin = PAUSE_MARGIN_SHARE * self.drawn_width()
+        return [(since + min(margin, (to - since) / 4), to - min(margin, (to - since) / 4)) for since, to in self.gaps]
+
+    def knots(self) -> tuple[numpy.ndarray, numpy.ndarray]:
+        """Real times and where they are drawn; linear between knots, slope 1 beyond the ends."""
+        width = SHORTENED_SHARE * self.drawn_width()
+        real, drawn = [self.start - 1e9, self.start], [self.start - 1e9, self.start]
+        for since, to in self.bands():
+            drawn.append(drawn[-1] + since - real[-1])
+            real.append(since)
+            drawn.append(drawn[-1] + width)
+            real.append(to)
+        drawn += [drawn[-1] + self.end - real[-1], drawn[-1] + self.end - real[-1] + 1e9]
+        real += [self.end, self.end + 1e9]
+        return numpy.array(real), numpy.array(drawn)
+
+    def limits(self) -> tuple[float, float]:
+        """The axis' limits: :data:`EDGE_MARGIN_SHARE` of it before the first frame and after the last."""
+        margin = max(self.drawn_width() * EDGE_MARGIN_SHARE, 1e-6)  # slope 1 outside
+        return self.start - margin, self.end + margin
+
+    def apply(self, ax: Axes) -> None:
+        """Set the axis' limits, its scale (when there are gaps), ticks with units, and the bands."""
+        real, drawn = self.knots()
+        if self.gaps:
+            ax.set_xscale(
+                "function",
+                functions=(lambda t: numpy.interp(t, real, drawn), lambda d: numpy.interp(d, drawn, real)),
+            )
+            ax.xaxis.set_major_locator(_SegmentLocator(self))
+        ax.xaxis.set_major_formatter(UnitFormatter(SECONDS))
+        ax.set_xlim(*self.limits())
+        for (since, to), (left, right) in zip(self.gaps, self.bands()):
+            ax.axvspan(left, right, color="#EEEEEE", zorder=0.5, gid=GID + "pause")
+            ax.text(
+                (left + right) / 2,
+                0.5,
+                f"{format_seconds(to - since)} pause, shortened",
+                transform=ax.get_xaxis_transform(),
+                rotation=90,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#555555",
+                zorder=1,
+            )
+
+
+class _SegmentLocator(Locator):
+    """Ticks on a time axis with shortened pauses: on round values within each stretch between bands
+    (the roundest one of each first), never two closer than :data:`TICK_SPACING_SHARE` of the axis
+    and never with more than :data:`MAXIMUM_TICK_DECIMALS` decimals."""
+
+    def __init__(self, time_axis: TimeAxis) -> None:
+        self.time_axis = time_axis
+
+    def __call__(self) -> list[float]:
+        axis = self.time_axis
+        real, drawn = axis.knots()
+        low, high = axis.limits()
+        total = float(numpy.interp(high, real, drawn) - numpy.interp(low, real, drawn))
+        bounds = [low, *(edge for band in axis.bands() for edge in band), high]
+        candidates: list[tuple[int, float]] = []
+        for since, to in zip(bounds[0::2], bounds[1::2]):
+            candidates.append((0, _roundest(since, to)))
+            share = float(numpy.interp(to, real, drawn) - numpy.interp(since, real, drawn)) / max(total, 1e-12)
+            bins = max(1, round(9 * share))
+            candidates += [
+                (1, float(tick))
+                for tick in MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]).tick_values(since, to)
+                if since <= tick <= to
+            ]
+        prefix = _prefix_for(SECONDS, [high])[0][1]
+        ticks: list[float] = []
+        for _, tick in sorted(candidates):
+            if _decimals_of([tick / prefix]) > MAXIMUM_TICK_DECIMALS:
+                continue
+            at = float(numpy.interp(tick, real, drawn))
+            if all(abs(at - float(numpy.interp(other, real, drawn))) >= TICK_SPACING_SHARE * total for other in ticks):
+                ticks.append(tick)
+        return sorted(ticks)
+
+
+def _roundest(low: float, high: float) -> float:
+    """The value in [low, high] with the fewest decimals (the middle, if none has fewer than 12)."""
+    for decimals in range(-12, 12):
+        step = 10.0**-decimals
+        candidate = math.ceil(low / step - 1e-9) * step
+        if candidate <= high:
+            return round(candidate, max(decimals, 0))
+    return (low + high) / 2
+
+
+class Unit(NamedTuple):
+    """Prefixes of one unit, largest first: (name, size)."""
+
+    base: str
+    prefixes: tuple[tuple[str, float], ...]
+
+
+SECONDS = Unit("s", (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)))
+BYTES = Unit("B", (("MB", 1e6), ("KB", 1e3), ("B", 1.0)))
+
+
+class UnitFormatter(Formatter):
+    """Tick labels with their unit, one prefix for the whole axis (``0 ms``, ``0.5 ms``, ``1 ms``;
+    ``200 KB``): never a separate offset or ``1e6`` text."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        self._prefix = unit.prefixes[-1]
+        self._decimals = 0
+
+    def set_locs(self, locs: list[float]) -> None:
+        super().set_locs(locs)
+        self._prefix, self._decimals = _prefix_for(self.unit, list(locs))
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        name, size = self._prefix
+        value = x / size
+        if abs(value) < 0.5 * 10**-self._decimals:
+            value = 0.0  # no "-0"
+        return f"{value:,.{self._decimals}f} {name}"
+
+    def format_data(self, value: float) -> str:
+        name, size = _prefix_for(self.unit, [value])[0]
+        return f"{value / size:,.6g} {name}"
+
+    def get_offset(self) -> str:
+        return ""
+
+
+def _prefix_for(unit: Unit, values: list[float]) -> tuple[tuple[str, float], int]:
+    """The largest prefix that keeps the largest value at 1 or more, and the decimals that write
+    each value exactly."""
+    largest = max((abs(value) for value in values), default=0.0)
+    prefix = next(((name, size) for name, size in unit.prefixes if largest >= size), unit.prefixes[-1])
+    decimals = _decimals_of([value / prefix[1] for value in values])
+    if prefix[1] == 1.0 and unit is BYTES:
+        decimals = 0  # bytes are whole
+    return prefix, decimals
+
+
+def _decimals_of(values: list[float]) -> int:
+    """The fewest decimals (at most 6) that write each value exactly: 0.25 needs 2, never "0.2"."""
+    for decimals in range(7):
+        tolerance = 1e-6 * 10.0**-decimals
+        if all(abs(value - round(value, decimals)) <= tolerance * max(1.0, abs(value)) for value in values):
+            return decimals
+    return 6
+
+
+def format_seconds(value: float) -> str:
+    """``1.52 s``, ``832 ms``, ``129 µs``: three significant digits."""
+    name, size = _prefix_for(SECONDS, [value])[0]
+    return f"{value / size:.3g} {name}"
+
+
+def format_bytes(value: float) -> str:
+    """``1,448 B``, ``27.3 KB``, ``1.05 MB``."""
+    name, size = _prefix_for(BYTES, [value])[0]
+    return f"{value:,.0f} B" if size == 1.0 else f"{value / size:.3g} {name}"
+
+
 def _columns_of(times: numpy.ndarray, start: float, end: float) -> numpy.ndarray:
     """The time column of each point (points outside [start, end] go to the edge columns)."""
     width = max(end - start, 1e-9) / COLUMNS
@@ -240,7 +821,7 @@ def _columns_of(times: numpy.ndarray, start: float, end: float) -> numpy.ndarray
 
 
 def _bars(
-    columns: tuple[array[float], array[int], array[int]], start: float, end: float, keep_all: bool
+    columns: tuple[array[float], array[int], array[int]], start: float, end: float, *, keep_all: bool
 ) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     """Vertical bars (time, low, high): every one, or, for a long series, one per time column from
     the lowest to the highest sequence number of the column."""
@@ -282,29 +863,3 @@ def _broken(first: numpy.ndarray, second: numpy.ndarray) -> numpy.ndarray:
     points = numpy.empty(3 * len(first))
     points[0::3], points[1::3], points[2::3] = first, second, NAN
     return points
-
-
-def _focus_on_the_transfer(ax: Axes, data_times: numpy.ndarray, all_times: numpy.ndarray) -> tuple[float, float]:
-    """Keep the x axis on the data when a long idle tail (keep-alives, a late RST) would squash it.
-    Returns the time span the axis shows."""
-    if not len(all_times):
-        return 0.0, 1.0
-    first_time, end = float(all_times.min()), float(all_times.max())
-    if not len(data_times):
-        return first_time, end
-    first, last = float(data_times.min()), float(data_times.max())
-    span = max(last - first, 1e-3)
-    if end - last > 5 * span:
-        ax.set_xlim(first_time - 0.02 * span, last + 0.15 * span)
-        later = int(numpy.count_nonzero(all_times > last + 0.15 * span))
-        ax.annotate(
-            f"{later} later frame{'s' if later != 1 else ''}, up to {end:.1f} s →",
-            xy=(1.0, 0.02),
-            xycoords="axes fraction",
-            ha="right",
-            va="bottom",
-            fontsize=8,
-            color=GREY,
-        )
-        return first_time, last + 0.15 * span
-    return first_time, end

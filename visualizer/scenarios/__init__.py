@@ -29,7 +29,8 @@ class Scenario:
 
     @property
     def description(self) -> str:
-        return (self.run.__doc__ or "").strip().splitlines()[0]
+        """The first paragraph of the scenario's docstring, on one line (it titles its figures)."""
+        return " ".join((self.run.__doc__ or "").strip().split("\n\n")[0].split())
 
 
 OFFLOADS_OFF = ("ethtool", "-K", "lo", "gso", "off", "tso", "off", "gro", "off")
@@ -72,6 +73,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("keepalive", kernel.keepalive),
         Scenario("nagle", kernel.nagle),
+        Scenario("web", kernel.web),
         Scenario("craft-handshake", crafted.craft_handshake, _SUPPRESS, "crafted"),
         Scenario("craft-silent-client", crafted.craft_silent_client, _SUPPRESS, "crafted"),
         Scenario("craft-bad-checksum", crafted.craft_bad_checksum, (OFFLOADS_OFF, *_SUPPRESS), "crafted"),

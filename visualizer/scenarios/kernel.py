@@ -318,3 +318,134 @@ def nagle() -> None:
 
 
 NAGLE_WRITES = 30
+
+
+WEB_PORT = 8000
+DNS_PORT = 53
+WEB_NAMES = ("www.example.test", "img.example.test", "api.example.test")
+WEB_ABORTED = "/slow"
+"""A path the server never answers: the client gives up and aborts (SO_LINGER 0: RST)."""
+WEB_REQUESTS = 10
+"""Requests the server answers (the aborted one comes on top)."""
+
+
+def _dns_question(name: str) -> bytes:
+    """A DNS question section (RFC 1035 s4.1.2): the name as labels, type A, class IN."""
+    labels = b"".join(bytes((len(label),)) + label.encode() for label in name.split("."))
+    return labels + b"\0" + struct.pack("!HH", 1, 1)
+
+
+def _dns_answer(query: bytes) -> bytes:
+    """The answer to a one-question query (RFC 1035 s4.1.1, s4.1.3): 127.0.0.1, TTL 60."""
+    header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0)  # a response; recursion desired, available
+    record = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(HOST)  # 0xC00C: the name at offset 12
+    return header + query[12:] + record
+
+
+def _read_head(connection: socket.socket) -> bytes:
+    """Up to the blank line that ends an HTTP head (and whatever came with it)."""
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := connection.recv(4096)):
+        data += chunk
+    return data
+
+
+def web() -> None:
+    """A browser-like client: 3 DNS lookups over UDP, 10 HTTP requests (some at once), one refused, one aborted.
+
+    A tiny HTTP/1.1 server listens on 127.0.0.1:8000 and a DNS-like server on UDP port 53.
+    A request with "Connection: close" is answered and the server closes first (it ends in
+    TIME-WAIT); the others are answered and the client closes first. Nothing listens on
+    port 9: that connection is refused (RST|ACK). The server never answers "/slow": the
+    client gives up and closes with SO_LINGER 0 (RST). 15 conversations: 10 complete,
+    1 refused, 1 reset, 3 UDP.
+    """
+    resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    resolver.bind((HOST, DNS_PORT))
+    resolver.settimeout(TIMEOUT)
+
+    def resolve() -> None:
+        for _ in WEB_NAMES:
+            query, peer = resolver.recvfrom(512)
+            resolver.sendto(_dns_answer(query), peer)
+
+    def answer(connection: socket.socket) -> None:
+        request = _read_head(connection)
+        if request.startswith(f"GET {WEB_ABORTED} ".encode()):
+            try:
+                read_to_end(connection)  # until the client's RST
+            except ConnectionResetError:
+                pass
+            return
+        time.sleep(0.01)  # the server works a little: requests sent at once overlap
+        body = b"<p>" + request.split(b" ")[1] + b"</p>\n"
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        if b"Connection: close" not in request:
+            read_to_end(connection)  # the client closes first
+
+    def accept(server: socket.socket) -> None:
+        answering = []
+        with server:
+            for _ in range(WEB_REQUESTS + 1):
+                connection, _ = server.accept()
+                connection.settimeout(TIMEOUT)
+                answering.append(threading.Thread(target=_closing_after, args=(answer, connection), daemon=True))
+                answering[-1].start()
+        finish(*answering)
+
+    def look_up(name: str) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(TIMEOUT)
+            header = struct.pack("!HHHHHH", 0x5000 + WEB_NAMES.index(name), 0x0100, 1, 0, 0, 0)  # recursion desired
+            client.sendto(header + _dns_question(name), (HOST, DNS_PORT))
+            client.recvfrom(512)
+        time.sleep(0.01)
+
+    def fetch(path: str, close: bool) -> None:
+        with connect(WEB_PORT) as client:
+            connection = "Connection: close\r\n" if close else ""
+            client.sendall(f"GET {path} HTTP/1.1\r\nHost: www.example.test\r\n{connection}\r\n".encode())
+            if close:
+                read_to_end(client)  # until the server's FIN
+            else:
+                head, _, body = _read_head(client).partition(b"\r\n\r\n")
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                while len(body) < length:  # all of it: closing with unread data would send RST, not FIN
+                    body += client.recv(4096)
+        time.sleep(0.01)
+
+    def fetch_at_once(*requests: tuple[str, bool]) -> None:
+        fetching = [threading.Thread(target=fetch, args=request) for request in requests]
+        for thread in fetching:
+            thread.start()
+        finish(*fetching)
+
+    threads = [
+        threading.Thread(target=resolve, daemon=True),
+        threading.Thread(target=accept, args=(listen(WEB_PORT),), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    look_up("www.example.test")
+    fetch("/", close=False)
+    fetch("/style.css", close=True)
+    look_up("img.example.test")
+    fetch_at_once(("/img/1.png", False), ("/img/2.png", True), ("/img/3.png", False))
+    look_up("api.example.test")
+    fetch("/api/items", close=True)
+    fetch("/api/items?page=2", close=False)
+    fetch("/favicon.ico", close=True)
+    fetch_at_once(("/font-a.woff", True), ("/font-b.woff", False))
+    refused()  # port 9: nothing listens
+    time.sleep(0.01)
+    with connect(WEB_PORT) as client:
+        client.sendall(f"GET {WEB_ABORTED} HTTP/1.1\r\nHost: www.example.test\r\n\r\n".encode())
+        time.sleep(0.03)  # no answer: give up
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finish(*threads)
+    resolver.close()
+
+
+def _closing_after(handler: Callable[[socket.socket], object], connection: socket.socket) -> None:
+    with connection:
+        handler(connection)

@@ -655,7 +655,7 @@ def arrivals_of_drops(events: Iterable[KernelEvent]) -> list[KernelEvent]:
 
 def write_sidecar(path: Path, header: dict[str, Any], events: Iterable[KernelEvent]) -> Path:
     """Write the sidecar atomically: the header line, then one JSON object per event."""
-    from visualizer.render.files import atomic_write
+    from visualizer.files import atomic_write
 
     def writer(handle: IO[bytes]) -> None:
         handle.write((json.dumps(header) + "\n").encode())

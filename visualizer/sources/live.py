@@ -45,14 +45,15 @@ import re
 import select
 import socket
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from visualizer.errors import CaptureFilterError, LiveCaptureError, PrivilegeError
+from visualizer.errors import CaptureFilterError, LiveCaptureError, PrivilegeError, command_line
+from visualizer.files import atomic_write
 from visualizer.sources.capture_file import PCAP_MAGIC_NANOSECONDS
 from visualizer.sources.pcap_writer import DEFAULT_SNAP_LENGTH, LINKTYPE_ETHERNET, PcapWriter
 
@@ -229,7 +230,7 @@ class PacketRing:
             # Protocol 0: the socket receives nothing until bind() names the protocol and the interface.
             self._socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError:
-            raise PrivilegeError("capturing packets needs root (CAP_NET_RAW): run it with sudo") from None
+            raise PrivilegeError("capturing packets needs root (CAP_NET_RAW): run it as root") from None
         try:
             self._ring = self._map()
         except OSError as error:
@@ -398,18 +399,14 @@ class CaptureResult:
     """Frames still in the ring when the capture stopped (not in ``frames``)."""
 
     def write(self, path: str | os.PathLike[str]) -> int:
-        """Write the frames as a pcap file, atomically (a temporary file in the same folder, then rename)."""
-        target = Path(path)
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        os.close(descriptor)
-        try:
-            with PcapWriter(temporary) as writer:
-                for timestamp, data in self.frames:
-                    writer.write(data, timestamp)
-            os.replace(temporary, target)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        """Write the frames as a pcap file, atomically, with the permissions of any new file (umask)."""
+
+        def write_frames(handle: BinaryIO) -> None:
+            writer = PcapWriter(handle)
+            for timestamp, data in self.frames:
+                writer.write(data, timestamp)
+
+        atomic_write(Path(path), write_frames)
         return len(self.frames)
 
 
@@ -430,8 +427,8 @@ def require_root(command: str) -> None:
     """Stop at once, with one line, when live capture is not possible."""
     if os.geteuid() != 0:
         raise PrivilegeError(
-            f"{command} sniffs packets and needs root (CAP_NET_RAW, CAP_NET_ADMIN): run 'sudo sockstory "
-            f"{command}'; without root, 'sockstory flows', 'events' and 'draw' work on capture files"
+            f"{command} sniffs packets and needs root (CAP_NET_RAW, CAP_NET_ADMIN): run it as root, or "
+            f"'sudo {command_line(command)}'; without root, 'flows', 'events' and 'draw' work on capture files"
         )
 
 

@@ -14,19 +14,23 @@ DEFAULT_SNAP_LENGTH = 262_144
 
 
 class PcapWriter:
-    """``with PcapWriter(path) as writer: writer.write(data, timestamp_ns)``."""
+    """``with PcapWriter(path) as writer: writer.write(data, timestamp_ns)``.
+
+    ``path`` may also be a binary file already open (an atomic write's temporary file): it is
+    written to and left open for its owner to close.
+    """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | BinaryIO,
         *,
         link_type: int = LINKTYPE_ETHERNET,
         snap_length: int = DEFAULT_SNAP_LENGTH,
     ) -> None:
-        self.path = os.fspath(path)
         self.snap_length = snap_length
         self.count = 0
-        self._handle: BinaryIO = open(self.path, "wb")
+        self._owned = isinstance(path, str | os.PathLike)
+        self._handle: BinaryIO = open(path, "wb") if isinstance(path, str | os.PathLike) else path
         self._handle.write(struct.pack("<IHHiIII", PCAP_MAGIC_NANOSECONDS, 2, 4, 0, 0, snap_length, link_type))
 
     def write(self, data: bytes, timestamp_ns: int, original_length: int | None = None) -> None:
@@ -38,7 +42,8 @@ class PcapWriter:
         self.count += 1
 
     def close(self) -> None:
-        self._handle.close()
+        if self._owned:
+            self._handle.close()
 
     def __enter__(self) -> PcapWriter:
         return self

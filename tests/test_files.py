@@ -12,7 +12,7 @@ from typing import BinaryIO
 import pytest
 
 from visualizer.errors import UsageError
-from visualizer.render.files import atomic_write, atomic_write_text, writing_files
+from visualizer.files import atomic_write, atomic_write_text, writing_files
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -35,7 +35,7 @@ def test_an_error_while_writing_leaves_the_old_file_and_no_temporary(tmp_path: P
 _SIGINT_WHILE_WRITING = """
 import os, signal, sys, time
 from pathlib import Path
-from visualizer.render.files import atomic_write
+from visualizer.files import atomic_write
 
 def half_then_ctrl_c(handle):
     handle.write(b"ne")

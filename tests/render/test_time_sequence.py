@@ -1,0 +1,416 @@
+"""The time-sequence graph, on its artists: one mark per finding, limits that hold the data, units on ticks."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
+
+from visualizer.analysis.report import ANALYSIS_BITS, FrameAnalysis
+from visualizer.cli import main
+from visualizer.model import FIN, RST, SYN
+from visualizer.pipeline import analyse_file
+from visualizer.render.time_sequence import (
+    BYTES,
+    GID,
+    MARKS,
+    SECONDS,
+    TimeSequence,
+    UnitFormatter,
+    draw_time_sequence,
+    draw_time_sequence_figure,
+)
+
+ROOT = Path(__file__).parent.parent.parent
+SCENARIOS = ROOT / "tests" / "data" / "scenarios" / "captures"
+CORPUS = ROOT / "tests" / "data" / "corpus" / "captures"
+CAPTURES = {
+    "story": (SCENARIOS / "story.pcap", 0),
+    "loss": (SCENARIOS / "loss.pcap", 0),
+    "zero-window": (SCENARIOS / "zero-window.pcap", 0),
+    "bulk": (SCENARIOS / "bulk.pcap", 0),
+    "keepalive": (SCENARIOS / "keepalive.pcap", 0),
+    "silent-client": (SCENARIOS / "craft-silent-client.pcap", 0),
+    "rst-injection": (SCENARIOS / "craft-rst-injection.pcap", 0),
+    "lossy-bulk": (CORPUS / "zeek-206_example_a.pcap", 1),
+    "ssh-dups": (CORPUS / "zeek-ssh-dups.pcap", 0),
+    "bad-checksum": (SCENARIOS / "craft-bad-checksum.pcap", 0),
+    "close-client-first": (SCENARIOS / "close-client-first.pcap", 0),
+    "close-server-first": (SCENARIOS / "close-server-first.pcap", 0),
+    "abort": (SCENARIOS / "abort.pcap", 0),
+    "pptp": (CORPUS / "tcpdump-pptp.pcap", 0),
+    "loopback": (CORPUS / "gopacket-test_loopback.pcap", 0),
+    "fast009": (CORPUS / "zeek-retransmit-fast009.pcap", 0),
+    "empty-sack": (CORPUS / "sv-tcp-empty-sack-tcp-opt.pcap", 0),
+    "ctu": (CORPUS / "zeek-ctu-64702-888.pcap", 0),
+    "ldap-gap": (CORPUS / "zeek-ldap-gap-data-missing.pcapng", 0),
+}
+TIME_TICK = re.compile(r"^-?[\d,]+(\.\d+)? (µs|ms|s)$")
+BYTES_TICK = re.compile(r"^-?[\d,]+(\.\d+)? (B|KB|MB)$")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> Iterator[None]:
+    yield
+    plt.close("all")
+
+
+def stream_frames(name: str) -> list[FrameAnalysis]:
+    path, stream = CAPTURES[name]
+    report = analyse_file(path, keep_frames=True)
+    return [frame for frame in report.frame_analyses if frame.protocol == "tcp" and frame.stream == stream]
+
+
+def drawn(name: str) -> tuple[Figure, list[Axes], list[FrameAnalysis]]:
+    frames = stream_frames(name)
+    figure = Figure(figsize=(11, 10), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)  # what savefig draws with: text extents are measured
+    axes = draw_time_sequence_figure(frames, figure=figure, stream=CAPTURES[name][1])
+    figure.canvas.draw()  # tick labels exist only once drawn
+    return figure, axes, frames
+
+
+def lines(ax: Axes, kind: str) -> list[Line2D]:
+    return [line for line in ax.lines if line.get_gid() == GID + kind]
+
+
+def mark_count(ax: Axes, kind: str) -> int:
+    return sum(len(line.get_xdata()) for line in lines(ax, kind))
+
+
+def direction_of(ax: Axes) -> bool:
+    return "initiator → responder" in ax.get_title(loc="left")
+
+
+def expected_marks(frames: list[FrameAnalysis], from_initiator: bool) -> dict[str, int]:
+    """Per kind of mark, the frames the analysis flagged (or the flags set) that the graph of the
+    direction ``from_initiator`` must mark: its own segments, and the ACKs coming back for them."""
+    sent = [frame for frame in frames if frame.from_initiator == from_initiator]
+    acks = [frame for frame in frames if frame.from_initiator != from_initiator]
+    counts = {
+        kind: sum(1 for frame in sent if frame.analysis & ANALYSIS_BITS[kind])
+        for kind in ("retransmission", "not_received", "zero_window_probe", "keep_alive", "bad_checksum")
+    }
+    counts |= {
+        kind: sum(1 for frame in acks if frame.analysis & ANALYSIS_BITS[kind])
+        for kind in ("duplicate_ack", "zero_window", "challenge_ack")
+    }
+    for kind, bit in (("syn", SYN), ("fin", FIN), ("rst", RST)):
+        counts[kind] = sum(1 for frame in sent if frame.record.tcp_flags & bit)
+    return counts
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_one_mark_per_flagged_frame_in_each_direction(name: str) -> None:
+    _, axes, frames = drawn(name)
+    assert axes
+    for ax in axes:
+        expected = expected_marks(frames, direction_of(ax))
+        assert {kind: mark_count(ax, kind) for kind in MARKS} == expected
+
+
+def test_the_lossy_bulk_transfer_shows_every_retransmission_its_cause_and_the_sacks() -> None:
+    _, axes, frames = drawn("lossy-bulk")
+    download = next(ax for ax in axes if not direction_of(ax))
+    retransmitted = [f for f in frames if not f.from_initiator and f.analysis & ANALYSIS_BITS["retransmission"]]
+    assert mark_count(download, "retransmission") == len(retransmitted) == 13
+    assert mark_count(download, "duplicate_ack") == 80
+    assert mark_count(download, "not_received") == 12
+    sacks = lines(download, "sack")[0]
+    assert numpy.count_nonzero(numpy.isfinite(sacks.get_ydata())) > 0
+    # The retransmissions are drawn above the duplicate ACKs that sit on the same sequence numbers.
+    assert lines(download, "retransmission")[0].get_zorder() > lines(download, "duplicate_ack")[0].get_zorder()
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_ticks_carry_units_and_no_axis_has_an_offset_text(name: str) -> None:
+    _, axes, _ = drawn(name)
+    bottom = axes[-1]
+    time_labels = [label.get_text() for label in bottom.get_xticklabels() if label.get_text()]
+    assert len(time_labels) >= 3 and all(TIME_TICK.match(label) for label in time_labels), time_labels
+    for ax in axes:
+        byte_labels = [label.get_text() for label in ax.get_yticklabels() if label.get_text()]
+        assert len(byte_labels) >= 3 and all(BYTES_TICK.match(label) for label in byte_labels), byte_labels
+        assert ax.xaxis.get_offset_text().get_text() == ""
+        assert ax.yaxis.get_offset_text().get_text() == ""
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_the_y_limits_hold_every_point_but_the_window_edge(name: str) -> None:
+    _, axes, _ = drawn(name)
+    for ax in axes:
+        low, high = ax.get_ylim()
+        for line in ax.lines:
+            if line.get_gid() == GID + "window":
+                continue
+            ys = numpy.asarray(line.get_ydata(), dtype=float)
+            ys = ys[numpy.isfinite(ys)]
+            assert len(ys) and low <= ys.min() and ys.max() <= high, line.get_gid()
+
+
+def test_the_graph_is_scaled_to_the_data_not_to_a_large_window() -> None:
+    """Bulk: a 200 KB transfer into a 65 KB+ window. The window edge runs far above the last byte:
+    the y axis ends near the data (tcptrace would scale to the window line)."""
+    _, (ax,), frames = drawn("bulk")
+    highest = max(frame.seq + frame.record.payload_length for frame in frames if frame.from_initiator)
+    window = lines(ax, "window")[0]
+    assert max(window.get_ydata()) > 1.2 * highest
+    assert ax.get_ylim()[1] < 1.1 * highest
+
+
+def test_the_window_edge_is_in_the_legend_only_where_it_shows() -> None:
+    _, (ax,), _ = drawn("zero-window")
+    assert "ACK + advertised window (how far the sender may go)" in legend_labels(ax)
+    _, axes, _ = drawn("story")
+    for ax in axes:
+        assert not any(label.startswith("ACK + advertised window") for label in legend_labels(ax))
+        assert "the window never limited the sender" in ax.get_legend().get_title().get_text()
+
+
+def legend_labels(ax: Axes) -> list[str]:
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_the_legend_names_every_kind_drawn_and_nothing_else(name: str) -> None:
+    _, axes, _ = drawn(name)
+    for ax in axes:
+        low_x, high_x = ax.get_xlim()
+        low_y, high_y = ax.get_ylim()
+        shown = set()
+        for line in ax.lines:
+            xs = numpy.asarray(line.get_xdata(), dtype=float)
+            ys = numpy.asarray(line.get_ydata(), dtype=float)
+            if line.get_gid() == GID + "window":  # a step reaches until the next point
+                xs = numpy.r_[xs[1:], numpy.inf]
+            inside = (xs >= low_x) & (ys >= low_y) & (ys <= high_y)
+            if numpy.any(inside):
+                shown.add(line.get_label())
+        labels = legend_labels(ax)
+        assert len(labels) == len(set(labels))
+        assert set(labels) == shown
+
+
+def test_a_direction_without_data_gets_no_panel_and_the_figure_says_so() -> None:
+    figure, axes, _ = drawn("bulk")
+    assert len(axes) == 1 and direction_of(axes[0])
+    assert "sends no data" in figure.get_suptitle()
+    figure, axes, _ = drawn("story")
+    assert [direction_of(ax) for ax in axes] == [True, False]
+    assert figure.get_suptitle() == ""
+
+
+def test_both_directions_share_one_time_range() -> None:
+    _, (upper, lower), _ = drawn("lossy-bulk")
+    assert upper.get_xlim() == lower.get_xlim()
+    first = min(min(line.get_xdata()) for ax in (upper, lower) for line in ax.lines if len(line.get_xdata()))
+    assert upper.get_xlim()[0] <= first
+
+
+def test_a_long_idle_pause_is_shortened_and_labelled_but_a_timer_s_is_not() -> None:
+    """The story's client closes 20 ms after a 0.4 ms exchange: the pause becomes a band that says
+    its length. The silent client's retransmission timeouts (doubling) keep their real lengths."""
+    _, axes, _ = drawn("story")
+    for ax in axes:
+        bands = [patch for patch in ax.patches if patch.get_gid() == GID + "pause"]
+        assert len(bands) == 1
+        assert any(re.fullmatch(r"20\.\d ms pause, shortened", text.get_text()) for text in ax.texts)
+        assert ax.get_xscale() == "function"
+    _, axes, _ = drawn("silent-client")
+    assert all(not ax.patches and ax.get_xscale() == "linear" for ax in axes)
+
+
+def test_one_direction_can_be_drawn_on_its_own_axes() -> None:
+    frames = stream_frames("loss")
+    ax = draw_time_sequence(TimeSequence.of(frames, 0), from_initiator=True)
+    assert ax.get_title(loc="left").startswith("TCP stream 0, initiator → responder: 127.0.0.1:")
+    assert mark_count(ax, "retransmission") == 1 and mark_count(ax, "not_received") == 1
+
+
+@pytest.mark.parametrize(
+    ("unit", "ticks", "labels"),
+    [
+        (SECONDS, [0.0, 0.0002, 0.0004], ["0 µs", "200 µs", "400 µs"]),
+        (SECONDS, [0.0, 0.0005, 0.001, 0.0015], ["0.0 ms", "0.5 ms", "1.0 ms", "1.5 ms"]),
+        (SECONDS, [0.0, 5.0, 10.0], ["0 s", "5 s", "10 s"]),
+        (BYTES, [0, 5, 10], ["0 B", "5 B", "10 B"]),
+        (BYTES, [0, 500, 1000, 1500], ["0.0 KB", "0.5 KB", "1.0 KB", "1.5 KB"]),
+        (BYTES, [0, 1_000_000, 2_000_000], ["0 MB", "1 MB", "2 MB"]),
+    ],
+)
+def test_tick_labels_use_one_prefix_per_axis(unit: object, ticks: list[float], labels: list[str]) -> None:
+    formatter = UnitFormatter(unit)  # type: ignore[arg-type]
+    assert formatter.format_ticks(ticks) == labels
+    assert formatter.get_offset() == ""
+
+
+def test_a_mark_far_from_the_data_is_pinned_to_the_edge_with_its_number() -> None:
+    """An out-of-window RST a billion bytes away would squash 5 bytes of data into one line: it is
+    drawn at the top of the range, labelled with its sequence number, and counted like the others."""
+    _, (ax,), frames = drawn("rst-injection")
+    far = [frame.seq for frame in frames if frame.record.tcp_flags & RST and frame.seq > 1_000_000]
+    assert far == [1_073_741_830]
+    assert ax.get_ylim()[1] < 200
+    labels = [text.get_text() for text in ax.texts if text.get_gid() == GID + "far-mark"]
+    assert labels == ["RST at seq 1,073,741,830 ↑"]
+    assert max(lines(ax, "rst")[0].get_ydata()) <= ax.get_ylim()[1]
+
+
+def test_a_stream_without_data_is_refused_with_one_line_naming_file_and_stream(tmp_path: Path) -> None:
+    """SYN and RST only: a time-sequence graph would be empty axes (and a legend of lines not drawn)."""
+    target = tmp_path / "refused.png"
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["draw", str(SCENARIOS / "refused.pcap"), "--time-sequence", "--stream", "0", "-o", str(target)],
+        stdout=out,
+        stderr=err,
+    )
+    assert code == 2 and not target.exists()
+    lines = err.getvalue().strip().splitlines()
+    assert lines == [
+        "sockstory: error: stream 0 of refused.pcap carries no data: a time-sequence graph would be empty; "
+        "draw its ladder"
+    ]
+    report = analyse_file(SCENARIOS / "craft-syn-closed.pcap", keep_frames=True)
+    assert not TimeSequence.of(report.frame_analyses, 0).carries_data()
+    assert TimeSequence.of(stream_frames("story"), 0).carries_data()
+
+
+def tick_labels(figure: Figure, ax: Axes) -> list[Text]:
+    return [label for label in ax.get_xticklabels() if label.get_text() and label.get_visible()]
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_time_tick_labels_never_overlap_and_have_at_most_three_decimals(name: str) -> None:
+    """Ticks around a shortened pause once piled up ("20.77 20.78 20.79 ms") or read "20.631257 ms"."""
+    figure, axes, _ = drawn(name)
+    renderer = figure.canvas.get_renderer()
+    labels = tick_labels(figure, axes[-1])
+    boxes = sorted((label.get_window_extent(renderer) for label in labels), key=lambda box: box.x0)
+    for left, right in zip(boxes, boxes[1:]):
+        assert left.x1 <= right.x0, [label.get_text() for label in labels]
+    for label in labels:
+        number = label.get_text().split()[0]
+        assert len(number.partition(".")[2]) <= 3, label.get_text()
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_tick_labels_are_exact_for_their_values(name: str) -> None:
+    """0.25 KB once read "0.2 KB": each label, times its unit, is its tick's value."""
+    _, axes, _ = drawn(name)
+    units = {"µs": 1e-6, "ms": 1e-3, "s": 1.0, "B": 1.0, "KB": 1e3, "MB": 1e6}
+    for ax in axes:
+        for labels, ticks in ((ax.get_xticklabels(), ax.get_xticks()), (ax.get_yticklabels(), ax.get_yticks())):
+            for label, tick in zip(labels, ticks):
+                if label.get_text():
+                    number, unit = label.get_text().replace(",", "").split()
+                    assert float(number) * units[unit] == pytest.approx(tick, rel=1e-9, abs=1e-12), label.get_text()
+
+
+def test_a_short_pause_keeps_its_length() -> None:
+    """close-client-first: 377 µs between the answer and the FIN, in a 614 µs exchange: not a pause to cut."""
+    _, axes, _ = drawn("close-client-first")
+    assert all(not ax.patches and ax.get_xscale() == "linear" for ax in axes)
+
+
+@pytest.mark.parametrize("name", ["story", "close-server-first", "abort", "rst-injection", "pptp", "loopback"])
+def test_marks_stand_clear_of_the_pause_bands(name: str) -> None:
+    figure, axes, _ = drawn(name)
+    renderer = figure.canvas.get_renderer()
+    for ax in axes:
+        bands = [patch.get_window_extent(renderer) for patch in ax.patches if patch.get_gid() == GID + "pause"]
+        assert bands
+        for box in mark_boxes(ax):
+            for band in bands:
+                assert box.x1 < band.x0 or box.x0 > band.x1, (name, box, band)
+
+
+def mark_boxes(ax: Axes) -> list[Bbox]:
+    """The display extent of every mark (marker size and edge included, offsets applied)."""
+    scale = ax.figure.dpi / 72
+    boxes = []
+    for line in ax.lines:
+        if line.get_gid().removeprefix(GID) not in MARKS:
+            continue
+        half = (line.get_markersize() + line.get_markeredgewidth()) * scale / 2
+        xy = numpy.column_stack([line.get_xdata(), line.get_ydata()]).astype(float)
+        for x, y in line.get_transform().transform(xy):
+            boxes.append(Bbox([[x - half, y - half], [x + half, y + half]]))
+    return boxes
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_every_mark_is_drawn_whole_inside_the_axes_clear_of_the_frame(name: str) -> None:
+    """The RST at the end of the silent client (3.2 s) sat on the right spine."""
+    _, axes, _ = drawn(name)
+    for ax in axes:
+        area = ax.get_window_extent().padded(-CLEARANCE)
+        for box in mark_boxes(ax):
+            assert area.x0 <= box.x0 and box.x1 <= area.x1 and area.y0 <= box.y0 and box.y1 <= area.y1, (name, box)
+
+
+CLEARANCE = 10
+"""Pixels (at 110 dpi) between a mark and the axes' frame."""
+
+
+@pytest.mark.parametrize("name", ["rst-injection", "ctu", "empty-sack", "bad-checksum"])
+def test_marks_of_different_kinds_do_not_hide_each_other(name: str) -> None:
+    """rst-injection: the FIN, its retransmission diamond and the RST fall in the same millisecond."""
+    _, axes, _ = drawn(name)
+    for ax in axes:
+        centres = [
+            (line.get_gid(), point)
+            for line in ax.lines
+            if line.get_gid().removeprefix(GID) in MARKS
+            for point in line.get_transform().transform(
+                numpy.column_stack([line.get_xdata(), line.get_ydata()]).astype(float)
+            )
+        ]
+        for index, (kind, point) in enumerate(centres):
+            for other, other_point in centres[index + 1 :]:
+                if kind != other:
+                    assert numpy.hypot(*(point - other_point)) >= 8, (kind, other)
+
+
+def test_findings_of_the_rfcs_are_marked_challenge_ack_and_bad_checksum() -> None:
+    _, (ax,), _ = drawn("rst-injection")
+    assert mark_count(ax, "challenge_ack") == 1
+    assert MARKS["challenge_ack"].label in legend_labels(ax)
+    _, (ax,), frames = drawn("bad-checksum")
+    bad = [frame for frame in frames if frame.analysis & ANALYSIS_BITS["bad_checksum"]]
+    assert [frame.record.payload_length for frame in bad] == [12]
+    (line,) = lines(ax, "bad_checksum")
+    assert list(line.get_ydata()) == [bad[0].seq + 6]  # the middle of the discarded segment
+    assert MARKS["bad_checksum"].label in legend_labels(ax)
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_titles_are_never_cut(name: str) -> None:
+    """An IPv6 sender and receiver made the title run off the figure ("647 B of data, 1 r")."""
+    figure, axes, _ = drawn(name)
+    renderer = figure.canvas.get_renderer()
+    width = figure.bbox.x1
+    for ax in axes:
+        assert ax.title.get_window_extent(renderer).x1 <= width
+        assert ax._left_title.get_window_extent(renderer).x1 <= width
+
+
+def test_the_legend_of_a_graph_drawn_anyway_lists_no_line_it_did_not_draw() -> None:
+    """The library still draws a stream without data if asked: its one ACK is not a line."""
+    report = analyse_file(SCENARIOS / "refused.pcap", keep_frames=True)
+    ax = draw_time_sequence(TimeSequence.of(report.frame_analyses, 0), from_initiator=True)
+    labels = legend_labels(ax)
+    assert "ACK from the receiver" not in labels
+    assert not any(label.startswith("ACK + advertised window") for label in labels)
+    assert labels == ["SYN"]
