@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import re
 import shlex
@@ -464,7 +465,9 @@ def _tell_conversations(report: Report, story: KernelStory | None, out: TextIO) 
             continue
         for endpoint in story.of_stream(conversation.stream):
             if endpoint.calls:
-                out.write(f"    {endpoint.name} calls: {', '.join(call.text for call in endpoint.calls)}\n")
+                runs = [(text, len(list(run))) for text, run in itertools.groupby(call.text for call in endpoint.calls)]
+                said = ", ".join(text if count == 1 else f"{text} (x{count})" for text, count in runs)
+                out.write(f"    {endpoint.name} calls: {said}\n")
     if story is not None:
         for difference in story.state_differences:
             out.write(

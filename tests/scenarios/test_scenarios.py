@@ -261,7 +261,11 @@ def test_run_with_draw_writes_the_pcap_and_the_diagram(tmp_path: Path) -> None:
     # --no-kernel: the packets alone, and no sidecar of an earlier run left beside them
     assert main(["run", "refused", "--no-kernel", "--out", str(tmp_path)], stdout=io.StringIO()) == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == ["refused.pcap", "refused.svg"]
-    assert out.getvalue().splitlines()[-1].endswith(", 2 frames, refused; no_listener 1")
+    conversation, calls = out.getvalue().splitlines()[-2:]  # the conversation, then its client's calls
+    assert conversation.endswith(", 2 frames, refused; no_listener 1")
+    assert calls.strip().startswith("127.0.0.1:") and "calls: socket() -> " in calls
+    assert calls.endswith(", connect() -> -EINPROGRESS, close() -> 0")
+    )
 
 
 @pytest.mark.root
