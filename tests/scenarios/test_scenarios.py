@@ -265,7 +265,6 @@ def test_run_with_draw_writes_the_pcap_and_the_diagram(tmp_path: Path) -> None:
     assert conversation.endswith(", 2 frames, refused; no_listener 1")
     assert calls.strip().startswith("127.0.0.1:") and "calls: socket() -> " in calls
     assert calls.endswith(", connect() -> -EINPROGRESS, close() -> 0")
-    )
 
 
 @pytest.mark.root
