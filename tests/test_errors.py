@@ -20,6 +20,7 @@ from visualizer.errors import (
     PrivilegeError,
     ScenarioError,
     SockstoryError,
+    TracingError,
     UnsafeDestinationError,
     UsageError,
 )
@@ -34,6 +35,7 @@ EXAMPLES = [
     UnsafeDestinationError("refusing 192.0.2.1"),
     ScenarioError("craft-handshake", "no SYN-ACK"),
     AnalysisError("a.pcap: analysis worker failed"),
+    TracingError("tracing needs root (CAP_SYS_ADMIN)"),
 ]
 
 

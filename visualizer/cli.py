@@ -12,7 +12,10 @@ import argparse
 import contextlib
 import functools
 import gc
+import itertools
 import json
+import re
+import shlex
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +28,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from visualizer.analysis import report as analysis_report
+    from visualizer.analysis.kernel import EndpointKernel, KernelStory
     from visualizer.analysis.report import ConversationSummary, FrameAnalysis, Report
+    from visualizer.scenarios.runner import RecordResult, ScenarioResult
+    from visualizer.sources.kernel import KernelRecording
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 1
@@ -53,6 +59,21 @@ EVENT_COLUMNS = (
     "receiver_state",
     "checksum",
 )
+
+CALL_COLUMNS = (
+    "time",
+    "stream",
+    "endpoint",
+    "kind",
+    "what",
+    "result",
+    "seq",
+    "frames",
+    "process",
+    "thread",
+    "fd",
+)
+CALL_KINDS = ("call", "state", "retransmission", "reset_sent", "reset_received", "drop")
 
 _EXAMPLES = """\
 examples:
@@ -127,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="diagram format")
         command.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+        command.add_argument(
+            "--no-kernel",
+            action="store_true",
+            help="do not record the kernel's events (socket calls, states, queues, drops) beside the capture",
+        )
 
     def add_common(command: argparse.ArgumentParser) -> None:
         command.add_argument("file", metavar="FILE", help="a pcap or pcapng capture")
@@ -252,6 +278,47 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--draw", action="store_true", help="also draw the ladder diagram")
     add_live_output(run)
 
+    calls = commands.add_parser(
+        "calls",
+        help="the socket calls and the kernel's own events of each TCP endpoint, from NAME.kernel.jsonl",
+        description="One row per socket call of each TCP endpoint (socket, bind, listen, connect, accept, send, "
+        "recv, shutdown, close, with its return value, the relative sequence numbers of its bytes and the frames "
+        "that carried them), and per kernel event the capture's frames do not show: the kernel's own state "
+        "changes, its retransmissions, resets and drops (with the drop's reason). Columns: "
+        + " ".join(CALL_COLUMNS)
+        + ". Needs the kernel events recorded beside the capture (sockstory run, story, record).",
+        epilog="examples:\n  sockstory calls captures/live/story.pcap\n"
+        "  sockstory calls captures/live/loss.pcap --kind retransmission --kind drop\n"
+        "  sockstory calls out/record.pcap --format jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common(calls)
+    calls.add_argument("--format", choices=("tsv", "jsonl"), default="tsv", help="output format (default tsv)")
+    calls.add_argument("--stream", type=int, metavar="N", help="only TCP stream N")
+    calls.add_argument(
+        "--kind", action="append", choices=CALL_KINDS, help="only rows of this kind (repeat for several)"
+    )
+
+    record = commands.add_parser(
+        "record",
+        help="run any command in a private network namespace and record its packets and kernel events (needs root)",
+        description="Run CMD in a private network namespace with loopback up, sniff every packet once into "
+        "DIR/NAME.pcap and record the kernel events of its processes (socket calls, TCP states, queues, "
+        "congestion figures, retransmissions, resets, drops) into DIR/NAME.kernel.jsonl. Every process the "
+        "command starts ends with it. Ctrl-C or SIGTERM ends the command and keeps what was recorded.",
+        epilog="example:\n  sudo sockstory record -o out -- sh -c "
+        '"python3 -m http.server 8000 & sleep 1; curl -s localhost:8000 >/dev/null; kill %1"\n'
+        "  sockstory calls out/record.pcap",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    record.add_argument("-o", "--out", default="captures/live", metavar="DIR", help="folder (default captures/live)")
+    record.add_argument("--name", default="record", help="file name stem (default record)")
+    record.add_argument("--draw", action="store_true", help="also draw the ladder diagram")
+    record.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="diagram format")
+    record.add_argument("--no-kernel", action="store_true", help="packets only: no kernel events")
+    record.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    record.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...", help="the command to run")
+
     anatomy = commands.add_parser(
         "anatomy",
         help="draw one frame's headers as RFC-style bit diagrams, with its payload's hex dump",
@@ -302,26 +369,57 @@ def _parser() -> argparse.ArgumentParser:
 def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path
 
-    from visualizer.pipeline import analyse_file
     from visualizer.scenarios import SCENARIOS
-    from visualizer.scenarios.runner import give_to_sudo_user, run_scenario
+    from visualizer.scenarios.runner import run_scenario
 
     draw = arguments.command == "story" or arguments.draw
-    result = run_scenario(name, Path(arguments.out))
-    report = analyse_file(result.pcap, keep_frames=draw)
+    result = run_scenario(name, Path(arguments.out), kernel=not arguments.no_kernel)
+    titles = (
+        f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}",
+        f"{name}, captured live: {SCENARIOS[name].description.rstrip('.')}",
+        f"{name}: ",
+    )
+    report, story, images = _analyse_live(result.pcap, draw, titles, arguments, err)
+    _tell_written(result, images, out, err)
+    _tell_conversations(report, story, out)
+    return EXIT_OK
+
+
+def _tell_written(result: ScenarioResult | RecordResult, images: list[Path], out: TextIO, err: TextIO) -> None:
+    """What a live run wrote: the capture, the kernel events beside it, the diagrams; the kernel's drops."""
+    out.write(f"sockstory: wrote {result.pcap} ({result.frames} frames, {result.kernel_drops} dropped by the kernel)\n")
+    _tell_kernel(result.kernel, out, err)
+    for image in images:
+        out.write(f"sockstory: wrote {image}\n")
+    if result.kernel_drops:
+        err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
+
+
+def _analyse_live(
+    pcap: Path, draw: bool, titles: tuple[str, str, str], arguments: argparse.Namespace, err: TextIO
+) -> tuple[Report, KernelStory | None, list[Path]]:
+    """A live capture's report, its kernel story, and with ``draw`` its figures: the ladder (titled
+    ``titles[0]``), or for several conversations their overview (headed ``titles[1]``, each ladder's
+    title starting with ``titles[2]``) and one ladder each."""
+    from visualizer.pipeline import kernel_story, select_streams
+    from visualizer.scenarios.runner import give_to_sudo_user
+
+    report, frames = select_streams(pcap, "tcp", ())  # every frame's analysis, whatever the file's size
+    story = kernel_story(pcap, frames)
     images: list[Path] = []
     if draw:
         from visualizer.render.export import ROWS_PER_PAGE, save_ladder
         from visualizer.render.layout import build_ladder
 
-        target = Path(arguments.out) / f"{name}.{arguments.format}"
+        title, heading, describe = titles
+        target = pcap.with_suffix(f".{arguments.format}")
         if len(report.conversations) > 1:  # nagle: one ladder each, and their overview
             images = _save_conversations(
                 report,
-                report.frame_analyses,
+                frames,
                 target,
-                heading=f"{name}, captured live: {SCENARIOS[name].description.rstrip('.')}",
-                describe=f"{name}: ",
+                heading=heading,
+                describe=describe,
                 file_format=arguments.format,
                 fold=True,
                 time="order",
@@ -329,15 +427,31 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
                 err=err,
             )
         else:
-            layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
-            layout.title = f"{name}, captured live ({result.frames} frames): {SCENARIOS[name].description}"
+            layout = build_ladder(frames, origin_ns=report.first_time_ns)
+            layout.title = title
             images = save_ladder(layout, target, file_format=arguments.format)
         give_to_sudo_user(*images)
-    out.write(f"sockstory: wrote {result.pcap} ({result.frames} frames, {result.kernel_drops} dropped by the kernel)\n")
-    for image in images:
-        out.write(f"sockstory: wrote {image}\n")
-    if result.kernel_drops:
-        err.write(f"sockstory: warning: the kernel dropped {result.kernel_drops} packets during the capture\n")
+    return report, story, images
+
+
+def _tell_kernel(recording: KernelRecording | None, out: TextIO, err: TextIO) -> None:
+    """One line on the kernel events recorded beside a capture, or on why there are none."""
+    if recording is None:
+        return
+    if recording.missing:
+        err.write(f"sockstory: kernel events not recorded: {recording.missing}; the packets alone follow\n")
+        return
+    out.write(
+        f"sockstory: wrote {recording.path} ({recording.events:,} kernel events, {recording.lost_events} lost, "
+        f"on the capture's clock within {recording.alignment_error_ns:,} ns)\n"
+    )
+    if recording.lost_events:
+        err.write(f"sockstory: warning: {recording.lost_events} kernel events were lost (trace buffer overrun)\n")
+    if recording.absent_events:
+        err.write(f"sockstory: warning: this kernel lacks {', '.join(recording.absent_events)}\n")
+
+
+def _tell_conversations(report: Report, story: KernelStory | None, out: TextIO) -> None:
     for conversation in report.conversations:
         events = _events_text(conversation)
         outcome = f", {conversation.outcome}" if conversation.outcome else ""
@@ -347,7 +461,122 @@ def _run_scenario_command(name: str, arguments: argparse.Namespace, out: TextIO,
             f"{conversation.port_a} <-> {conversation.address_b}:{conversation.port_b}, {frames}"
             f"{outcome}{'; ' + events if events else ''}\n"
         )
-    return EXIT_OK
+        if story is None or conversation.protocol != "tcp":
+            continue
+        for endpoint in story.of_stream(conversation.stream):
+            if endpoint.calls:
+                runs = [(text, len(list(run))) for text, run in itertools.groupby(call.text for call in endpoint.calls)]
+                said = ", ".join(text if count == 1 else f"{text} (x{count})" for text, count in runs)
+                out.write(f"    {endpoint.name} calls: {said}\n")
+    if story is not None:
+        for difference in story.state_differences:
+            out.write(
+                f"  kernel and inferred states differ at {difference.endpoint} (stream {difference.stream}): "
+                f"kernel {' '.join(difference.kernel)}; inferred {' '.join(difference.inferred)}: "
+                f"{difference.explanation}\n"
+            )
+
+
+def _run_record(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import signal
+    from pathlib import Path
+
+    from visualizer.scenarios.runner import record_command
+
+    command = list(arguments.cmd)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UsageError("record: name the command to run after --, e.g. sockstory record -- curl -s localhost")
+    if not re.fullmatch(r"[\w.-]+", arguments.name):
+        raise UsageError(f"record: --name {arguments.name!r} must be a plain file name stem")
+    result = record_command(command, Path(arguments.out), name=arguments.name, kernel=not arguments.no_kernel)
+    shown = shlex.join(command)
+    titles = (f"{shown}, recorded ({result.frames} frames)", f"{shown}, recorded", "")
+    report, story, images = _analyse_live(result.pcap, arguments.draw, titles, arguments, err)
+    if result.stopped_by:
+        err.write(f"sockstory: stopped by {signal.Signals(result.stopped_by).name}\n")
+    elif result.status:
+        err.write(f"sockstory: the command exited with status {result.status}\n")
+    _tell_written(result, images, out, err)
+    if not arguments.quiet:
+        _tell_conversations(report, story, out)
+    return 128 + result.stopped_by if result.stopped_by else EXIT_OK
+
+
+def _call_rows(story: KernelStory, origin: int) -> list[dict[str, object]]:
+    """The rows of ``sockstory calls``: every endpoint's calls and kernel events, in time order."""
+    rows: list[tuple[int, dict[str, object]]] = []
+
+    def row(time_ns: int, endpoint: EndpointKernel, kind: str, what: str, **rest: object) -> None:
+        values: dict[str, object] = dict.fromkeys(CALL_COLUMNS, "")
+        values.update(
+            time=_seconds(time_ns, origin), stream=endpoint.stream, endpoint=endpoint.name, kind=kind, what=what
+        )
+        values.update(rest)
+        rows.append((time_ns, values))
+
+    for endpoint in story.endpoints:
+        for call in [*endpoint.listener_calls, *endpoint.calls]:
+            row(
+                call.time_ns,
+                endpoint,
+                "call",
+                call.text.split(" -> ")[0],
+                result=f"-{call.detail}" if call.result < 0 and call.detail else call.result,
+                seq=f"{call.sequence[0]}-{call.sequence[1]}" if call.sequence else "",
+                frames=",".join(str(frame) for frame in call.frames),
+                process=call.process,
+                thread=call.thread,
+                fd=call.fd,
+            )
+        for change in endpoint.states:
+            row(
+                change.time_ns,
+                endpoint,
+                "state",
+                f"{change.old} -> {change.new}",
+                result=f"{change.kernel_old} -> {change.kernel_new}",
+                frames=change.frame or "",
+            )
+        for mark in endpoint.marks:
+            row(mark.time_ns, endpoint, mark.kind, mark.reason, frames=mark.frame or "")
+    rows.sort(key=lambda item: item[0])
+    return [values for _, values in rows]
+
+
+def _run_calls(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from visualizer.pipeline import kernel_story, select_streams
+    from visualizer.sources.kernel import sidecar_path
+
+    report, frames = select_streams(arguments.file, "tcp", ())  # every frame's analysis, whatever the size
+    if not report.frames and report.warnings:
+        return _finish(report, arguments, err)
+    story = kernel_story(arguments.file, frames)
+    if story is None:
+        raise CaptureFileError(
+            arguments.file,
+            f"no kernel events were recorded with it ({sidecar_path(arguments.file).name} is missing: "
+            "record with sockstory run, story or record)",
+        )
+    if arguments.stream is not None and not story.of_stream(arguments.stream):
+        raise UsageError(f"{arguments.file}: no TCP stream {arguments.stream} with kernel events")
+    rows = [
+        item
+        for item in _call_rows(story, report.first_time_ns or 0)
+        if (arguments.stream is None or item["stream"] == arguments.stream)
+        and (not arguments.kind or item["kind"] in arguments.kind)
+    ]
+    if arguments.format == "jsonl":
+        for item in rows:
+            out.write(json.dumps(item) + "\n")
+    else:
+        out.write("\t".join(CALL_COLUMNS) + "\n")
+        for item in rows:
+            out.write("\t".join(str(value) for value in item.values()) + "\n")
+    if story.lost_events:
+        err.write(f"sockstory: warning: {story.lost_events} kernel events were lost while recording\n")
+    return _finish(report, arguments, err, summary=False)
 
 
 def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
@@ -966,6 +1195,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _run_states(arguments, err)
         if arguments.command == "capture":
             return _run_capture(arguments, out, err)
+        if arguments.command == "record":
+            return _run_record(arguments, out, err)
+        if arguments.command == "calls":
+            return _run_calls(arguments, out, err)
         raise UsageError(f"unknown command {arguments.command}")
     except CaptureFileError as error:
         err.write(f"sockstory: error: {error}\n")

@@ -14,6 +14,7 @@ the input that caused it, so the CLI can print it as one line.
     ├── LiveCaptureError            an interface that cannot be sniffed
     ├── UnsafeDestinationError      a crafted packet addressed outside loopback
     ├── ScenarioError               a scenario whose kernel did not behave as expected
+    ├── TracingError                kernel events cannot be recorded here (no root, no tracefs...)
     └── AnalysisError               the analysis of a file stopped (a worker process failed)
 
 Errors carry their inputs as attributes and pickle (they travel from a scenario's
@@ -99,6 +100,10 @@ class ScenarioError(SockstoryError):
 
     def __reduce__(self) -> tuple[type[ScenarioError], tuple[str, str]]:
         return (type(self), (self.scenario, self.problem))
+
+
+class TracingError(SockstoryError):
+    """Kernel events cannot be recorded here; the message says why in one line (the packets go on alone)."""
 
 
 class AnalysisError(SockstoryError):

@@ -12,7 +12,7 @@ Standard library only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
 PROTOCOL_ICMP = 1
@@ -128,6 +128,25 @@ class SegmentRun(NamedTuple):
     options: list[bytes]
     payload_lengths: list[int]
     original_lengths: list[int]
+
+
+class KernelEvent(NamedTuple):
+    """One kernel event recorded beside a capture (a tracepoint's firing), on the packets' clock.
+
+    Made by :mod:`visualizer.sources.kernel` from tracefs and its sidecar file;
+    joined to the frames by :mod:`visualizer.analysis.kernel`.
+    """
+
+    time_ns: int
+    """CLOCK_REALTIME nanoseconds, like the frames' timestamps (within the recording's alignment error)."""
+    name: str
+    """The tracepoint's name: ``inet_sock_set_state``, ``tcp_probe``, ``sys_enter_sendto``..."""
+    cpu: int
+    tid: int
+    """The task (thread) the CPU was running: the caller for system calls, any task for softirq events."""
+    fields: dict[str, Any]
+    """The tracepoint's fields, normalised: ``sk`` (a socket's identity in this recording), ``saddr``,
+    ``sport``, ``daddr``, ``dport``, ``oldstate``/``newstate`` (kernel names: ``SYN_SENT``...), ``ret``..."""
 
 
 class QuotedFlow(NamedTuple):

@@ -32,10 +32,10 @@ import contextlib
 import gc
 import multiprocessing
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding, in_stream
@@ -52,7 +52,10 @@ from visualizer.sources.bulk import (
     plan_shares,
 )
 
-__all__ = ["ProgressCallback", "analyse_file", "iter_file_analysis", "select_streams"]
+if TYPE_CHECKING:
+    from visualizer.analysis.kernel import KernelStory
+
+__all__ = ["ProgressCallback", "analyse_file", "iter_file_analysis", "kernel_story", "select_streams"]
 
 ProgressCallback = Callable[[int, int, int], None]
 """Called now and then with (frames so far, bytes read so far, file size)."""
@@ -158,6 +161,20 @@ def select_streams(
     report = analyzer.finish()
     report.warnings.extend(reader.warnings)
     return report, selected
+
+
+def kernel_story(path: str | os.PathLike[str], frames: Sequence[FrameAnalysis]) -> KernelStory | None:
+    """The kernel's side of ``frames`` (the analyses of ``path``'s frames), from the kernel events
+    recorded beside ``path`` (``NAME.kernel.jsonl``); None when none were recorded."""
+    from visualizer.analysis.kernel import join_kernel
+    from visualizer.sources.kernel import load_sidecar
+
+    recorded = load_sidecar(path)
+    if recorded is None:
+        return None
+    return join_kernel(
+        frames, recorded.events, lost_events=recorded.lost_events, alignment_error_ns=recorded.alignment_error_ns
+    )
 
 
 def _size(path: str | os.PathLike[str]) -> int:

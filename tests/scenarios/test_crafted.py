@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.test_scenarios import host_state
+from tests.scenarios.test_scenarios import check_kernel_side, host_state
 from visualizer.analysis.report import analysis_names
 from visualizer.errors import UnsafeDestinationError
 from visualizer.model import ACK, RST, SYN
@@ -86,6 +86,7 @@ def test_crafted_scenario(name: str, tmp_path: Path) -> None:
     assert host_state() == before, "no nftables table or rule may remain"
     assert result.frames == result.tcpdump_frames
     report = analyse_file(result.pcap, keep_frames=True)
+    check_kernel_side(name, result, report)
     seen = result.observations
     if name == "craft-handshake":
         assert _tcp(report, SYN | ACK, 8080), "the kernel's SYN-ACK"

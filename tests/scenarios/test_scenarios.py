@@ -15,32 +15,48 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
+from tests.kernel_checks import CHECKS, check_states
 from tests.render.images import pixels, png_size, svg_titles
 from visualizer.analysis import Report
 from visualizer.analysis.report import analysis_names
 from visualizer.cli import main
 from visualizer.model import FIN, RST, SYN, parse_tcp_options
-from visualizer.pipeline import analyse_file
+from visualizer.pipeline import analyse_file, kernel_story
 from visualizer.render.ladder import draw_ladder
 from visualizer.render.layout import build_ladder
 from visualizer.render.overview import outcome_of
 from visualizer.scenarios import SCENARIOS
 from visualizer.scenarios.kernel import BULK_MSS, NAGLE_WRITES
-from visualizer.scenarios.runner import run_scenario
+from visualizer.scenarios.runner import ScenarioResult, run_scenario
 
 
 def host_state() -> tuple[str, ...]:
-    """What a scenario must never change on the host: namespaces, nftables, lo's qdisc and offloads."""
+    """What a scenario must never change on the host: namespaces, nftables, lo's qdisc and offloads,
+    mounts, tracefs instances (looked at through a mount of tracefs in a namespace of the test's own)."""
 
     def read(*command: str) -> str:
         return subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
     offloads = "\n".join(line for line in read("ethtool", "-k", "lo").splitlines() if "offload" in line)
+    instances = read(
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; ls /sys/kernel/tracing/instances",
+    )
+    mounts = "\n".join(
+        sorted(" ".join(line.split()[3:5]) for line in Path("/proc/1/mountinfo").read_text().splitlines())
+    )
     return (
         read("ip", "netns", "list"),
         read("nft", "list", "tables"),
         read("tc", "qdisc", "show", "dev", "lo"),
         offloads,
+        instances,
+        mounts,
     )
 
 
@@ -198,6 +214,17 @@ def test_scenario_shows_its_behaviour_and_leaves_nothing_behind(name: str, tmp_p
     assert report.frames == result.frames
     assert not any("state_anomaly" in analysis_names(frame.analysis) for frame in report.frame_analyses)
     EXPECTATIONS[name](report)
+    check_kernel_side(name, result, report)
+
+
+def check_kernel_side(name: str, result: ScenarioResult, report: Report) -> None:
+    """The kernel events recorded beside the capture: none lost, states as inferred (or explained)."""
+    assert result.kernel is not None and result.kernel.missing == "" and result.kernel.lost_events == 0
+    story = kernel_story(result.pcap, report.frame_analyses)
+    assert story is not None and story.lost_events == 0
+    check_states(report, story)
+    if name in CHECKS:
+        CHECKS[name](report, story)
 
 
 @pytest.mark.root
@@ -206,10 +233,11 @@ def test_story_command_writes_a_pcap_and_a_diagram(tmp_path: Path) -> None:
     assert main(["story", "--out", str(tmp_path)], stdout=out, stderr=io.StringIO()) == 0
     report = analyse_file(tmp_path / "story.pcap", keep_frames=True)
     assert report.frames >= 10
-    assert out.getvalue().splitlines()[:2] == [
-        f"sockstory: wrote {tmp_path / 'story.pcap'} ({report.frames} frames, 0 dropped by the kernel)",
-        f"sockstory: wrote {tmp_path / 'story.png'}",
-    ]
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"sockstory: wrote {tmp_path / 'story.pcap'} ({report.frames} frames, 0 dropped by the kernel)"
+    assert lines[1].startswith(f"sockstory: wrote {tmp_path / 'story.kernel.jsonl'} (") and ", 0 lost, " in lines[1]
+    assert lines[2] == f"sockstory: wrote {tmp_path / 'story.png'}"
+    assert any(line.strip().startswith("127.0.0.1:8080 calls: accept() -> ") for line in lines)
     assert "complete" in out.getvalue()
     # The PNG is the ladder of the saved capture, titled as the CLI titles it, at 110 dpi.
     layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
@@ -229,8 +257,14 @@ def test_run_with_draw_writes_the_pcap_and_the_diagram(tmp_path: Path) -> None:
         f"frame {frame.record.number}" for frame in report.frame_analyses
     ]
     assert "RST" in titles[-1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["refused.kernel.jsonl", "refused.pcap", "refused.svg"]
+    # --no-kernel: the packets alone, and no sidecar of an earlier run left beside them
+    assert main(["run", "refused", "--no-kernel", "--out", str(tmp_path)], stdout=io.StringIO()) == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == ["refused.pcap", "refused.svg"]
-    assert out.getvalue().splitlines()[-1].endswith(", 2 frames, refused; no_listener 1")
+    conversation, calls = out.getvalue().splitlines()[-2:]  # the conversation, then its client's calls
+    assert conversation.endswith(", 2 frames, refused; no_listener 1")
+    assert calls.strip().startswith("127.0.0.1:") and "calls: socket() -> " in calls
+    assert calls.endswith(", connect() -> -EINPROGRESS, close() -> 0")
 
 
 @pytest.mark.root
@@ -251,6 +285,7 @@ def test_interrupted_scenario_leaves_nothing_behind(name: str, tmp_path: Path) -
     assert host_state() == before, "no namespace, nftables table or rule, qdisc or offload change may remain"
     leftovers = subprocess.run(["pgrep", "-f", f"visualizer run {name}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
+    assert list(tmp_path.glob("*.kernel.jsonl*")) == [] and list(tmp_path.glob(".*.part")) == []
 
 
 def test_live_commands_without_root_stop_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,13 +43,16 @@ def run_command(*command: str) -> None:
         raise SockstoryError(f"{' '.join(command)}: {result.stderr.strip() or result.returncode}")
 
 
-def in_private_namespace(function: Callable[[], T], *, name: str = "in a private namespace") -> T:
+def in_private_namespace(
+    function: Callable[[], T], *, name: str = "in a private namespace", forward_signals: bool = False
+) -> T:
     """Fork, move the child into a new network namespace with ``lo`` up, run ``function`` there.
 
     Returns what the function returns (it must pickle). A SockstoryError of the child is raised
     again here as itself (a ScenarioError stays a ScenarioError); any other error becomes a
     ScenarioError named ``name`` with the last line of the child's traceback. Ctrl-C kills the
-    child (and its namespace).
+    child (and its namespace); with ``forward_signals``, SIGINT and SIGTERM are passed on to the
+    child instead, which ends its work and returns (``record`` saves what it captured).
     """
     reader, writer = os.pipe()
     child = os.fork()
@@ -69,6 +72,10 @@ def in_private_namespace(function: Callable[[], T], *, name: str = "in a private
             pipe.write(payload)
         os._exit(status)
     os.close(writer)
+    previous = {}
+    if forward_signals:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, lambda number, _frame: os.kill(child, number))
     try:
         with os.fdopen(reader, "rb") as pipe:
             payload = pipe.read()
@@ -77,6 +84,9 @@ def in_private_namespace(function: Callable[[], T], *, name: str = "in a private
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         raise
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if not payload:
         raise ScenarioError(name, "the process ended without a result")
     status, value = pickle.loads(payload)

@@ -1,0 +1,96 @@
+"""The join of kernel events and frames, on recordings made by the scenarios (tests/data/kernel)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.kernel_checks import CHECKS, check_states
+from visualizer.analysis.kernel import (
+    KernelStateChange,
+    compare_states,
+    join_kernel,
+)
+from visualizer.pipeline import analyse_file, kernel_story
+from visualizer.sources.kernel import load_sidecar
+
+DATA = Path(__file__).parent.parent / "data" / "kernel"
+
+
+def story_of(name: str):  # type: ignore[no-untyped-def]
+    report = analyse_file(DATA / f"{name}.pcap", keep_frames=True)
+    story = kernel_story(DATA / f"{name}.pcap", report.frame_analyses)
+    assert story is not None
+    return report, story
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_recorded_scenario_shows_its_kernel_side(name: str) -> None:
+    report, story = story_of(name)
+    CHECKS[name](report, story)
+    check_states(report, story)
+
+
+def test_a_check_fails_when_the_kernel_says_otherwise() -> None:
+    report, story = story_of("loss")
+    sender = next(endpoint for endpoint in story.endpoints if endpoint.port != 8089)
+    sender.marks = [mark for mark in sender.marks if mark.kind != "retransmission"]
+    with pytest.raises(AssertionError):
+        CHECKS["loss"](report, story)
+
+
+def test_the_story_calls_read_as_the_program_made_them() -> None:
+    _, story = story_of("story")
+    client = next(endpoint for endpoint in story.endpoints if endpoint.port != 8080)
+    assert [call.text for call in client.calls] == [
+        f"socket() -> {client.calls[0].result}",
+        "connect() -> -EINPROGRESS",  # Python's socket with a timeout connects without blocking, then polls
+        "send(12) -> 12",
+        "recv(100) -> 27",
+        "close() -> 0",
+    ]
+    assert all(call.end_ns >= call.time_ns for call in client.calls)
+
+
+def test_the_kernel_passes_fin_wait_2_within_one_segment_and_that_is_explained() -> None:
+    report, story = story_of("story")
+    (difference,) = story.state_differences
+    assert "FIN-WAIT-2" in difference.kernel and "FIN-WAIT-2" not in difference.inferred
+    assert "processes one segment" in difference.explanation
+    # A kernel state change of its own, in its own time, is not explained away.
+    client = next(endpoint for endpoint in story.endpoints if endpoint.name == difference.endpoint)
+    fin_wait_2 = next(index for index, change in enumerate(client.states) if change.new == "FIN-WAIT-2")
+    client.states[fin_wait_2] = replace(client.states[fin_wait_2], frame=client.states[fin_wait_2].frame - 1)
+    (again,) = compare_states(story, report.frame_analyses)
+    assert again.explanation == "unexplained"
+
+
+def test_events_of_other_sockets_of_the_machine_are_left_out() -> None:
+    report = analyse_file(DATA / "story.pcap", keep_frames=True)
+    recorded = load_sidecar(DATA / "story.pcap")
+    assert recorded is not None
+    stranger = [
+        event._replace(fields={**event.fields, "sk": 999, "sport": 1234, "dport": 4321})
+        for event in recorded.events
+        if event.name == "inet_sock_set_state"
+    ]
+    story = join_kernel(report.frame_analyses, [*recorded.events, *stranger])
+    assert sorted(len(endpoint.states) for endpoint in story.endpoints) == [5, 5]
+
+
+def test_time_wait_is_the_hand_over_not_a_reset() -> None:
+    _, story = story_of("story")
+    client = next(endpoint for endpoint in story.endpoints if endpoint.port != 8080)
+    last: KernelStateChange = client.states[-1]
+    assert (last.kernel_old, last.kernel_new, last.new) == ("FIN_WAIT2", "CLOSE", "TIME-WAIT")
+    server = next(endpoint for endpoint in story.endpoints if endpoint.port == 8080)
+    assert (server.states[-1].kernel_new, server.states[-1].new) == ("CLOSE", "CLOSED")
+
+
+def test_without_a_sidecar_there_is_no_kernel_story(tmp_path: Path) -> None:
+    capture = tmp_path / "alone.pcap"
+    capture.write_bytes((DATA / "story.pcap").read_bytes())
+    report = analyse_file(capture, keep_frames=True)
+    assert kernel_story(capture, report.frame_analyses) is None
