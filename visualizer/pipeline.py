@@ -294,7 +294,6 @@ def _records(
 
 
 def _worker(path: str, share: Share, results: Connection) -> None:
-    gc.disable()  # a forked worker ends after its report: collecting would only walk (and copy) the parent's heap
     try:
         results.send(("ok", _analyse_share(path, share)))
     except BaseException as error:  # reported to the parent, which raises it
@@ -314,28 +313,29 @@ def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: P
     context = multiprocessing.get_context("fork")
     processes = []
     results: list[Connection] = []
-    try:
-        for share in shares[1:]:
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_worker, args=(name, share, sender), daemon=True)
-            process.start()
-            sender.close()
-            processes.append(process)
-            results.append(receiver)
-        collected = [_analyse_share(name, shares[0], progress)]
-        for receiver in results:
-            with _collection_paused():
+    # The reports are many objects: a cycle collection while they are received and merged walks them all
+    # (and in a forked worker, which inherits the pause, it would only walk and copy the parent's heap).
+    with _collection_paused():
+        try:
+            for share in shares[1:]:
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_worker, args=(name, share, sender), daemon=True)
+                process.start()
+                sender.close()
+                processes.append(process)
+                results.append(receiver)
+            collected = [_analyse_share(name, shares[0], progress)]
+            for receiver in results:
                 status, payload = receiver.recv()
-            if status != "ok":
-                raise AnalysisError(f"{name}: analysis worker failed: {payload}")
-            collected.append(payload)
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-            process.join()
-    _, frames, warnings, first_time = collected[0]
-    with _collection_paused():  # the reports are many objects: a cycle collection walks them all
+                if status != "ok":
+                    raise AnalysisError(f"{name}: analysis worker failed: {payload}")
+                collected.append(payload)
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+        _, frames, warnings, first_time = collected[0]
         return _merge_reports(
             [report for report, *_ in collected], frames=frames, warnings=warnings, first_time=first_time
         )

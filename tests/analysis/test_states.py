@@ -175,3 +175,14 @@ def test_one_segment_with_fin_and_the_ack_of_our_fin_takes_fin_wait_1_to_time_wa
 
 def test_data_after_close_is_an_anomaly() -> None:
     assert next_state(State.CLOSED, Event.SEND_ACK) is None
+
+
+def test_an_undecided_history_is_settled_as_it_stands_beyond_its_bound() -> None:
+    """A SYN sent again and again to a peer that never answers keeps the peer's LISTEN tentative:
+    its history must not grow with every copy (MAXIMUM_HISTORY bounds it)."""
+    from visualizer.analysis.states import MAXIMUM_HISTORY
+
+    states = ConnectionStates(SYN, 1, (("client", 1), ("server", 2)), lambda *finding: None)
+    for number in range(1, MAXIMUM_HISTORY + 500):
+        states.segment(0, number, SYN, 0, 0, 1, 0, None, None, None)
+    assert all(len(endpoint.entries) <= MAXIMUM_HISTORY for endpoint in states.endpoints)

@@ -565,9 +565,9 @@ class ConnectionStates:
                 self._anomaly(receiver, number, *anomaly)
             receiver.base, receiver.base_passive = after, receiver.passive
         receiver.state = mark[2] = after
-        if not sender.tentatives and sender.entries:
+        if sender.entries:
             self._commit_if_settled(sender)
-        if not receiver.tentatives and receiver.entries:
+        if receiver.entries:
             self._commit_if_settled(receiver)
         self.settled = (
             after is _S.ESTABLISHED
@@ -777,7 +777,8 @@ class ConnectionStates:
             self._apply(endpoint, entry)
 
     def _commit_if_settled(self, endpoint: _Endpoint, force: bool = False) -> None:
-        """Once nothing is tentative any more, the history is final: report its anomalies, forget it."""
+        """Once nothing is tentative any more (or the history reached :data:`MAXIMUM_HISTORY`), the
+        history is final: report its anomalies, forget it."""
         if endpoint.tentatives and not force and len(endpoint.entries) < MAXIMUM_HISTORY:
             return
         for entry in endpoint.entries:
