@@ -67,6 +67,19 @@ def test_the_kernel_passes_fin_wait_2_within_one_segment_and_that_is_explained()
     assert again.explanation == "unexplained"
 
 
+def test_a_state_change_follows_a_frame_of_its_own_conversation() -> None:
+    """In the web run another conversation's frame was captured between the client's FIN-WAIT-2 and
+    TIME-WAIT (both made by the server's one FIN+ACK): tied to any frame, the passing through
+    FIN-WAIT-2 looked like a state of its own."""
+    report, story = story_of("web")
+    streams = {frame.record.number: frame.stream for frame in report.frame_analyses}
+    changes = [(endpoint, change) for endpoint in story.endpoints for change in endpoint.states if change.frame]
+    assert len({endpoint.stream for endpoint, _ in changes}) == 15 - 3  # every TCP conversation (3 are UDP)
+    assert all(streams[change.frame] == endpoint.stream for endpoint, change in changes)
+    assert story.state_differences
+    assert all("processes one segment" in difference.explanation for difference in story.state_differences)
+
+
 def test_events_of_other_sockets_of_the_machine_are_left_out() -> None:
     report = analyse_file(DATA / "story.pcap", keep_frames=True)
     recorded = load_sidecar(DATA / "story.pcap")

@@ -169,7 +169,8 @@ class KernelStateChange:
     """The kernel's own names (``SYN_RECV``, ``CLOSE``)."""
     kernel_new: str
     frame: int
-    """The last frame captured at or before the change (0 when none)."""
+    """The last frame of its own conversation captured at or before the change (0 when none): other
+    conversations' frames captured in between say nothing about this socket."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,7 +531,7 @@ def join_kernel(
         kernel_events = sorted(
             (event for identity in identities for event in sockets.events[identity]), key=lambda item: item.time_ns
         )
-        _kernel_side(endpoint, kernel_events, own, frame_times, frames, alignment_error_ns, dropped)
+        _kernel_side(endpoint, kernel_events, own, alignment_error_ns, dropped)
         _resets_without_socket(endpoint, events, own)
         _link_bytes(endpoint, own, dropped)
         _queues(endpoint, own, dropped)
@@ -600,11 +601,6 @@ def _attach_calls(calls: _Calls, owner: dict[SocketId, EndpointKernel]) -> None:
         endpoint.listener_calls.sort(key=lambda call: call.time_ns)
 
 
-def _frame_before(frame_times: list[int], time_ns: int, frames: Sequence[FrameAnalysis], slack: int) -> int:
-    index = bisect.bisect_right(frame_times, time_ns + slack) - 1
-    return frames[index].record.number if index >= 0 else 0
-
-
 def _relative(raw: int, base: int | None) -> int:
     return (raw - base) % (1 << 32) if base is not None else raw
 
@@ -613,8 +609,6 @@ def _kernel_side(
     endpoint: EndpointKernel,
     events: list[KernelEvent],
     own: list[FrameAnalysis],
-    frame_times: list[int],
-    frames: Sequence[FrameAnalysis],
     slack: int,
     dropped: dict[int, str],
 ) -> None:
@@ -644,7 +638,7 @@ def _kernel_side(
                     shown_new,
                     old,
                     new,
-                    _frame_before(frame_times, event.time_ns, frames, slack),
+                    _number(_latest(own, event.time_ns + slack, _any)),
                 )
             )
         elif name == "tcp_probe":
@@ -733,6 +727,14 @@ def _latest(frames: list[FrameAnalysis], time_ns: int, accept: object) -> FrameA
             return frames[index]
         index -= 1
     return None
+
+
+def _any(_frame: FrameAnalysis) -> bool:
+    return True
+
+
+def _number(frame: FrameAnalysis | None) -> int:
+    return frame.record.number if frame else 0
 
 
 def _time_of(frame: FrameAnalysis) -> int:
