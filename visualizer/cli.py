@@ -425,9 +425,10 @@ def _analyse_live(
                 time="order",
                 rows_per_page=ROWS_PER_PAGE,
                 err=err,
+                kernel=story,
             )
         else:
-            layout = build_ladder(frames, origin_ns=report.first_time_ns)
+            layout = build_ladder(frames, origin_ns=report.first_time_ns, kernel=story)
             layout.title = title
             images = save_ladder(layout, target, file_format=arguments.format)
         give_to_sudo_user(*images)
@@ -810,9 +811,10 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif several and file_format not in ("ascii", "mermaid"):
         target = output or Path(f"{stem}.{file_format}")
         check_writable(target)
+        frames, story = _with_kernel_story(arguments.file, _frames_to_draw(arguments, streams, wanted, err), err)
         written = _save_conversations(
             report,
-            _frames_to_draw(arguments, streams, wanted, err),
+            frames,
             target,
             heading=f"{Path(arguments.file).name}",
             file_format=file_format,
@@ -820,6 +822,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             time=arguments.time,
             rows_per_page=arguments.rows_per_page,
             err=err,
+            kernel=story,
         )
     else:
         from visualizer.render.layout import LadderBuilder
@@ -828,8 +831,9 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         target = output or Path(f"{stem}.{file_format}")
         if file_format not in ("ascii", "mermaid") or output is not None:
             check_writable(target)
-        builder = LadderBuilder(fold=not arguments.no_fold, origin_ns=report.first_time_ns)
-        for frame in _frames_to_draw(arguments, streams, wanted, err):
+        frames, story = _with_kernel_story(arguments.file, _frames_to_draw(arguments, streams, wanted, err), err)
+        builder = LadderBuilder(fold=not arguments.no_fold, origin_ns=report.first_time_ns, kernel=story)
+        for frame in frames:
             builder.add(frame)
         layout = builder.finish()
         if not layout.rows:
@@ -860,9 +864,11 @@ def _save_conversations(
     rows_per_page: int,
     err: TextIO,
     describe: str = "",
+    kernel: KernelStory | None = None,
 ) -> list[Path]:
     """A capture of several conversations: the overview at ``target``, each conversation's ladder
-    beside it (up to MAXIMUM_LADDERS of them; the overview alone beyond, said on ``err``)."""
+    beside it (up to MAXIMUM_LADDERS of them; the overview alone beyond, said on ``err``), each with
+    ``kernel``, the kernel's side of the capture, when it was recorded."""
     from visualizer.render.export import conversation_path, save_conversations
     from visualizer.render.overview import MAXIMUM_LADDERS, ConversationLadders, draw_overview
 
@@ -871,7 +877,8 @@ def _save_conversations(
     ladders = []
     other_times: list[int] = []
     if count <= MAXIMUM_LADDERS:
-        sorter = ConversationLadders(conversations, fold=fold, origin_ns=report.first_time_ns).extend(frames)
+        sorter = ConversationLadders(conversations, fold=fold, origin_ns=report.first_time_ns, kernel=kernel)
+        sorter.extend(frames)
         other_times = sorter.other_times
         conversations = sorter.oriented_conversations()
 
@@ -905,6 +912,25 @@ def _save_conversations(
     return save_conversations(
         overview, ladders, target, file_format=file_format, time=time, rows_per_page=rows_per_page
     )
+
+
+def _with_kernel_story(
+    path: str, frames: Iterable[FrameAnalysis], err: TextIO
+) -> tuple[Iterable[FrameAnalysis], KernelStory | None]:
+    """The frames, and the kernel's side of them when kernel events were recorded beside ``path``
+    (a recording of ours: its frames are kept in memory to be joined; without one they stream). A
+    damaged recording is said in one line, and the packets are drawn alone."""
+    from visualizer.pipeline import kernel_story
+    from visualizer.sources.kernel import sidecar_path
+
+    if not sidecar_path(path).exists():
+        return frames, None
+    kept = list(frames)
+    try:
+        return kept, kernel_story(path, kept)
+    except CaptureFileError as error:
+        err.write(f"sockstory: warning: {error}; the figure shows the packets alone\n")
+        return kept, None
 
 
 def _frames_to_draw(

@@ -178,6 +178,17 @@ def test_calls_on_a_capture_without_kernel_events_is_one_line(tmp_path: Path) ->
     assert "alone.pcap" in line and "alone.kernel.jsonl is missing" in line
 
 
+def test_a_damaged_recording_is_said_and_the_packets_are_drawn_alone(tmp_path: Path) -> None:
+    capture = tmp_path / "story.pcap"
+    capture.write_bytes((DATA / "story.pcap").read_bytes())
+    (tmp_path / "story.kernel.jsonl").write_text('{"broken\n')
+    err = io.StringIO()
+    assert main(["draw", "-q", str(capture), "-o", str(tmp_path / "s.png")], stdout=io.StringIO(), stderr=err) == 0
+    warning = err.getvalue().splitlines()[0]
+    assert "story.kernel.jsonl: the header line is not JSON" in warning and "packets alone" in warning
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
 def test_only_the_arrivals_of_dropped_buffers_are_kept() -> None:
     def event(time_ns: int, name: str, buffer: int) -> KernelEvent:
         return KernelEvent(time_ns, name, 0, 1, {"skb": buffer})

@@ -31,6 +31,7 @@ import textwrap
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
 from visualizer.analysis.states import INITIAL_STATES
@@ -46,6 +47,9 @@ from visualizer.model import (
     flag_text,
     parse_tcp_options,
 )
+
+if TYPE_CHECKING:
+    from visualizer.analysis.kernel import KernelStory
 
 FOLD_MINIMUM = 2
 """Runs of routine frames longer than this are folded (a fold of three frames saves two rows)."""
@@ -268,6 +272,9 @@ class LadderLayout:
     pause_unit_ns: int = 0
     """The pause that real time draws a label's height apart (:func:`pause_unit`), of the whole
     ladder (0: none), so that every page of it spaces rows by time on the same scale."""
+    kernel: KernelStory | None = None
+    """The kernel's side of the capture (calls, kernel states, queues) when it was recorded beside
+    it (``NAME.kernel.jsonl``); None for a capture of packets alone."""
 
     def arrows(self) -> list[Arrow]:
         return [row for row in self.rows if isinstance(row, Arrow)]
@@ -484,9 +491,12 @@ class LadderBuilder:
         origin_ns: int | None = None,
         title: str = "",
         detail_budget: int = FOLD_DETAIL_BUDGET,
+        kernel: KernelStory | None = None,
     ) -> None:
-        """``detail_budget``: folded frames kept to unfold later (ladders built side by side share one)."""
+        """``detail_budget``: folded frames kept to unfold later (ladders built side by side share one);
+        ``kernel``: the kernel's side of the capture, when it was recorded."""
         self.fold = fold
+        self.kernel = kernel
         self.fold_minimum = max(fold_minimum, 2 * fold_keep + 1)
         self.fold_keep = fold_keep
         self.origin_ns = origin_ns
@@ -798,6 +808,7 @@ class LadderBuilder:
             self.origin_ns,
             frames=self._frames,
             pause_unit_ns=unit,
+            kernel=self.kernel,
         )
 
     def _named(self, fold: Fold) -> Fold:
@@ -1050,10 +1061,16 @@ def _with_gaps(rows: list[Row]) -> list[Row]:
 
 
 def build_ladder(
-    frames: Iterable[FrameAnalysis], *, fold: bool = True, origin_ns: int | None = None, title: str = ""
+    frames: Iterable[FrameAnalysis],
+    *,
+    fold: bool = True,
+    origin_ns: int | None = None,
+    title: str = "",
+    kernel: KernelStory | None = None,
 ) -> LadderLayout:
-    """The ladder layout of ``frames`` (already selected: one stream, several, a UDP exchange...)."""
-    builder = LadderBuilder(fold=fold, origin_ns=origin_ns, title=title)
+    """The ladder layout of ``frames`` (already selected: one stream, several, a UDP exchange...),
+    with ``kernel``, the kernel's side of the capture, when it was recorded."""
+    builder = LadderBuilder(fold=fold, origin_ns=origin_ns, title=title, kernel=kernel)
     for frame in frames:
         builder.add(frame)
     return builder.finish()

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # matplotlib loads when a figure is drawn
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from visualizer.analysis.kernel import KernelStory
+
 ConversationKey = tuple[str, int]
 """("tcp" or "udp", stream number); ("other", 0) for frames of no conversation."""
 OTHER: ConversationKey = ("other", 0)
@@ -142,6 +144,8 @@ class ConversationLadders:
     conversations: Sequence[ConversationSummary]
     fold: bool = True
     origin_ns: int | None = None
+    kernel: KernelStory | None = None
+    """The kernel's side of the capture, when it was recorded: every ladder gets it."""
     builders: dict[ConversationKey, LadderBuilder] = field(default_factory=dict)
     other_times: list[int] = field(default_factory=list)
     """The times of the frames of no conversation (the overview's row of ticks)."""
@@ -152,7 +156,9 @@ class ConversationLadders:
         if builder is None:
             # The ladders share the memory one ladder may keep for folded frames.
             budget = FOLD_DETAIL_BUDGET // (len(self.conversations) + 1)
-            builder = self.builders[key] = LadderBuilder(fold=self.fold, origin_ns=self.origin_ns, detail_budget=budget)
+            builder = self.builders[key] = LadderBuilder(
+                fold=self.fold, origin_ns=self.origin_ns, detail_budget=budget, kernel=self.kernel
+            )
         builder.add(frame)
         if key == OTHER and frame.record.timestamp_ns is not None:
             self.other_times.append(frame.record.timestamp_ns)
