@@ -16,8 +16,10 @@ from visualizer.model import KernelEvent
 from visualizer.sources.kernel import (
     FORMAT_NAME,
     RB_MISSED_EVENTS,
+    READ_FILL,
     KernelRecorder,
     PageDecoder,
+    _read_pages,
     arrivals_of_drops,
     clock_offset,
     load_sidecar,
@@ -201,6 +203,40 @@ def test_only_the_arrivals_of_dropped_buffers_are_kept() -> None:
         event(5, "tcp_probe", 0),
     ]
     assert [item.time_ns for item in arrivals_of_drops(reversed(events))] == [3, 4, 5]
+
+
+class _Ring:
+    """A stand-in for a recorder's tracefs instance: one CPU whose raw pipe holds ``pages``."""
+
+    role = "socket"
+    page_bytes = 4096
+    ring_bytes = 1 << 20
+
+    def __init__(self, pages: list[bytes], unread: int) -> None:
+        reader, writer = os.pipe()
+        for item in pages:
+            os.write(writer, item)
+        os.close(writer)
+        os.set_blocking(reader, False)
+        self.pipes = [(0, reader)]
+        self.unread_bytes = unread
+
+    def unread(self, cpu: int) -> int:
+        return self.unread_bytes
+
+
+def test_while_recording_a_ring_is_read_once_a_quarter_full_and_only_its_full_pages() -> None:
+    full, partial = page(1, b"\x01" * 4000), page(2, b"\x02" * 100)
+    ring = _Ring([full, full, partial, full], unread=int(READ_FILL * _Ring.ring_bytes) - 1)
+    pages: list[tuple[str, int, bytes]] = []
+    assert _read_pages([ring], pages) == 0  # not full enough yet: nothing read while the program runs
+    ring.unread_bytes = int(READ_FILL * _Ring.ring_bytes)
+    assert _read_pages([ring], pages) == 3  # the full pages, up to the page being written
+    assert [item[2] for item in pages] == [full, full, partial]
+    ring.unread_bytes = 0
+    assert _read_pages([ring], pages, drain=True) == 1  # at the stop, everything
+    assert pages[-1] == ("socket", 0, full)
+    os.close(ring.pipes[0][1])
 
 
 def test_the_calls_kept_are_those_of_the_traced_processes_and_the_tasks_they_start() -> None:

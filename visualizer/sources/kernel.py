@@ -33,8 +33,12 @@ How it records:
   decodes them only after the stop, with the fields' offsets from each event's ``format`` file.
   ``trace_pipe`` would have the kernel format every event as text in the reader's time and
   Python parse it back: at a bulk transfer's 100k+ events per second that costs more than a CPU,
-  and the ring overruns. Reading pages costs a ``read`` per 4 kB, and only full pages are taken
-  while the program runs, every :data:`READ_INTERVAL`.
+  and the ring overruns. Reading pages costs a ``read`` per page (64 kB where the kernel lets the
+  page size be set, :data:`SUBBUFFER_KB`), and while the program runs a CPU's ring is read only
+  once it is a quarter full (:data:`READ_FILL`, looked at every :data:`READ_INTERVAL`), and
+  only its full pages: a short program's events are all read after it ended, a long one's in a
+  few large batches. What is left of the cost while the program runs is the kernel's, per
+  event (a bulk transfer on loopback makes about two a packet: ``tcp_probe``, ``netif_receive_skb``).
 * **Lost events** are the sum of every CPU's ``overrun``, ``commit overrun`` and ``dropped
   events`` counters (``per_cpu/cpuN/stats``) of both instances, and pages that say events were
   missed before them; written in the sidecar's header.
@@ -127,8 +131,17 @@ BUFFER_KB = {"calls": 4096, "socket": 16384}
 """Ring size per CPU of each instance: the socket instance holds about half a second of a bulk
 transfer's events on loopback (1M events/s at ~50 bytes, spread over the CPUs): far more than
 the reader's interval."""
+SUBBUFFER_KB = 64
+"""The ring buffer's page size (``buffer_subbuf_size_kb``, Linux 6.8 and later; older kernels keep
+4 kB pages): one ``read`` of ``trace_pipe_raw`` takes one page, so larger pages mean fewer reads."""
 READ_INTERVAL = 0.05
-"""The reader takes the full pages of every CPU, then sleeps this long (or until told to stop)."""
+"""The reader looks at how full every CPU's ring is, reads the full pages of those that need it,
+then sleeps this long (or until told to stop)."""
+READ_FILL = 0.25
+"""While the program runs, a CPU's ring is read once its unread events fill this share of it: the
+reading (copying pages out, keeping them) then happens in a few large batches, most often after
+the program ended, instead of competing for the CPUs all the time. At a bulk transfer's rate a
+quarter of the socket ring is about 0.2 s of events, four times the interval between looks."""
 PAGE_HEADER_BYTES = 16
 PARTIAL_PAGE_SLACK = 256
 """A page with this much room left is not full (no event of ours is larger)."""
@@ -389,6 +402,9 @@ class KernelRecording:
     were not dropped were left out."""
     lost_events: int = 0
     alignment_error_ns: int = 0
+    reading_cpu_ns: int = 0
+    """CPU time the recorder process used while the program ran (reading pages), not the kernel's
+    cost of the events nor the decoding after the stop."""
     missing: str = ""
     """Why kernel events are missing, in one line (no root, no tracefs, events absent); empty when recorded."""
     absent_events: list[str] = field(default_factory=list)
@@ -447,13 +463,22 @@ class _Instance:
         self.role = role
         self.path = root / "instances" / f"{INSTANCE_PREFIX}{os.getpid()}-{role}"
         self.pipes: list[tuple[int, int]] = []
+        self.stats: dict[int, int] = {}
+        """Each CPU's open ``stats`` file."""
+        self.page_bytes = 4096
+        self.ring_bytes = 0
         self.path.mkdir()
 
     def configure(self, events: Sequence[str], *, pids: Sequence[int] | None) -> list[str]:
         """Clock, buffer size, pid filter, events and filters; returns the events this kernel lacks."""
         _write(self.path / "tracing_on", "0")
         _write(self.path / "trace_clock", "mono")
+        with contextlib.suppress(OSError):  # before the ring's size: it reallocates the ring
+            _write(self.path / "buffer_subbuf_size_kb", str(SUBBUFFER_KB))
         _write(self.path / "buffer_size_kb", str(BUFFER_KB[self.role]))
+        with contextlib.suppress(OSError, ValueError):
+            self.page_bytes = int((self.path / "buffer_subbuf_size_kb").read_text()) * 1024
+        self.ring_bytes = int((self.path / "buffer_size_kb").read_text().split()[0]) * 1024
         absent = []
         for name in events:
             event = self.path / "events" / name
@@ -469,24 +494,35 @@ class _Instance:
         for cpu in sorted(self.path.joinpath("per_cpu").iterdir(), key=lambda path: int(path.name[3:])):
             descriptor = os.open(cpu / "trace_pipe_raw", os.O_RDONLY | os.O_NONBLOCK)
             self.pipes.append((int(cpu.name[3:]), descriptor))
+            self.stats[int(cpu.name[3:])] = os.open(cpu / "stats", os.O_RDONLY)
         return absent
 
     def lost(self) -> int:
         """Events the instance lost: overruns (overwritten unread), commit overruns, dropped events."""
-        lost = 0
-        for cpu in self.path.joinpath("per_cpu").iterdir():
-            with contextlib.suppress(OSError):
-                for line in (cpu / "stats").read_text().splitlines():
-                    name, _, value = line.partition(":")
-                    if name.strip() in ("overrun", "commit overrun", "dropped events"):
-                        lost += int(value.strip() or 0)
-        return lost
+        return sum(self.statistics(cpu, ("overrun", "commit overrun", "dropped events")) for cpu in self.stats)
+
+    def unread(self, cpu: int) -> int:
+        """Bytes of events in ``cpu``'s ring that were not read yet."""
+        return self.statistics(cpu, ("bytes",))
+
+    def statistics(self, cpu: int, names: Sequence[str]) -> int:
+        """The sum of the counters ``names`` of ``per_cpu/cpuN/stats`` (0 where it cannot be read).
+
+        The file stays open and is read again from its start: opening it each time costs the
+        recorder several times more CPU, at every look while the program runs."""
+        total = 0
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            for line in os.pread(self.stats[cpu], 4096, 0).decode().splitlines():
+                name, _, value = line.partition(":")
+                if name.strip() in names:
+                    total += int(value.strip() or 0)
+        return total
 
     def close(self) -> None:
-        for _, descriptor in self.pipes:
+        for descriptor in [*(descriptor for _, descriptor in self.pipes), *self.stats.values()]:
             with contextlib.suppress(OSError):
                 os.close(descriptor)
-        self.pipes = []
+        self.pipes, self.stats = [], {}
         with contextlib.suppress(OSError):
             _write(self.path / "tracing_on", "0")
         for _ in range(50):
@@ -501,19 +537,21 @@ class _Instance:
                 time.sleep(0.02)
 
 
-def _read_pages(
-    instances: list[_Instance], pages: list[tuple[str, int, bytes]], page_bytes: int, *, drain: bool = False
-) -> int:
+def _read_pages(instances: list[_Instance], pages: list[tuple[str, int, bytes]], *, drain: bool = False) -> int:
     """Read the pages that are ready on every CPU of every instance; returns how many were read.
 
-    While recording, a CPU's reading stops at its first page that is not full: the kernel would
-    otherwise hand over the events of the page being written a few at a time, as fast as the
-    reader asks, and the reader would spin on a CPU the traced program needs. ``drain`` reads
-    everything, to the last event.
+    While recording, only the CPUs whose ring is filled to :data:`READ_FILL` are read, and a
+    CPU's reading stops at its first page that is not full: the kernel would otherwise hand over
+    the events of the page being written a few at a time, as fast as the reader asks, and the
+    reader would spin on a CPU the traced program needs. ``drain`` reads everything, to the last
+    event.
     """
     count = 0
     for instance in instances:
+        page_bytes = instance.page_bytes
         for cpu, descriptor in instance.pipes:
+            if not drain and instance.unread(cpu) < READ_FILL * instance.ring_bytes:
+                continue
             while True:
                 try:
                     page = os.read(descriptor, page_bytes)
@@ -564,23 +602,22 @@ def _record(tracefs: Path, sidecar: Path, pids: Sequence[int], control: int, rep
                     formats.append(parse_format(name.split("/")[0], (root / "events" / name / "format").read_text()))
         if not formats:
             raise TracingError("none of the tracepoints exists in this kernel")
-        page_bytes = 4096
-        with contextlib.suppress(OSError, ValueError):
-            page_bytes = int((root / "buffer_subbuf_size_kb").read_text()) * 1024
         offset_start, error_start = clock_offset()
         for instance in instances:
             _write(instance.path / "tracing_on", "1")
         report.write(json.dumps({"ready": True, "absent": absent}) + "\n")
         report.flush()
         pages: list[tuple[str, int, bytes]] = []
+        reading_started = time.process_time_ns()
         while True:
-            _read_pages(instances, pages, page_bytes)
+            _read_pages(instances, pages)
             ready, _, _ = select.select([control], [], [], READ_INTERVAL)
             if ready and not os.read(control, 64):
                 break
+        reading_cpu = time.process_time_ns() - reading_started
         for instance in instances:
             _write(instance.path / "tracing_on", "0")
-        _read_pages(instances, pages, page_bytes, drain=True)
+        _read_pages(instances, pages, drain=True)
         lost = sum(instance.lost() for instance in instances)
         for instance in instances:
             instance.close()
@@ -610,7 +647,7 @@ def _record(tracefs: Path, sidecar: Path, pids: Sequence[int], control: int, rep
             "absent_events": absent,
         }
         write_sidecar(sidecar, header, decoded)
-        report.write(json.dumps({"done": True, **header}) + "\n")
+        report.write(json.dumps({"done": True, "reading_cpu_ns": reading_cpu, **header}) + "\n")
     except TracingError as error:
         report.write(json.dumps({"missing": str(error)}) + "\n")
     except _Stop:
@@ -743,6 +780,7 @@ class KernelRecorder:
             self.result.events_read = int(message.get("events_read", 0))
             self.result.lost_events = int(message["lost_events"])
             self.result.alignment_error_ns = int(message["alignment_error_ns"])
+            self.result.reading_cpu_ns = int(message.get("reading_cpu_ns", 0))
         else:
             self.result.missing = str(message.get("missing", "the recorder ended without writing its events"))
         self._finish()
