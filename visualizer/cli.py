@@ -792,7 +792,9 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     stem = Path(arguments.file).stem
     wanted = sum(c.frames for c in conversations) if streams else report.frames
     if arguments.time_sequence:
+        from visualizer.pipeline import kernel_story, select_streams
         from visualizer.render.time_sequence import TimeSequence
+        from visualizer.sources.kernel import sidecar_path
 
         tcp = [c for c in conversations if c.protocol == "tcp"]
         if len(tcp) != 1:
@@ -807,7 +809,10 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"stream {tcp[0].stream} of {Path(arguments.file).name} carries no data: "
                 "a time-sequence graph would be empty; draw its ladder"
             )
-        written = save_time_sequence(sequence, tcp[0].stream, target, file_format=file_format)
+        story = None
+        if sidecar_path(arguments.file).exists():  # the kernel's strips: joined to every TCP frame, as recorded
+            story = kernel_story(arguments.file, select_streams(arguments.file, "tcp", ())[1])
+        written = save_time_sequence(sequence, tcp[0].stream, target, file_format=file_format, kernel=story)
     elif several and file_format not in ("ascii", "mermaid"):
         target = output or Path(f"{stem}.{file_format}")
         check_writable(target)
