@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy
@@ -17,6 +18,8 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
+from tests.packets import ACK, PSH, Conversation
+from tests.render.synthetic import missing_syn_ack_then_reset, write_pcap
 from visualizer.analysis.kernel import KernelStory, ProbeSample
 from visualizer.analysis.report import ANALYSIS_BITS, FrameAnalysis
 from visualizer.cli import main
@@ -541,6 +544,7 @@ def test_the_strips_share_the_graph_s_time_axis_pauses_included() -> None:
     assert len(axes) == 3 and sequence.time_axis().gaps
     limits = {ax.get_xlim() for ax in axes}
     assert len(limits) == 1
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], ax) for ax in axes[1:])  # zoomed together
     times = numpy.array([0.0, 0.0005, 0.1, 0.3])
     drawn = [ax.transData.transform(numpy.column_stack([times, numpy.zeros(4)]))[:, 0] for ax in axes]
     for other in drawn[1:]:
@@ -577,19 +581,39 @@ def test_the_figure_grows_by_a_strip_s_height_for_each_strip() -> None:
 
 
 def test_draw_gives_the_time_sequence_graph_its_kernel_strips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import visualizer.render.export as export
+    import visualizer.render.time_sequence as time_sequence
 
-    seen: list[KernelStory | None] = []
-    original = export.save_time_sequence
+    drawn: list[list[Axes]] = []
+    original = time_sequence.draw_time_sequence_figure
 
-    def spy(*arguments: object, **options: object) -> list[Path]:
-        seen.append(options.get("kernel"))  # type: ignore[arg-type]
-        return original(*arguments, **options)  # type: ignore[arg-type]
+    def spy(*arguments: Any, **options: Any) -> list[Axes]:
+        drawn.append(original(*arguments, **options))
+        return drawn[-1]
 
-    monkeypatch.setattr(export, "save_time_sequence", spy)
+    monkeypatch.setattr(time_sequence, "draw_time_sequence_figure", spy)
     for capture in (KERNEL_DATA / "loss.pcap", SCENARIOS / "loss.pcap"):  # beside its sidecar; alone
         out = tmp_path / f"{capture.parent.name}.png"
         assert main(["draw", str(capture), "--stream", "0", "--time-sequence", "-o", str(out), "--quiet"]) == 0
-    recorded, alone = seen
-    assert recorded is not None and [len(endpoint.probes) for endpoint in recorded.endpoints] == [42, 20]
-    assert alone is None
+    recorded, alone = drawn
+    assert [bool(lines(ax, "cwnd")) for ax in recorded] == [False, True, False]
+    assert [bool(lines(ax, "rcv-wnd")) for ax in recorded] == [False, False, True]
+    assert len(alone) == 1
+
+
+def test_the_strip_s_wire_window_leaves_out_resets_and_windows_of_unknown_scale(tmp_path: Path) -> None:
+    # a capture that starts mid-stream (no SYN: the window scale is unknown), then a reset
+    talk = Conversation()
+    talk.client_sends(0.0, 1001, 5001, ACK | PSH, b"hello").server_sends(0.1, 5001, 1006, ACK)
+    talk.server_sends(0.2, 5001, 1006, RST | ACK)
+    mid_stream = TimeSequence.of(
+        analyse_file(write_pcap(tmp_path / "mid.pcap", talk.frames), keep_frames=True).frame_analyses, 0
+    )
+    assert len(mid_stream.direction(True).acks[0]) == 2 and not mid_stream.direction(True).windows[0]
+    # a known scale (no scaling: the client's SYN has no window-scale option); its reset left out
+    frames = missing_syn_ack_then_reset(reset_by_client=False)
+    known = TimeSequence.of(
+        analyse_file(write_pcap(tmp_path / "reset.pcap", frames), keep_frames=True).frame_analyses, 0
+    )
+    assert list(known.direction(True).acks[0]) == [0.3, 0.5]
+    assert list(known.direction(True).windows[0]) == [0.3]
+    assert list(known.direction(True).windows[1]) == [1000]
