@@ -187,8 +187,8 @@ class _Direction:
 class TimeSequence:
     """Both directions of one TCP stream's time-sequence graph, gathered frame by frame.
 
-    Memory follows the frames as a few numbers each (about 40 bytes), never the frames
-    themselves: a million-frame stream fits in some 40 MB, and the drawing reduces it to
+    Memory follows the frames as a few numbers each (about 50 bytes), never the frames
+    themselves: a million-frame stream fits in some 50 MB, and the drawing reduces it to
     :data:`COLUMNS` time columns.
     """
 
@@ -601,22 +601,7 @@ def draw_congestion_window(sequence: TimeSequence, sender: EndpointKernel, *, fr
         xs = numpy.frombuffer(retransmitted[0])
         # on the line: the value each retransmission was sent under (the next sample's, as drawn)
         at = numpy.clip(numpy.searchsorted(times, xs, side="left"), 0, len(times) - 1)
-        style = MARKS["retransmission"]
-        drawn.append(
-            ax.plot(
-                xs,
-                windows[at],
-                linestyle="none",
-                marker=style.marker,
-                markersize=style.size,
-                color=style.color,
-                markeredgecolor="white",
-                markeredgewidth=0.7,
-                zorder=5,
-                label=f"{style.label} ({WIRE})",
-                gid=GID + "cwnd-retransmission",
-            )[0]
-        )
+        drawn.append(_strip_marks(ax, "retransmission", xs, windows[at], GID + "cwnd-retransmission"))
     highest = max(float(windows.max()), float(numpy.nanmax(thresholds)) if len(set_at) else 0.0)
     ax.set_ylim(0, highest * (1 + 2 * Y_MARGIN_SHARE) + 1)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
@@ -662,7 +647,7 @@ def draw_receive_window(sequence: TimeSequence, receiver: EndpointKernel, *, fro
                 linewidth=2.6,
                 alpha=0.55,
                 zorder=2,
-                label=f"window {receiver.address}:{receiver.port} advertised ({WIRE}, scaled)",
+                label=f"window {_endpoint(receiver.address, receiver.port)} advertised ({WIRE}, scaled)",
                 gid=GID + "advertised-window",
             )[0]
         )
@@ -681,29 +666,34 @@ def draw_receive_window(sequence: TimeSequence, receiver: EndpointKernel, *, fro
     )
     zero = direction.marks.get("zero_window")
     if zero is not None:
-        style = MARKS["zero_window"]
-        drawn.append(
-            ax.plot(
-                numpy.frombuffer(zero[0]),
-                numpy.zeros(len(zero[0])),
-                linestyle="none",
-                marker=style.marker,
-                markersize=style.size,
-                color=style.color,
-                markeredgecolor="white",
-                markeredgewidth=0.7,
-                zorder=5,
-                clip_on=False,
-                label=f"{style.label} ({WIRE})",
-                gid=GID + "window-zero",
-            )[0]
-        )
+        xs = numpy.frombuffer(zero[0])
+        drawn.append(_strip_marks(ax, "zero_window", xs, numpy.zeros(len(xs)), GID + "window-zero"))
     ax.set_ylim(0, highest * (1 + 2 * Y_MARGIN_SHARE) + 1)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=True))
     ax.yaxis.set_major_formatter(UnitFormatter(BYTES))
     ax.set_ylabel("receive\nwindow")
     _strip_look(ax, drawn)
     return ax
+
+
+def _strip_marks(ax: Axes, kind: str, xs: numpy.ndarray, ys: numpy.ndarray, gid: str) -> Line2D:
+    """Marks of the graph above (:data:`MARKS`), drawn on a strip the same way (not clipped: a zero
+    window sits on the strip's edge)."""
+    style = MARKS[kind]
+    return ax.plot(
+        xs,
+        ys,
+        linestyle="none",
+        marker=style.marker,
+        markersize=style.size,
+        color=style.color,
+        markeredgecolor="white",
+        markeredgewidth=0.7,
+        zorder=5,
+        clip_on=False,
+        label=f"{style.label} ({WIRE})",
+        gid=gid,
+    )[0]
 
 
 def _strip_look(ax: Axes, drawn: list[Line2D]) -> None:
