@@ -792,9 +792,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     stem = Path(arguments.file).stem
     wanted = sum(c.frames for c in conversations) if streams else report.frames
     if arguments.time_sequence:
-        from visualizer.pipeline import kernel_story, select_streams
         from visualizer.render.time_sequence import TimeSequence
-        from visualizer.sources.kernel import sidecar_path
 
         tcp = [c for c in conversations if c.protocol == "tcp"]
         if len(tcp) != 1:
@@ -802,16 +800,14 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         target = output or Path(f"{stem}-stream{tcp[0].stream}-time-sequence.{file_format}")
         check_writable(target)
         sequence = TimeSequence(tcp[0].stream)
-        for frame in _frames_to_draw(arguments, streams, wanted, err):
+        frames, story = _with_kernel_story(arguments.file, _frames_to_draw(arguments, streams, wanted, err), err)
+        for frame in frames:
             sequence.add(frame)
         if not sequence.carries_data():
             raise UsageError(
                 f"stream {tcp[0].stream} of {Path(arguments.file).name} carries no data: "
                 "a time-sequence graph would be empty; draw its ladder"
             )
-        story = None
-        if sidecar_path(arguments.file).exists():  # the kernel's strips: joined to every TCP frame, as recorded
-            story = kernel_story(arguments.file, select_streams(arguments.file, "tcp", ())[1])
         written = save_time_sequence(sequence, tcp[0].stream, target, file_format=file_format, kernel=story)
     elif several and file_format not in ("ascii", "mermaid"):
         target = output or Path(f"{stem}.{file_format}")

@@ -591,13 +591,21 @@ def test_draw_gives_the_time_sequence_graph_its_kernel_strips(tmp_path: Path, mo
         return drawn[-1]
 
     monkeypatch.setattr(time_sequence, "draw_time_sequence_figure", spy)
-    for capture in (KERNEL_DATA / "loss.pcap", SCENARIOS / "loss.pcap"):  # beside its sidecar; alone
+    damaged = tmp_path / "damaged" / "loss.pcap"
+    damaged.parent.mkdir()
+    damaged.write_bytes((KERNEL_DATA / "loss.pcap").read_bytes())
+    damaged.with_name("loss.kernel.jsonl").write_text('{"broken\n')
+    err = io.StringIO()
+    for capture in (KERNEL_DATA / "loss.pcap", SCENARIOS / "loss.pcap", damaged):  # beside its sidecar; alone
         out = tmp_path / f"{capture.parent.name}.png"
-        assert main(["draw", str(capture), "--stream", "0", "--time-sequence", "-o", str(out), "--quiet"]) == 0
-    recorded, alone = drawn
+        argv = ["draw", str(capture), "--stream", "0", "--time-sequence", "-o", str(out), "--quiet"]
+        assert main(argv, stdout=io.StringIO(), stderr=err) == 0
+    recorded, alone, unreadable = drawn
     assert [bool(lines(ax, "cwnd")) for ax in recorded] == [False, True, False]
     assert [bool(lines(ax, "rcv-wnd")) for ax in recorded] == [False, False, True]
-    assert len(alone) == 1
+    assert len(alone) == len(unreadable) == 1
+    (warning,) = [line for line in err.getvalue().splitlines() if "warning" in line]
+    assert "loss.kernel.jsonl" in warning and "packets alone" in warning
 
 
 def test_the_strip_s_wire_window_leaves_out_resets_and_windows_of_unknown_scale(tmp_path: Path) -> None:
