@@ -800,14 +800,15 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         target = output or Path(f"{stem}-stream{tcp[0].stream}-time-sequence.{file_format}")
         check_writable(target)
         sequence = TimeSequence(tcp[0].stream)
-        for frame in _frames_to_draw(arguments, streams, wanted, err):
+        frames, story = _with_kernel_story(arguments.file, _frames_to_draw(arguments, streams, wanted, err), err)
+        for frame in frames:
             sequence.add(frame)
         if not sequence.carries_data():
             raise UsageError(
                 f"stream {tcp[0].stream} of {Path(arguments.file).name} carries no data: "
                 "a time-sequence graph would be empty; draw its ladder"
             )
-        written = save_time_sequence(sequence, tcp[0].stream, target, file_format=file_format)
+        written = save_time_sequence(sequence, tcp[0].stream, target, file_format=file_format, kernel=story)
     elif several and file_format not in ("ascii", "mermaid"):
         target = output or Path(f"{stem}.{file_format}")
         check_writable(target)

@@ -9,10 +9,14 @@ import pytest
 
 from tests.kernel_checks import CHECKS, check_states
 from visualizer.analysis.kernel import (
+    INFINITE_SSTHRESH,
     KernelStateChange,
+    ProbeSample,
     compare_states,
     join_kernel,
+    segment_size,
 )
+from visualizer.model import SYN
 from visualizer.pipeline import analyse_file, kernel_story
 from visualizer.sources.kernel import load_sidecar
 
@@ -107,3 +111,59 @@ def test_without_a_sidecar_there_is_no_kernel_story(tmp_path: Path) -> None:
     capture.write_bytes((DATA / "story.pcap").read_bytes())
     report = analyse_file(capture, keep_frames=True)
     assert kernel_story(capture, report.frame_analyses) is None
+
+
+def test_the_segment_size_is_the_smaller_mss_less_the_timestamps_as_the_kernel_counts_it() -> None:
+    # loss: the client's TCP_MAXSEG 1000 in its SYN, the server's 65495; both SYNs carry timestamps
+    report, story = story_of("loss")
+    assert [endpoint.segment_size for endpoint in story.endpoints] == [1000 - 12, 1000 - 12]
+    # what the sender put in its full segments on the wire (offloads off in the scenario)
+    sent = [frame.record.payload_length for frame in report.frame_analyses if frame.record.destination_port == 8089]
+    assert max(sent) == 988
+
+
+def test_the_segment_size_without_timestamps_is_the_smaller_mss() -> None:
+    # craft-bad-checksum: Scapy's SYN announces MSS 1460 and no timestamps
+    _, story = story_of("craft-bad-checksum")
+    assert {endpoint.segment_size for endpoint in story.endpoints} == {1460}
+
+
+def test_no_segment_size_without_both_syns() -> None:
+    report, story = story_of("loss")
+    endpoint = story.endpoints[0]
+    own = [frame for frame in report.frame_analyses if frame.protocol == "tcp" and frame.stream == endpoint.stream]
+    assert segment_size(endpoint, own) == 988
+    assert segment_size(endpoint, [frame for frame in own if not frame.record.tcp_flags & SYN]) is None
+    one_syn = [frame for frame in own if not (frame.record.tcp_flags & SYN and frame.record.source_port == 8089)]
+    assert segment_size(endpoint, one_syn) is None
+
+
+def test_ssthresh_is_set_below_the_kernel_s_infinite_value_only() -> None:
+    def probe(ssthresh: int) -> ProbeSample:
+        return ProbeSample(0, 0, 10, ssthresh, 20, 65535, 65535, 1, 1)
+
+    assert not probe(INFINITE_SSTHRESH).ssthresh_set
+    assert not probe(0xFFFFFFFF).ssthresh_set
+    assert probe(INFINITE_SSTHRESH - 1).ssthresh_set
+    assert probe(7).ssthresh_set
+    # zero-window: the sender's ssthresh is infinite until the transfer resumes, then 200
+    _, story = story_of("zero-window")
+    sender, _ = story.sender_and_receiver(0, "127.0.0.1", 54158)
+    assert sender is not None
+    flags = [probe.ssthresh_set for probe in sender.probes]
+    first = flags.index(True)
+    assert 0 < first and all(flags[first:]) and not any(flags[:first])
+    assert {probe.ssthresh for probe in sender.probes[first:]} == {200}
+
+
+def test_the_sender_and_receiver_of_a_direction_are_its_two_endpoints() -> None:
+    _, story = story_of("loss")
+    sender, receiver = story.sender_and_receiver(0, "127.0.0.1", 35754)
+    assert sender is not None and receiver is not None
+    assert (sender.port, receiver.port) == (35754, 8089)
+    assert story.sender_and_receiver(0, "127.0.0.1", 8089)[1] is sender
+    assert story.sender_and_receiver(0, "127.0.0.1", 1) == (None, None)
+    assert story.sender_and_receiver(1, "127.0.0.1", 35754) == (None, None)
+    # the sender's samples carry its growing cwnd (it receives the ACKs), the receiver's a constant one
+    assert max(probe.snd_cwnd for probe in sender.probes) > 10
+    assert {probe.snd_cwnd for probe in receiver.probes} == {10}

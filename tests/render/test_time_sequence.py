@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy
@@ -17,19 +18,24 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
+from tests.packets import ACK, PSH, Conversation
+from tests.render.synthetic import missing_syn_ack_then_reset, write_pcap
+from visualizer.analysis.kernel import KernelStory, ProbeSample
 from visualizer.analysis.report import ANALYSIS_BITS, FrameAnalysis
 from visualizer.cli import main
 from visualizer.model import FIN, RST, SYN
-from visualizer.pipeline import analyse_file
+from visualizer.pipeline import analyse_file, kernel_story
 from visualizer.render.time_sequence import (
     BYTES,
     GID,
     MARKS,
     SECONDS,
+    STRIP_INCHES,
     TimeSequence,
     UnitFormatter,
     draw_time_sequence,
     draw_time_sequence_figure,
+    figure_height,
 )
 
 ROOT = Path(__file__).parent.parent.parent
@@ -414,3 +420,208 @@ def test_the_legend_of_a_graph_drawn_anyway_lists_no_line_it_did_not_draw() -> N
     assert "ACK from the receiver" not in labels
     assert not any(label.startswith("ACK + advertised window") for label in labels)
     assert labels == ["SYN"]
+
+
+# -- the kernel's strips ----------------------------------------------------------------------
+
+KERNEL_DATA = ROOT / "tests" / "data" / "kernel"
+
+
+def kernel_drawn(
+    name: str, *, stream: int = 0, story: KernelStory | None = None
+) -> tuple[list[Axes], TimeSequence, KernelStory]:
+    """The figure of a recording of tests/data/kernel, with its kernel story (or ``story``)."""
+    report = analyse_file(KERNEL_DATA / f"{name}.pcap", keep_frames=True)
+    if story is None:
+        story = kernel_story(KERNEL_DATA / f"{name}.pcap", report.frame_analyses)
+    assert story is not None
+    sequence = TimeSequence.of(report.frame_analyses, stream)
+    figure = Figure(figsize=(11, figure_height(sequence, story)), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = draw_time_sequence_figure(sequence, figure=figure, kernel=story)
+    figure.canvas.draw()
+    return axes, sequence, story
+
+
+def strip(axes: list[Axes], kind: str) -> Axes:
+    (found,) = [ax for ax in axes if lines(ax, kind)]
+    return found
+
+
+def seconds(sequence: TimeSequence, probes: list[ProbeSample]) -> list[float]:
+    assert sequence.origin is not None
+    return [(probe.time_ns - sequence.origin) / 1e9 for probe in probes]
+
+
+def test_the_congestion_strip_draws_the_sender_s_cwnd_at_its_samples() -> None:
+    axes, sequence, story = kernel_drawn("loss")
+    sender, _ = story.sender_and_receiver(0, "127.0.0.1", 35754)  # the client sends the data
+    assert sender is not None
+    (line,) = lines(strip(axes, "cwnd"), "cwnd")
+    assert list(line.get_xdata()) == pytest.approx(seconds(sequence, sender.probes))
+    assert list(line.get_ydata()) == [probe.snd_cwnd for probe in sender.probes]
+    assert max(line.get_ydata()) == 33  # not the receiver's, which stays at its initial 10
+    assert line.get_drawstyle() == "steps-pre"  # a sample is taken before its ACK changes cwnd
+
+
+def test_the_infinite_ssthresh_is_never_drawn_and_the_legend_says_it_is_not_set() -> None:
+    axes, _, _ = kernel_drawn("loss")  # no loss ever set the sender's ssthresh
+    ax = strip(axes, "cwnd")
+    assert not lines(ax, "ssthresh")
+    assert ax.get_ylim()[1] < 100
+    assert any("ssthresh: not set" in label for label in legend_labels(ax))
+
+
+def test_ssthresh_is_drawn_where_it_is_set_only() -> None:
+    axes, sequence, story = kernel_drawn("zero-window")
+    sender, _ = story.sender_and_receiver(0, "127.0.0.1", 54158)
+    assert sender is not None
+    (line,) = lines(strip(axes, "cwnd"), "ssthresh")
+    ys = numpy.asarray(line.get_ydata(), dtype=float)
+    expected = [probe.ssthresh if probe.ssthresh < 0x7FFFFFFF else numpy.nan for probe in sender.probes]
+    numpy.testing.assert_array_equal(ys, numpy.array(expected, dtype=float))
+    assert numpy.isnan(ys[0]) and numpy.nanmax(ys) == 200
+    assert list(line.get_xdata()) == pytest.approx(seconds(sequence, sender.probes))
+
+
+def test_the_congestion_strip_has_bytes_on_the_right_at_the_segment_size() -> None:
+    axes, _, story = kernel_drawn("loss")
+    ax = strip(axes, "cwnd")
+    (right,) = ax.child_axes
+    size = story.endpoints[0].segment_size
+    assert size == 988
+    low, high = ax.get_ylim()
+    assert right.get_ylim() == pytest.approx((low * size, high * size))
+    assert "988 B" in right.get_ylabel()
+    assert "segments" in ax.get_ylabel()
+
+
+def test_the_retransmissions_are_marked_on_the_strip_where_the_graph_marks_them() -> None:
+    axes, _, _ = kernel_drawn("loss")
+    main = next(ax for ax in axes if lines(ax, "retransmission"))
+    ax = strip(axes, "cwnd")
+    (marks,) = lines(ax, "cwnd-retransmission")
+    graph_times = numpy.concatenate([line.get_xdata() for line in lines(main, "retransmission")])
+    assert sorted(marks.get_xdata()) == pytest.approx(sorted(graph_times))
+    assert len(marks.get_xdata()) == 1
+    assert marks.get_marker() == MARKS["retransmission"].marker
+    assert marks.get_color() == MARKS["retransmission"].color
+    (cwnd,) = lines(ax, "cwnd")  # on the line: the value it was sent under
+    assert marks.get_ydata()[0] in set(cwnd.get_ydata())
+
+
+def test_the_receive_strip_puts_the_kernel_s_rcv_wnd_beside_the_wire_s_window() -> None:
+    axes, sequence, story = kernel_drawn("zero-window")
+    _, receiver = story.sender_and_receiver(0, "127.0.0.1", 54158)
+    assert receiver is not None and receiver.port == 8088
+    ax = strip(axes, "rcv-wnd")
+    (kernel,) = lines(ax, "rcv-wnd")
+    assert list(kernel.get_xdata()) == pytest.approx(seconds(sequence, receiver.probes))
+    assert list(kernel.get_ydata()) == [probe.rcv_wnd for probe in receiver.probes]
+    assert kernel.get_linestyle() == "None"  # samples, not a line that would open the window early
+    assert 0 in set(kernel.get_ydata())
+    (wire,) = lines(ax, "advertised-window")
+    report = analyse_file(KERNEL_DATA / "zero-window.pcap", keep_frames=True)
+    advertised = [
+        frame
+        for frame in report.frame_analyses
+        if frame.protocol == "tcp" and frame.record.source_port == 8088 and not frame.record.tcp_flags & RST
+    ]
+    assert list(wire.get_ydata()) == [frame.window for frame in advertised]
+    assert wire.get_xdata()[0] == pytest.approx(
+        ((advertised[0].record.timestamp_ns or 0) - (sequence.origin or 0)) / 1e9
+    )
+    tcp = [frame for frame in report.frame_analyses if frame.protocol == "tcp"]
+    assert mark_count(ax, "window-zero") == expected_marks(tcp, True)["zero_window"] == 2
+    labels = legend_labels(ax)
+    assert any("kernel: tcp_probe" in label and "rcv_wnd" in label for label in labels)
+    assert any("on the wire" in label and "advertised" in label for label in labels)
+    assert ax.yaxis.get_major_formatter().unit is BYTES
+
+
+def test_the_strips_share_the_graph_s_time_axis_pauses_included() -> None:
+    axes, sequence, _ = kernel_drawn("loss")  # a 299 ms pause, drawn shortened
+    assert len(axes) == 3 and sequence.time_axis().gaps
+    limits = {ax.get_xlim() for ax in axes}
+    assert len(limits) == 1
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], ax) for ax in axes[1:])  # zoomed together
+    times = numpy.array([0.0, 0.0005, 0.1, 0.3])
+    drawn = [ax.transData.transform(numpy.column_stack([times, numpy.zeros(4)]))[:, 0] for ax in axes]
+    for other in drawn[1:]:
+        numpy.testing.assert_allclose(other, drawn[0])
+    strips = axes[1:]
+    assert all(any(patch.get_gid() == GID + "pause" for patch in ax.patches) for ax in strips)
+    assert [ax.get_xlabel() for ax in axes] == ["", "", "time since the first frame"]
+
+
+def test_no_strip_without_the_kernel_s_samples() -> None:
+    frames = stream_frames("loss")
+    figure = Figure(figsize=(11, 6))
+    assert len(draw_time_sequence_figure(frames, figure=figure)) == 1  # no sidecar: as before
+    _, _, story = kernel_drawn("loss")
+    for endpoint in story.endpoints:
+        endpoint.probes = []
+    axes, sequence, _ = kernel_drawn("loss", story=story)
+    assert len(axes) == 1 and figure_height(sequence, story) == figure_height(sequence)
+
+
+def test_a_crafted_sender_has_no_congestion_strip_its_kernel_receiver_has_its_window() -> None:
+    # craft-bad-checksum: Scapy sends the data (no kernel socket, no samples); the kernel receives it
+    axes, _, _ = kernel_drawn("craft-bad-checksum")
+    assert len(axes) == 2
+    assert not any(lines(ax, "cwnd") for ax in axes)
+    assert lines(axes[1], "rcv-wnd")
+
+
+def test_the_figure_grows_by_a_strip_s_height_for_each_strip() -> None:
+    axes, sequence, story = kernel_drawn("story")  # both directions send data: two graphs, four strips
+    assert len(axes) == 6
+    assert figure_height(sequence, story) == pytest.approx(figure_height(sequence) + 4 * STRIP_INCHES)
+    assert [bool(lines(ax, "cwnd")) for ax in axes] == [False, True, False, False, True, False]
+
+
+def test_draw_gives_the_time_sequence_graph_its_kernel_strips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import visualizer.render.time_sequence as time_sequence
+
+    drawn: list[list[Axes]] = []
+    original = time_sequence.draw_time_sequence_figure
+
+    def spy(*arguments: Any, **options: Any) -> list[Axes]:
+        drawn.append(original(*arguments, **options))
+        return drawn[-1]
+
+    monkeypatch.setattr(time_sequence, "draw_time_sequence_figure", spy)
+    damaged = tmp_path / "damaged" / "loss.pcap"
+    damaged.parent.mkdir()
+    damaged.write_bytes((KERNEL_DATA / "loss.pcap").read_bytes())
+    damaged.with_name("loss.kernel.jsonl").write_text('{"broken\n')
+    err = io.StringIO()
+    for capture in (KERNEL_DATA / "loss.pcap", SCENARIOS / "loss.pcap", damaged):  # beside its sidecar; alone
+        out = tmp_path / f"{capture.parent.name}.png"
+        argv = ["draw", str(capture), "--stream", "0", "--time-sequence", "-o", str(out), "--quiet"]
+        assert main(argv, stdout=io.StringIO(), stderr=err) == 0
+    recorded, alone, unreadable = drawn
+    assert [bool(lines(ax, "cwnd")) for ax in recorded] == [False, True, False]
+    assert [bool(lines(ax, "rcv-wnd")) for ax in recorded] == [False, False, True]
+    assert len(alone) == len(unreadable) == 1
+    (warning,) = [line for line in err.getvalue().splitlines() if "warning" in line]
+    assert "loss.kernel.jsonl" in warning and "packets alone" in warning
+
+
+def test_the_strip_s_wire_window_leaves_out_resets_and_windows_of_unknown_scale(tmp_path: Path) -> None:
+    # a capture that starts mid-stream (no SYN: the window scale is unknown), then a reset
+    talk = Conversation()
+    talk.client_sends(0.0, 1001, 5001, ACK | PSH, b"hello").server_sends(0.1, 5001, 1006, ACK)
+    talk.server_sends(0.2, 5001, 1006, RST | ACK)
+    mid_stream = TimeSequence.of(
+        analyse_file(write_pcap(tmp_path / "mid.pcap", talk.frames), keep_frames=True).frame_analyses, 0
+    )
+    assert len(mid_stream.direction(True).acks[0]) == 2 and not mid_stream.direction(True).windows[0]
+    # a known scale (no scaling: the client's SYN has no window-scale option); its reset left out
+    frames = missing_syn_ack_then_reset(reset_by_client=False)
+    known = TimeSequence.of(
+        analyse_file(write_pcap(tmp_path / "reset.pcap", frames), keep_frames=True).frame_analyses, 0
+    )
+    assert list(known.direction(True).acks[0]) == [0.3, 0.5]
+    assert list(known.direction(True).windows[0]) == [0.3]
+    assert list(known.direction(True).windows[1]) == [1000]

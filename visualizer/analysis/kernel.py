@@ -16,7 +16,8 @@ kernel did, on the frames' time axis:
   frames; ``checks`` lists where they disagree with the kernel's figures (``tcp_probe``'s
   ``snd_una``; a recv that returns bytes the capture never saw arrive);
 * ``probes``: cwnd, ssthresh, srtt, snd_wnd, rcv_wnd of every ``tcp_probe`` (one per segment the
-  socket received), with the frame it was processing;
+  socket received, as it arrives: before the socket processes it), with the frame it was processing;
+  ``segment_size``: the bytes of one of the segments its ``snd_cwnd`` counts;
 * ``marks``: retransmissions, resets and drops as the kernel counted them, each tied to a frame.
 
 The join keys on what both sides share: addresses and ports (every TCP tracepoint carries
@@ -48,7 +49,7 @@ from visualizer.analysis.report import (
     ZERO_WINDOW,
     FrameAnalysis,
 )
-from visualizer.model import ACK, RST, SYN, KernelEvent
+from visualizer.model import ACK, RST, SYN, KernelEvent, parse_tcp_options
 
 KERNEL_TO_RFC = {
     "LISTEN": "LISTEN",
@@ -118,6 +119,12 @@ RECEIVE_WINDOW_NS = 1_000_000
 ETHERNET_HEADER = 14
 LINKTYPE_ETHERNET = 1
 RETRANSMITTED = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
+INFINITE_SSTHRESH = 0x7FFFFFFF
+"""``TCP_INFINITE_SSTHRESH`` (``include/net/tcp.h``): a socket's ssthresh until something sets it (a loss,
+HyStart, a cached route metric); ``tcp_probe`` reports it as it is (``tcp_current_ssthresh``)."""
+TIMESTAMP_OPTION_BYTES = 12
+"""RFC 7323 s3's 10-byte timestamp option padded to 32 bits, as Linux sends it in every segment
+(``TCPOLEN_TSTAMP_ALIGNED``) once both SYNs carried it: it comes out of each segment's MSS (RFC 6691)."""
 
 SocketId = tuple[int, int]
 """(the kernel's socket identity in the recording, the incarnation: a freed socket's memory is reused)."""
@@ -201,6 +208,13 @@ class ProbeSample:
     """Relative sequence number, like the frames'."""
     snd_nxt: int
 
+    @property
+    def ssthresh_set(self) -> bool:
+        """Whether ssthresh holds a value: :data:`INFINITE_SSTHRESH` (or above) means none was set yet
+        (slow start has no threshold). Outside recovery ``tcp_probe`` reports ``tcp_current_ssthresh``,
+        at least three quarters of cwnd, so it stays infinite until the socket's own is set."""
+        return self.ssthresh < INFINITE_SSTHRESH
+
 
 @dataclass(frozen=True, slots=True)
 class KernelMark:
@@ -233,6 +247,9 @@ class EndpointKernel:
     marks: list[KernelMark] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     """Where the figures derived from calls and frames disagree with the kernel's."""
+    segment_size: int | None = None
+    """Bytes of one segment as its ``snd_cwnd`` counts them (RFC 5681's SMSS, Linux's ``mss_cache``), from
+    the capture's SYNs (see :func:`segment_size`); None when they are not both captured with an MSS option."""
 
     @property
     def name(self) -> str:
@@ -270,6 +287,18 @@ class KernelStory:
 
     def of_stream(self, stream: int) -> list[EndpointKernel]:
         return [endpoint for endpoint in self.endpoints if endpoint.stream == stream]
+
+    def sender_and_receiver(
+        self, stream: int, address: str, port: int
+    ) -> tuple[EndpointKernel | None, EndpointKernel | None]:
+        """The endpoints of the data ``address``:``port`` sends in ``stream``: the sender, whose own
+        ``tcp_probe`` samples (it receives the ACKs) carry its congestion window, and the receiver, whose
+        samples (it receives the data) carry the window it advertises (``rcv_wnd``). None for a side
+        the recording does not know."""
+        sender = self.endpoint(stream, address, port)
+        if sender is None:
+            return None, None
+        return sender, self.endpoint(stream, sender.peer_address, sender.peer_port)
 
 
 # -- the join ----------------------------------------------------------------------------------
@@ -532,6 +561,7 @@ def join_kernel(
             (event for identity in identities for event in sockets.events[identity]), key=lambda item: item.time_ns
         )
         _kernel_side(endpoint, kernel_events, own, alignment_error_ns, dropped)
+        endpoint.segment_size = segment_size(endpoint, own)
         _resets_without_socket(endpoint, events, own)
         _link_bytes(endpoint, own, dropped)
         _queues(endpoint, own, dropped)
@@ -677,6 +707,30 @@ def _kernel_side(
             frame = _latest(received, event.time_ns + slack, lambda item: bool(item.record.tcp_flags & RST))
             endpoint.marks.append(KernelMark(event.time_ns, "reset_received", frame.record.number if frame else 0))
     _check_acknowledged(endpoint, received)
+
+
+def segment_size(endpoint: EndpointKernel, own: Sequence[FrameAnalysis]) -> int | None:
+    """The bytes of one segment ``endpoint`` sends, as its congestion window counts them: the smaller
+    MSS option of the two SYNs (RFC 9293 s3.7.1: each side announces what it can receive; a Linux
+    socket's ``TCP_MAXSEG`` caps both the MSS it announces and the one it sends), less
+    :data:`TIMESTAMP_OPTION_BYTES` when both SYNs carried the timestamp option. That is Linux's
+    ``mss_cache`` (``tcp_sync_mss``) unless the path MTU is lower than the options say (on loopback
+    it never is): our reading of the kernel, not a figure it reports. None without both SYNs, or
+    when one has no MSS option."""
+    mine = theirs = None
+    for frame in own:
+        record = frame.record
+        if not record.tcp_flags & SYN:
+            continue
+        options = parse_tcp_options(record.tcp_options)
+        if _sent_by(endpoint, frame):
+            mine = options if mine is None else mine
+        else:
+            theirs = options if theirs is None else theirs
+    if mine is None or theirs is None or mine.mss is None or theirs.mss is None:
+        return None
+    timestamps = mine.timestamp is not None and theirs.timestamp is not None
+    return min(mine.mss, theirs.mss) - (TIMESTAMP_OPTION_BYTES if timestamps else 0)
 
 
 SENT_WINDOW_NS = 1_000_000
@@ -1058,6 +1112,7 @@ def zero_window_frames(frames: Sequence[FrameAnalysis], endpoint: EndpointKernel
 
 
 __all__ = [
+    "INFINITE_SSTHRESH",
     "EndpointKernel",
     "KernelMark",
     "KernelStateChange",
@@ -1070,4 +1125,5 @@ __all__ = [
     "inferred_states",
     "join_kernel",
     "kernel_states",
+    "segment_size",
 ]

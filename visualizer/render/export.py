@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from visualizer.analysis.kernel import KernelStory
     from visualizer.analysis.report import FrameAnalysis
     from visualizer.render.time_sequence import TimeSequence
 
@@ -224,12 +225,19 @@ def _svg_with_tooltips(figure: Figure, layout: LadderLayout) -> str:
 
 
 def save_time_sequence(
-    frames: TimeSequence | Sequence[FrameAnalysis], stream: int, path: Path, *, file_format: str
+    frames: TimeSequence | Sequence[FrameAnalysis],
+    stream: int,
+    path: Path,
+    *,
+    file_format: str,
+    kernel: KernelStory | None = None,
 ) -> list[Path]:
-    """A TCP stream's time-sequence graph: each direction that sends data, one above the other.
+    """A TCP stream's time-sequence graph: each direction that sends data, one above the other, each
+    with its kernel strips (congestion and receive window) when ``kernel`` has samples for them.
 
     ``frames`` is a :class:`~visualizer.render.time_sequence.TimeSequence` (what a long stream
-    should be gathered into, frame by frame) or the frame analyses of the stream."""
+    should be gathered into, frame by frame) or the frame analyses of the stream; ``kernel`` the
+    kernel's events recorded beside the capture, joined to it (:func:`visualizer.pipeline.kernel_story`)."""
     if file_format not in FIGURE_FORMATS:
         raise UsageError(f"the time-sequence graph is a figure: use {', '.join(FIGURE_FORMATS)}")
     from visualizer.render.time_sequence import TimeSequence, draw_time_sequence_figure, figure_height
@@ -237,6 +245,6 @@ def save_time_sequence(
     check_writable(path)
     if not isinstance(frames, TimeSequence):
         frames = TimeSequence.of(frames, stream)
-    figure = _new_figure(figsize=(11, figure_height(frames)), layout="constrained")
-    draw_time_sequence_figure(frames, figure=figure)
+    figure = _new_figure(figsize=(11, figure_height(frames, kernel)), layout="constrained")
+    draw_time_sequence_figure(frames, figure=figure, kernel=kernel)
     return [atomic_write(path, functools.partial(figure.savefig, format=file_format, dpi=110))]

@@ -11,6 +11,12 @@ so when it lies above the whole graph. What the analysis found is drawn as marks
 the legend: retransmissions, segments their receiver never got, duplicate ACKs, SACK blocks, zero
 windows, zero-window probes, keep-alives, SYN, FIN and RST. The marks come from the analysis flags
 (:mod:`visualizer.analysis.report`); this module derives none of them.
+
+When the kernel's events were recorded beside the capture (a :class:`~visualizer.analysis.kernel.KernelStory`),
+strips under each direction's graph share its time axis: the sender's congestion window and ssthresh
+(``tcp_probe`` of the sender, which samples them as each ACK arrives), with the retransmissions marked
+as on the graph; and the receiver's window, the kernel's ``rcv_wnd`` beside the window its segments
+advertised on the wire. A direction whose endpoints have no ``tcp_probe`` sample gets no strip.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from visualizer.render.ladder import BLACK, BLUE, GREEN, GREY, ORANGE, PURPLE, S
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from visualizer.analysis.kernel import EndpointKernel, KernelStory, ProbeSample
 
 NAN = float("nan")  # breaks a plotted line between segments
 COLUMNS = 1500
@@ -89,6 +97,11 @@ NEAR_X, NEAR_Y = 0.012, 0.03
 """Marks closer than these shares of the axes' width and height would hide each other (about 13 pixels)."""
 GID = "time-sequence-"
 """Prefix of every artist's gid: ``time-sequence-data``, ``time-sequence-retransmission``..."""
+MAIN_INCHES, STRIP_INCHES = 4.5, 1.7
+"""Height of one direction's graph and of one kernel strip under it."""
+KERNEL = "kernel: tcp_probe"
+WIRE = "on the wire"
+"""Where a strip's line comes from, said in its legend."""
 
 
 class MarkStyle(NamedTuple):
@@ -146,6 +159,9 @@ class _Direction:
     retransmitted_bytes: int = 0
     name: str = ""
     """Its sender and receiver, ``10.0.0.1:40000 → 10.0.0.2:80``."""
+    address: str = ""
+    port: int = 0
+    """Its sender's."""
     base: int | None = None
     """Raw sequence number of relative 0 (for SACK blocks, which carry raw numbers)."""
     data: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
@@ -154,6 +170,9 @@ class _Direction:
     acks: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
     """ACKs this direction *receives*: time, ACK number, ACK number plus the advertised window."""
     sacks: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
+    windows: tuple[array[float], array[int]] = field(default_factory=lambda: (array("d"), array("q")))
+    """The windows advertised to this direction (time, bytes after scaling): the ACKs it receives, less
+    RSTs (whose window means nothing) and those whose window scale the capture did not show."""
     marks: dict[str, tuple[array[float], array[int]]] = field(default_factory=dict)
     """Marks drawn on this direction's graph, by kind of :data:`MARKS`: time, sequence number."""
 
@@ -168,8 +187,8 @@ class _Direction:
 class TimeSequence:
     """Both directions of one TCP stream's time-sequence graph, gathered frame by frame.
 
-    Memory follows the frames as a few numbers each (about 40 bytes), never the frames
-    themselves: a million-frame stream fits in some 40 MB, and the drawing reduces it to
+    Memory follows the frames as a few numbers each (about 50 bytes), never the frames
+    themselves: a million-frame stream fits in some 50 MB, and the drawing reduces it to
     :data:`COLUMNS` time columns.
     """
 
@@ -205,6 +224,7 @@ class TimeSequence:
                 f"{_endpoint(record.source, record.source_port)} → "
                 f"{_endpoint(record.destination, record.destination_port)}"
             )
+            sender.address, sender.port = record.source, record.source_port
         length = record.payload_length
         flags = record.tcp_flags
         analysis = frame.analysis
@@ -235,6 +255,9 @@ class TimeSequence:
         receiver.acks[0].append(time)
         receiver.acks[1].append(frame.ack)
         receiver.acks[2].append(frame.ack + max(frame.window, 0))
+        if not flags & RST and frame.window_scale != -1:
+            receiver.windows[0].append(time)
+            receiver.windows[1].append(frame.window)
         if record.tcp_options and not length:
             blocks = parse_tcp_options(record.tcp_options).sack_blocks
             if blocks:
@@ -433,19 +456,45 @@ LEGEND_ORDER = ["data", "ack", "window", "sack", *MARKS]
 
 
 def draw_time_sequence_figure(
-    data: Report | Sequence[FrameAnalysis] | TimeSequence, *, figure: Figure, stream: int = 0
+    data: Report | Sequence[FrameAnalysis] | TimeSequence,
+    *,
+    figure: Figure,
+    stream: int = 0,
+    kernel: KernelStory | None = None,
 ) -> list[Axes]:
     """Draw the graphs of the directions that send data into ``figure``, one above the other on one
     time axis; a direction that sends none (only ACKs, SYN, FIN) gets no panel, and the figure says so.
-    Returns the Axes, from the initiator's side."""
+    With ``kernel`` (the kernel's events recorded beside the capture), each graph has under it the
+    strips its endpoints' ``tcp_probe`` samples give (see :func:`kernel_strips`), on the same time axis.
+    Returns every Axes, top to bottom, from the initiator's side."""
     sequence = _sequence_of(data, stream)
     sides = sequence.directions_to_draw()
     sent = [sequence.direction(side).payload_bytes for side in sides]
+    strips = {side: kernel_strips(sequence, side, kernel) for side in sides}
     # A direction that sends far less (a request before a download) gets a lower panel.
-    ratios = [3.0 if sent_bytes * 10 >= max(sent) else 1.6 for sent_bytes in sent]
-    axes = figure.subplots(len(sides), 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})[:, 0]
-    for ax, side in zip(axes, sides):
-        draw_time_sequence(sequence, from_initiator=side, ax=ax)
+    ratios: list[float] = []
+    for side, sent_bytes in zip(sides, sent):
+        ratios.append(3.0 if sent_bytes * 10 >= max(sent) else 1.6)
+        ratios += [3.0 * STRIP_INCHES / MAIN_INCHES] * strips[side].drawn()
+    axes = list(
+        figure.subplots(len(ratios), 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})[:, 0]
+    )
+    remaining = iter(axes)
+    time_axis = sequence.time_axis()
+    for side in sides:
+        draw_time_sequence(sequence, from_initiator=side, ax=next(remaining))
+        chosen = strips[side]
+        if chosen.sender is not None:
+            draw_congestion_window(sequence, chosen.sender, from_initiator=side, ax=next(remaining))
+        if chosen.receiver is not None:
+            draw_receive_window(sequence, chosen.receiver, from_initiator=side, ax=next(remaining))
+    if len(axes) > len(sides):  # one time axis, labelled once, at the bottom
+        for ax in axes[:-1]:
+            ax.set_xlabel("")
+        axes[-1].set_xlabel("time since the first frame")
+        for ax in axes:
+            if ax.get_gid() == GID + "strip":
+                time_axis.apply(ax, label_bands=False)
     left_out = [side for side in (True, False) if side not in sides]
     for side in left_out:
         direction = sequence.direction(side)
@@ -459,12 +508,198 @@ def draw_time_sequence_figure(
                 fontsize=8.5,
                 color="#555555",
             )
-    return list(axes)
+    return axes
 
 
-def figure_height(sequence: TimeSequence) -> float:
-    """Inches: 5.5 for one direction's graph, 10 for two."""
-    return 1.0 + 4.5 * len(sequence.directions_to_draw())
+class KernelStrips(NamedTuple):
+    """The endpoints whose ``tcp_probe`` samples one direction's strips draw (None: no strip)."""
+
+    sender: EndpointKernel | None
+    """Its congestion window strip: the sender's samples."""
+    receiver: EndpointKernel | None
+    """Its receive window strip: the receiver's samples."""
+
+    def drawn(self) -> int:
+        """How many strips: 0, 1 or 2."""
+        return (self.sender is not None) + (self.receiver is not None)
+
+
+def kernel_strips(sequence: TimeSequence, from_initiator: bool, kernel: KernelStory | None) -> KernelStrips:
+    """The strips of one direction's graph: none without a kernel story, and none for an endpoint
+    without ``tcp_probe`` samples (an empty strip would say nothing, or say wrongly that it was zero)."""
+    direction = sequence.direction(from_initiator)
+    if kernel is None or not direction.address:
+        return KernelStrips(None, None)
+    sender, receiver = kernel.sender_and_receiver(sequence.stream, direction.address, direction.port)
+    return KernelStrips(
+        sender if sender is not None and sender.probes else None,
+        receiver if receiver is not None and receiver.probes else None,
+    )
+
+
+def figure_height(sequence: TimeSequence, kernel: KernelStory | None = None) -> float:
+    """Inches: 5.5 for one direction's graph, 10 for two, and :data:`STRIP_INCHES` for each kernel strip."""
+    sides = sequence.directions_to_draw()
+    strips = sum(kernel_strips(sequence, side, kernel).drawn() for side in sides)
+    return 1.0 + MAIN_INCHES * len(sides) + STRIP_INCHES * strips
+
+
+def _probe_times(sequence: TimeSequence, probes: Sequence[ProbeSample]) -> numpy.ndarray:
+    """Seconds since the graph's first frame (the probes are on the capture's clock)."""
+    origin = sequence.origin or 0
+    return (numpy.array([probe.time_ns for probe in probes], dtype=numpy.int64) - origin) / 1e9
+
+
+def draw_congestion_window(sequence: TimeSequence, sender: EndpointKernel, *, from_initiator: bool, ax: Axes) -> Axes:
+    """The sender's congestion window (segments; bytes on the right when its segment size is known)
+    and ssthresh where it is set, from its ``tcp_probe`` samples, with the retransmissions of the
+    graph above marked on it. ``tcp_probe`` samples a socket as a segment arrives, before processing
+    it: each value held since just after the sample before, so the line steps at the samples ("pre")."""
+    probes = sender.probes
+    times = _probe_times(sequence, probes)
+    windows = numpy.array([probe.snd_cwnd for probe in probes], dtype=float)
+    thresholds = numpy.array([probe.ssthresh if probe.ssthresh_set else NAN for probe in probes], dtype=float)
+    who = f"{_endpoint(sender.address, sender.port)}'s"
+    drawn: list[Line2D] = [
+        ax.plot(
+            times,
+            windows,
+            drawstyle="steps-pre",
+            color=BLUE,
+            linewidth=1.4,
+            marker=".",
+            markersize=3,
+            zorder=3,
+            label=f"{who} cwnd ({KERNEL})",
+            gid=GID + "cwnd",
+        )[0]
+    ]
+    set_at = numpy.flatnonzero(numpy.isfinite(thresholds))
+    if len(set_at):
+        label = f"ssthresh ({KERNEL})"
+        if set_at[0] > 0:
+            label = f"ssthresh, set from {format_seconds(float(times[set_at[0]]))} ({KERNEL})"
+        drawn.append(
+            ax.plot(
+                times,
+                thresholds,
+                drawstyle="steps-pre",
+                color=PURPLE,
+                linewidth=1.2,
+                linestyle="--",
+                marker=".",
+                markersize=3,
+                zorder=2,
+                label=label,
+                gid=GID + "ssthresh",
+            )[0]
+        )
+    else:
+        drawn.append(Line2D([], [], color=PURPLE, linestyle="--", label=f"ssthresh: not set (infinite) ({KERNEL})"))
+    retransmitted = sequence.direction(from_initiator).marks.get("retransmission")
+    if retransmitted is not None:
+        xs = numpy.frombuffer(retransmitted[0])
+        # on the line: the value each retransmission was sent under (the next sample's, as drawn)
+        at = numpy.clip(numpy.searchsorted(times, xs, side="left"), 0, len(times) - 1)
+        drawn.append(_strip_marks(ax, "retransmission", xs, windows[at], GID + "cwnd-retransmission"))
+    highest = max(float(windows.max()), float(numpy.nanmax(thresholds)) if len(set_at) else 0.0)
+    ax.set_ylim(0, highest * (1 + 2 * Y_MARGIN_SHARE) + 1)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    ax.set_ylabel("cwnd\n(segments)")
+    if sender.segment_size:
+        size = sender.segment_size
+
+        def to_bytes(segments: Any) -> Any:
+            return segments * size
+
+        def to_segments(octets: Any) -> Any:
+            return octets / size
+
+        right = ax.secondary_yaxis("right", functions=(to_bytes, to_segments))
+        right.yaxis.set_major_formatter(UnitFormatter(BYTES))
+        right.set_ylabel(f"bytes\n(× {size:,} B segments)", fontsize=8)
+    _strip_look(ax, drawn)
+    return ax
+
+
+def draw_receive_window(sequence: TimeSequence, receiver: EndpointKernel, *, from_initiator: bool, ax: Axes) -> Axes:
+    """The receiver's window: the kernel's ``rcv_wnd`` at its ``tcp_probe`` samples, beside the window its
+    segments advertised on the wire (after scaling: a step at each segment), in bytes; zero windows
+    marked as on the graph above. ``rcv_wnd`` is the window the receiver last advertised, seen as each
+    segment arrives: it changes when the receiver next sends, which no sample shows, so the samples are
+    points, not a line (a line would open a window before the wire did)."""
+    direction = sequence.direction(from_initiator)
+    times = _probe_times(sequence, receiver.probes)
+    windows = numpy.array([probe.rcv_wnd for probe in receiver.probes], dtype=float)
+    who = f"{_endpoint(receiver.address, receiver.port)}'s"
+    drawn: list[Line2D] = []
+    highest = float(windows.max())
+    if direction.windows[0]:
+        start, end = sequence.time_axis()[:2]
+        xs, ys = _steps(direction.windows[0], direction.windows[1], start, end)
+        highest = max(highest, float(ys.max()))
+        drawn.append(
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color=ORANGE,
+                linewidth=2.6,
+                alpha=0.55,
+                zorder=2,
+                label=f"window {_endpoint(receiver.address, receiver.port)} advertised ({WIRE}, scaled)",
+                gid=GID + "advertised-window",
+            )[0]
+        )
+    drawn.append(
+        ax.plot(
+            times,
+            windows,
+            linestyle="none",
+            color=BLACK,
+            marker="o",
+            markersize=3,
+            zorder=3,
+            label=f"{who} rcv_wnd ({KERNEL}: as each segment arrived)",
+            gid=GID + "rcv-wnd",
+        )[0]
+    )
+    zero = direction.marks.get("zero_window")
+    if zero is not None:
+        xs = numpy.frombuffer(zero[0])
+        drawn.append(_strip_marks(ax, "zero_window", xs, numpy.zeros(len(xs)), GID + "window-zero"))
+    ax.set_ylim(0, highest * (1 + 2 * Y_MARGIN_SHARE) + 1)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=True))
+    ax.yaxis.set_major_formatter(UnitFormatter(BYTES))
+    ax.set_ylabel("receive\nwindow")
+    _strip_look(ax, drawn)
+    return ax
+
+
+def _strip_marks(ax: Axes, kind: str, xs: numpy.ndarray, ys: numpy.ndarray, gid: str) -> Line2D:
+    """Marks of the graph above (:data:`MARKS`), drawn on a strip the same way (not clipped: a zero
+    window sits on the strip's edge)."""
+    style = MARKS[kind]
+    return ax.plot(
+        xs,
+        ys,
+        linestyle="none",
+        marker=style.marker,
+        markersize=style.size,
+        color=style.color,
+        markeredgecolor="white",
+        markeredgewidth=0.7,
+        zorder=5,
+        clip_on=False,
+        label=f"{style.label} ({WIRE})",
+        gid=gid,
+    )[0]
+
+
+def _strip_look(ax: Axes, drawn: list[Line2D]) -> None:
+    ax.set_gid(GID + "strip")
+    ax.grid(True, color="#DDDDDD", linewidth=0.6)
+    ax.legend(handles=drawn, loc="best", fontsize=7.5, framealpha=0.9, ncols=min(len(drawn), 2))
 
 
 def _sequence_of(data: Report | Sequence[FrameAnalysis] | TimeSequence, stream: int) -> TimeSequence:
@@ -671,8 +906,9 @@ class TimeAxis(NamedTuple):
         margin = max(self.drawn_width() * EDGE_MARGIN_SHARE, 1e-6)  # slope 1 outside
         return self.start - margin, self.end + margin
 
-    def apply(self, ax: Axes) -> None:
-        """Set the axis' limits, its scale (when there are gaps), ticks with units, and the bands."""
+    def apply(self, ax: Axes, *, label_bands: bool = True) -> None:
+        """Set the axis' limits, its scale (when there are gaps), ticks with units, and the bands (with
+        the pause's length written in each, unless ``label_bands`` is False: a strip under the graph)."""
         real, drawn = self.knots()
         if self.gaps:
             ax.set_xscale(
@@ -684,6 +920,8 @@ class TimeAxis(NamedTuple):
         ax.set_xlim(*self.limits())
         for (since, to), (left, right) in zip(self.gaps, self.bands()):
             ax.axvspan(left, right, color="#EEEEEE", zorder=0.5, gid=GID + "pause")
+            if not label_bands:
+                continue
             ax.text(
                 (left + right) / 2,
                 0.5,
