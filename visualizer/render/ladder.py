@@ -425,7 +425,8 @@ def draw_ladder(
     panel_x = right_edge
     if fitted:
         panel_x = _fit_figure(ax, lifelines, rows_inches, panel)
-    _draw_phases(ax, layout, positions, panel_x)  # after the crop: the phases end where the ladder does
+    # After the crop: with queue strips, the phases end where the ladder does.
+    _draw_phases(ax, layout, positions, panel_x if columns else right_edge)
     if columns:
         draw_queues(ax, layout, positions, columns, x=panel_x + QUEUE_MARGIN, header_y=header_y)
     return ax
@@ -622,7 +623,9 @@ def draw_queues(
                 fontsize=6.5,
                 color=colour,
                 fontweight="bold",
+                zorder=4,
                 gid=f"queue-peak-{column.participant}-{column.queue}",
+                bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
             )
         strips.append(strip)
         x += QUEUE_COLUMN
@@ -1160,7 +1163,7 @@ LINK_STYLE = (0, (2, 2))
 STATE_LABEL_HEIGHT = 0.42
 """A state's name on a lifeline, in rows: a kernel state's name that would overlap the one above it
 on its lifeline goes down by the difference (a leader line ties it to where the state begins)."""
-NOTE_FONT = 6.5
+NOTE_FONT = 6.0
 NOTE_LINE = NOTE_FONT * 1.25 / 72 / ROW_HEIGHT_INCHES
 """One line of a note under a state's name (where the kernel differs from the RFC table), in rows."""
 KERNEL_SOURCE = "states: from the kernel (inet_sock_set_state)"
