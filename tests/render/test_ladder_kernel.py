@@ -234,6 +234,8 @@ def test_zero_window_the_receivers_recv_q_fills_while_zero_windows_are_on_the_wi
     )
     assert value_at(line, update + 0.9) < peak / 2
     assert value_at(line, zero_rows[0] - 3.0) < peak
+    _, ax = drawn(layout)
+    assert overlapping(text_boxes(ax)) == []  # the notes beside the lifelines, the strips' headers
 
 
 def test_each_page_has_strips_of_its_own_rows() -> None:
@@ -265,3 +267,30 @@ def test_no_strips_and_no_extra_width_without_the_kernels_side() -> None:
     figure, ax = drawn(hollow)
     assert strips(figure) == []
     assert INFERRED_SOURCE in legend_texts(ax)
+
+
+def test_time_y_interpolates_between_the_rows_and_leaves_later_times_to_the_next_page() -> None:
+    points = [(100, 0.0), (200, 1.0), (200, 1.55), (400, 2.0)]
+    assert time_y(points, 150) == pytest.approx(0.5)
+    assert time_y(points, 300) == pytest.approx(1.55 + 0.45 / 2)  # from the arrow's tip on
+    assert time_y(points, 50) == 0.0  # before the first row: at it
+    assert time_y(points, 400) == 2.0
+    assert time_y(points, 500) is None  # after the last row: another page's
+    assert time_y(points, 500, beyond=(3.0, 100)) == pytest.approx(2.5)  # the last page: half-way one unit on
+    assert time_y(points, 10_000, beyond=(3.0, 100)) < 3.0
+
+
+def test_a_queue_change_after_the_last_row_ends_the_last_page_only() -> None:
+    layout = layout_of("story")
+    assert layout.kernel is not None
+    client = next(endpoint for endpoint in layout.kernel.endpoints if endpoint.port != 8080)
+    last = max(row.time_ns or 0 for row in layout.rows if isinstance(row, Arrow))
+    client.queues.append(dataclasses.replace(client.queues[-1], time_ns=last + 1_000_000, recv_q=5))
+    index = participant_of(layout, client)
+    figure, _ = drawn(layout)
+    assert list(strip_line(figure, index, "recv").get_xdata())[-1] == 5
+    first, second = layout.paginate(6)
+    figure, _ = drawn(first)
+    assert 5 not in list(strip_line(figure, index, "recv").get_xdata())
+    figure, _ = drawn(second)
+    assert list(strip_line(figure, index, "recv").get_xdata())[-1] == 5
