@@ -560,19 +560,15 @@ def draw_queues(
         if previous is not None:
             x += QUEUE_GAP if column.participant == previous else QUEUE_ENDPOINT_GAP
         if column.participant != previous:
-            participant = layout.participants[column.participant]
-            ax.text(
+            _draw_header(
+                ax,
                 x + QUEUE_COLUMN + QUEUE_GAP / 2,
                 header_y,
-                _header_lines(participant, spacing),
-                ha="center",
-                va="center",
+                layout.participants[column.participant],
+                spacing,
                 fontsize=QUEUE_HEADER_FONT,
-                fontweight="bold",
-                linespacing=1.1,
-                zorder=5,
+                pad=0.3,
                 gid=f"queue-header-{column.participant}",
-                bbox={"boxstyle": "round,pad=0.3", "facecolor": "#F2F2F2", "edgecolor": "#444444"},
             )
         previous = column.participant
         strip = ax.inset_axes((x, 0.0, QUEUE_COLUMN, 1.0), transform=placement, sharey=ax)
@@ -725,22 +721,7 @@ def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top:
             linestyle=(0, (4, 3)) if injector else "-",
             zorder=1,
         )
-        ax.text(
-            x,
-            top,
-            _header_lines(participant, spacing),
-            ha="center",
-            va="center",
-            fontsize=HEADER_FONT,
-            fontweight="bold",
-            linespacing=1.1,
-            zorder=5,
-            bbox={
-                "boxstyle": "round,pad=0.35",
-                "facecolor": "#FBE6DC" if injector else "#F2F2F2",
-                "edgecolor": VERMILLION if injector else "#444444",
-            },
-        )
+        _draw_header(ax, x, top, participant, spacing)
     ax.text(
         GUTTER_RIGHT - 0.05,
         top + 1.0,
@@ -749,6 +730,39 @@ def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top:
         va="center",
         fontsize=7.5,
         color="#444444",
+    )
+
+
+def _draw_header(
+    ax: Axes,
+    x: float,
+    y: float,
+    participant: Participant,
+    spacing: float,
+    *,
+    fontsize: float = HEADER_FONT,
+    pad: float = 0.35,
+    gid: str | None = None,
+) -> None:
+    """A participant's header, boxed, centred at (x, y): on one line when it fits ``spacing``; an
+    injector's framed in vermillion."""
+    injector = participant.role == "injector"
+    ax.text(
+        x,
+        y,
+        _header_lines(participant, spacing),
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        fontweight="bold",
+        linespacing=1.1,
+        zorder=5,
+        gid=gid,
+        bbox={
+            "boxstyle": f"round,pad={pad}",
+            "facecolor": "#FBE6DC" if injector else "#F2F2F2",
+            "edgecolor": VERMILLION if injector else "#444444",
+        },
     )
 
 
@@ -1399,20 +1413,12 @@ def _draw_state_label(ax: Axes, x: float, segment: StateSegment, y: float, *, le
     colour = STATE_COLOURS.get(segment.state, GREY)
     if y - segment.start > 0.05:
         ax.plot([x + side * 0.06, x + side * 0.14], [segment.start, y], color=colour, linewidth=1.0, zorder=5)
+    beside: dict[str, Any] = {"ha": "right" if left else "left", "color": "#333333", "zorder": 5}
     if segment.named:
-        ax.text(
-            x + side * 0.14,
-            y,
-            segment.state,
-            ha="right" if left else "left",
-            va="center",
-            fontsize=STATE_FONT,
-            fontweight="bold",
-            color="#333333",
-            zorder=5,
-            gid=f"state-label-{segment.state}",
-            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": colour, "linewidth": 1.2},
-        )
+        box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": colour, "linewidth": 1.2}
+        name = ax.text(x + side * 0.14, y, segment.state, va="center", fontsize=STATE_FONT, bbox=box, **beside)
+        name.set_fontweight("bold")
+        name.set_gid(f"state-label-{segment.state}")
         below = y + STATE_LABEL_HEIGHT / 2 + 0.04
     else:
         ax.plot([x - 0.12, x + 0.12], [segment.start, segment.start], color="#333333", linewidth=1.2, zorder=5)
@@ -1420,20 +1426,11 @@ def _draw_state_label(ax: Axes, x: float, segment: StateSegment, y: float, *, le
     if not segment.note:
         return y + STATE_LABEL_HEIGHT
     lines = note_lines(segment.note, room)
-    ax.text(
-        x + side * 0.14,
-        below,
-        "\n".join(lines),
-        ha="right" if left else "left",
-        va="top",
-        fontsize=NOTE_FONT,
-        style="italic",
-        color="#333333",
-        linespacing=1.1,
-        zorder=5,
-        gid="state-note",
-        bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
-    )
+    box = {"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+    note = ax.text(x + side * 0.14, below, "\n".join(lines), va="top", fontsize=NOTE_FONT, bbox=box, **beside)
+    note.set_fontstyle("italic")
+    note.set_linespacing(1.1)
+    note.set_gid("state-note")
     return below + NOTE_LINE * len(lines) + 0.25
 
 
