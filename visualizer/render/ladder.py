@@ -4,7 +4,9 @@ Lifelines for each endpoint (initiator left), one arrow per frame labelled in
 Stevens notation with relative numbers, colours and line styles by meaning
 (Okabe-Ito palette, safe for colour-blind readers), expert events in a column
 on the right with arcs back to the frames they refer to, each endpoint's
-RFC 9293 state on its lifeline, phases shaded, and a time gutter on the left.
+RFC 9293 state on its lifeline (the kernel's own, when it was recorded beside the
+capture, with notes where it differs from the RFC table), phases shaded, a time gutter on the
+left, and with the kernel's record, each socket's Send-Q and Recv-Q in strips right of the rows.
 Nothing here shows or saves a figure; the CLI and the notebooks do.
 """
 
@@ -461,8 +463,8 @@ class QueueColumn(NamedTuple):
 
 
 def queue_scale(largest: int) -> int:
-    """The strip's full scale: the smallest 1, 2, 4 or 8 times a power of two of bytes (16 B, 64 KiB,
-    1 MiB...) that holds ``largest``, at least :data:`QUEUE_MINIMUM_SCALE`."""
+    """The strip's full scale: the smallest power of two of bytes (16 B, 32 B... 64 KiB, 1 MiB) that
+    holds ``largest``, at least :data:`QUEUE_MINIMUM_SCALE`: a scale that reads as a round number."""
     scale = QUEUE_MINIMUM_SCALE
     while scale < largest:
         scale *= 2
