@@ -167,3 +167,34 @@ def test_the_sender_and_receiver_of_a_direction_are_its_two_endpoints() -> None:
     # the sender's samples carry its growing cwnd (it receives the ACKs), the receiver's a constant one
     assert max(probe.snd_cwnd for probe in sender.probes) > 10
     assert {probe.snd_cwnd for probe in receiver.probes} == {10}
+
+
+def test_a_socket_closed_in_fin_wait_2_waits_there_in_a_time_wait_socket_until_the_fin() -> None:
+    """zero-window: the client's close() came first; the server's ACK of its FIN (#165) put it in
+    FIN-WAIT-2, and the kernel handed the closed socket to a time-wait socket at once (the tracepoint
+    says FIN_WAIT2 -> CLOSE), before the server's FIN (#166): not TIME-WAIT yet."""
+    report, story = story_of("zero-window")
+    client = next(endpoint for endpoint in story.endpoints if endpoint.port != 8088)
+    last = client.states[-1]
+    assert (last.kernel_old, last.kernel_new, last.new, last.frame) == ("FIN_WAIT2", "CLOSE", "FIN-WAIT-2", 165)
+    assert last.note == "kernel: a time-wait socket from here (untraced); RFC table: TIME-WAIT at #166"
+    (difference,) = story.state_differences
+    assert difference.endpoint == client.name and difference.inferred[-1] == "TIME-WAIT"
+    assert "time-wait socket" in difference.explanation
+    # With the peer's FIN before the hand-over (the story), it is TIME-WAIT.
+    _, story = story_of("story")
+    client = next(endpoint for endpoint in story.endpoints if endpoint.port != 8080)
+    assert client.states[-1].new == "TIME-WAIT"
+
+
+def test_the_kernels_states_carry_notes_where_they_differ_from_the_rfc_table() -> None:
+    _, story = story_of("story")
+    notes = {(endpoint.port, change.new): change.note for endpoint in story.endpoints for change in endpoint.states}
+    written = {key: note for key, note in notes.items() if note}
+    client_port = next(endpoint.port for endpoint in story.endpoints if endpoint.port != 8080)
+    assert written == {
+        # the accepted socket is made at the handshake's ACK, from a request socket no tracepoint reports
+        (8080, "SYN-RECEIVED"): "kernel: within #3; RFC table: from #1",
+        # the server's FIN+ACK: its ACK (FIN-WAIT-2), then its FIN (TIME-WAIT)
+        (client_port, "FIN-WAIT-2"): "kernel: within #9; RFC table: one step",
+    }

@@ -239,8 +239,11 @@ def test_story_command_writes_a_pcap_and_a_diagram(tmp_path: Path) -> None:
     assert lines[2] == f"sockstory: wrote {tmp_path / 'story.png'}"
     assert any(line.strip().startswith("127.0.0.1:8080 calls: accept() -> ") for line in lines)
     assert "complete" in out.getvalue()
-    # The PNG is the ladder of the saved capture, titled as the CLI titles it, at 110 dpi.
-    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+    # The PNG is the ladder of the saved capture with its kernel's side (the states, the queue
+    # strips), titled as the CLI titles it, at 110 dpi.
+    story = kernel_story(tmp_path / "story.pcap", report.frame_analyses)
+    assert story is not None
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns, kernel=story)
     layout.title = f"story, captured live ({report.frames} frames): {SCENARIOS['story'].description}"
     figure = Figure()
     draw_ladder(layout, figure=figure)

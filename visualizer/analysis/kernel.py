@@ -49,7 +49,7 @@ from visualizer.analysis.report import (
     ZERO_WINDOW,
     FrameAnalysis,
 )
-from visualizer.model import ACK, RST, SYN, KernelEvent, parse_tcp_options
+from visualizer.model import ACK, FIN, RST, SYN, KernelEvent, parse_tcp_options
 
 KERNEL_TO_RFC = {
     "LISTEN": "LISTEN",
@@ -67,7 +67,10 @@ KERNEL_TO_RFC = {
 """The kernel's state names (``include/net/tcp_states.h``) as RFC 9293 names them."""
 TIME_WAIT_FROM = frozenset({"FIN_WAIT1", "FIN_WAIT2", "CLOSING"})
 """A full socket that goes to CLOSE from these states, not by a reset, has handed over to a
-time-wait socket (``tcp_time_wait``): the tracepoint says CLOSE, the connection is in TIME-WAIT."""
+time-wait socket (``tcp_time_wait``): the tracepoint says CLOSE, the connection is in TIME-WAIT;
+except from FIN_WAIT2 before the peer's FIN arrived: a program that closed its socket gets a
+time-wait socket that waits in FIN-WAIT-2 (``tcp_fin_timeout``) and enters TIME-WAIT at the FIN,
+which no tracepoint reports."""
 
 CALLS = {
     "socket": "socket",
@@ -178,6 +181,9 @@ class KernelStateChange:
     frame: int
     """The last frame of its own conversation captured at or before the change (0 when none): other
     conversations' frames captured in between say nothing about this socket."""
+    note: str = ""
+    """Where the kernel's record of this change differs from the states inferred from the packets,
+    in a few words for a figure (``kernel: within #9; RFC table: one step``): see :func:`note_states`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,6 +574,7 @@ def join_kernel(
         endpoint.marks.sort(key=lambda mark: mark.time_ns)
     story.endpoints = sorted(endpoints.values(), key=lambda item: (item.stream, item.address, item.port))
     story.state_differences = compare_states(story, frames)
+    note_states(story, frames)
     return story
 
 
@@ -660,7 +667,8 @@ def _kernel_side(
             old, new = str(fields["oldstate"]), str(fields["newstate"])
             shown_new = KERNEL_TO_RFC.get(new, new)
             if new == "CLOSE" and old in TIME_WAIT_FROM and reset_before is None:
-                shown_new = "TIME-WAIT"
+                fin = _latest(received, event.time_ns + slack, lambda item: bool(item.record.tcp_flags & FIN))
+                shown_new = "FIN-WAIT-2" if old == "FIN_WAIT2" and fin is None else "TIME-WAIT"
             endpoint.states.append(
                 KernelStateChange(
                     event.time_ns,
@@ -1084,6 +1092,11 @@ def _comparable(states: tuple[str, ...]) -> tuple[str, ...]:
 def _explain(inferred: tuple[str, ...], kernel: tuple[str, ...], endpoint: EndpointKernel) -> str:
     if not kernel:
         return "no state change of this endpoint's socket was recorded (a crafted endpoint, or no socket)"
+    if _handed_over_in_fin_wait_2(endpoint) and _comparable(inferred) == (*_comparable(kernel), "TIME-WAIT"):
+        return (
+            "the kernel handed the socket, closed by its program in FIN-WAIT-2, to a time-wait socket that waits "
+            "for the peer's FIN (tcp_time_wait); its move to TIME-WAIT at the FIN is not traced"
+        )
     passing = _passed_within_one_segment(endpoint) - set(inferred)
     if passing and _comparable(tuple(state for state in kernel if state not in passing)) == _comparable(inferred):
         return (
@@ -1100,6 +1113,55 @@ def _passed_within_one_segment(endpoint: EndpointKernel) -> set[str]:
         if change.frame == following.frame and change.frame:
             passing.add(change.new)
     return passing
+
+
+def _handed_over_in_fin_wait_2(endpoint: EndpointKernel) -> bool:
+    """Whether the socket's record ends with its hand-over to a time-wait socket still in FIN-WAIT-2."""
+    last = endpoint.states[-1] if endpoint.states else None
+    return last is not None and (last.kernel_new, last.new) == ("CLOSE", "FIN-WAIT-2")
+
+
+def note_states(story: KernelStory, frames: Sequence[FrameAnalysis]) -> None:
+    """Note, on each kernel state change, where the kernel's record differs from the states inferred
+    from the packets (RFC 9293's table), in a few words that a figure can show beside the state:
+
+    * a state the kernel entered and left while it processed one frame (FIN-WAIT-2 between a FIN+ACK's
+      ACK and its FIN; SYN-RECEIVED of an accepted socket, made at the handshake's ACK from a request
+      socket that no tracepoint reports): ``kernel: within #9; RFC table: one step`` when the table
+      never enters it, ``kernel: within #3; RFC table: from #1`` when it enters it at another frame;
+    * the hand-over to a time-wait socket still in FIN-WAIT-2 (see :data:`TIME_WAIT_FROM`):
+      ``kernel: a time-wait socket from here (untraced); RFC table: TIME-WAIT at #166``.
+    """
+    for endpoint in story.endpoints:
+        entered = _inferred_entries(endpoint, frames)
+        changes = endpoint.states
+        for index, change in enumerate(changes):
+            # the change that leaves the state (the kernel may set a state twice: CLOSING, CLOSING)
+            following = next((later for later in changes[index + 1 :] if later.new != change.new), None)
+            note = ""
+            if following is not None and change.frame and following.frame == change.frame:
+                since = entered.get(change.new)
+                if since is None:
+                    note = f"kernel: within #{change.frame}; RFC table: one step"
+                elif since != change.frame:
+                    note = f"kernel: within #{change.frame}; RFC table: from #{since}"
+            elif index == len(changes) - 1 and (change.kernel_new, change.new) == ("CLOSE", "FIN-WAIT-2"):
+                time_wait = entered.get("TIME-WAIT")
+                rfc = f"; RFC table: TIME-WAIT at #{time_wait}" if time_wait else ""
+                note = f"kernel: a time-wait socket from here (untraced){rfc}"
+            if note:
+                changes[index] = replace(change, note=note)
+
+
+def _inferred_entries(endpoint: EndpointKernel, frames: Sequence[FrameAnalysis]) -> dict[str, int]:
+    """The frame at which the analysis first inferred each state of the endpoint."""
+    entries: dict[str, int] = {}
+    for frame in frames:
+        if frame.stream == endpoint.stream and frame.protocol == "tcp":
+            state = frame.state if _sent_by(endpoint, frame) else frame.receiver_state
+            if state:
+                entries.setdefault(str(state), frame.record.number)
+    return entries
 
 
 def zero_window_frames(frames: Sequence[FrameAnalysis], endpoint: EndpointKernel) -> list[FrameAnalysis]:
@@ -1125,5 +1187,6 @@ __all__ = [
     "inferred_states",
     "join_kernel",
     "kernel_states",
+    "note_states",
     "segment_size",
 ]

@@ -4,15 +4,19 @@ Lifelines for each endpoint (initiator left), one arrow per frame labelled in
 Stevens notation with relative numbers, colours and line styles by meaning
 (Okabe-Ito palette, safe for colour-blind readers), expert events in a column
 on the right with arcs back to the frames they refer to, each endpoint's
-RFC 9293 state on its lifeline, phases shaded, and a time gutter on the left.
+RFC 9293 state on its lifeline (the kernel's own, when it was recorded beside the
+capture, with notes where it differs from the RFC table), phases shaded, a time gutter on the
+left, and with the kernel's record, each socket's Send-Q and Recv-Q in strips right of the rows.
 Nothing here shows or saves a figure; the CLI and the notebooks do.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import textwrap
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
@@ -38,6 +42,9 @@ from visualizer.render.layout import (
     pause_unit,
     wrap_title,
 )
+
+if TYPE_CHECKING:
+    from visualizer.analysis.kernel import EndpointKernel, KernelStateChange
 
 # Okabe-Ito colours (Okabe & Ito 2008), distinguishable with every common colour-vision deficiency.
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
@@ -364,6 +371,8 @@ def draw_ladder(
     widening = max(lifelines) - RIGHT_LIFELINE if len(lifelines) > 1 else 0.0
     event_column = _event_column(layout, lifelines)
     right_edge = (RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75) + widening
+    columns = queue_columns(layout, lifelines)
+    panel = _panel_width(columns)
     heading = title if title is not None else layout.title
     if layout.pages > 1:
         heading = f"{heading}  (page {layout.page + 1} of {layout.pages})".strip()
@@ -379,7 +388,7 @@ def draw_ladder(
     if ax is None:
         rows_inches = ROW_HEIGHT_INCHES * (bottom - top)
         legend_inches = 0.75  # until the legend is drawn and measured (_fit_figure)
-        width = WIDTH_INCHES * right_edge / RIGHT_EDGE
+        width = WIDTH_INCHES * (right_edge + panel) / RIGHT_EDGE
         if figure is None:
             import matplotlib.pyplot as plt
 
@@ -388,11 +397,11 @@ def draw_ladder(
         ax = figure.add_axes(
             (0.0, legend_inches / (rows_inches + legend_inches), 1.0, rows_inches / (rows_inches + legend_inches))
         )
-    ax.set_xlim(0, right_edge)
+    ax.set_xlim(0, right_edge + panel)
     ax.set_ylim(bottom, top)
     ax.axis("off")
-    _draw_phases(ax, layout, positions, right_edge)
-    _draw_lifelines(ax, layout, lifelines, (-1.55 - header_drop / 2) if heading else top, bottom)
+    header_y = (-1.55 - header_drop / 2) if heading else top
+    _draw_lifelines(ax, layout, lifelines, header_y, bottom)
     frame_y: dict[int, float] = {}
     for row, y in zip(layout.rows, positions):
         if isinstance(row, Arrow):
@@ -407,17 +416,218 @@ def draw_ladder(
     for pause in breaks:
         _draw_break(ax, pause.y, lifelines, pause.text, broken=pause.broken)
     links = _draw_links(ax, layout, positions, frame_y, event_column)
-    states = _draw_states(ax, layout, positions, lifelines)
+    states = _draw_states(ax, layout, positions, lifelines, event_column if has_events else right_edge + 2.0)
     if time == "order":
         has_breaks = any(isinstance(row, Gap) for row in layout.rows)
     else:
         has_breaks = any(pause.broken for pause in breaks)
-    _draw_legend(ax, layout, links=links, states=states, has_breaks=has_breaks)
+    _draw_legend(ax, layout, links=links, states=states, has_breaks=has_breaks, queues=bool(columns))
     if heading:
         ax.text(0.08, top + 0.15, heading, ha="left", va="top", fontsize=11, fontweight="bold")
+    panel_x = right_edge
     if fitted:
-        _fit_figure(ax, lifelines, rows_inches)
+        panel_x = _fit_figure(ax, lifelines, rows_inches, panel)
+    # After the crop: with queue strips, the phases end where the ladder does.
+    _draw_phases(ax, layout, positions, panel_x if columns else right_edge)
+    if columns:
+        draw_queues(ax, layout, positions, columns, x=panel_x + QUEUE_MARGIN, header_y=header_y)
     return ax
+
+
+QUEUE_COLUMN = 0.6
+QUEUE_GAP = 0.15
+QUEUE_ENDPOINT_GAP = 0.4
+QUEUE_MARGIN = 0.3
+"""The queue strips, in x units: each column's width, the gap between an endpoint's two columns,
+between endpoints, and between the ladder and the panel."""
+QUEUE_HEADER_FONT = 7.5
+QUEUE_COLOURS = {"send": BLUE, "recv": ORANGE}
+QUEUE_NAMES = {"send": "Send-Q", "recv": "Recv-Q"}
+QUEUE_MEANINGS = {
+    "send": "Send-Q: bytes written, not yet acknowledged",
+    "recv": "Recv-Q: bytes received in order, not yet read",
+}
+QUEUE_MINIMUM_SCALE = 16
+"""Bytes: the scale of a queue that stays (nearly) empty."""
+
+
+class QueueColumn(NamedTuple):
+    """One strip: a queue of one endpoint over the ladder's rows."""
+
+    participant: int
+    queue: Literal["send", "recv"]
+    samples: list[tuple[int, int]]
+    """(time, bytes) after every change (the analysis' :class:`QueueSample`); empty before the first."""
+    scale: int
+    """Bytes at the strip's full width (of the whole ladder: every page of it reads the same)."""
+
+
+def queue_scale(largest: int) -> int:
+    """The strip's full scale: the smallest power of two of bytes (16 B, 32 B... 64 KiB, 1 MiB) that
+    holds ``largest``, at least :data:`QUEUE_MINIMUM_SCALE`: a scale that reads as a round number."""
+    scale = QUEUE_MINIMUM_SCALE
+    while scale < largest:
+        scale *= 2
+    return scale
+
+
+def byte_text(count: int) -> str:
+    """``32 B``, ``64 KiB``, ``1.5 MiB``: bytes in binary units, as a scale reads them."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            value = count / size
+            return f"{value:.0f} {unit}" if value == int(value) or value >= 10 else f"{value:.1f} {unit}"
+    return f"{count} B"
+
+
+def queue_columns(layout: LadderLayout, lifelines: Sequence[float]) -> list[QueueColumn]:
+    """A Send-Q and a Recv-Q strip for each lifeline that is a socket the kernel recorded (left to
+    right as the lifelines stand); none without the kernel's side of the capture."""
+    columns: list[QueueColumn] = []
+    endpoints = kernel_endpoints(layout)
+    for index in sorted(endpoints, key=lambda index: lifelines[index]):
+        endpoint = endpoints[index]
+        if not endpoint.sockets:  # frames sent in its name by no socket (crafted): no queues
+            continue
+        for queue in ("send", "recv"):
+            samples = [
+                (sample.time_ns, sample.send_q if queue == "send" else sample.recv_q) for sample in endpoint.queues
+            ]
+            scale = queue_scale(max((value for _, value in samples), default=0))
+            columns.append(QueueColumn(index, queue, samples, scale))
+    return columns
+
+
+def _panel_width(columns: Sequence[QueueColumn]) -> float:
+    if not columns:
+        return 0.0
+    endpoints = len({column.participant for column in columns})
+    return (
+        QUEUE_MARGIN
+        + len(columns) * QUEUE_COLUMN
+        + (len(columns) - endpoints) * QUEUE_GAP
+        + (endpoints - 1) * QUEUE_ENDPOINT_GAP
+        + 0.15
+    )
+
+
+def queue_steps(
+    layout: LadderLayout, positions: Sequence[float], column: QueueColumn
+) -> tuple[list[float], list[float]]:
+    """The strip's step line as (bytes, y): each value held from its change's y (:func:`time_y` on its
+    endpoint's lifeline) to the next, from the page's first row (the value then; 0 before the first
+    change: an empty queue) to its end."""
+    points = time_points(layout, positions, column.participant)
+    top, end = positions[0], positions[-1] + 1.0
+    if not points:
+        return [0.0, 0.0], [top, end]
+    beyond = (end, layout.pause_unit_ns or 1_000_000) if layout.page == layout.pages - 1 else None
+    values: list[float] = [0.0]
+    ys: list[float] = [top]
+    for time, value in column.samples:
+        y = top if time < points[0][0] else time_y(points, time, beyond=beyond)
+        if y is None:
+            break
+        if y <= ys[-1]:  # at the same y (or before the page): the latest value holds there
+            values[-1] = value
+            if len(values) > 1 and y == ys[-2]:
+                values[-2] = value
+            continue
+        values += [values[-1], value]
+        ys += [y, y]
+    return [*values, values[-1]], [*ys, end]
+
+
+def draw_queues(
+    ax: Axes,
+    layout: LadderLayout,
+    positions: Sequence[float],
+    columns: Sequence[QueueColumn],
+    *,
+    x: float,
+    header_y: float,
+) -> list[Axes]:
+    """The Send-Q and Recv-Q strips from ``x`` (the ladder's x units) rightward, each its own Axes on the
+    ladder's y (rows), a step line over a light fill from 0 at its left edge to its scale at its right
+    edge; a header per endpoint (like its lifeline's) and per strip (the queue, its scale). Returns the
+    strips' Axes."""
+    from matplotlib.transforms import blended_transform_factory
+
+    strips: list[Axes] = []
+    placement = blended_transform_factory(ax.transData, ax.transAxes)
+    top, end = positions[0] - 0.45, positions[-1] + 1.0
+    previous: int | None = None
+    spacing = (2 * QUEUE_COLUMN + QUEUE_GAP) * HEADER_FONT / QUEUE_HEADER_FONT
+    for column in columns:
+        if previous is not None:
+            x += QUEUE_GAP if column.participant == previous else QUEUE_ENDPOINT_GAP
+        if column.participant != previous:
+            _draw_header(
+                ax,
+                x + QUEUE_COLUMN + QUEUE_GAP / 2,
+                header_y,
+                layout.participants[column.participant],
+                spacing,
+                fontsize=QUEUE_HEADER_FONT,
+                pad=0.3,
+                gid=f"queue-header-{column.participant}",
+            )
+        previous = column.participant
+        strip = ax.inset_axes((x, 0.0, QUEUE_COLUMN, 1.0), transform=placement, sharey=ax)
+        strip.set_xlim(0, column.scale)
+        strip.axis("off")
+        strip.set_gid(f"queue-{column.participant}-{column.queue}")
+        colour = QUEUE_COLOURS[column.queue]
+        strip.add_patch(
+            Rectangle((0, top), column.scale, end - top, facecolor="#FAFAFA", edgecolor="#BBBBBB", linewidth=0.6)
+        )
+        for row, y in zip(layout.rows, positions):  # faint lines: the rows, read across from the ladder
+            if isinstance(row, (Arrow, Mark, Fold)):
+                strip.plot([0, column.scale], [y, y], color="#E4E4E4", linewidth=0.5, zorder=1)
+        values, ys = queue_steps(layout, positions, column)
+        strip.fill_betweenx(ys, 0, values, color=colour, alpha=0.3, linewidth=0)
+        strip.plot(
+            values, ys, color=colour, linewidth=1.3, zorder=3, gid=f"queue-line-{column.participant}-{column.queue}"
+        )
+        strip.text(
+            column.scale / 2,
+            top - 0.08,
+            QUEUE_NAMES[column.queue],
+            ha="center",
+            va="bottom",
+            fontsize=7.5,
+            fontweight="bold",
+            color=colour,
+        )
+        strip.text(
+            column.scale / 2,
+            (top + positions[0]) / 2,
+            f"0–{byte_text(column.scale)}",
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            color="#444444",
+            gid=f"queue-scale-{column.participant}-{column.queue}",
+        )
+        peak = max(values)
+        if peak > 0:
+            at = ys[values.index(peak)]
+            strip.text(
+                column.scale * 0.04,
+                at - 0.05,
+                f"{peak:,.0f}",
+                ha="left",
+                va="bottom",
+                fontsize=6.5,
+                color=colour,
+                fontweight="bold",
+                zorder=4,
+                gid=f"queue-peak-{column.participant}-{column.queue}",
+                bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+            )
+        strips.append(strip)
+        x += QUEUE_COLUMN
+    return strips
 
 
 STATE_FONT = 7.0
@@ -513,22 +723,7 @@ def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top:
             linestyle=(0, (4, 3)) if injector else "-",
             zorder=1,
         )
-        ax.text(
-            x,
-            top,
-            _header_lines(participant, spacing),
-            ha="center",
-            va="center",
-            fontsize=HEADER_FONT,
-            fontweight="bold",
-            linespacing=1.1,
-            zorder=5,
-            bbox={
-                "boxstyle": "round,pad=0.35",
-                "facecolor": "#FBE6DC" if injector else "#F2F2F2",
-                "edgecolor": VERMILLION if injector else "#444444",
-            },
-        )
+        _draw_header(ax, x, top, participant, spacing)
     ax.text(
         GUTTER_RIGHT - 0.05,
         top + 1.0,
@@ -537,6 +732,39 @@ def _draw_lifelines(ax: Axes, layout: LadderLayout, lifelines: list[float], top:
         va="center",
         fontsize=7.5,
         color="#444444",
+    )
+
+
+def _draw_header(
+    ax: Axes,
+    x: float,
+    y: float,
+    participant: Participant,
+    spacing: float,
+    *,
+    fontsize: float = HEADER_FONT,
+    pad: float = 0.35,
+    gid: str | None = None,
+) -> None:
+    """A participant's header, boxed, centred at (x, y): on one line when it fits ``spacing``; an
+    injector's framed in vermillion."""
+    injector = participant.role == "injector"
+    ax.text(
+        x,
+        y,
+        _header_lines(participant, spacing),
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        fontweight="bold",
+        linespacing=1.1,
+        zorder=5,
+        gid=gid,
+        bbox={
+            "boxstyle": f"round,pad={pad}",
+            "facecolor": "#FBE6DC" if injector else "#F2F2F2",
+            "edgecolor": VERMILLION if injector else "#444444",
+        },
     )
 
 
@@ -948,35 +1176,140 @@ ORIGINAL_LINK, TRIGGER_LINK = VERMILLION, ORANGE
 LINK_STYLE = (0, (2, 2))
 
 
-def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float]) -> list[str]:
-    """Each endpoint's state as a coloured band along its lifeline, named where it changes, on the
-    side away from its peers (where no arrow's label is); returns the states drawn, in order. An
-    injector is no socket: it has no state."""
-    current: dict[int, tuple[str, float]] = {}
-    drawn: list[str] = []
-    last_y = positions[-1] + 1.0 if positions else 0.0
-    peers: dict[int, set[float]] = {}
-    for row in layout.rows:
-        if isinstance(row, Arrow):
-            peers.setdefault(row.source, set()).add(lifelines[row.target])
-            peers.setdefault(row.target, set()).add(lifelines[row.source])
-    injectors = {index for index, participant in enumerate(layout.participants) if participant.role == "injector"}
+STATE_LABEL_HEIGHT = 0.42
+"""A state's name on a lifeline, in rows: a kernel state's name that would overlap the one above it
+on its lifeline goes down by the difference (a leader line ties it to where the state begins)."""
+NOTE_FONT = 6.0
+NOTE_LINE = NOTE_FONT * 1.25 / 72 / ROW_HEIGHT_INCHES
+"""One line of a note under a state's name (where the kernel differs from the RFC table), in rows."""
+KERNEL_SOURCE = "states: from the kernel (inet_sock_set_state)"
+INFERRED_SOURCE = "states: inferred from the packets"
 
-    def close(index: int, until: float) -> None:
-        state, since = current[index]
-        x = lifelines[index]
-        ax.add_patch(
-            Rectangle(
-                (x - 0.06, since),
-                0.12,
-                until - since,
-                facecolor=STATE_COLOURS.get(state, GREY),
-                edgecolor="none",
-                alpha=0.9,
-                zorder=2,
+
+class StateSegment(NamedTuple):
+    """One state of an endpoint along its lifeline, from ``start`` to ``end`` (rows' y)."""
+
+    state: str
+    start: float
+    end: float
+    note: str = ""
+    """Where the kernel's record differs from the RFC table's (from the analysis): drawn under the name."""
+    named: bool = True
+    """False where the state goes on in another socket (a time-wait socket): its note alone is drawn."""
+
+
+def time_points(layout: LadderLayout, positions: Sequence[float], participant: int) -> list[tuple[int, float]]:
+    """Where the rows that carry a time meet ``participant``'s lifeline, as (time, y): a frame at its
+    row's y, SLANT lower where it arrives at ``participant`` (its arrow's tip), a fold from its first
+    frame's time at its top to its last's at its bottom, any other row with a ``time_ns`` at its y.
+    Kept while both grow, so that :func:`time_y` is monotone (a capture out of time order skips)."""
+    points: list[tuple[int, float]] = []
+    for row, y in zip(layout.rows, positions):
+        if isinstance(row, Fold):
+            pairs = [(row.start_ns, y + FOLD_TOP), (row.end_ns, y + FOLD_BOTTOM)]
+        elif isinstance(row, Arrow):
+            arrives = row.target == participant and row.source != participant
+            pairs = [(row.time_ns, y + SLANT if arrives else y)]
+        elif isinstance(row, Mark):
+            pairs = [(row.time_ns, y + SLANT / 2)]
+        else:
+            pairs = [(getattr(row, "time_ns", None), y)]
+        for time, at in pairs:
+            if time is not None and (not points or (time >= points[-1][0] and at >= points[-1][1])):
+                points.append((time, at))
+    return points
+
+
+def time_y(
+    points: Sequence[tuple[int, float]], time_ns: int, *, beyond: tuple[float, int] | None = None
+) -> float | None:
+    """The y of ``time_ns`` on a lifeline whose rows meet it at ``points`` (:func:`time_points`):
+    linear between the two points around it, the first point's y before them. After the last point,
+    None (it belongs to a later page) unless ``beyond`` = (the ladder's end, a pause unit) is given:
+    then between the last point and the end, half-way one unit later."""
+    if not points:
+        return None
+    index = bisect.bisect_right(points, time_ns, key=lambda point: point[0])
+    if index == 0:
+        return points[0][1]
+    before_time, before_y = points[index - 1]
+    if index == len(points):
+        if time_ns == before_time:
+            return before_y
+        if beyond is None:
+            return None
+        end, unit = beyond
+        late = time_ns - before_time
+        return before_y + (end - before_y) * late / (late + max(unit, 1))
+    after_time, after_y = points[index]
+    if after_time == before_time:
+        return before_y
+    return before_y + (after_y - before_y) * (time_ns - before_time) / (after_time - before_time)
+
+
+def kernel_endpoints(layout: LadderLayout) -> dict[int, EndpointKernel]:
+    """The kernel's record of each lifeline that is a socket of the capture (by participant index),
+    when the ladder carries the kernel's side of its capture; an injector is no socket."""
+    story = layout.kernel
+    if story is None:
+        return {}
+    streams = {row.stream for row in layout.rows if isinstance(row, Arrow) and row.protocol == "tcp"}
+    found: dict[int, EndpointKernel] = {}
+    for index, participant in enumerate(layout.participants):
+        if participant.role == "injector" or participant.port is None:
+            continue
+        candidates = [
+            endpoint
+            for endpoint in story.endpoints
+            if (endpoint.address, endpoint.port) == (participant.address, participant.port)
+            and (
+                endpoint.stream == participant.stream if participant.stream is not None else endpoint.stream in streams
             )
-        )
+        ]
+        if len(candidates) == 1:
+            found[index] = candidates[0]
+    return found
 
+
+def kernel_segments(
+    layout: LadderLayout, positions: Sequence[float], participant: int, changes: Sequence[KernelStateChange]
+) -> list[StateSegment]:
+    """The states of ``participant`` on this page of the ladder, from the kernel's ``changes`` placed at
+    their times (:func:`time_y`): from the page's first row (in the state the kernel had it in then:
+    LISTEN for an accepted socket, whose state before its first change is its listener's) to its end.
+    Changes after the page's last row are the next page's; on the last page they come before its end."""
+    points = time_points(layout, positions, participant)
+    if not points or not changes:
+        return []
+    top, end = positions[0], positions[-1] + 1.0
+    last_page = layout.page == layout.pages - 1
+    beyond = (end, layout.pause_unit_ns or 1_000_000) if last_page else None
+    segments = [StateSegment(changes[0].old, top, end)]
+    for change in changes:
+        y = top if change.time_ns < points[0][0] else time_y(points, change.time_ns, beyond=beyond)
+        if y is None:
+            break
+        current = segments[-1]
+        if change.new == current.state:
+            if change.note:  # the same state, by another socket (a time-wait socket): only said
+                segments.append(StateSegment(change.new, y, end, change.note, named=False))
+                segments[-2] = current._replace(end=y)
+            continue
+        if y <= current.start:  # at the page's first row (or before it): the state there
+            segments[-1] = StateSegment(change.new, current.start, end, change.note)
+        else:
+            segments[-1] = current._replace(end=y)
+            segments.append(StateSegment(change.new, y, end, change.note))
+    return segments
+
+
+def _inferred_segments(
+    layout: LadderLayout, positions: Sequence[float], skip: set[int]
+) -> dict[int, list[StateSegment]]:
+    """Each TCP endpoint's states as the analysis inferred them from the packets, changed at the rows
+    that changed them (at the sender's end of a frame, or its arrow's tip at the receiver)."""
+    segments: dict[int, list[StateSegment]] = {}
+    last_y = positions[-1] + 1.0 if positions else 0.0
     for row, y in zip(layout.rows, positions):
         if not isinstance(row, Arrow) or row.protocol != "tcp":
             continue
@@ -984,38 +1317,140 @@ def _draw_states(ax: Axes, layout: LadderLayout, positions: list[float], lifelin
             (row.source, row.sender_state, row.state_changed[0], y),
             (row.target, row.receiver_state, row.state_changed[1], y + SLANT),
         ):
-            if index in injectors or (not changed and index in current):
+            if index in skip or (not changed and index in segments):
                 continue
-            if index in current:
-                if current[index][0] == state:
+            known = segments.setdefault(index, [])
+            if known:
+                if known[-1].state == state:
                     continue
-                close(index, at)
-            current[index] = (state, at)
-            if state not in drawn:
-                drawn.append(state)
-            x = lifelines[index]
-            others = peers.get(index) or {x}
-            left = sum(others) / len(others) > x
-            ax.text(
-                x + (-0.14 if left else 0.14),
-                at,
-                state,
-                ha="right" if left else "left",
-                va="center",
-                fontsize=7,
-                fontweight="bold",
-                color="#333333",
-                zorder=5,
-                bbox={
-                    "boxstyle": "round,pad=0.15",
-                    "facecolor": "white",
-                    "edgecolor": STATE_COLOURS.get(state, GREY),
-                    "linewidth": 1.2,
-                },
+                known[-1] = known[-1]._replace(end=at)
+            known.append(StateSegment(state, at, last_y))
+    return segments
+
+
+class DrawnStates(NamedTuple):
+    states: list[str]
+    """The states drawn, in order of appearance."""
+    kernel: list[int]
+    """Participants whose states came from the kernel."""
+    inferred: list[int]
+    """Participants whose states were inferred from the packets."""
+
+
+def _draw_states(
+    ax: Axes, layout: LadderLayout, positions: list[float], lifelines: list[float], right: float
+) -> DrawnStates:
+    """Each endpoint's state as a coloured band along its lifeline, named where it changes, on the
+    side away from its peers (where no arrow's label is): the kernel's states where they were recorded
+    (:func:`kernel_segments`, with the analysis' notes where they differ from the RFC table), else the
+    states inferred from the packets. An injector is no socket: it has no state."""
+    peers: dict[int, set[float]] = {}
+    for row in layout.rows:
+        if isinstance(row, Arrow):
+            peers.setdefault(row.source, set()).add(lifelines[row.target])
+            peers.setdefault(row.target, set()).add(lifelines[row.source])
+    injectors = {index for index, participant in enumerate(layout.participants) if participant.role == "injector"}
+    kernel = {
+        index: segments
+        for index, endpoint in kernel_endpoints(layout).items()
+        if (segments := kernel_segments(layout, positions, index, endpoint.states))
+    }
+    inferred = _inferred_segments(layout, positions, injectors | set(kernel))
+    for index, segments in [*inferred.items(), *kernel.items()]:
+        x = lifelines[index]
+        others = peers.get(index) or {x}
+        left = sum(others) / len(others) > x
+        if left:
+            room = x - max([GUTTER_RIGHT - 0.03, *(other + 0.2 for other in lifelines if other < x)])
+        else:
+            room = min([right, *(other - 0.2 for other in lifelines if other > x)]) - x
+        free = -math.inf
+        for segment in segments:
+            ax.add_patch(
+                Rectangle(
+                    (x - 0.06, segment.start),
+                    0.12,
+                    segment.end - segment.start,
+                    facecolor=STATE_COLOURS.get(segment.state, GREY),
+                    edgecolor="none",
+                    alpha=0.9,
+                    zorder=2,
+                    gid=f"state-{index}-{segment.state}",
+                )
             )
-    for index in list(current):
-        close(index, last_y)
-    return drawn
+            label_y = segment.start if index not in kernel else max(segment.start, free)
+            free = _draw_state_label(ax, x, segment, label_y, left=left, room=room)
+    ordered = sorted(
+        (segment for segments in [*inferred.values(), *kernel.values()] for segment in segments),
+        key=lambda segment: segment.start,
+    )
+    drawn = list(dict.fromkeys(segment.state for segment in ordered))
+    return DrawnStates(drawn, sorted(kernel), sorted(inferred))
+
+
+NOTE_CHARACTER_WIDTH = 0.51 * NOTE_FONT / 72 / UNIT_INCHES
+"""About one italic DejaVu Sans character of a note, in x units (notes wrap to the room they have)."""
+
+
+def note_lines(note: str, room: float) -> list[str]:
+    """A state's note in lines that fit ``room`` (x units): each of its "; "-separated parts on lines
+    of its own, wrapped between words."""
+    width = max(12, int((room - 0.14) / NOTE_CHARACTER_WIDTH))
+    parts = note.split("; ")
+    lines: list[str] = []
+    for number, part in enumerate(parts):
+        wrapped = textwrap.wrap(part + (";" if number < len(parts) - 1 else ""), width, break_on_hyphens=False) or [
+            part
+        ]
+        lines.extend(wrapped)
+    return lines
+
+
+def _draw_state_label(ax: Axes, x: float, segment: StateSegment, y: float, *, left: bool, room: float) -> float:
+    """A state's name beside its lifeline at ``y`` (tied to where the state begins when it had to go
+    lower), its note under it, wrapped to the ``room`` that side has; a state that goes on in another
+    socket gets its note alone, at a tick across the band. Returns the y below which the next name is
+    free to go."""
+    side = -1.0 if left else 1.0
+    colour = STATE_COLOURS.get(segment.state, GREY)
+    if y - segment.start > 0.05:
+        ax.plot([x + side * 0.06, x + side * 0.14], [segment.start, y], color=colour, linewidth=1.0, zorder=5)
+    beside: dict[str, Any] = {"ha": "right" if left else "left", "color": "#333333", "zorder": 5}
+    if segment.named:
+        box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": colour, "linewidth": 1.2}
+        name = ax.text(x + side * 0.14, y, segment.state, va="center", fontsize=STATE_FONT, bbox=box, **beside)
+        name.set_fontweight("bold")
+        name.set_gid(f"state-label-{segment.state}")
+        below = y + STATE_LABEL_HEIGHT / 2 + 0.04
+    else:
+        ax.plot([x - 0.12, x + 0.12], [segment.start, segment.start], color="#333333", linewidth=1.2, zorder=5)
+        below = y - NOTE_LINE / 2
+    if not segment.note:
+        return y + STATE_LABEL_HEIGHT
+    lines = note_lines(segment.note, room)
+    box = {"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
+    note = ax.text(x + side * 0.14, below, "\n".join(lines), va="top", fontsize=NOTE_FONT, bbox=box, **beside)
+    note.set_fontstyle("italic")
+    note.set_linespacing(1.1)
+    note.set_gid("state-note")
+    return below + NOTE_LINE * len(lines) + 0.25
+
+
+def _state_sources(layout: LadderLayout, states: DrawnStates) -> list[str]:
+    """Where the state bands come from, for the legend, when the kernel's side of the capture was
+    recorded: the kernel, the packets, or each for the lifelines it drew (a capture of packets alone
+    draws inferred states and says nothing more, as before)."""
+    if layout.kernel is None or not (states.kernel or states.inferred):
+        return []
+    if not states.inferred:
+        return [KERNEL_SOURCE]
+    if not states.kernel:
+        return [INFERRED_SOURCE]
+
+    def named(indexes: list[int]) -> str:
+        return ", ".join(layout.participants[index].label for index in indexes)
+
+    return [f"{KERNEL_SOURCE}: {named(states.kernel)}", f"{INFERRED_SOURCE}: {named(states.inferred)}"]
 
 
 class _ArrowHandler(HandlerBase):
@@ -1074,10 +1509,13 @@ def _arrow_sample(
     return sample
 
 
-def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: list[str], has_breaks: bool) -> None:
+def _draw_legend(
+    ax: Axes, layout: LadderLayout, *, links: set[str], states: DrawnStates, has_breaks: bool, queues: bool = False
+) -> None:
     """One entry for each thing drawn, nothing else: arrow kinds (with their heads), the arcs, the
-    segments' fates, marks, folds, breaks, phases, state bands and the colours of findings. Its title
-    states the label rule."""
+    segments' fates, marks, folds, breaks, phases, state bands and where they come from (when the
+    kernel's side of the capture was recorded), the queue strips and the colours of findings. Its
+    title states the label rule."""
     kinds = {row.kind for row in layout.rows if isinstance(row, Arrow)}
     handles: list[Artist] = [
         # A RST's end bar at its drawn size would reach into the next legend entry: a smaller one.
@@ -1126,10 +1564,17 @@ def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: lis
         if phase in phases:
             handles.append(Patch(facecolor=PHASE_COLOURS[phase], edgecolor="none", label=f"{phase} phase"))
     by_colour: dict[str, list[str]] = {}
-    for state in states:
+    for state in states.states:
         by_colour.setdefault(STATE_COLOURS.get(state, GREY), []).append(state)
     for colour, names in by_colour.items():
         handles.append(Patch(facecolor=colour, edgecolor="none", alpha=0.9, label="state " + ", ".join(names)))
+    for text in _state_sources(layout, states):
+        handles.append(Patch(facecolor="white", edgecolor="#333333", linewidth=0.8, label=text))
+    if queues:
+        for queue, text in QUEUE_MEANINGS.items():
+            handles.append(
+                Patch(facecolor=QUEUE_COLOURS[queue], edgecolor=QUEUE_COLOURS[queue], alpha=0.45, label=text)
+            )
     findings: dict[str, list[str]] = {}
     for row in layout.rows:
         if isinstance(row, Arrow):
@@ -1167,14 +1612,15 @@ def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: lis
             entry.set_fontweight("bold")
 
 
-def _fit_figure(ax: Axes, lifelines: list[float], rows_inches: float) -> None:
+def _fit_figure(ax: Axes, lifelines: list[float], rows_inches: float, panel: float = 0.0) -> float:
     """Crop the figure we made to what was drawn: the right edge to the rightmost text (an event
-    column with short findings leaves no empty band), the bottom to the legend's measured height."""
+    column with short findings leaves no empty band) and the queue strips' ``panel`` beyond it, the
+    bottom to the legend's measured height. Returns where the panel begins (x units)."""
     figure = ax.get_figure()
-    if not isinstance(figure, Figure):  # drawn into a subfigure: its parent's size is not ours to set
-        return
-    width, _ = figure.get_size_inches()
     left, right = ax.get_xlim()
+    if not isinstance(figure, Figure):  # drawn into a subfigure: its parent's size is not ours to set
+        return right - panel
+    width, _ = figure.get_size_inches()
     to_data = ax.transData.inverted()
     rightmost = lifelines[-1] + 0.6 if lifelines else RIGHT_LIFELINE
     renderer = figure._get_renderer()  # type: ignore[attr-defined]  # one, for every measure
@@ -1186,12 +1632,15 @@ def _fit_figure(ax: Axes, lifelines: list[float], rows_inches: float) -> None:
     legend_box = legend.get_window_extent(renderer) if legend is not None else None
     dpi = figure.dpi
     inches_per_unit = width / (right - left)
+    margin = 0.15 / inches_per_unit
+    content = min(right - panel, rightmost + margin)
+    new_right = content + panel
     if legend_box is not None:
-        rightmost = max(rightmost, left + legend_box.width / dpi / inches_per_unit)
-    new_right = min(right, rightmost + 0.15 / inches_per_unit)
+        new_right = max(new_right, min(right, left + legend_box.width / dpi / inches_per_unit + margin))
     new_width = (new_right - left) * inches_per_unit
     legend_inches = (legend_box.height / dpi if legend_box is not None else 0.0) + 0.12
     height = rows_inches + legend_inches
     figure.set_size_inches(new_width, height)
     ax.set_xlim(left, new_right)
     ax.set_position((0.0, legend_inches / height, 1.0, rows_inches / height))
+    return float(content)
