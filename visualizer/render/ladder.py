@@ -27,6 +27,7 @@ from matplotlib.transforms import Transform
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
 from visualizer.render.layout import (
     Arrow,
+    Call,
     Fold,
     Gap,
     LadderLayout,
@@ -355,15 +356,23 @@ def draw_ladder(
     drawing goes into ``figure`` (an empty one, sized here: saving needs no pyplot) or a new
     pyplot figure.
     """
+    from visualizer.render.lanes import draw_lanes, lane_geometry, lane_legend, lanes_right
+
     layout = ladder_layout(data, stream=stream, protocol=protocol)
     if time == "auto":
         time = "real" if _evenly_spaced(layout) else "order"
     positions, breaks = _positions(layout, time)
     has_events = any(isinstance(row, Arrow) and row.events for row in layout.rows)
     lifelines = _lifeline_x(layout)
+    lanes, shift = lane_geometry(layout, lifelines)  # the programs' lanes: room on either side
+    lifelines = [x + shift for x in lifelines]
     widening = max(lifelines) - RIGHT_LIFELINE if len(lifelines) > 1 else 0.0
     event_column = _event_column(layout, lifelines)
     right_edge = (RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75) + widening
+    if lanes:
+        beyond = max(0.0, lanes_right(lanes) - event_column)
+        event_column += beyond
+        right_edge = max(right_edge + beyond, lanes_right(lanes) + 0.3)
     heading = title if title is not None else layout.title
     if layout.pages > 1:
         heading = f"{heading}  (page {layout.page + 1} of {layout.pages})".strip()
@@ -392,7 +401,9 @@ def draw_ladder(
     ax.set_ylim(bottom, top)
     ax.axis("off")
     _draw_phases(ax, layout, positions, right_edge)
-    _draw_lifelines(ax, layout, lifelines, (-1.55 - header_drop / 2) if heading else top, bottom)
+    header_y = (-1.55 - header_drop / 2) if heading else top
+    _draw_lifelines(ax, layout, lifelines, header_y, bottom)
+    linked = draw_lanes(ax, layout, lanes, positions, lifelines, top=header_y, bottom=bottom)
     frame_y: dict[int, float] = {}
     for row, y in zip(layout.rows, positions):
         if isinstance(row, Arrow):
@@ -402,7 +413,7 @@ def draw_ladder(
             _draw_mark(ax, row, y, lifelines, layout.origin_ns)
         elif isinstance(row, Fold):
             _draw_fold(ax, row, y, lifelines)
-        elif time == "order":  # in real time, gaps are among the pauses marked below
+        elif isinstance(row, Gap) and time == "order":  # in real time, gaps are among the pauses marked below
             _draw_break(ax, y, lifelines, _idle_text(row))
     for pause in breaks:
         _draw_break(ax, pause.y, lifelines, pause.text, broken=pause.broken)
@@ -412,7 +423,9 @@ def draw_ladder(
         has_breaks = any(isinstance(row, Gap) for row in layout.rows)
     else:
         has_breaks = any(pause.broken for pause in breaks)
-    _draw_legend(ax, layout, links=links, states=states, has_breaks=has_breaks)
+    _draw_legend(
+        ax, layout, links=links, states=states, has_breaks=has_breaks, lanes=lane_legend(layout, linked=linked)
+    )
     if heading:
         ax.text(0.08, top + 0.15, heading, ha="left", va="top", fontsize=11, fontweight="bold")
     if fitted:
@@ -461,7 +474,7 @@ def _phase_spans(layout: LadderLayout, positions: list[float]) -> list[tuple[str
     """(phase, first y, last y, rows) for each run of rows in one phase; a RST's row is "reset"."""
     spans: list[tuple[str, float, float, int]] = []
     for row, y in zip(layout.rows, positions):
-        phase = row.phase if isinstance(row, (Arrow, Fold)) else "data"
+        phase = row.phase if isinstance(row, (Arrow, Fold, Call)) else "data"
         if isinstance(row, Arrow) and row.kind == "rst":
             phase = "reset"
         if spans and spans[-1][0] == phase:
@@ -1074,10 +1087,18 @@ def _arrow_sample(
     return sample
 
 
-def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: list[str], has_breaks: bool) -> None:
+def _draw_legend(
+    ax: Axes,
+    layout: LadderLayout,
+    *,
+    links: set[str],
+    states: list[str],
+    has_breaks: bool,
+    lanes: Sequence[Artist] = (),
+) -> None:
     """One entry for each thing drawn, nothing else: arrow kinds (with their heads), the arcs, the
-    segments' fates, marks, folds, breaks, phases, state bands and the colours of findings. Its title
-    states the label rule."""
+    segments' fates, marks, folds, breaks, phases, state bands, the colours of findings, and the
+    entries of the programs' lanes (``lanes``). Its title states the label rule."""
     kinds = {row.kind for row in layout.rows if isinstance(row, Arrow)}
     handles: list[Artist] = [
         # A RST's end bar at its drawn size would reach into the next legend entry: a smaller one.
@@ -1095,6 +1116,7 @@ def _draw_legend(ax: Axes, layout: LadderLayout, *, links: set[str], states: lis
     for colour, text in ((ORIGINAL_LINK, "refers back to the original"), (TRIGGER_LINK, "refers back to its trigger")):
         if colour in links:
             handles.append(_arrow_sample(colour, LINK_STYLE, 1.0, "-|>", text, scale=8, connection="arc3,rad=-0.3"))
+    handles.extend(lanes)
     fates = {row.fate for row in layout.rows if isinstance(row, Arrow) and row.fate}
     for fate, text in FATE_NAMES.items():
         if fate in fates:
