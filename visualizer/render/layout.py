@@ -314,6 +314,8 @@ class Call:
     phase: str
     """The phase of the frame nearest in time (the shading its row takes); ``setup`` before the first."""
     thread: int
+    count: int = 1
+    """Routine calls one after another shown as this one row (``19 × send(10) -> 10``)."""
 
     @property
     def tooltip(self) -> str:
@@ -901,7 +903,7 @@ class LadderBuilder:
         if rows is not self._rows:
             rows = _with_deltas(rows)
         if calls:
-            rows = _with_calls(rows, calls, rare)
+            rows = _with_calls(rows, calls, rare, self.fold_minimum if self.fold else len(calls))
         unit = pause_unit(self._pauses)
         rows = [self._named(row) if isinstance(row, Fold) else row for row in rows]
         participants = self.participants
@@ -1020,9 +1022,11 @@ CALL_QUOTE_KEPT = CALL_QUOTE_CHARACTERS + 1
 
 
 def _quote(shown: bytes, total: int) -> str:
-    """The first bytes of a send, quoted when they are text; ``…`` when it sent more than is shown."""
-    text = preview(shown, CALL_QUOTE_CHARACTERS)
-    if text and total > CALL_QUOTE_CHARACTERS and not text.endswith('…"'):
+    """The first bytes of a send (``shown``: from where it starts in its frame; ``total``: how many
+    it sent), quoted when they are text; ``…`` when it sent more than is shown."""
+    sample = shown[: min(total, CALL_QUOTE_CHARACTERS)]
+    text = preview(sample, CALL_QUOTE_CHARACTERS)
+    if text and total > len(sample) and not text.endswith('…"'):
         text = text[:-1] + '…"'
     return text
 
@@ -1053,16 +1057,32 @@ def _rare_calls(calls: list[Call]) -> list[bool]:
     return rare
 
 
-def _with_calls(rows: list[Row], calls: list[Call], rare: list[bool]) -> list[Row]:
+def _with_calls(rows: list[Row], calls: list[Call], rare: list[bool], run_minimum: int) -> list[Row]:
     """``calls`` (in time order) merged with the frames' rows by time: a routine call made while a
-    fold went by is counted in the fold, the others are rows, each in the phase of the frame row
-    nearest in time."""
+    fold went by is counted in the fold; more than ``run_minimum`` routine calls of one lifeline and
+    kind one after another are one row (:func:`_call_run`); the others are rows, each in the phase
+    of the frame row nearest in time."""
     result: list[Row] = []
+    run: list[Call] = []
+    """Routine calls of one lifeline and kind, one after another."""
+
+    def flush() -> None:
+        result.extend([_call_run(run)] if len(run) > run_minimum else run)
+        run.clear()
+
+    def add(call: Call, is_rare: bool) -> None:
+        if run and (is_rare or (call.participant, call.call) != (run[0].participant, run[0].call)):
+            flush()
+        if is_rare:
+            result.append(call)
+        else:
+            run.append(call)
+
     waiting = deque(zip(calls, rare))
     for row in rows:
         start = row.start_ns if isinstance(row, Fold) else row.time_ns if isinstance(row, (Arrow, Mark)) else None
         while start is not None and waiting and waiting[0][0].time_ns < start:
-            result.append(waiting.popleft()[0])
+            add(*waiting.popleft())
         after: list[Call] = []
         if isinstance(row, Fold) and row.end_ns is not None:
             folded: list[Call] = []
@@ -1072,10 +1092,25 @@ def _with_calls(rows: list[Row], calls: list[Call], rare: list[bool]) -> list[Ro
                 (after if is_rare else folded).append(call)
             if folded:
                 row = replace(row, calls=_folded_calls(folded))
+        flush()
         result.append(row)
         result.extend(after)
-    result.extend(call for call, _ in waiting)
+    for call, is_rare in waiting:
+        add(call, is_rare)
+    flush()
     return _with_phases(result)
+
+
+def _call_run(run: list[Call]) -> Call:
+    """Routine calls one after another as one row: ``19 × send(10) -> 10`` when they were alike, else
+    ``19 send() calls, 190 bytes``; linked to all their frames, quoting the first one's bytes."""
+    first, last = run[0], run[-1]
+    total = sum(call.result for call in run)
+    alike = all(call.text == first.text for call in run)
+    text = f"{len(run)} × {first.text}" if alike else f"{_count(len(run), first.call + '() call')}, {_bytes(total)}"
+    frames = tuple(dict.fromkeys(frame for call in run for frame in call.frames))
+    quote = first.quote[:-1] + '…"' if first.quote and not first.quote.endswith('…"') else first.quote
+    return replace(first, end_ns=last.end_ns, text=text, result=total, quote=quote, frames=frames, count=len(run))
 
 
 def _folded_calls(calls: list[Call]) -> tuple[FoldedCalls, ...]:
