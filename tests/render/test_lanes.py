@@ -18,6 +18,7 @@ from visualizer.pipeline import kernel_story, select_streams
 from visualizer.render.ladder import FOLD_BOTTOM, FOLD_TOP, LEFT_LIFELINE, RIGHT_LIFELINE, SLANT, draw_ladder
 from visualizer.render.lanes import CALL_MIDDLE
 from visualizer.render.layout import Arrow, Call, Fold, LadderLayout, Mark, _quote, build_ladder
+from visualizer.render.text import to_ascii, to_mermaid
 
 KERNEL = Path(__file__).parent.parent / "data" / "kernel"
 
@@ -209,6 +210,17 @@ def test_a_ladder_without_the_kernels_side_is_drawn_as_before() -> None:
     with_calls = drawn(recorded("story")[0])
     legend = [text.get_text() for text in with_calls.get_legend().get_texts()]
     assert any("socket call" in text for text in legend) and any("recv that read them" in text for text in legend)
+
+
+def test_text_ladders_say_the_calls_too() -> None:
+    layout, _ = recorded("story")
+    lines = to_ascii(layout).splitlines()
+    at = next(number for number, line in enumerate(lines) if line.startswith("#4 "))
+    assert lines[at - 1].endswith('client program: send(12) -> 12 "tic tac toe?"')
+    assert lines[at - 1].split("|")[0].strip() == ""  # no frame number, no time: a call's row
+    mermaid = to_mermaid(layout)
+    assert "Note left of P0: connect() -#gt; -EINPROGRESS" in mermaid
+    assert "Note right of P1: accept() -#gt; 11" in mermaid
 
 
 def test_a_send_quotes_its_own_bytes_only() -> None:
