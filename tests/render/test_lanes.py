@@ -11,10 +11,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from tests.kernel_checks import check_story_ladder
 from tests.render.test_ladder import arrow_of, ends, overlapping, text_boxes
 from tests.render.test_layout import check_accounting
 from visualizer.analysis.kernel import KernelStory, SocketCall
-from visualizer.pipeline import kernel_story, select_streams
+from visualizer.pipeline import analyse_file, kernel_story, select_streams
 from visualizer.render.ladder import FOLD_BOTTOM, FOLD_TOP, LEFT_LIFELINE, RIGHT_LIFELINE, SLANT, draw_ladder
 from visualizer.render.lanes import CALL_MIDDLE
 from visualizer.render.layout import Arrow, Call, Fold, LadderLayout, Mark, _quote, build_ladder
@@ -75,6 +76,13 @@ def test_each_call_is_written_once_on_its_programs_side_of_its_lifeline() -> Non
             assert len(on_its_side) == sum(other.text == call.text for other in own), (endpoint, call.text)
     (question,) = [text for text in texts if text.get_text().startswith("send(12)")]
     assert question.get_text() == 'send(12) -> 12\n"tic tac toe?"'  # the bytes of frame 4, quoted
+
+
+def test_the_recorded_storys_ladder_passes_the_live_runs_check() -> None:
+    report = analyse_file(KERNEL / "story.pcap", keep_frames=True)
+    story = kernel_story(KERNEL / "story.pcap", report.frame_analyses)
+    assert story is not None
+    check_story_ladder(report, story)
 
 
 def test_each_send_and_recv_is_linked_to_the_arrows_of_its_bytes() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from tests.kernel_checks import CHECKS, check_states
+from tests.kernel_checks import CHECKS, LADDER_CHECKS, check_states
 from tests.render.images import pixels, png_size, svg_titles
 from visualizer.analysis import Report
 from visualizer.analysis.report import analysis_names
@@ -225,6 +225,8 @@ def check_kernel_side(name: str, result: ScenarioResult, report: Report) -> None
     check_states(report, story)
     if name in CHECKS:
         CHECKS[name](report, story)
+    if name in LADDER_CHECKS:
+        LADDER_CHECKS[name](report, story)
 
 
 @pytest.mark.root
