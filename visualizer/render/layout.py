@@ -41,7 +41,7 @@ import bisect
 import re
 import textwrap
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -619,8 +619,8 @@ class LadderBuilder:
             for endpoint in kernel.endpoints:
                 for call in endpoint.calls:
                     if call.call == "send" and call.sequence is not None and call.frames:
-                        for number in call.frames:
-                            self._quoted.setdefault(number, []).append(call.sequence[0])
+                        # The first frame carried its first byte (a retransmission carries it again, later).
+                        self._quoted.setdefault(call.frames[0], []).append(call.sequence[0])
 
     # -- participants ---------------------------------------------------------------------------
 
@@ -977,7 +977,7 @@ class LadderBuilder:
         lines = tuple(f"{self._name(source)} → {self._name(target)}: {what}" for source, target, what in fold.traffic)
         return replace(fold, lines=lines, description=f"× {fold.count} frames ({'; '.join(lines)})")
 
-    def _reveal_referred_frames(self, rows: list[Row], splits: list[int] = []) -> list[Row]:  # noqa: B006
+    def _reveal_referred_frames(self, rows: list[Row], splits: Sequence[int] = ()) -> list[Row]:
         """Unfold the frames that rows refer to (a retransmission's original), splitting their folds;
         split folds at the times in ``splits`` too (calls that are rows of their own)."""
         referred = self._referred
@@ -1036,7 +1036,7 @@ def _numbered(noun: str, numbers: set[int]) -> str:
     return (noun if len(numbers) == 1 else noun + "s") + " " + ", ".join(map(str, sorted(numbers)))
 
 
-def _inside(row: Fold, times: list[int]) -> list[int]:
+def _inside(row: Fold, times: Sequence[int]) -> list[int]:
     """The times in ``times`` (sorted) strictly between the fold's first and last frames."""
     if row.start_ns is None or row.end_ns is None:
         return []
@@ -1044,14 +1044,20 @@ def _inside(row: Fold, times: list[int]) -> list[int]:
     return [time for time in times if start < time < end]
 
 
+ROUTINE_ERRORS = frozenset({-11})
+"""-EAGAIN (errno 11 on Linux): a non-blocking socket had nothing to read (or no room to write) yet;
+a program that polls makes many such calls, as routine as its reads."""
+
+
 def _rare_calls(calls: list[Call]) -> list[bool]:
     """Whether each call (in time order) is a row of its own wherever it falls: every call but a send
-    or recv that returned bytes after the first of its kind on its lifeline."""
+    or recv that returned bytes (or -EAGAIN) after the first of its kind on its lifeline."""
     seen: set[tuple[int, str]] = set()
     rare = []
     for call in calls:
         key = (call.participant, call.call)
-        routine = call.call in ("send", "recv") and key in seen and call.result > 0
+        returned = call.result > 0 or call.result in ROUTINE_ERRORS
+        routine = call.call in ("send", "recv") and key in seen and returned
         seen.add(key)
         rare.append(not routine)
     return rare
