@@ -190,6 +190,21 @@ def test_small_writes_one_after_another_are_one_row_linked_to_the_segment_that_c
     assert len(rows) == sum(call.call == "send" for call in client.calls) == 30  # one went by in a fold
 
 
+def test_a_listening_sockets_close_says_whose_it_is_and_only_within_the_connections_calls() -> None:
+    texts = {
+        stream: [row.text for row in recorded("web", stream)[0].rows if isinstance(row, Call)] for stream in range(12)
+    }
+    # The server closes its listener once, after accepting its last connection (stream 11): only that
+    # connection's calls outlast it (a RST ends it); on the other lanes it would come long after.
+    assert [stream for stream, words in texts.items() if "close() -> 0 (listening socket)" in words] == [11]
+    assert texts[11][-2:] == ["recv(65536) -> -ECONNRESET", "close() -> 0"]
+    listeners = [
+        stream for stream, words in texts.items() if words[:3] == ["socket() -> 9", "bind() -> 0", "listen() -> 0"]
+    ]
+    assert listeners == [stream for stream in range(12) if stream != 10]  # stream 10 was refused: no listener
+    assert texts[10] == ["socket() -> 11", "connect() -> -EINPROGRESS", "close() -> 0"]
+
+
 def test_the_calls_stand_between_the_frames_in_time_order() -> None:
     layout, _ = recorded("story")
     sequence = [

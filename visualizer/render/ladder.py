@@ -471,10 +471,14 @@ def _evenly_spaced(layout: LadderLayout) -> bool:
 
 
 def _phase_spans(layout: LadderLayout, positions: list[float]) -> list[tuple[str, float, float, int]]:
-    """(phase, first y, last y, rows) for each run of rows in one phase; a RST's row is "reset"."""
+    """(phase, first y, last y, rows) for each run of rows in one phase; a RST's row is "reset"; a
+    call's row continues the run before it (the calls before the first frame are unshaded)."""
     spans: list[tuple[str, float, float, int]] = []
     for row, y in zip(layout.rows, positions):
-        phase = row.phase if isinstance(row, (Arrow, Fold, Call)) else "data"
+        if isinstance(row, Call):  # a program's call continues the phase its frames are in
+            phase = spans[-1][0] if spans else "setup"
+        else:
+            phase = row.phase if isinstance(row, (Arrow, Fold)) else "data"
         if isinstance(row, Arrow) and row.kind == "rst":
             phase = "reset"
         if spans and spans[-1][0] == phase:

@@ -37,7 +37,6 @@ only quotes the first bytes of a send from the frame that carried them.
 
 from __future__ import annotations
 
-import bisect
 import re
 import textwrap
 from collections import deque
@@ -283,6 +282,8 @@ class Gap:
     after_frame: int
 
 
+LISTENER_CALLS = frozenset({"socket", "bind", "listen", "accept"})
+"""The calls a server's lane shows of its listening socket, before the connection's own."""
 WAITING_CALLS = frozenset({"recv", "accept"})
 """Calls that wait for the peer: their row stands where they returned (with what came); the others'
 where they entered (what the program did: the frames it causes follow)."""
@@ -311,8 +312,6 @@ class Call:
     that carried them; ``""`` otherwise."""
     frames: tuple[int, ...]
     """A send: the frames that carried its bytes; a recv: the frames that delivered them."""
-    phase: str
-    """The phase of the frame nearest in time (the shading its row takes); ``setup`` before the first."""
     thread: int
     count: int = 1
     """Routine calls one after another shown as this one row (``19 × send(10) -> 10``)."""
@@ -939,7 +938,7 @@ class LadderBuilder:
             listener = [call for call in endpoint.listener_calls if last is None or call.time_ns <= last]
             own = sorted(endpoint.calls + listener, key=lambda call: call.time_ns)
             if own:
-                calls.extend(self._call(call, index) for call in own)
+                calls.extend(self._call(call, index, listening=call in listener) for call in own)
                 threads[index] = ({call.process for call in own}, {call.thread for call in own})
         lanes = []
         for index, (processes, used) in sorted(threads.items()):
@@ -949,7 +948,10 @@ class LadderBuilder:
         calls.sort(key=lambda call: call.time_ns)
         return calls, tuple(lanes)
 
-    def _call(self, call: SocketCall, participant: int) -> Call:
+    def _call(self, call: SocketCall, participant: int, *, listening: bool = False) -> Call:
+        """The row of ``call``; a listening socket's call other than the ones only a listener makes
+        (socket, bind, listen, accept) says so: ``close() -> 0 (listening socket)``."""
+        text = call.text + (" (listening socket)" if listening and call.call not in LISTENER_CALLS else "")
         quote = ""
         if call.call == "send" and call.sequence is not None:
             first, end = call.sequence
@@ -963,11 +965,10 @@ class LadderBuilder:
             call.end_ns,
             participant,
             call.call,
-            call.text,
+            text,
             call.result,
             quote,
             call.frames,
-            "data",
             call.thread,
         )
 
@@ -1066,8 +1067,7 @@ def _rare_calls(calls: list[Call]) -> list[bool]:
 def _with_calls(rows: list[Row], calls: list[Call], rare: list[bool], run_minimum: int) -> list[Row]:
     """``calls`` (in time order) merged with the frames' rows by time: a routine call made while a
     fold went by is counted in the fold; more than ``run_minimum`` routine calls of one lifeline and
-    kind one after another are one row (:func:`_call_run`); the others are rows, each in the phase
-    of the frame row nearest in time."""
+    kind one after another are one row (:func:`_call_run`); the others are rows."""
     result: list[Row] = []
     run: list[Call] = []
     """Routine calls of one lifeline and kind, one after another."""
@@ -1104,7 +1104,7 @@ def _with_calls(rows: list[Row], calls: list[Call], rare: list[bool], run_minimu
     for call, is_rare in waiting:
         add(call, is_rare)
     flush()
-    return _with_phases(result)
+    return result
 
 
 def _call_run(run: list[Call]) -> Call:
@@ -1126,30 +1126,6 @@ def _folded_calls(calls: list[Call]) -> tuple[FoldedCalls, ...]:
         count, data = tally.get((call.participant, call.call), (0, 0))
         tally[(call.participant, call.call)] = (count + 1, data + max(call.result, 0))
     return tuple(FoldedCalls(participant, name, count, data) for (participant, name), (count, data) in tally.items())
-
-
-def _with_phases(rows: list[Row]) -> list[Row]:
-    """Each call row in the phase of the frame row (arrow or fold) nearest to it in time; before the
-    first frame, a ``setup`` of its own (unshaded: socket, bind, listen), but for connect (its SYN follows)."""
-    timed: list[tuple[int, str]] = []
-    for row in rows:
-        if isinstance(row, Arrow) and row.time_ns is not None:
-            timed.append((row.time_ns, row.phase))
-        elif isinstance(row, Fold) and row.end_ns is not None:
-            timed.append((row.end_ns, row.phase))
-    if not timed:
-        return rows
-    times = [time for time, _ in timed]
-    result: list[Row] = []
-    for row in rows:
-        if isinstance(row, Call):
-            time = row.time_ns
-            at = bisect.bisect_left(times, time)
-            near = min((index for index in (at - 1, at) if 0 <= index < len(timed)), key=lambda i: abs(times[i] - time))
-            early = time < times[0] and row.call != "connect"
-            row = replace(row, phase="setup" if early else timed[near][1])
-        result.append(row)
-    return result
 
 
 def linked_frames(arrow: Arrow) -> tuple[int, ...]:
