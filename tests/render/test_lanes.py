@@ -12,10 +12,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from tests.kernel_checks import check_story_ladder
+from tests.render.images import svg_titles
 from tests.render.test_ladder import arrow_of, ends, overlapping, text_boxes
 from tests.render.test_layout import check_accounting
 from visualizer.analysis.kernel import KernelStory, SocketCall
 from visualizer.pipeline import analyse_file, kernel_story, select_streams
+from visualizer.render.export import save_ladder
 from visualizer.render.ladder import FOLD_BOTTOM, FOLD_TOP, LEFT_LIFELINE, RIGHT_LIFELINE, SLANT, draw_ladder
 from visualizer.render.lanes import CALL_MIDDLE
 from visualizer.render.layout import Arrow, Call, Fold, LadderLayout, Mark, _quote, build_ladder
@@ -244,6 +246,14 @@ def test_text_ladders_say_the_calls_too() -> None:
     mermaid = to_mermaid(layout)
     assert "Note left of P0: connect() -#gt; -EINPROGRESS" in mermaid
     assert "Note right of P1: accept() -#gt; 11" in mermaid
+
+
+def test_a_calls_words_say_its_frames_on_hover_in_svg(tmp_path: Path) -> None:
+    layout, _ = recorded("story")
+    (written,) = save_ladder(layout, tmp_path / "story.svg", file_format="svg")
+    titles = svg_titles(written.read_text())
+    assert 'send(12) -> 12 "tic tac toe?" (its bytes went in #4)' in titles
+    assert "recv(100) -> 27 (its bytes came in #6)" in titles
 
 
 def test_a_send_quotes_its_own_bytes_only() -> None:
