@@ -77,7 +77,7 @@ def call_words(call: Call) -> str:
     return call.text + (f"\n{call.quote}" if call.quote else "")
 
 
-def folded_words(layout: LadderLayout, fold: Fold, participant: int) -> str:
+def folded_words(fold: Fold, participant: int) -> str:
     """The routine calls a fold counted for ``participant``'s program, one line each."""
     return "\n".join(folded.text for folded in fold.calls if folded.participant == participant)
 
@@ -239,7 +239,7 @@ def draw_lanes(
         if isinstance(row, Fold):
             for participant in {folded.participant for folded in row.calls} & by_participant.keys():
                 lane = by_participant[participant]
-                _words(ax, lane, y + (FOLD_TOP + FOLD_BOTTOM) / 2, folded_words(layout, row, participant), italic=True)
+                _words(ax, lane, y + (FOLD_TOP + FOLD_BOTTOM) / 2, folded_words(row, participant), italic=True)
         if not isinstance(row, Call) or row.participant not in by_participant:
             continue
         lane = by_participant[row.participant]

@@ -955,9 +955,7 @@ class LadderBuilder:
         quote = ""
         if call.call == "send" and call.sequence is not None:
             first, end = call.sequence
-            shown = next(
-                (self._quotes[(number, first)] for number in call.frames if (number, first) in self._quotes), b""
-            )
+            shown = self._quotes.get((call.frames[0], first), b"") if call.frames else b""
             quote = _quote(shown, end - first)
         return Call(
             call.end_ns if call.call in WAITING_CALLS else call.time_ns,
@@ -1111,7 +1109,7 @@ def _call_run(run: list[Call]) -> Call:
     """Routine calls one after another as one row: ``19 × send(10) -> 10`` when they were alike, else
     ``19 send() calls, 190 bytes``; linked to all their frames, quoting the first one's bytes."""
     first, last = run[0], run[-1]
-    total = sum(call.result for call in run)
+    total = sum(max(call.result, 0) for call in run)
     alike = all(call.text == first.text for call in run)
     text = f"{len(run)} × {first.text}" if alike else f"{_count(len(run), first.call + '() call')}, {_bytes(total)}"
     frames = tuple(dict.fromkeys(frame for call in run for frame in call.frames))
