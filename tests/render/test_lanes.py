@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import pytest
 from matplotlib.axes import Axes
@@ -18,7 +19,15 @@ from tests.render.test_layout import check_accounting
 from visualizer.analysis.kernel import KernelStory, SocketCall
 from visualizer.pipeline import analyse_file, kernel_story, select_streams
 from visualizer.render.export import save_ladder
-from visualizer.render.ladder import FOLD_BOTTOM, FOLD_TOP, LEFT_LIFELINE, RIGHT_LIFELINE, SLANT, draw_ladder
+from visualizer.render.ladder import (
+    FOLD_BOTTOM,
+    FOLD_TOP,
+    LEFT_LIFELINE,
+    PHASE_COLOURS,
+    RIGHT_LIFELINE,
+    SLANT,
+    draw_ladder,
+)
 from visualizer.render.lanes import CALL_MIDDLE
 from visualizer.render.layout import Arrow, Call, Fold, LadderLayout, Mark, _quote, build_ladder
 from visualizer.render.text import to_ascii, to_mermaid
@@ -205,6 +214,33 @@ def test_a_listening_sockets_close_says_whose_it_is_and_only_within_the_connecti
     ]
     assert listeners == [stream for stream in range(12) if stream != 10]  # stream 10 was refused: no listener
     assert texts[10] == ["socket() -> 11", "connect() -> -EINPROGRESS", "close() -> 0"]
+
+
+def test_a_calls_row_is_shaded_with_the_frames_it_is_tied_to() -> None:
+    layout, _ = recorded("story")
+    ax = drawn(layout)
+
+    def shading(text: str) -> str:
+        """The phase shading behind a call's words (the first call with these words, in row order)."""
+        words = next(
+            words for words in ax.texts if (words.get_gid() or "").startswith("call-") and words.get_text() == text
+        )
+        y = words.get_position()[1]
+        phases = [
+            phase
+            for phase, colour in PHASE_COLOURS.items()
+            for patch in ax.patches
+            if isinstance(patch, Rectangle)
+            and matplotlib.colors.same_color(patch.get_facecolor(), colour)
+            and patch.get_y() <= y <= patch.get_y() + patch.get_height()
+        ]
+        return phases[0] if phases else "none"
+
+    assert shading("listen() -> 0") == "none"  # before any frame
+    assert shading("connect() -> -EINPROGRESS") == "handshake"  # its SYN follows
+    assert shading('send(12) -> 12\n"tic tac toe?"') == "data"
+    assert shading("recv(100) -> 27") == "data"  # woken by the answer, before the FIN
+    assert shading("close() -> 0") == "teardown"  # the client's: its FIN follows
 
 
 def test_the_calls_stand_between_the_frames_in_time_order() -> None:

@@ -10,6 +10,7 @@ Nothing here shows or saves a figure; the CLI and the notebooks do.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
@@ -26,6 +27,7 @@ from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
 from visualizer.render.layout import (
+    WAITING_CALLS,
     Arrow,
     Call,
     Fold,
@@ -33,6 +35,7 @@ from visualizer.render.layout import (
     LadderLayout,
     Mark,
     Participant,
+    Row,
     build_ladder,
     finding_name,
     linked_frames,
@@ -472,20 +475,43 @@ def _evenly_spaced(layout: LadderLayout) -> bool:
 
 def _phase_spans(layout: LadderLayout, positions: list[float]) -> list[tuple[str, float, float, int]]:
     """(phase, first y, last y, rows) for each run of rows in one phase; a RST's row is "reset"; a
-    call's row continues the run before it (the calls before the first frame are unshaded)."""
+    call's row takes the phase of the frames it is tied to (:func:`_call_phases`)."""
+    phases = [_row_phase(row) for row in layout.rows]
+    for index, phase in _call_phases(layout.rows, phases):
+        phases[index] = phase
     spans: list[tuple[str, float, float, int]] = []
-    for row, y in zip(layout.rows, positions):
-        if isinstance(row, Call):  # a program's call continues the phase its frames are in
-            phase = spans[-1][0] if spans else "setup"
-        else:
-            phase = row.phase if isinstance(row, (Arrow, Fold)) else "data"
-        if isinstance(row, Arrow) and row.kind == "rst":
-            phase = "reset"
+    for phase, y in zip(phases, positions):
         if spans and spans[-1][0] == phase:
             spans[-1] = (phase, spans[-1][1], y, spans[-1][3] + 1)
         else:
             spans.append((phase, y, y, 1))
     return [span for span in spans if span[0] in PHASE_COLOURS]
+
+
+def _row_phase(row: Row) -> str:
+    if isinstance(row, Arrow) and row.kind == "rst":
+        return "reset"
+    return row.phase if isinstance(row, (Arrow, Fold)) else "data"
+
+
+def _call_phases(rows: Sequence[Row], phases: list[str]) -> list[tuple[int, str]]:
+    """The phase of each call's row: a call that waits for the peer (recv, accept) belongs with the
+    frames before it (they woke it), the others with the frames after it (they cause them: close(),
+    then its FIN), either with the only ones there are; socket, bind and listen before the first
+    frame are unshaded."""
+    framed = [index for index, row in enumerate(rows) if isinstance(row, (Arrow, Fold))]
+    result = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Call):
+            continue
+        at = bisect.bisect_left(framed, index)
+        before, after = framed[max(0, at - 1) : at], framed[at : at + 1]
+        if not before and row.call in ("socket", "bind", "listen"):
+            result.append((index, "setup"))
+            continue
+        chosen = (before or after) if row.call in WAITING_CALLS else (after or before)
+        result.append((index, phases[chosen[0]] if chosen else "data"))
+    return result
 
 
 def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_edge: float) -> None:
