@@ -98,3 +98,35 @@ CHECKS = {
     "loss": check_loss,
     "craft-bad-checksum": check_bad_checksum,
 }
+
+
+def check_story_ladder(report: Report, story: KernelStory) -> None:
+    """The story's ladder: every call on its program's lane, once; each send linked to the arrows of
+    the segments that carried its bytes, each recv to the arrows that delivered them."""
+    from matplotlib.figure import Figure
+
+    from visualizer.render.ladder import draw_ladder
+    from visualizer.render.layout import Call, build_ladder
+
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns, kernel=story)
+    ax = draw_ladder(layout, figure=Figure())
+    calls = [(index, row) for index, row in enumerate(layout.rows) if isinstance(row, Call)]
+    own = sum(len(endpoint.calls) for endpoint in story.endpoints)
+    listener = sum(call.call != "close" for endpoint in story.endpoints for call in endpoint.listener_calls)
+    assert sum(row.count for _, row in calls) == layout.calls == own + listener
+    words = {text.get_gid(): text.get_text() for text in ax.texts if (text.get_gid() or "").startswith("call-")}
+    assert [words[f"call-{index}"].split("\n")[0] for index, _ in calls] == [row.text for _, row in calls]
+    arrows = {patch.get_gid(): patch._posA_posB for patch in ax.patches if (patch.get_gid() or "").startswith("frame-")}  # type: ignore[attr-defined]
+    links = {line.get_gid(): line.get_data() for line in ax.lines if (line.get_gid() or "").startswith("call-link-")}
+    linked = [(index, row) for index, row in calls if row.call in ("send", "recv") and row.frames]
+    assert {row.call for _, row in linked} == {"send", "recv"}
+    for index, row in linked:
+        for frame in row.frames:
+            start, tip = arrows[f"frame-{frame}"]
+            x, y = links[f"call-link-{index}-{frame}"]
+            assert (x[-1], y[-1]) == (start if row.call == "send" else tip), (row.text, frame)
+    assert len(links) == sum(len(row.frames) for _, row in linked)
+
+
+LADDER_CHECKS = {"story": check_story_ladder}
+"""Checks of a scenario's ladder drawn with its kernel's side (on live runs and on the recordings)."""

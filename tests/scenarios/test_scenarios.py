@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from tests.kernel_checks import CHECKS, check_states
+from tests.kernel_checks import CHECKS, LADDER_CHECKS, check_states
 from tests.render.images import pixels, png_size, svg_titles
 from visualizer.analysis import Report
 from visualizer.analysis.report import analysis_names
@@ -225,6 +225,8 @@ def check_kernel_side(name: str, result: ScenarioResult, report: Report) -> None
     check_states(report, story)
     if name in CHECKS:
         CHECKS[name](report, story)
+    if name in LADDER_CHECKS:
+        LADDER_CHECKS[name](report, story)
 
 
 @pytest.mark.root
@@ -239,11 +241,12 @@ def test_story_command_writes_a_pcap_and_a_diagram(tmp_path: Path) -> None:
     assert lines[2] == f"sockstory: wrote {tmp_path / 'story.png'}"
     assert any(line.strip().startswith("127.0.0.1:8080 calls: accept() -> ") for line in lines)
     assert "complete" in out.getvalue()
-    # The PNG is the ladder of the saved capture with its kernel's side (the states, the queue
-    # strips), titled as the CLI titles it, at 110 dpi.
-    story = kernel_story(tmp_path / "story.pcap", report.frame_analyses)
-    assert story is not None
-    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns, kernel=story)
+    # The PNG is the ladder of the saved capture with its kernel's side (the programs' lanes, the
+    # states, the queue strips), titled as the CLI titles it, at 110 dpi.
+    kernel = kernel_story(tmp_path / "story.pcap", report.frame_analyses)
+    assert kernel is not None
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns, kernel=kernel)
+    assert layout.lanes
     layout.title = f"story, captured live ({report.frames} frames): {SCENARIOS['story'].description}"
     figure = Figure()
     draw_ladder(layout, figure=figure)
@@ -256,10 +259,14 @@ def test_run_with_draw_writes_the_pcap_and_the_diagram(tmp_path: Path) -> None:
     assert main(["run", "refused", "--draw", "--format", "svg", "--out", str(tmp_path)], stdout=out) == 0
     report = analyse_file(tmp_path / "refused.pcap", keep_frames=True)
     titles = svg_titles((tmp_path / "refused.svg").read_text())
-    assert [title.split(":")[0] for title in titles] == [
+    frames = [title for title in titles if title.startswith("frame ")]
+    assert [title.split(":")[0] for title in frames] == [
         f"frame {frame.record.number}" for frame in report.frame_analyses
     ]
-    assert "RST" in titles[-1]
+    assert "RST" in frames[-1]
+    # and the client program's calls on its lane: the refused connect() is all it did
+    program = [title.split(" -> ")[0] for title in titles if not title.startswith("frame ")]
+    assert program == ["socket()", "connect()", "close()"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["refused.kernel.jsonl", "refused.pcap", "refused.svg"]
     # --no-kernel: the packets alone, and no sidecar of an earlier run left beside them
     assert main(["run", "refused", "--no-kernel", "--out", str(tmp_path)], stdout=io.StringIO()) == 0

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from visualizer.errors import UsageError
 from visualizer.files import PendingFiles, atomic_write, check_writable, numbered_siblings, writing_files
-from visualizer.render.layout import Arrow, LadderLayout, Mark
+from visualizer.render.layout import Arrow, Call, LadderLayout, Mark
 from visualizer.render.text import to_ascii, to_mermaid
 
 if TYPE_CHECKING:
@@ -208,12 +208,14 @@ def _new_figure(**options: Any) -> Figure:
 
 
 def _svg_with_tooltips(figure: Figure, layout: LadderLayout) -> str:
-    """The figure as SVG, every arrow (and marked frame) with a <title>, which browsers show on hover."""
+    """The figure as SVG, every arrow (and marked frame) and every call's words with a <title>, which
+    browsers show on hover."""
     import io
 
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg")
     tooltips = {f"frame-{row.frame}": row.tooltip for row in layout.rows if isinstance(row, (Arrow, Mark))}
+    tooltips.update({f"call-{index}": row.tooltip for index, row in enumerate(layout.rows) if isinstance(row, Call)})
 
     def add_title(match: re.Match[str]) -> str:
         tooltip = tooltips.get(match.group(1))
@@ -221,7 +223,7 @@ def _svg_with_tooltips(figure: Figure, layout: LadderLayout) -> str:
             return match.group(0)
         return f"{match.group(0)}\n   <title>{html.escape(tooltip)}</title>"
 
-    return re.sub(r'<g id="(frame-\d+)">', add_title, buffer.getvalue())
+    return re.sub(r'<g id="((?:frame|call)-\d+)">', add_title, buffer.getvalue())
 
 
 def save_time_sequence(

@@ -30,12 +30,15 @@ from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
 from visualizer.render.layout import (
+    WAITING_CALLS,
     Arrow,
+    Call,
     Fold,
     Gap,
     LadderLayout,
     Mark,
     Participant,
+    Row,
     build_ladder,
     finding_name,
     linked_frames,
@@ -362,15 +365,23 @@ def draw_ladder(
     drawing goes into ``figure`` (an empty one, sized here: saving needs no pyplot) or a new
     pyplot figure.
     """
+    from visualizer.render.lanes import draw_lanes, lane_geometry, lane_legend, lanes_right
+
     layout = ladder_layout(data, stream=stream, protocol=protocol)
     if time == "auto":
         time = "real" if _evenly_spaced(layout) else "order"
     positions, breaks = _positions(layout, time)
     has_events = any(isinstance(row, Arrow) and row.events for row in layout.rows)
     lifelines = _lifeline_x(layout)
+    lanes, shift = lane_geometry(layout, lifelines)  # the programs' lanes: room on either side
+    lifelines = [x + shift for x in lifelines]
     widening = max(lifelines) - RIGHT_LIFELINE if len(lifelines) > 1 else 0.0
     event_column = _event_column(layout, lifelines)
     right_edge = (RIGHT_EDGE if has_events else RIGHT_LIFELINE + 1.75) + widening
+    if lanes:
+        beyond = max(0.0, lanes_right(lanes) - event_column)
+        event_column += beyond
+        right_edge = max(right_edge + beyond, lanes_right(lanes) + 0.3)
     columns = queue_columns(layout, lifelines)
     panel = _panel_width(columns)
     heading = title if title is not None else layout.title
@@ -402,6 +413,7 @@ def draw_ladder(
     ax.axis("off")
     header_y = (-1.55 - header_drop / 2) if heading else top
     _draw_lifelines(ax, layout, lifelines, header_y, bottom)
+    linked = draw_lanes(ax, layout, lanes, positions, lifelines, top=header_y, bottom=bottom)
     frame_y: dict[int, float] = {}
     for row, y in zip(layout.rows, positions):
         if isinstance(row, Arrow):
@@ -411,7 +423,7 @@ def draw_ladder(
             _draw_mark(ax, row, y, lifelines, layout.origin_ns)
         elif isinstance(row, Fold):
             _draw_fold(ax, row, y, lifelines)
-        elif time == "order":  # in real time, gaps are among the pauses marked below
+        elif isinstance(row, Gap) and time == "order":  # in real time, gaps are among the pauses marked below
             _draw_break(ax, y, lifelines, _idle_text(row))
     for pause in breaks:
         _draw_break(ax, pause.y, lifelines, pause.text, broken=pause.broken)
@@ -421,7 +433,15 @@ def draw_ladder(
         has_breaks = any(isinstance(row, Gap) for row in layout.rows)
     else:
         has_breaks = any(pause.broken for pause in breaks)
-    _draw_legend(ax, layout, links=links, states=states, has_breaks=has_breaks, queues=bool(columns))
+    _draw_legend(
+        ax,
+        layout,
+        links=links,
+        states=states,
+        has_breaks=has_breaks,
+        queues=bool(columns),
+        lanes=lane_legend(layout, linked=linked),
+    )
     if heading:
         ax.text(0.08, top + 0.15, heading, ha="left", va="top", fontsize=11, fontweight="bold")
     panel_x = right_edge
@@ -668,17 +688,44 @@ def _evenly_spaced(layout: LadderLayout) -> bool:
 
 
 def _phase_spans(layout: LadderLayout, positions: list[float]) -> list[tuple[str, float, float, int]]:
-    """(phase, first y, last y, rows) for each run of rows in one phase; a RST's row is "reset"."""
+    """(phase, first y, last y, rows) for each run of rows in one phase; a RST's row is "reset"; a
+    call's row takes the phase of the frames it is tied to (:func:`_call_phases`)."""
+    phases = [_row_phase(row) for row in layout.rows]
+    for index, phase in _call_phases(layout.rows, phases):
+        phases[index] = phase
     spans: list[tuple[str, float, float, int]] = []
-    for row, y in zip(layout.rows, positions):
-        phase = row.phase if isinstance(row, (Arrow, Fold)) else "data"
-        if isinstance(row, Arrow) and row.kind == "rst":
-            phase = "reset"
+    for phase, y in zip(phases, positions):
         if spans and spans[-1][0] == phase:
             spans[-1] = (phase, spans[-1][1], y, spans[-1][3] + 1)
         else:
             spans.append((phase, y, y, 1))
     return [span for span in spans if span[0] in PHASE_COLOURS]
+
+
+def _row_phase(row: Row) -> str:
+    if isinstance(row, Arrow) and row.kind == "rst":
+        return "reset"
+    return row.phase if isinstance(row, (Arrow, Fold)) else "data"
+
+
+def _call_phases(rows: Sequence[Row], phases: list[str]) -> list[tuple[int, str]]:
+    """The phase of each call's row: a call that waits for the peer (recv, accept) belongs with the
+    frames before it (they woke it), the others with the frames after it (they cause them: close(),
+    then its FIN), either with the only ones there are; socket, bind and listen before the first
+    frame are unshaded."""
+    framed = [index for index, row in enumerate(rows) if isinstance(row, (Arrow, Fold))]
+    result = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Call):
+            continue
+        at = bisect.bisect_left(framed, index)
+        before, after = framed[max(0, at - 1) : at], framed[at : at + 1]
+        if not before and row.call in ("socket", "bind", "listen"):
+            result.append((index, "setup"))
+            continue
+        chosen = (before or after) if row.call in WAITING_CALLS else (after or before)
+        result.append((index, phases[chosen[0]] if chosen else "data"))
+    return result
 
 
 def _draw_phases(ax: Axes, layout: LadderLayout, positions: list[float], right_edge: float) -> None:
@@ -1510,12 +1557,19 @@ def _arrow_sample(
 
 
 def _draw_legend(
-    ax: Axes, layout: LadderLayout, *, links: set[str], states: DrawnStates, has_breaks: bool, queues: bool = False
+    ax: Axes,
+    layout: LadderLayout,
+    *,
+    links: set[str],
+    states: DrawnStates,
+    has_breaks: bool,
+    queues: bool = False,
+    lanes: Sequence[Artist] = (),
 ) -> None:
     """One entry for each thing drawn, nothing else: arrow kinds (with their heads), the arcs, the
     segments' fates, marks, folds, breaks, phases, state bands and where they come from (when the
-    kernel's side of the capture was recorded), the queue strips and the colours of findings. Its
-    title states the label rule."""
+    kernel's side of the capture was recorded), the queue strips, the colours of findings, and the
+    entries of the programs' lanes (``lanes``). Its title states the label rule."""
     kinds = {row.kind for row in layout.rows if isinstance(row, Arrow)}
     handles: list[Artist] = [
         # A RST's end bar at its drawn size would reach into the next legend entry: a smaller one.
@@ -1533,6 +1587,7 @@ def _draw_legend(
     for colour, text in ((ORIGINAL_LINK, "refers back to the original"), (TRIGGER_LINK, "refers back to its trigger")):
         if colour in links:
             handles.append(_arrow_sample(colour, LINK_STYLE, 1.0, "-|>", text, scale=8, connection="arc3,rad=-0.3"))
+    handles.extend(lanes)
     fates = {row.fate for row in layout.rows if isinstance(row, Arrow) and row.fate}
     for fate, text in FATE_NAMES.items():
         if fate in fates:

@@ -6,7 +6,9 @@ library only.
 
 Rows are frames (:class:`Arrow`), frames that cannot be an arrow (:class:`Mark`:
 an undecodable frame, or one sent to its own sender), folded runs of routine
-frames (:class:`Fold`) and idle gaps (:class:`Gap`).
+frames (:class:`Fold`), idle gaps (:class:`Gap`) and, when the kernel's side of
+the capture was recorded, the programs' socket calls (:class:`Call`), merged
+with the frames by time (see :func:`_with_calls`).
 
 A frame is *rare*, and always a row of its own, when it opens or closes (SYN,
 FIN, a RST unlike the last one in its direction), belongs to the handshake or
@@ -22,6 +24,15 @@ segments, 27 KB, all window-limited"), so a diagram stays legible at 10 and at
 10,000 frames without dropping a label. The frames that a rare row refers to (a
 retransmission's original, the duplicate ACKs behind a fast retransmission, the
 frame an ignored RST is followed by) are unfolded again.
+
+A socket call is a row of its own on its lifeline's application lane, except a
+routine one: a send or recv after the first of its kind on that lifeline,
+that returned bytes, made while a folded run went by: the fold counts it
+("12 recv() calls, 47 KB"). A call that is not routine and was made in the
+middle of a folded run splits it there (when its frames were kept). Calls are
+the kernel's (:class:`visualizer.analysis.kernel.SocketCall`): which frames
+carried a send's bytes or delivered a recv's is the join's finding; the layout
+only quotes the first bytes of a send from the frame that carried them.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -49,7 +60,7 @@ from visualizer.model import (
 )
 
 if TYPE_CHECKING:
-    from visualizer.analysis.kernel import KernelStory
+    from visualizer.analysis.kernel import KernelStory, SocketCall
 
 FOLD_MINIMUM = 2
 """Runs of routine frames longer than this are folded (a fold of three frames saves two rows)."""
@@ -226,6 +237,22 @@ class Mark:
 
 
 @dataclass(frozen=True, slots=True)
+class FoldedCalls:
+    """The routine calls of one kind that one lifeline's program made while a fold went by."""
+
+    participant: int
+    call: str
+    count: int
+    data_bytes: int
+    """Bytes the calls returned (sent or received)."""
+
+    @property
+    def text(self) -> str:
+        """``12 recv() calls, 47 KB``."""
+        return _count(self.count, f"{self.call}() call") + (f", {_bytes(self.data_bytes)}" if self.data_bytes else "")
+
+
+@dataclass(frozen=True, slots=True)
 class Fold:
     """A run of routine frames shown as one row."""
 
@@ -243,6 +270,8 @@ class Fold:
     window-limited``. The numbers of a fold's lines add up to its ``count``."""
     traffic: tuple[tuple[int, int, str], ...] = ()
     """(sender, receiver, what it sent) for each direction: the lines before the lifelines are named."""
+    calls: tuple[FoldedCalls, ...] = ()
+    """The routine socket calls made while the folded frames went by, per lifeline and kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +282,57 @@ class Gap:
     after_frame: int
 
 
-Row = Arrow | Mark | Fold | Gap
+LISTENER_CALLS = frozenset({"socket", "bind", "listen", "accept"})
+"""The calls a server's lane shows of its listening socket, before the connection's own."""
+WAITING_CALLS = frozenset({"recv", "accept"})
+"""Calls that wait for the peer: their row stands where they returned (with what came); the others'
+where they entered (what the program did: the frames it causes follow)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A socket call of a lifeline's program, a row of its own on the lifeline's application lane."""
+
+    time_ns: int
+    """Where its row stands in time: the return of a call that waits for the peer
+    (:data:`WAITING_CALLS`), the entry of the others."""
+    start_ns: int
+    """When it entered the kernel."""
+    end_ns: int
+    """When it returned."""
+    participant: int
+    call: str
+    """``socket``, ``bind``, ``listen``, ``connect``, ``accept``, ``send``, ``recv``, ``shutdown``, ``close``."""
+    text: str
+    """``send(12) -> 12``, ``recv(100) -> 27``, ``connect() -> -EINPROGRESS``."""
+    result: int
+    """Its return value: bytes, a file descriptor, 0, or minus an errno."""
+    quote: str
+    """The first bytes a send sent, quoted when they are text (``"tic tac toe?"``), from the frame
+    that carried them; ``""`` otherwise."""
+    frames: tuple[int, ...]
+    """A send: the frames that carried its bytes; a recv: the frames that delivered them."""
+    thread: int
+    count: int = 1
+    """Routine calls one after another shown as this one row (``19 × send(10) -> 10``)."""
+
+    @property
+    def tooltip(self) -> str:
+        carried = ", ".join(f"#{frame}" for frame in self.frames)
+        what = {"send": "its bytes went in", "recv": "its bytes came in"}.get(self.call, "frames")
+        return f"{self.text} {self.quote}".rstrip() + (f" ({what} {carried})" if carried else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """The application lane beside a lifeline: the program whose socket calls it shows."""
+
+    participant: int
+    heading: str
+    """``client program: pid 3538``; with its threads when another lane's program is the same process."""
+
+
+Row = Arrow | Mark | Fold | Gap | Call
 
 
 @dataclass(slots=True)
@@ -275,6 +354,10 @@ class LadderLayout:
     kernel: KernelStory | None = None
     """The kernel's side of the capture (calls, kernel states, queues) when it was recorded beside
     it (``NAME.kernel.jsonl``); None for a capture of packets alone."""
+    lanes: tuple[Lane, ...] = ()
+    """The lifelines whose program's calls were recorded (their :class:`Call` rows and folded calls)."""
+    calls: int = 0
+    """Socket calls represented (rows of their own or folded)."""
 
     def arrows(self) -> list[Arrow]:
         return [row for row in self.rows if isinstance(row, Arrow)]
@@ -527,6 +610,16 @@ class LadderBuilder:
         analysis calls its sender the initiator (the first to send), but it is the server: the
         analysis starts it in SYN-RECEIVED (``INITIAL_STATES["SYN-ACK"]``), its peer in SYN-SENT."""
         self._streams_seen: set[int] = set()
+        self._quoted: dict[int, list[int]] = {}
+        """Frames that carried the first bytes of a send -> the sequence numbers of those first bytes."""
+        self._quotes: dict[tuple[int, int], bytes] = {}
+        """(frame, a send's first sequence number) -> the bytes from there that a quote shows."""
+        if kernel is not None:
+            for endpoint in kernel.endpoints:
+                for call in endpoint.calls:
+                    if call.call == "send" and call.sequence is not None and call.frames:
+                        # The first frame carried its first byte (a retransmission carries it again, later).
+                        self._quoted.setdefault(call.frames[0], []).append(call.sequence[0])
 
     # -- participants ---------------------------------------------------------------------------
 
@@ -580,6 +673,8 @@ class LadderBuilder:
 
     def add(self, frame: FrameAnalysis) -> None:
         self._frames += 1
+        if frame.record.number in self._quoted:
+            self._keep_quotes(frame)
         if frame.protocol == "tcp" and frame.stream not in self._streams_seen:
             self._streams_seen.add(frame.stream)
             if frame.from_initiator and frame.state == INITIAL_STATES["SYN-ACK"].sender:
@@ -790,11 +885,24 @@ class LadderBuilder:
         for frame in run:
             self._rows.append(self._row(frame))
 
+    def _keep_quotes(self, frame: FrameAnalysis) -> None:
+        """The first bytes of each send whose first byte ``frame`` carried (its payload is not kept)."""
+        payload = frame.record.payload
+        for first in self._quoted[frame.record.number]:
+            offset = first - frame.seq
+            if 0 <= offset < len(payload):
+                self._quotes.setdefault((frame.record.number, first), payload[offset : offset + CALL_QUOTE_KEPT])
+
     def finish(self) -> LadderLayout:
         self._flush_run()
-        rows = self._reveal_referred_frames(self._rows)
+        calls, lanes = self._calls()
+        rare = _rare_calls(calls)
+        splits = sorted(call.time_ns for call, is_rare in zip(calls, rare) if is_rare)
+        rows = self._reveal_referred_frames(self._rows, splits)
         if rows is not self._rows:
             rows = _with_deltas(rows)
+        if calls:
+            rows = _with_calls(rows, calls, rare, self.fold_minimum if self.fold else len(calls))
         unit = pause_unit(self._pauses)
         rows = [self._named(row) if isinstance(row, Fold) else row for row in rows]
         participants = self.participants
@@ -809,6 +917,57 @@ class LadderBuilder:
             frames=self._frames,
             pause_unit_ns=unit,
             kernel=self.kernel,
+            lanes=lanes,
+            calls=len(calls),
+        )
+
+    def _calls(self) -> tuple[list[Call], tuple[Lane, ...]]:
+        """Each TCP lifeline's calls from the kernel's side, in time order, and its lane. A listening
+        socket's calls are its accepted connection's (socket, bind, listen, accept) up to that
+        connection's last call: the listener's close after it belongs to the program's other work."""
+        kernel = self.kernel
+        if kernel is None:
+            return [], ()
+        calls: list[Call] = []
+        threads: dict[int, tuple[set[int], set[int]]] = {}
+        for (address, port, stream, injector), index in self._index.items():
+            endpoint = None if injector or stream is None or port is None else kernel.endpoint(stream, address, port)
+            if endpoint is None:
+                continue
+            last = max((call.time_ns for call in endpoint.calls), default=None)
+            listener = [call for call in endpoint.listener_calls if last is None or call.time_ns <= last]
+            own = sorted(endpoint.calls + listener, key=lambda call: call.time_ns)
+            if own:
+                calls.extend(self._call(call, index, listening=call in listener) for call in own)
+                threads[index] = ({call.process for call in own}, {call.thread for call in own})
+        lanes = []
+        for index, (processes, used) in sorted(threads.items()):
+            shared = any(processes & other for at, (other, _) in threads.items() if at != index)
+            heading = f"{self.participants[index].role} program: " + _numbered("pid", processes)
+            lanes.append(Lane(index, heading + (", " + _numbered("thread", used) if shared else "")))
+        calls.sort(key=lambda call: call.time_ns)
+        return calls, tuple(lanes)
+
+    def _call(self, call: SocketCall, participant: int, *, listening: bool = False) -> Call:
+        """The row of ``call``; a listening socket's call other than the ones only a listener makes
+        (socket, bind, listen, accept) says so: ``close() -> 0 (listening socket)``."""
+        text = call.text + (" (listening socket)" if listening and call.call not in LISTENER_CALLS else "")
+        quote = ""
+        if call.call == "send" and call.sequence is not None:
+            first, end = call.sequence
+            shown = self._quotes.get((call.frames[0], first), b"") if call.frames else b""
+            quote = _quote(shown, end - first)
+        return Call(
+            call.end_ns if call.call in WAITING_CALLS else call.time_ns,
+            call.time_ns,
+            call.end_ns,
+            participant,
+            call.call,
+            text,
+            call.result,
+            quote,
+            call.frames,
+            call.thread,
         )
 
     def _named(self, fold: Fold) -> Fold:
@@ -817,19 +976,26 @@ class LadderBuilder:
         lines = tuple(f"{self._name(source)} → {self._name(target)}: {what}" for source, target, what in fold.traffic)
         return replace(fold, lines=lines, description=f"× {fold.count} frames ({'; '.join(lines)})")
 
-    def _reveal_referred_frames(self, rows: list[Row]) -> list[Row]:
-        """Unfold the frames that rows refer to (a retransmission's original), splitting their folds."""
+    def _reveal_referred_frames(self, rows: list[Row], splits: Sequence[int] = ()) -> list[Row]:
+        """Unfold the frames that rows refer to (a retransmission's original), splitting their folds;
+        split folds at the times in ``splits`` too (calls that are rows of their own)."""
         referred = self._referred
-        if not referred or not self._fold_frames:
+        if not (referred or splits) or not self._fold_frames:
             return rows
         result: list[Row] = []
         for row in rows:
             frames = self._fold_frames.get(row.first_frame) if isinstance(row, Fold) else None
-            if frames is None or not any(frame.record.number in referred for frame in frames):
+            cuts = _inside(row, splits) if isinstance(row, Fold) and frames is not None else []
+            if frames is None or not (cuts or any(frame.record.number in referred for frame in frames)):
                 result.append(row)
                 continue
             group: list[FrameAnalysis] = []
             for frame in frames:
+                time = frame.record.timestamp_ns
+                while cuts and time is not None and time > cuts[0]:
+                    cuts.pop(0)
+                    result.extend(self._group_rows(group))
+                    group = []
                 if frame.record.number in referred:
                     result.extend(self._group_rows(group))
                     group = []
@@ -847,6 +1013,117 @@ class LadderBuilder:
                 tally.add(frame, self._ends(frame))
             return [tally.fold()]
         return [self._arrow(frame, *self._ends(frame), track=False) for frame in group]
+
+
+CALL_QUOTE_CHARACTERS = 16
+CALL_QUOTE_KEPT = CALL_QUOTE_CHARACTERS + 1
+"""A send's first bytes quoted on its lane (its arrows quote more)."""
+
+
+def _quote(shown: bytes, total: int) -> str:
+    """The first bytes of a send (``shown``: from where it starts in its frame; ``total``: how many
+    it sent), quoted when they are text; ``…`` when it sent more than is shown."""
+    sample = shown[: min(total, CALL_QUOTE_CHARACTERS)]
+    text = preview(sample, CALL_QUOTE_CHARACTERS)
+    if text and total > len(sample) and not text.endswith('…"'):
+        text = text[:-1] + '…"'
+    return text
+
+
+def _numbered(noun: str, numbers: set[int]) -> str:
+    """``pid 3538``, ``threads 3538, 3544``."""
+    return (noun if len(numbers) == 1 else noun + "s") + " " + ", ".join(map(str, sorted(numbers)))
+
+
+def _inside(row: Fold, times: Sequence[int]) -> list[int]:
+    """The times in ``times`` (sorted) strictly between the fold's first and last frames."""
+    if row.start_ns is None or row.end_ns is None:
+        return []
+    start, end = row.start_ns, row.end_ns
+    return [time for time in times if start < time < end]
+
+
+ROUTINE_ERRORS = frozenset({-11})
+"""-EAGAIN (errno 11 on Linux): a non-blocking socket had nothing to read (or no room to write) yet;
+a program that polls makes many such calls, as routine as its reads."""
+
+
+def _rare_calls(calls: list[Call]) -> list[bool]:
+    """Whether each call (in time order) is a row of its own wherever it falls: every call but a send
+    or recv that returned bytes (or -EAGAIN) after the first of its kind on its lifeline."""
+    seen: set[tuple[int, str]] = set()
+    rare = []
+    for call in calls:
+        key = (call.participant, call.call)
+        returned = call.result > 0 or call.result in ROUTINE_ERRORS
+        routine = call.call in ("send", "recv") and key in seen and returned
+        seen.add(key)
+        rare.append(not routine)
+    return rare
+
+
+def _with_calls(rows: list[Row], calls: list[Call], rare: list[bool], run_minimum: int) -> list[Row]:
+    """``calls`` (in time order) merged with the frames' rows by time: a routine call made while a
+    fold went by is counted in the fold; more than ``run_minimum`` routine calls of one lifeline and
+    kind one after another are one row (:func:`_call_run`); the others are rows."""
+    result: list[Row] = []
+    run: list[Call] = []
+    """Routine calls of one lifeline and kind, one after another."""
+
+    def flush() -> None:
+        result.extend([_call_run(run)] if len(run) > run_minimum else run)
+        run.clear()
+
+    def add(call: Call, is_rare: bool) -> None:
+        if run and (is_rare or (call.participant, call.call) != (run[0].participant, run[0].call)):
+            flush()
+        if is_rare:
+            result.append(call)
+        else:
+            run.append(call)
+
+    waiting = deque(zip(calls, rare))
+    for row in rows:
+        start = row.start_ns if isinstance(row, Fold) else row.time_ns if isinstance(row, (Arrow, Mark)) else None
+        while start is not None and waiting and waiting[0][0].time_ns < start:
+            add(*waiting.popleft())
+        after: list[Call] = []
+        if isinstance(row, Fold) and row.end_ns is not None:
+            folded: list[Call] = []
+            while waiting and waiting[0][0].time_ns < row.end_ns:
+                call, is_rare = waiting.popleft()
+                # A rare call in a fold whose frames were not kept (it could not be split): after it.
+                (after if is_rare else folded).append(call)
+            if folded:
+                row = replace(row, calls=_folded_calls(folded))
+        flush()
+        result.append(row)
+        result.extend(after)
+    for call, is_rare in waiting:
+        add(call, is_rare)
+    flush()
+    return result
+
+
+def _call_run(run: list[Call]) -> Call:
+    """Routine calls one after another as one row: ``19 × send(10) -> 10`` when they were alike, else
+    ``19 send() calls, 190 bytes``; linked to all their frames, quoting the first one's bytes."""
+    first, last = run[0], run[-1]
+    total = sum(max(call.result, 0) for call in run)
+    alike = all(call.text == first.text for call in run)
+    text = f"{len(run)} × {first.text}" if alike else f"{_count(len(run), first.call + '() call')}, {_bytes(total)}"
+    frames = tuple(dict.fromkeys(frame for call in run for frame in call.frames))
+    quote = first.quote[:-1] + '…"' if first.quote and not first.quote.endswith('…"') else first.quote
+    return replace(first, end_ns=last.end_ns, text=text, result=total, quote=quote, frames=frames, count=len(run))
+
+
+def _folded_calls(calls: list[Call]) -> tuple[FoldedCalls, ...]:
+    """Routine calls counted per lifeline and kind, in the order they first appear."""
+    tally: dict[tuple[int, str], tuple[int, int]] = {}
+    for call in calls:
+        count, data = tally.get((call.participant, call.call), (0, 0))
+        tally[(call.participant, call.call)] = (count + 1, data + max(call.result, 0))
+    return tuple(FoldedCalls(participant, name, count, data) for (participant, name), (count, data) in tally.items())
 
 
 def linked_frames(arrow: Arrow) -> tuple[int, ...]:
@@ -1052,12 +1329,33 @@ def _with_gaps(rows: list[Row]) -> list[Row]:
     threshold = max(IDLE_NS, IDLE_FACTOR * median)
     result: list[Row] = []
     previous_frame = 0
+    call_time: int | None = None
+    """The time of the last call row since the last frame row: a pause runs from there."""
     for row in rows:
-        if isinstance(row, (Arrow, Mark)) and row.delta_ns is not None and row.delta_ns >= threshold:
-            result.append(Gap(row.delta_ns / 1e9, previous_frame))
+        pause: int | None = None
+        if isinstance(row, Call):
+            last = call_time if call_time is not None else _last_time(result)
+            pause = None if last is None else row.time_ns - last
+            call_time = row.time_ns
+        elif isinstance(row, (Arrow, Mark)):
+            pause = row.delta_ns if call_time is None or row.time_ns is None else row.time_ns - call_time
+        if pause is not None and pause >= threshold:
+            result.append(Gap(pause / 1e9, previous_frame))
         result.append(row)
-        previous_frame = row.frame if isinstance(row, (Arrow, Mark)) else row.last_frame if isinstance(row, Fold) else 0
+        if isinstance(row, (Arrow, Mark, Fold)):
+            call_time = None
+            previous_frame = row.frame if isinstance(row, (Arrow, Mark)) else row.last_frame
     return result
+
+
+def _last_time(rows: list[Row]) -> int | None:
+    """The time of the last frame row of ``rows`` (a fold's last frame)."""
+    for row in reversed(rows):
+        if isinstance(row, (Arrow, Mark)) and row.time_ns is not None:
+            return row.time_ns
+        if isinstance(row, Fold) and row.end_ns is not None:
+            return row.end_ns
+    return None
 
 
 def build_ladder(

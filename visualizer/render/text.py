@@ -6,7 +6,7 @@ as the matplotlib ladder.
 
 from __future__ import annotations
 
-from visualizer.render.layout import Arrow, Fold, Gap, LadderLayout, Mark
+from visualizer.render.layout import Arrow, Call, Fold, Gap, LadderLayout, Mark
 
 ASCII_WIDTH = 110
 _ASCII_HEADS = {"rst": "X", "ack": ">", "udp": ">", "icmp": ">"}
@@ -70,6 +70,12 @@ def to_ascii(layout: LadderLayout, *, width: int = ASCII_WIDTH) -> str:
             middle = max(gutter, (columns[0] + columns[-1]) // 2 - len(note) // 2)
             text = text[:middle] + note + text[middle + len(note) :]
             lines.append(f"#{row.first_frame}-{row.last_frame}".ljust(gutter)[:gutter] + text[gutter:].rstrip())
+            for folded in row.calls:
+                note = f"{participants[folded.participant].role} program: {folded.text}"
+                lines.append("".join(lifeline).rstrip().ljust(gutter + span + 2) + " " + note)
+        elif isinstance(row, Call):
+            note = f"{participants[row.participant].role} program: {_call_text(row)}"
+            lines.append("".join(canvas).rstrip().ljust(gutter + span + 2) + " " + note)
         elif isinstance(row, Gap):
             text = "".join("~" if character == "|" else character for character in canvas)
             note = f" {row.seconds:.1f} s idle "
@@ -152,6 +158,20 @@ def to_mermaid(layout: LadderLayout) -> str:
                 lines.append(f"    Note right of {target}: {_mermaid_text('; '.join(row.events))}")
         elif isinstance(row, Fold):
             lines.append(f"    Note over {names[0]},{names[-1]}: {_mermaid_text(row.description)}")
+            for folded in row.calls:
+                lines.append(f"    Note {_beside(folded.participant, names)}: {_mermaid_text(folded.text)}")
+        elif isinstance(row, Call):
+            lines.append(f"    Note {_beside(row.participant, names)}: {_mermaid_text(_call_text(row))}")
         elif isinstance(row, Gap):
             lines.append(f"    Note over {names[0]},{names[-1]}: {row.seconds:.1f} s idle")
     return "\n".join(lines) + "\n"
+
+
+def _call_text(row: Call) -> str:
+    """A socket call in a text ladder: the call, and a send's quoted bytes."""
+    return f"{row.text} {row.quote}".rstrip()
+
+
+def _beside(participant: int, names: list[str]) -> str:
+    """Where a program's note stands in Mermaid: outside its lifeline (the first one's left)."""
+    return f"left of {names[participant]}" if participant == 0 else f"right of {names[participant]}"
