@@ -108,7 +108,7 @@ FINDING_TERMS: dict[str, str] = {
     "injected_rst": "injected",
     "bad_checksum": "checksum is wrong",
     "not_received": "lost",
-    "not_yet_received": "not received (yet)",
+    "not_yet_received": "had not reached",
     "no_listener": "nothing listens",
     "receipt_undecided": "shows whether",
     "state_assumed": "assumed",
@@ -232,6 +232,8 @@ def server_spoke_first(first: FrameAnalysis) -> bool:
 
 def _seconds(ns: int) -> str:
     """``0.206 s``, ``12 µs``: a duration as a learner reads it."""
+    if ns < 1000:
+        return f"{ns} ns"
     if ns < 1_000_000:
         return f"{ns / 1000:.0f} µs"
     if ns < 1_000_000_000:
@@ -530,6 +532,14 @@ class _Teller:
             refers.extend(finding.refers_to)
             if clause_rfc:
                 rfc.append(clause_rfc)
+        if again and record.payload_length:
+            answer = self._next_ack(frame)
+            if answer is not None and answer.ack > frame.next_seq:
+                parts.append(
+                    f"The {whom}'s next ACK (frame {answer.record.number}) jumps to {answer.ack}: with the gap "
+                    f"filled, it holds every byte up to {answer.ack - 1}"
+                )
+                refers.append(answer.record.number)
         states = self._state_text(frame)
         if states:
             parts.append(states)
@@ -551,6 +561,23 @@ class _Teller:
             label=label,
             time_ns=self.time(frame),
             findings=tuple((finding.kind, frame.record.number) for finding in frame.findings),
+        )
+
+    def _next_ack(self, frame: FrameAnalysis) -> FrameAnalysis | None:
+        """The receiver's first later segment that acknowledges ``frame``'s data."""
+        sender, receiver = self.sender(frame), self.receiver(frame)
+        return next(
+            (
+                other
+                for other in self.frames
+                if other.record.number > frame.record.number
+                and other.protocol == "tcp"
+                and self.sender(other) == receiver
+                and self.receiver(other) == sender
+                and other.record.tcp_flags & ACK
+                and other.ack >= frame.next_seq
+            ),
+            None,
         )
 
     def _sends_after(self, frame: FrameAnalysis) -> bool:
@@ -647,7 +674,7 @@ class _Teller:
             finding = _finding(frame, "no_listener")
             syn = finding.refers_to[0] if finding.refers_to else 0
             text = (
-                f"Nothing listens on {endpoint_text(*sender)}: the {who}'s host answers the SYN"
+                f"Nothing listens on {endpoint_text(*sender)}: the host {sender[0]} answers the SYN"
                 f"{f' (frame {syn})' if syn else ''} with a RST, and the connection is refused"
             )
             refers.extend(finding.refers_to)
@@ -773,10 +800,9 @@ class _Teller:
             return f"It answers the keep-alive (frame {refers[0] if refers else '?'})", RFC_KEEP_ALIVE
         if kind == "not_yet_received":
             later = refers[0] if refers else 0
-            return (
-                f"The {whom} had not received it (yet) when it sent frame {later}" if later else finding.reason,
-                "",
-            )
+            if later:
+                return f"It had not reached the {whom} yet when the {whom} sent frame {later}", ""
+            return f"It had not reached the {whom} yet: {finding.reason}", ""
         if kind == "receipt_undecided":
             return f"Nothing later in the capture shows whether the {whom} received it", ""
         if kind == "simultaneous_open":
@@ -833,10 +859,18 @@ class _Teller:
     def _summary(self, frames: list[FrameAnalysis]) -> Sentence:
         """A long run of routine frames in one sentence, per direction."""
         parts = []
-        for endpoint in (self.client, self.server):
+        # The direction that sends data first (an ACK-only direction after it), then in order of appearance.
+        order = sorted(
+            {self.sender(frame) for frame in frames},
+            key=lambda endpoint: min(
+                (0 if frame.record.payload_length else 1, frame.record.number)
+                for frame in frames
+                if self.sender(frame) == endpoint
+            ),
+        )
+        for endpoint in order:
             own = [frame for frame in frames if self.sender(frame) == endpoint]
-            if own:
-                parts.append(self._direction_summary(endpoint, own))
+            parts.append(self._direction_summary(endpoint, own))
         full = [frame.record.number for frame in frames if "window_full" in _kinds(frame)]
         text = "; ".join(part for part in parts if part)
         text = text[0].upper() + text[1:]
@@ -869,9 +903,10 @@ class _Teller:
         if data:
             sizes = [frame.record.payload_length for frame in data]
             first, last = data[0].seq, max(frame.next_seq for frame in data) - 1
+            sizes_text = f"{_sizes_text(sizes)}; " if len(data) > 1 else ""
             pieces.append(
                 f"the {who} sends {_plural(sum(sizes), 'byte')} in {_plural(len(data), 'segment')} "
-                f"({_sizes_text(sizes)}; seq {first}-{last})"
+                f"({sizes_text}seq {first}-{last})"
             )
         top = max((frame.ack for frame in frames if frame.record.tcp_flags & ACK), default=0)
         if acks:
@@ -892,10 +927,17 @@ class _Teller:
         text = (
             f"The {who} keeps acknowledging only up to byte {first.ack - 1}: "
             f"{_plural(len(duplicates), 'duplicate ACK')} ({cite_frames([f.record.number for f in duplicates])}) "
-            f"repeat its ACK {first.ack}" + (f" of frame {repeated[0]}" if repeated else "")
+            f"{'repeats' if len(duplicates) == 1 else 'repeat'} its ACK {first.ack}"
+            + (f" of frame {repeated[0]}" if repeated else "")
         )
         rfc = [RFC_DUPLICATE_ACK]
-        if sacks:
+        if len(sacks) == 1 or (sacks and sacks[0] == sacks[-1]):
+            its = "Its" if len(duplicates) == 1 else "Their"
+            text += (
+                f". {its} SACK blocks tell the {whom} which bytes after the gap did arrive: {_blocks_text(sacks[0])}"
+            )
+            rfc.append(RFC_SACK)
+        elif sacks:
             text += (
                 f". Their SACK blocks tell the {whom} which bytes after the gap did arrive: "
                 f"from {_blocks_text(sacks[0])} to {_blocks_text(sacks[-1])}"
@@ -1154,7 +1196,7 @@ class _Episode:
 
 
 _STATE_NOTES = {
-    "TIME-WAIT": " (it waits twice the maximum segment lifetime before forgetting the connection)",
+    "TIME-WAIT": ", where it waits twice the maximum segment lifetime before forgetting the connection",
 }
 
 
@@ -1167,7 +1209,8 @@ def _doubling_from(gaps: Sequence[int]) -> int | None:
     """The index from which every wait is at least :data:`BACKOFF_FACTOR` times the one before (at
     least two such steps, or the whole list of three waits or more), or None."""
     for start in range(len(gaps) - 2):
-        if all(later >= BACKOFF_FACTOR * earlier for earlier, later in zip(gaps[start:], gaps[start + 1 :])):
+        steps = list(zip(gaps[start:], gaps[start + 1 :]))
+        if all(earlier > 0 and later >= BACKOFF_FACTOR * earlier for earlier, later in steps):
             return start
     return None
 
@@ -1208,6 +1251,8 @@ def _options_text(raw: bytes) -> str:
         offered.append(f"window scaling ×{1 << min(options.window_scale, 14)}")
     if options.sack_permitted:
         offered.append("SACK")
+    if options.timestamp is not None:
+        offered.append("timestamps")
     return f", offering {_and(offered)}" if offered else ""
 
 
@@ -1413,7 +1458,8 @@ def _mark_sentence(who: str, mark: object, frames: tuple[int, ...], origin_ns: i
     elif kind == "retransmission":
         text = f"The {who}'s kernel counts a retransmission{reason}"
     elif kind == "reset_sent":
-        text = f"The {who}'s kernel sends a reset{reason}"
+        unseen = "" if frames else ", which the capture did not see"
+        text = f"The {who}'s kernel sends a reset{reason}{unseen}"
     elif kind == "reset_received":
         text = f"The {who}'s kernel receives a reset{reason}"
     else:
