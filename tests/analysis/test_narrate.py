@@ -8,28 +8,21 @@ state change of both ends is said.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.test_cli import run
 from visualizer.analysis import Analyzer
 from visualizer.analysis.narrate import FINDING_TERMS, Sentence, cite_frames, narrate, server_spoke_first
 from visualizer.analysis.report import FrameAnalysis, in_stream
-from visualizer.cli import main
 from visualizer.pipeline import kernel_story, select_streams
 
 ROOT = Path(__file__).parent.parent.parent
 SCENARIOS = ROOT / "tests" / "data" / "scenarios" / "captures"
 KERNEL = ROOT / "tests" / "data" / "kernel"
 CAPTURES = sorted(SCENARIOS.glob("*.pcap")) + sorted((ROOT / "captures").glob("*.pcap"))
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 STORY = """\
