@@ -102,7 +102,7 @@ FINDING_TERMS: dict[str, str] = {
     "reused_ports": "reuses the port pair",
     "state_anomaly": "state table has no transition",
     "challenge_ack": "challenge ACK",
-    "rst_accepted": "accepts it",
+    "rst_accepted": "accept",
     "rst_challenged": "challenge ACK",
     "rst_ignored": "ignores it",
     "injected_rst": "injected",
@@ -329,6 +329,17 @@ class _Teller:
                 told.append(episode.tell(self))
                 episode = None
 
+        first = self.frames[0]
+        if self.protocol == "tcp" and first.protocol == "tcp" and not first.record.tcp_flags & SYN:
+            told.append(
+                Sentence(
+                    f"The capture starts in the middle of the conversation between the client at "
+                    f"{endpoint_text(*self.client)} and the server at {endpoint_text(*self.server)}: its handshake "
+                    f"was not captured, so both ends are taken as {self.states.get(self.client, 'ESTABLISHED')}",
+                    frames=(first.record.number,),
+                    time_ns=self.time(first),
+                )
+            )
         for frame in self.frames:
             if frame.protocol != self.protocol:  # an ICMP error about the conversation
                 close_episode()
@@ -695,7 +706,18 @@ class _Teller:
             rfc.append(RFC_RESET_GENERATION)
         else:
             text = f"The {who} resets the connection (seq {frame.seq})"
-        if "rst_accepted" in kinds:
+        if {"rst_accepted", "rst_ignored"} <= kinds:
+            ignored = _finding(frame, "rst_ignored")
+            later = ignored.refers_to[0] if ignored.refers_to else 0
+            text += (
+                f"; it is at the {whom}'s next expected sequence number, so the {whom} should accept it and drop the "
+                f"connection, but the {whom} ignores it: it kept sending afterwards"
+                + (f" (frame {later})" if later else "")
+            )
+            refers.extend(ignored.refers_to)
+            told.update(("rst_accepted", "rst_ignored"))
+            rfc.extend((RFC_RESET, RFC_RST_ACCEPTANCE))
+        elif "rst_accepted" in kinds:
             text += (
                 f"; it is exactly at the {whom}'s next expected sequence number, so the {whom} accepts it "
                 "and drops the connection"
@@ -908,10 +930,17 @@ class _Teller:
                 f"the {who} sends {_plural(sum(sizes), 'byte')} in {_plural(len(data), 'segment')} "
                 f"({sizes_text}seq {first}-{last})"
             )
-        top = max((frame.ack for frame in frames if frame.record.tcp_flags & ACK), default=0)
-        if acks:
-            verb = "and acknowledges" if data else f"the {who} acknowledges"
-            pieces.append(f"{verb} up to byte {top - 1} (ACK {top}) in {_plural(len(acks), 'ACK')}")
+        acknowledging = [frame for frame in frames if frame.record.tcp_flags & ACK]
+        top = max((frame.ack for frame in acknowledging), default=0)
+        if acks and data:
+            pieces.append(
+                f"and acknowledges up to byte {top - 1} (ACK {top}) in its data segments and "
+                f"{_plural(len(acks), 'pure ACK')}"
+            )
+        elif acks:
+            pieces.append(f"the {who} acknowledges up to byte {top - 1} (ACK {top}) in {_plural(len(acks), 'ACK')}")
+        elif acknowledging and top > min(frame.ack for frame in acknowledging):
+            pieces.append(f"and acknowledges up to byte {top - 1} (ACK {top}) in its data segments")
         return " ".join(pieces)
 
     # -- episodes -------------------------------------------------------------------------------
@@ -1271,7 +1300,11 @@ def _blocks_text(blocks: list[tuple[int, int]]) -> str:
 
 
 def _sizes_text(sizes: list[int]) -> str:
+    """``988 bytes each, the last 720``; a few segments of different sizes one by one (``10, 180 and
+    10 bytes``: how Nagle's algorithm coalesced them shows); else the range."""
     distinct = sorted(set(sizes))
+    if 1 < len(distinct) and len(sizes) <= 5:
+        return f"{_and([f'{size:,}' for size in sizes])} bytes"
     if len(distinct) == 1:
         return f"{distinct[0]:,} bytes each" if len(sizes) > 1 else f"{distinct[0]:,} bytes"
     if len(set(sizes[:-1])) == 1:
