@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.packets import SYN, Conversation
 from tests.test_cli import run
-from visualizer.analysis import Analyzer
+from visualizer.analysis import Analyzer, analyse
 from visualizer.analysis.narrate import FINDING_TERMS, Sentence, cite_frames, narrate, server_spoke_first
 from visualizer.analysis.report import FrameAnalysis, in_stream
 from visualizer.pipeline import kernel_story, select_streams
@@ -274,3 +275,32 @@ def test_cite_frames_never_takes_in_a_frame_it_does_not_cite() -> None:
     assert cite_frames([4]) == "frame 4"
     assert cite_frames([9, 4, 5, 6, 12]) == "frames 4-6, 9, 12"
     assert cite_frames(list(range(1, 40, 2))) == "20 frames from 1 to 39"
+
+
+def _tell(talk: Conversation) -> list[Sentence]:
+    report = analyse(talk.records(), keep_frames=True)
+    return narrate(report.frame_analyses, report.conversations[0], origin_ns=report.first_time_ns).sentences
+
+
+@pytest.mark.parametrize(
+    ("times", "said"),
+    [
+        (
+            (0.0, 1.0, 3.0, 7.0),
+            "after waiting 1.00 s, 2.00 s and 4.00 s: no ACK came from the server in between, and each wait doubles "
+            "the one before: the retransmission timer backs off.",
+        ),
+        ((0.0, 1.0, 2.0, 3.0), "after waiting 1.00 s, 1.00 s and 1.00 s: no ACK came from the server in between."),
+    ],
+    ids=["doubling", "steady"],
+)
+def test_a_backoff_is_claimed_only_when_the_waits_double(times: tuple[float, ...], said: str) -> None:
+    """Hand-built: a SYN sent four times and never answered."""
+    talk = Conversation()
+    for time in times:
+        talk.client_sends(time, 1000, 0, SYN)
+    (sentence_1, sentence_2) = _tell(talk)
+    assert sentence_1.label == "SYN" and sentence_1.frames == (1,)
+    assert sentence_2.text.startswith("The client sends its SYN of frame 1 again 3 times (retransmission)")
+    assert sentence_2.frames == (1, 2, 3, 4)
+    assert sentence_2.text.endswith(said.rstrip("."))

@@ -12,8 +12,9 @@ How it is told (choices of ours, not of any RFC):
   receiver of a first SYN-ACK when the SYN was not captured (:func:`server_spoke_first`, as the
   ladder names its lifelines). In UDP, the first sender.
 * **Routine runs.** Data and ACK segments without findings (``window_full`` aside) and UDP
-  datagrams are routine. A run of at most :data:`SHORT_RUN` routine frames is told frame by frame;
-  a longer one in one sentence: per direction, the segments, bytes and sizes, and the last ACK.
+  datagrams are routine. A run of at most :data:`SHORT_RUN` routine frames in which no endpoint
+  sends :data:`SUMMARY_SEGMENTS` data segments is told frame by frame; any other in one sentence:
+  per direction, the segments, bytes, sizes and sequence numbers, and the last ACK.
 * **Episodes.** Frames that repeat one event are one sentence: the duplicate ACKs of one ACK number
   (with the data sent meanwhile, and a window update among them); the retransmissions of one
   segment; keep-alives and their answers; a zero window from its first advertisement to the window
@@ -49,7 +50,7 @@ from visualizer.model import (
 )
 
 if TYPE_CHECKING:
-    from visualizer.analysis.kernel import EndpointKernel, KernelStory, SocketCall
+    from visualizer.analysis.kernel import EndpointKernel, KernelMark, KernelStory, SocketCall
 
 __all__ = ["FINDING_TERMS", "Narration", "Sentence", "narrate", "server_spoke_first"]
 
@@ -1479,10 +1480,7 @@ def _call_text(call: SocketCall, listener: Sequence[SocketCall], *, mapping: boo
     return text
 
 
-def _mark_sentence(who: str, mark: object, frames: tuple[int, ...], origin_ns: int) -> Sentence:
-    from visualizer.analysis.kernel import KernelMark
-
-    assert isinstance(mark, KernelMark)
+def _mark_sentence(who: str, mark: KernelMark, frames: tuple[int, ...], origin_ns: int) -> Sentence:
     kind = mark.kind
     reason = f" ({mark.reason})" if mark.reason else ""
     if kind == "drop":
