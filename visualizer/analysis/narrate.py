@@ -29,6 +29,7 @@ How it is told (choices of ours, not of any RFC):
 
 from __future__ import annotations
 
+import bisect
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -1344,8 +1345,10 @@ def _kernel_sentences(
     roles: dict[Endpoint, str],
     origin_ns: int,
     conversation_frames: set[int],
+    packets: Sequence[int],
 ) -> list[Sentence]:
-    """The calls, kernel marks and queue peaks of a TCP conversation's endpoints, in time order."""
+    """The calls, kernel marks and queue peaks of a TCP conversation's endpoints, in time order
+    (``packets``: when the packet sentences start, on the capture's clock)."""
     told: list[tuple[int, int, Sentence]] = []
 
     def role(endpoint: EndpointKernel) -> str:
@@ -1357,7 +1360,7 @@ def _kernel_sentences(
     for endpoint in endpoints:
         who = role(endpoint)
         calls = sorted([*endpoint.listener_calls, *endpoint.calls], key=lambda call: call.time_ns)
-        for group in _consecutive(calls, endpoint, endpoints):
+        for group in _consecutive(calls, endpoint, endpoints, packets):
             frames = own(frame for call in group for frame in call.frames)
             told.append(
                 (
@@ -1428,18 +1431,26 @@ def _kernel_sentences(
 
 
 def _consecutive(
-    calls: list[SocketCall], endpoint: EndpointKernel, endpoints: Sequence[EndpointKernel]
+    calls: list[SocketCall], endpoint: EndpointKernel, endpoints: Sequence[EndpointKernel], packets: Sequence[int]
 ) -> list[list[SocketCall]]:
-    """The calls of one endpoint in groups that no call of another endpoint interrupts."""
+    """The calls of one endpoint in groups that would follow each other in the narration: no call of
+    another endpoint and no packet sentence (``packets``: when they start) comes between them."""
     others = sorted(
-        call.time_ns for other in endpoints if other is not endpoint for call in [*other.listener_calls, *other.calls]
+        [
+            *packets,
+            *(
+                call.time_ns
+                for other in endpoints
+                if other is not endpoint
+                for call in [*other.listener_calls, *other.calls]
+            ),
+        ]
     )
     groups: list[list[SocketCall]] = []
     for call in calls:
         if groups:
-            previous = groups[-1][-1].time_ns
-            interrupted = any(previous < time < call.time_ns for time in others)
-            if not interrupted and not call.frames and not groups[-1][-1].frames:
+            start = bisect.bisect_right(others, groups[-1][-1].time_ns)
+            if start == len(others) or others[start] > call.time_ns:
                 groups[-1].append(call)
                 continue
         groups.append([call])
@@ -1450,7 +1461,8 @@ def _calls_text(calls: list[SocketCall], listener: Sequence[SocketCall]) -> str:
     if len(calls) == 1:
         return _call_text(calls[0], listener, mapping=False)
     if len(calls) <= CALLS_LISTED:
-        return _and([_call_text(call, listener) for call in calls])
+        mapping = sum(bool(call.frames) for call in calls) > 1  # else the citation says it
+        return _and([_call_text(call, listener, mapping=mapping) for call in calls])
     counts: dict[str, list[SocketCall]] = {}
     for call in calls:
         counts.setdefault(call.call, []).append(call)
@@ -1471,6 +1483,8 @@ def _call_text(call: SocketCall, listener: Sequence[SocketCall], *, mapping: boo
         return f"{text} (the end of the stream: the peer closed its side)"
     if call.call == "connect" and call.result < 0 and call.detail == "EINPROGRESS":
         return f"{text} (the SYN is on its way; the program waits)"
+    if call.call == "send" and 0 <= call.result < call.size:
+        return f"{text} (a partial send: the kernel took {call.result:,} of its {call.size:,} bytes)"
     if call.call == "close" and call in listener:
         return f"{text} (the listening socket)"
     if mapping and call.call == "send" and call.frames:
@@ -1533,6 +1547,7 @@ def narrate(
                 teller.roles,
                 origin,
                 {frame.record.number for frame in own},
+                [sentence.time_ns + origin for sentence in sentences if sentence.time_ns is not None],
             )
             sentences = _merge(sentences, extra)
     client, server = teller.client, teller.server
