@@ -255,6 +255,8 @@ def _plural(count: int, word: str, plural: str = "") -> str:
 
 
 Endpoint = tuple[str, int]
+EpisodeKey = tuple[str, Endpoint, int]
+"""(what repeats, whose episode it is, what it repeats: an original frame or seq, an ACK number, or 0)."""
 
 
 class _Teller:
@@ -417,7 +419,7 @@ class _Teller:
             frame.receiver_state and frame.receiver_state != self.states.get(self.receiver(frame))
         )
 
-    def _episode_key(self, frame: FrameAnalysis) -> tuple[object, ...] | None:
+    def _episode_key(self, frame: FrameAnalysis) -> EpisodeKey | None:
         """The episode a frame belongs to, or None (a sentence of its own, or routine)."""
         kinds = _kinds(frame) - _ROUTINE_KINDS
         if not kinds or not kinds <= _EPISODE_KINDS or self._changes_state(frame):
@@ -427,19 +429,19 @@ class _Teller:
             kinds == {"window_update"} and sender in self.zero_window
         ):
             closed = receiver if kinds == {"zero_window_probe"} else sender
-            return ("zero_window", closed)
+            return ("zero_window", closed, 0)
         if self._barrier_flags(frame):
             if kinds == {"retransmission"}:
                 return ("retransmission", sender, _original(frame) or frame.seq)
             return None
         if kinds <= {"keep_alive", "keep_alive_ack"}:
-            return ("keep_alive", sender if "keep_alive" in kinds else receiver)
+            return ("keep_alive", sender if "keep_alive" in kinds else receiver, 0)
         if kinds == {"retransmission"}:
             return ("retransmission", sender, _original(frame) or frame.seq)
         if kinds == {"duplicate_ack"}:
             return ("duplicate_ack", sender, frame.ack)
         if kinds == {"window_update"}:
-            return ("window_update", sender)
+            return ("window_update", sender, 0)
         return None
 
     # -- sentences of one frame -----------------------------------------------------------------
@@ -1033,7 +1035,6 @@ class _Teller:
         probes = [frame for frame in members if "keep_alive" in _kinds(frame)]
         answers = [frame for frame in members if "keep_alive_ack" in _kinds(frame)]
         prober = episode.key[1]
-        assert isinstance(prober, tuple)
         who = self.role(prober)
         peer = self.server if prober == self.client else self.client
         times = [self.time(frame) for frame in probes]
@@ -1052,7 +1053,6 @@ class _Teller:
     def tell_zero_window(self, episode: _Episode) -> Sentence:
         members = episode.frames
         closed = episode.key[1]
-        assert isinstance(closed, tuple)
         owner = self.role(closed)
         peer = self.role(self.server if closed == self.client else self.client)
         zeros = [frame for frame in members if "zero_window" in _kinds(frame)]
@@ -1195,7 +1195,7 @@ class _Teller:
 
 @dataclass(slots=True)
 class _Episode:
-    key: tuple[object, ...]
+    key: EpisodeKey
     frames: list[FrameAnalysis] = field(default_factory=list)
     meanwhile: list[FrameAnalysis] = field(default_factory=list)
     """Routine frames of the other direction taken in while the episode lasts."""
@@ -1204,11 +1204,11 @@ class _Episode:
     def absorbs(self) -> bool:
         return self.key[0] in ("duplicate_ack", "zero_window")
 
-    def takes(self, key: tuple[object, ...]) -> bool:
+    def takes(self, key: EpisodeKey) -> bool:
         if key == self.key:
             return True
         # A window update of the endpoint repeating its ACK belongs to the duplicate ACKs' episode.
-        return self.key[0] == "duplicate_ack" and key == ("window_update", self.key[1])
+        return self.key[0] == "duplicate_ack" and key == ("window_update", self.key[1], 0)
 
     def add(self, frame: FrameAnalysis) -> None:
         self.frames.append(frame)
