@@ -299,6 +299,31 @@ def _parser() -> argparse.ArgumentParser:
         "--kind", action="append", choices=CALL_KINDS, help="only rows of this kind (repeat for several)"
     )
 
+    narrate = commands.add_parser(
+        "narrate",
+        help="one conversation told in numbered plain-language sentences, citing frames and RFC sections",
+        description="Tell one TCP or UDP conversation of a capture as numbered sentences computed from the "
+        "analysis: the handshake, the data (long routine runs summarised), every finding (retransmissions, "
+        "duplicate ACKs with SACK, zero windows, keep-alives, resets, bad checksums, ICMP errors...) and every "
+        "state change of both ends, each sentence citing the frames that prove it and the RFC section that "
+        "applies; with the programs' socket calls and the kernel's queues when kernel events were recorded "
+        "beside the capture (NAME.kernel.jsonl). Times are seconds since the capture's first frame. Without "
+        "--stream, a capture of several conversations tells its first TCP one (its first UDP one when it "
+        "has no TCP) and says so.",
+        epilog="examples:\n  sockstory narrate captures/story.pcap\n"
+        "  sockstory narrate tests/data/scenarios/captures/web.pcap --stream 3\n"
+        "  sockstory narrate captures/udp.pcap --stream 1 --protocol udp --format markdown",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common(narrate)
+    narrate.add_argument("--stream", type=int, metavar="N", help="the conversation to tell (default: the first)")
+    narrate.add_argument(
+        "--protocol", choices=("tcp", "udp"), help="whose stream N (default tcp; udp when there is no TCP)"
+    )
+    narrate.add_argument(
+        "--format", choices=("text", "markdown"), default="text", help="numbered lines (default) or a Markdown list"
+    )
+
     record = commands.add_parser(
         "record",
         help="run any command in a private network namespace and record its packets and kernel events (needs root)",
@@ -578,6 +603,51 @@ def _run_calls(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if story.lost_events:
         err.write(f"sockstory: warning: {story.lost_events} kernel events were lost while recording\n")
     return _finish(report, arguments, err, summary=False)
+
+
+def _run_narrate(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from visualizer.analysis.narrate import narrate
+    from visualizer.pipeline import kernel_story, select_streams
+
+    report, frames = select_streams(arguments.file, "tcp", ())  # every frame: the kernel's join needs them
+    if not report.frames and report.warnings:
+        return _finish(report, arguments, err)
+    protocol = arguments.protocol or ("tcp" if report.tcp_conversations() or not report.conversations else "udp")
+    chosen = [conversation for conversation in report.conversations if conversation.protocol == protocol]
+    if not report.conversations:
+        raise UsageError(f"{arguments.file}: no TCP or UDP conversation to tell")
+    if arguments.stream is None:
+        if not chosen:
+            raise UsageError(f"{arguments.file}: no {protocol.upper()} conversation ({_streams_text(report)})")
+        conversation = chosen[0]
+        if len(report.conversations) > 1 and not arguments.quiet:
+            err.write(
+                f"sockstory: {arguments.file} has {_count(len(report.conversations), 'conversation')} "
+                f"({_streams_text(report)}): telling {protocol.upper()} {conversation.stream}; "
+                "choose another with --stream N [--protocol udp]\n"
+            )
+    else:
+        found = report.stream(protocol, arguments.stream)
+        if found is None:
+            raise UsageError(
+                f"{arguments.file}: no {protocol.upper()} stream {arguments.stream} ({_streams_text(report)})"
+            )
+        conversation = found
+    story = kernel_story(arguments.file, frames) if protocol == "tcp" else None
+    narration = narrate(frames, conversation, origin_ns=report.first_time_ns, kernel=story)
+    out.write(narration.text(markdown=arguments.format == "markdown"))
+    return _finish(report, arguments, err, summary=False)
+
+
+def _streams_text(report: Report) -> str:
+    """``TCP streams 0-11, UDP streams 0-2``: the streams a capture has."""
+    parts = []
+    for protocol in ("tcp", "udp"):
+        numbers = [conversation.stream for conversation in report.conversations if conversation.protocol == protocol]
+        if numbers:
+            span = str(numbers[0]) if len(numbers) == 1 else f"{min(numbers)}-{max(numbers)}"
+            parts.append(f"{protocol.upper()} stream{'s' if len(numbers) > 1 else ''} {span}")
+    return ", ".join(parts) or "no TCP or UDP conversation"
 
 
 def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
@@ -1226,6 +1296,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _run_record(arguments, out, err)
         if arguments.command == "calls":
             return _run_calls(arguments, out, err)
+        if arguments.command == "narrate":
+            return _run_narrate(arguments, out, err)
         raise UsageError(f"unknown command {arguments.command}")
     except CaptureFileError as error:
         err.write(f"sockstory: error: {error}\n")

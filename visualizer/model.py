@@ -254,3 +254,27 @@ def describe_options(options: TcpOptions) -> str:
     if options.sack_blocks:
         parts.append("sack " + " ".join(f"{left}-{right}" for left, right in options.sack_blocks))
     return ", ".join(parts)
+
+
+def endpoint_text(address: str, port: int | None) -> str:
+    """``10.0.0.1:80``, ``[2001:db8::1]:80`` (RFC 3986 s3.2.2: an IPv6 address in brackets before
+    a port), or the address alone when there is no port."""
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+PREVIEW_CHARACTERS = 24
+"""Characters of a payload shown by :func:`preview` (a ladder label, a narration)."""
+_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}
+
+
+def preview(payload: bytes, length: int = PREVIEW_CHARACTERS) -> str:
+    """A short, escaped view of a payload that is text (printable ASCII, tabs and line ends), in
+    quotes; ``""`` for anything else (a preview of binary bytes would say nothing)."""
+    sample = payload[:length]
+    if not sample or not _PRINTABLE.issuperset(sample):
+        return ""
+    more = "…" if len(payload) > length else ""
+    text = sample.decode("ascii").encode("unicode_escape").decode("ascii")
+    return f'"{text}{more}"'

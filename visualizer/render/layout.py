@@ -49,14 +49,17 @@ from visualizer.analysis.states import INITIAL_STATES
 from visualizer.model import (
     ACK,
     FIN,
+    PREVIEW_CHARACTERS,
     PROTOCOL_NUMBERS,
     PSH,
     RST,
     SYN,
     PacketRecord,
     describe_options,
+    endpoint_text,
     flag_text,
     parse_tcp_options,
+    preview,
 )
 
 if TYPE_CHECKING:
@@ -86,7 +89,6 @@ IDLE_SECONDS = 1.0
 IDLE_FACTOR = 20.0
 """A pause is an idle gap when it lasts IDLE_SECONDS and IDLE_FACTOR times the median pause."""
 IDLE_NS = int(IDLE_SECONDS * 1e9)
-PREVIEW_CHARACTERS = 24
 PREVIEW_KEPT = PREVIEW_CHARACTERS + 1
 """Payload bytes a folded frame keeps: its preview, and whether there is more."""
 FOLD_DETAIL_BUDGET = 50_000
@@ -148,14 +150,6 @@ def icmp_error(protocol: str, icmp_type: int | None) -> bool:
     if protocol == "icmpv6":
         return icmp_type < ICMPV6_FIRST_INFORMATIONAL
     return icmp_type in ICMP_ERROR_TYPES
-
-
-def endpoint_text(address: str, port: int | None) -> str:
-    """``10.0.0.1:80``, ``[2001:db8::1]:80`` (RFC 3986 s3.2.2: an IPv6 address in brackets before
-    a port), or the address alone when there is no port."""
-    if port is None:
-        return address
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,20 +374,6 @@ class _Direction:
     """Routine findings already shown in this direction."""
     last_rst: tuple[int, int, int, int, int] | None = None
     """(flags, seq, ack, window, analysis) of the last RST: an identical one after it is routine."""
-
-
-_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}
-
-
-def preview(payload: bytes, length: int = PREVIEW_CHARACTERS) -> str:
-    """A short, escaped view of a payload that is text (printable ASCII, tabs and line ends), in
-    quotes; ``""`` for anything else (a preview of binary bytes would say nothing)."""
-    sample = payload[:length]
-    if not sample or not _PRINTABLE.issuperset(sample):
-        return ""
-    more = "…" if len(payload) > length else ""
-    text = sample.decode("ascii").encode("unicode_escape").decode("ascii")
-    return f'"{text}{more}"'
 
 
 _KEEP_TOGETHER = re.compile(r"\([^()]*\)")

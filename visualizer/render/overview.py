@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from visualizer.analysis.report import ConversationSummary, FrameAnalysis
-from visualizer.model import PROTOCOL_NUMBERS
-from visualizer.render.layout import FOLD_DETAIL_BUDGET, LadderBuilder, LadderLayout, endpoint_text, wrap_title
+from visualizer.model import PROTOCOL_NUMBERS, endpoint_text
+from visualizer.render.layout import FOLD_DETAIL_BUDGET, LadderBuilder, LadderLayout, wrap_title
 
 if TYPE_CHECKING:  # matplotlib loads when a figure is drawn
     from matplotlib.axes import Axes
