@@ -282,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
 
     throughput = commands.add_parser(
         "throughput",
-        help="measure a bulk transfer's throughput under settings (rate limit, receive buffer), run vs run (needs root)",
+        help="a bulk transfer's throughput under settings (rate limit, receive buffer), run vs run (needs root)",
         description="A client sends bytes to a server through the kernel, in a private network namespace whose lo "
         "has a 1500-byte MTU, offloads off, and optionally a tbf rate limit; every packet is sniffed once and the "
         "kernel's events recorded (OUT/NAME.pcap, NAME.kernel.jsonl). Throughput is measured from the capture "
@@ -604,9 +604,10 @@ def _throughput_line(label: str, sent: int, measure: RunThroughput, application:
     from visualizer.scenarios.throughput import format_rate
 
     steady = measure.steady
+    overall = format_rate(measure.overall.bits_per_second)
     said = [
-        f"  {label}: {sent:,} bytes in {measure.overall.seconds:.3f} s; goodput {format_rate(measure.overall.bits_per_second)}"
-        f" overall, {format_rate(steady.bits_per_second)} steady ({steady.seconds:.3f} s)",
+        f"  {label}: {sent:,} bytes in {measure.overall.seconds:.3f} s; goodput {overall} overall, "
+        f"{format_rate(steady.bits_per_second)} steady ({steady.seconds:.3f} s)",
     ]
     if application is not None:
         said.append(f"read by the server {format_rate(steady_rate(application).bits_per_second)} steady")

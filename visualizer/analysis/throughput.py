@@ -324,7 +324,7 @@ def compare_runs(
     A run whose frames carry no payload raises ValueError naming it.
     """
     measured = []
-    for index, (label, frames) in enumerate(runs):
+    for label, frames in runs:
         direction = data_direction(frames)
         if direction is None:
             raise ValueError(f"run {label!r}: no TCP payload in its frames")

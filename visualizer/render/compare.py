@@ -21,7 +21,7 @@ Works for any runs: chapter 7's rate limits and receive buffers, chapter 2's Nag
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
@@ -154,7 +154,7 @@ def draw_run_comparison(
 def _legend_handles(runs: Sequence[RunThroughput], colours: list[str], windows: bool) -> list[Line2D]:
     """One entry per run (its colour, setting and rate), then what each line style means."""
     handles = [Line2D([], [], color=colour, linewidth=2.5, label=run_label(run)) for run, colour in zip(runs, colours)]
-    styles = [("-", "solid: acknowledged (from the capture)")]
+    styles: list[tuple[Literal["-", ":", "--"], str]] = [("-", "solid: acknowledged (from the capture)")]
     if any(run.application is not None for run in runs):
         styles.append((":", "dotted: read by the receiving program"))
     if windows:

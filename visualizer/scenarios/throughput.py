@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import re
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
