@@ -11,7 +11,8 @@ that share the time axis:
 2. the throughput in windows of one length for every run (a dotted line: a rate limit, when a run
    had one);
 3. when a run has them, the sender's congestion window from its kernel (``tcp_probe``, in bytes)
-   and the receiver's advertised window (dashed), on a logarithmic scale: these bound the bytes
+   and the receiver's advertised window (dashed), on a logarithmic scale when they span more than
+   :data:`LOG_SPAN` times: these bound the bytes
    in flight, and the smaller of them is the one that holds the sender back.
 
 Works for any runs: chapter 7's rate limits and receive buffers, chapter 2's Nagle on and off
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from visualizer.analysis.throughput import RunThroughput
 from visualizer.render.ladder import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 RUN_COLOURS = (BLUE, VERMILLION, GREEN, ORANGE, PURPLE, SKY, BLACK)
 """Okabe-Ito colours, one per run, in order (a run past the seventh takes the first again)."""
+LOG_SPAN = 20
+"""Windows spanning this factor or more are drawn on a logarithmic scale (a 4 kB window beside a
+4 MB one); narrower ones on a linear scale from 0."""
 WIDTH = 11.0
 PANEL_HEIGHT = 2.6
 """Inches per panel; the title and the legend above them take one more."""
@@ -128,7 +132,12 @@ def draw_run_comparison(
                 window_axes.plot(
                     times, sizes, drawstyle="steps-post", color=colour, linestyle="--", linewidth=1.1, gid="receive"
                 )
-        window_axes.set_yscale("log")
+        sizes = [size for run in runs for _, size in (*run.congestion_window_bytes, *run.receive_window) if size > 0]
+        if sizes and max(sizes) >= LOG_SPAN * min(sizes):
+            window_axes.set_yscale("log")
+            window_axes.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            window_axes.set_ylim(bottom=0)
         window_axes.yaxis.set_major_formatter(FuncFormatter(_bytes_tick))
         window_axes.set_ylabel("window (bytes)")
 
@@ -158,7 +167,8 @@ def _legend_handles(runs: Sequence[RunThroughput], colours: list[str], windows: 
     if any(run.application is not None for run in runs):
         styles.append((":", "dotted: read by the receiving program"))
     if windows:
-        styles.append(("--", "window panel, dashed: receive window; solid: congestion window (kernel)"))
+        congestion = "; solid: congestion window (kernel)" if any(run.congestion_window for run in runs) else ""
+        styles.append(("--", f"window panel, dashed: receive window{congestion}"))
     handles += [Line2D([], [], color="#555555", linestyle=style, label=text) for style, text in styles]
     return handles
 
