@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def test_one_line_per_run_in_each_panel_on_one_time_axis() -> None:
     assert len(limits) == 1 and limits[0].get_ydata()[0] == pytest.approx(1.0)  # Mbit/s
     assert rates.get_ylabel().startswith("throughput (Mbit/s)")
     assert len([line for line in windows.get_lines() if line.get_gid() == "receive"]) == 2
-    assert windows.get_yscale() == "log"
+    assert windows.get_yscale() == "linear" and windows.get_ylim()[0] == 0  # 64 kB to 173 kB: little span
     assert all(ax.get_shared_x_axes().joined(axes[0], ax) for ax in axes)
     assert axes[0].get_xlim() == axes[2].get_xlim() and axes[2].get_xlim()[0] == 0
 
@@ -73,3 +74,11 @@ def test_saved_figure_is_sized_for_its_panels(tmp_path: Path) -> None:
     assert (width, height) == (1210, int(110 * (2.6 * 3 + 0.6 + 0.22 * 3)))  # Agg truncates
     with pytest.raises(ValueError):
         draw_run_comparison([], figure=Figure())
+
+
+def test_windows_that_span_orders_of_magnitude_are_drawn_on_a_log_scale() -> None:
+    first, second = _runs()
+    small = replace(first, receive_window=((first.origin_ns, 2896),))  # SO_RCVBUF 4096's window
+    windows = draw_run_comparison([small, second], figure=Figure())[2]
+    assert windows.get_yscale() == "log"
+    assert windows.get_ylim()[0] < 2896 < 173_056 < windows.get_ylim()[1]
