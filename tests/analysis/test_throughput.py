@@ -20,6 +20,7 @@ from visualizer.analysis.throughput import (
     steady_rate,
     window_for,
 )
+from visualizer.errors import UsageError
 from visualizer.model import ACK
 from visualizer.pipeline import select_streams
 
@@ -50,7 +51,7 @@ def test_steady_rate_leaves_out_a_slow_start_and_a_slow_end() -> None:
     overall = overall_rate(progress)
     assert overall.bytes == 8200 and overall.end_ns == 308 * MS
     assert overall.per_second < steady.per_second / 20
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         steady_rate(progress, low=0.9, high=0.1)
 
 
@@ -63,7 +64,7 @@ def test_rates_over_time_count_what_each_window_gained_and_the_tail_joins_the_la
     rates = rates_over_time(progress_of([(0, 0), (16 * MS, 1600)]), 10 * MS)
     assert [(rate.end_ns, rate.bytes) for rate in rates] == [(10 * MS, 0), (16 * MS, 1600)]
     assert rates_over_time(Progress(()), MS) == ()
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         rates_over_time(progress, 0)
 
 
@@ -132,5 +133,5 @@ def test_compare_runs_measures_each_stream_on_one_window() -> None:
     assert len({run.over_time[0].end_ns - run.over_time[0].start_ns for run in measured}) == 1
     assert all(run.origin_ns == frames_[0].record.timestamp_ns for run, (_, frames_) in zip(measured, runs))
     assert all(run.congestion_window == () and run.application is None for run in measured)
-    with pytest.raises(ValueError, match="'empty'"):
+    with pytest.raises(UsageError, match="'empty'"):
         compare_runs([("empty", runs[0][1][:3])])

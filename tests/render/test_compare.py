@@ -10,6 +10,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from visualizer.analysis.throughput import Progress, RunThroughput, compare_runs
+from visualizer.errors import UsageError
 from visualizer.pipeline import select_streams
 from visualizer.render.compare import RUN_COLOURS, draw_run_comparison, save_run_comparison
 
@@ -72,7 +73,7 @@ def test_saved_figure_is_sized_for_its_panels(tmp_path: Path) -> None:
     path = save_run_comparison(_runs(), tmp_path / "runs.png", title="two runs")
     width, height = png_size(path.read_bytes())
     assert (width, height) == (1210, int(110 * (2.6 * 3 + 0.6 + 0.22 * 3)))  # Agg truncates
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         draw_run_comparison([], figure=Figure())
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from visualizer.analysis.report import FrameAnalysis
+from visualizer.errors import UsageError
 from visualizer.model import ACK, PROTOCOL_TCP
 
 if TYPE_CHECKING:
@@ -229,7 +230,7 @@ def steady_rate(progress: Progress, *, low: float = STEADY_FROM, high: float = S
     no clock reading decides what is steady.
     """
     if not 0 <= low < high <= 1:
-        raise ValueError(f"steady share {low}..{high}: need 0 <= low < high <= 1")
+        raise UsageError(f"steady share {low}..{high}: need 0 <= low < high <= 1")
     if not progress.points:
         return Rate(0, 0, 0)
     base = progress.points[0][1]
@@ -244,7 +245,7 @@ def rates_over_time(progress: Progress, window_ns: int, *, origin_ns: int | None
     to the last point; the bytes of a window are those the total gained in it. The last window ends
     at the last point (a tail shorter than half a window is part of the window before it)."""
     if window_ns <= 0:
-        raise ValueError(f"window {window_ns} ns: must be positive")
+        raise UsageError(f"window {window_ns} ns: must be positive")
     if not progress.points:
         return ()
     origin = progress.points[0][0] if origin_ns is None else origin_ns
@@ -321,13 +322,13 @@ def compare_runs(
     ``stories`` are the runs' kernel stories (for the congestion window), ``applications`` the
     receiving programs' own progress; ``window_ns`` the length of the windows of the rate over
     time, one for all runs so they compare (default: about 40 windows over the longest run).
-    A run whose frames carry no payload raises ValueError naming it.
+    A run whose frames carry no payload raises UsageError naming it.
     """
     measured = []
     for label, frames in runs:
         direction = data_direction(frames)
         if direction is None:
-            raise ValueError(f"run {label!r}: no TCP payload in its frames")
+            raise UsageError(f"run {label!r}: no TCP payload in its frames")
         measured.append((label, frames, direction, acknowledged(frames, direction)))
     if window_ns is None:
         longest = max((progress.points[-1][0] - _time(frames[0]) for _, frames, _, progress in measured), default=0)

@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from visualizer.analysis.throughput import RunThroughput
+from visualizer.errors import UsageError
 from visualizer.render.ladder import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def draw_run_comparison(
     throughput panel. The panels share one time axis: seconds since each run's first frame.
     """
     if not runs:
-        raise ValueError("no run to draw")
+        raise UsageError("no run to draw")
     windows = any(run.congestion_window or run.receive_window for run in runs)
     count = 3 if windows else 2
     if figure is None:
