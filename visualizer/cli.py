@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from visualizer.analysis import report as analysis_report
     from visualizer.analysis.kernel import EndpointKernel, KernelStory
     from visualizer.analysis.report import ConversationSummary, FrameAnalysis, Report
+    from visualizer.analysis.throughput import Progress, RunThroughput
     from visualizer.scenarios.runner import RecordResult, ScenarioResult
+    from visualizer.scenarios.throughput import ThroughputSettings
     from visualizer.sources.kernel import KernelRecording
 
 EXIT_OK = 0
@@ -277,6 +279,42 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("name", metavar="NAME", help="a scenario (see 'sockstory scenarios')")
     run.add_argument("--draw", action="store_true", help="also draw the ladder diagram")
     add_live_output(run)
+
+    throughput = commands.add_parser(
+        "throughput",
+        help="a bulk transfer's throughput under settings (rate limit, receive buffer), run vs run (needs root)",
+        description="A client sends bytes to a server through the kernel, in a private network namespace whose lo "
+        "has a 1500-byte MTU, offloads off, and optionally a tbf rate limit; every packet is sniffed once and the "
+        "kernel's events recorded (OUT/NAME.pcap, NAME.kernel.jsonl). Throughput is measured from the capture "
+        "(bytes acknowledged), from the receiving program (bytes read) and on the wire; the sender's congestion "
+        "window comes from the kernel. Give --rate or --rcvbuf more than once to compare runs: each value is a run.",
+        epilog=_as_root_examples(
+            "throughput --rate 2mbit --rate 8mbit --draw",
+            "throughput --rcvbuf 4096 --rcvbuf default --draw     # no rate limit: the window bounds the flight",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    throughput.add_argument("--rate", action="append", metavar="R", help="tbf rate (4mbit, 500kbit...) or none")
+    throughput.add_argument("--rcvbuf", action="append", metavar="N", help="server's SO_RCVBUF in bytes, or default")
+    throughput.add_argument("--seconds", type=float, default=3.0, help="under a rate: about how long (default 3)")
+    throughput.add_argument("--size", type=int, metavar="BYTES", help="bytes to send (default: rate x seconds)")
+    throughput.add_argument("--latency", type=int, metavar="MS", help="tbf queue in ms (default: no drop)")
+    throughput.add_argument("--draw", action="store_true", help="also draw the run-vs-run figure (OUT/throughput)")
+    add_live_output(throughput)
+    compare = commands.add_parser(
+        "compare",
+        help="draw TCP streams of captures run vs run: bytes acknowledged, throughput, windows on one time axis",
+        description="The run-vs-run figure of TCP streams (FILE:STREAM, stream 0 when omitted), each from its "
+        "own first frame: bytes acknowledged, throughput over time, and the windows when the kernel's events "
+        "were recorded beside the capture.",
+        epilog="examples:\n  sockstory compare captures/live/nagle.pcap:0 captures/live/nagle.pcap:1 "
+        "--label 'Nagle on' --label TCP_NODELAY -o nagle.png\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("runs", nargs="+", metavar="FILE[:STREAM]", help="a capture and one of its TCP streams")
+    compare.add_argument("--label", action="append", default=[], help="a run's label, in order (default FILE:STREAM)")
+    compare.add_argument("-o", "--output", required=True, metavar="OUT", help="output .png, .svg or .pdf")
+    compare.add_argument("-q", "--quiet", action="store_true", help="no summary")
 
     calls = commands.add_parser(
         "calls",
@@ -528,6 +566,107 @@ def _run_record(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not arguments.quiet:
         _tell_conversations(report, story, out)
     return 128 + result.stopped_by if result.stopped_by else EXIT_OK
+
+
+def _throughput_settings(arguments: argparse.Namespace) -> list[ThroughputSettings]:
+    """One setting per run: the option given more than once (at most one may be) varies, the rest is common."""
+    from visualizer.scenarios.throughput import ThroughputSettings, parse_rate
+
+    rates = [None if text.lower() == "none" else parse_rate(text) for text in arguments.rate or ["none"]]
+    buffers = [None if text.lower() == "default" else _byte_count(text) for text in arguments.rcvbuf or ["default"]]
+    if len(rates) > 1 and len(buffers) > 1:
+        raise UsageError("throughput: vary --rate or --rcvbuf, not both (each value of the one varied is a run)")
+    common = {"seconds": arguments.seconds, "size": arguments.size, "latency_ms": arguments.latency}
+    return [
+        ThroughputSettings(rate=rate, receive_buffer=buffer, **common)
+        for rate in rates
+        for buffer in buffers  # one of the two lists has a single value
+    ]
+
+
+def _byte_count(text: str) -> int:
+    if not text.isdigit():
+        raise UsageError(f"--rcvbuf {text!r}: a number of bytes, or default")
+    return int(text)
+
+
+def _run_throughput(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
+    from visualizer.analysis.throughput import progress_of
+    from visualizer.pipeline import measure_runs
+    from visualizer.scenarios.runner import give_to_sudo_user
+    from visualizer.scenarios.throughput import run_throughput
+
+    settings = _throughput_settings(arguments)
+    folder = Path(arguments.out)
+    if arguments.draw:
+        folder.mkdir(parents=True, exist_ok=True)
+        _check_writable(folder / f"throughput.{arguments.format}")
+    runs = [run_throughput(setting, folder, kernel=not arguments.no_kernel) for setting in settings]
+    applications = [progress_of([(run.started_ns, 0), *run.reads]) for run in runs]
+    measured = measure_runs([(run.settings.label, run.pcap, 0) for run in runs], applications=applications)
+    for run, measure, application in zip(runs, measured, applications, strict=True):
+        _tell_written(run.result, [], out, err)
+        if not arguments.quiet:
+            out.write(_throughput_line(run.settings.label, run.sent, measure, application))
+    if arguments.draw:
+        from visualizer.render.compare import save_run_comparison
+
+        image = save_run_comparison(
+            measured,
+            folder / f"throughput.{arguments.format}",
+            title=f"Throughput, run vs run: {len(runs)} bulk transfers on loopback (1500-byte MTU)",
+            limits=[setting.rate for setting in settings],
+        )
+        give_to_sudo_user(image)
+        out.write(f"sockstory: wrote {image}\n")
+    return EXIT_OK
+
+
+def _throughput_line(label: str, sent: int, measure: RunThroughput, application: Progress | None) -> str:
+    from visualizer.analysis.throughput import steady_rate
+    from visualizer.scenarios.throughput import format_rate
+
+    steady = measure.steady
+    overall = format_rate(measure.overall.bits_per_second)
+    said = [
+        f"  {label}: {sent:,} bytes in {measure.overall.seconds:.3f} s; goodput {overall} overall, "
+        f"{format_rate(steady.bits_per_second)} steady ({steady.seconds:.3f} s)",
+    ]
+    if application is not None:
+        said.append(f"read by the server {format_rate(steady_rate(application).bits_per_second)} steady")
+    said.append(f"on the wire {format_rate(measure.on_the_wire.bits_per_second)} steady")
+    if measure.congestion_window:
+        windows = [cwnd for _, cwnd in measure.congestion_window]
+        said.append(f"cwnd {min(windows)}..{max(windows)} segments")
+    if measure.receive_window:
+        said.append(f"receive window up to {max(size for _, size in measure.receive_window):,} bytes")
+    return "; ".join(said) + "\n"
+
+
+def _run_compare(arguments: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from visualizer.pipeline import measure_runs
+    from visualizer.render.compare import save_run_comparison
+
+    if len(arguments.label) > len(arguments.runs):
+        raise UsageError(f"compare: {len(arguments.label)} labels for {len(arguments.runs)} runs")
+    runs = []
+    for index, spec in enumerate(arguments.runs):
+        path, _, stream = spec.rpartition(":") if re.search(r":\d+$", spec) else (spec, "", "0")
+        label = arguments.label[index] if index < len(arguments.label) else f"{Path(path).name}:{stream}"
+        runs.append((label, path, int(stream)))
+    target = Path(arguments.output)
+    _check_writable(target)
+    measured = measure_runs(runs)
+    image = save_run_comparison(measured, target, title="Run vs run: " + ", ".join(label for label, *_ in runs))
+    if not arguments.quiet:
+        for measure in measured:
+            out.write(_throughput_line(measure.label, measure.direction.payload, measure, None))
+        out.write(f"sockstory: wrote {image}\n")
+    return EXIT_OK
 
 
 def _call_rows(story: KernelStory, origin: int) -> list[dict[str, object]]:
@@ -1298,6 +1437,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _run_calls(arguments, out, err)
         if arguments.command == "narrate":
             return _run_narrate(arguments, out, err)
+        if arguments.command == "throughput":
+            return _run_throughput(arguments, out, err)
+        if arguments.command == "compare":
+            return _run_compare(arguments, out)
         raise UsageError(f"unknown command {arguments.command}")
     except CaptureFileError as error:
         err.write(f"sockstory: error: {error}\n")

@@ -54,8 +54,16 @@ from visualizer.sources.bulk import (
 
 if TYPE_CHECKING:
     from visualizer.analysis.kernel import KernelStory
+    from visualizer.analysis.throughput import Progress, RunThroughput
 
-__all__ = ["ProgressCallback", "analyse_file", "iter_file_analysis", "kernel_story", "select_streams"]
+__all__ = [
+    "ProgressCallback",
+    "analyse_file",
+    "iter_file_analysis",
+    "kernel_story",
+    "measure_runs",
+    "select_streams",
+]
 
 ProgressCallback = Callable[[int, int, int], None]
 """Called now and then with (frames so far, bytes read so far, file size)."""
@@ -175,6 +183,30 @@ def kernel_story(path: str | os.PathLike[str], frames: Sequence[FrameAnalysis]) 
     return join_kernel(
         frames, recorded.events, lost_events=recorded.lost_events, alignment_error_ns=recorded.alignment_error_ns
     )
+
+
+def measure_runs(
+    runs: Sequence[tuple[str, str | os.PathLike[str], int]],
+    *,
+    applications: Sequence[Progress | None] | None = None,
+) -> list[RunThroughput]:
+    """The "run vs run" measures of TCP streams of captures: each run is (label, capture, stream).
+
+    Each stream's goodput comes from its frames, its sender's congestion window from the kernel
+    events recorded beside its capture (when there are); ``applications`` are the receiving
+    programs' own counts. A stream without payload is a UsageError naming the file and stream.
+    """
+    from visualizer.analysis.throughput import compare_runs
+
+    measured: list[tuple[str, Sequence[FrameAnalysis]]] = []
+    stories: list[KernelStory | None] = []
+    for label, path, stream in runs:
+        _, frames = select_streams(path, "tcp", [stream])
+        if not any(frame.record.payload_length for frame in frames):
+            raise UsageError(f"{os.fspath(path)}: TCP stream {stream} carries no data to measure")
+        measured.append((label, frames))
+        stories.append(kernel_story(path, frames))
+    return compare_runs(measured, stories=stories, applications=applications)
 
 
 def _size(path: str | os.PathLike[str]) -> int:

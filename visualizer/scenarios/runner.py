@@ -84,6 +84,15 @@ def run_scenario(name: str, out: Path, *, check_with_tcpdump: bool = False, kern
     if scenario is None:
         raise UsageError(f"unknown scenario {name!r} (see 'sockstory scenarios')")
     require_root(f"run {name}" if name != "story" else "story")
+    return run_defined(scenario, out, check_with_tcpdump=check_with_tcpdump, kernel=kernel)
+
+
+def run_defined(
+    scenario: Scenario, out: Path, *, check_with_tcpdump: bool = False, kernel: bool = True
+) -> ScenarioResult:
+    """Run a scenario defined by the caller (an experiment's settings make one), as :func:`run_scenario`
+    runs a registered one: ``out/NAME.pcap`` (and ``out/NAME.kernel.jsonl``), nothing left behind."""
+    name = scenario.name
     out.mkdir(parents=True, exist_ok=True)
     pcap = out / f"{name}.pcap"
     frames, drops, reference, observations, recording = in_private_namespace(
