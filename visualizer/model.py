@@ -256,6 +256,17 @@ def describe_options(options: TcpOptions) -> str:
     return ", ".join(parts)
 
 
+def duration_text(nanoseconds: int) -> str:
+    """``12 µs``, ``20.3 ms``, ``1.52 s``: a duration (not negative) as a reader reads it."""
+    if nanoseconds < 1_000:
+        return f"{nanoseconds} ns"
+    if nanoseconds < 1_000_000:
+        return f"{nanoseconds / 1e3:.0f} µs"
+    if nanoseconds < 1_000_000_000:
+        return f"{nanoseconds / 1e6:.1f} ms"
+    return f"{nanoseconds / 1e9:.2f} s"
+
+
 def endpoint_text(address: str, port: int | None) -> str:
     """``10.0.0.1:80``, ``[2001:db8::1]:80`` (RFC 3986 s3.2.2: an IPv6 address in brackets before
     a port), or the address alone when there is no port."""

@@ -45,6 +45,7 @@ from visualizer.model import (
     PROTOCOL_NUMBERS,
     RST,
     SYN,
+    duration_text,
     endpoint_text,
     parse_tcp_options,
     preview,
@@ -230,17 +231,6 @@ def server_spoke_first(first: FrameAnalysis) -> bool:
     captured): the analysis calls that frame's sender the initiator, but it is the server, starting in
     SYN-RECEIVED (``INITIAL_STATES["SYN-ACK"]``). The ladder names its lifelines the same way."""
     return first.protocol == "tcp" and first.from_initiator and first.state == INITIAL_STATES["SYN-ACK"].sender
-
-
-def _seconds(ns: int) -> str:
-    """``0.206 s``, ``12 µs``: a duration as a learner reads it."""
-    if ns < 1000:
-        return f"{ns} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1000:.0f} µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.1f} ms"
-    return f"{ns / 1e9:.2f} s"
 
 
 def _and(items: Sequence[str]) -> str:
@@ -770,7 +760,7 @@ class _Teller:
             if finding.original:
                 original = self.frame_by_number.get(finding.original)
                 gap = (
-                    f", {_seconds(frame.record.timestamp_ns - original.record.timestamp_ns)} after it"
+                    f", {duration_text(frame.record.timestamp_ns - original.record.timestamp_ns)} after it"
                     if original and original.record.timestamp_ns is not None and frame.record.timestamp_ns is not None
                     else ""
                 )
@@ -1013,7 +1003,7 @@ class _Teller:
         count = "" if len(members) == 1 else f" {_plural(len(members), 'time')}"
         text = f"The {who} sends {what} of frame {original.record.number} again{count} (retransmission)"
         if gaps:
-            text += f", after waiting {_and([_seconds(gap) for gap in gaps])}"
+            text += f", after waiting {_and([duration_text(gap) for gap in gaps])}"
             silent = not any(self.sender(frame) == receiver for frame in self._between(original, members[-1]))
             if silent:
                 text += f": no ACK came from the {self.role(receiver)} in between"
@@ -1087,7 +1077,7 @@ class _Teller:
             last = updates[-1]
             gap = ""
             if zeros and zeros[0].record.timestamp_ns is not None and last.record.timestamp_ns is not None:
-                gap = f", {_seconds(last.record.timestamp_ns - zeros[0].record.timestamp_ns)} after it closed"
+                gap = f", {duration_text(last.record.timestamp_ns - zeros[0].record.timestamp_ns)} after it closed"
             sentences.append(
                 f"Its program reads, and the {owner} reopens its window to {last.window:,} bytes "
                 f"(window update, {cite_frames([f.record.number for f in updates])}){gap}"

@@ -29,6 +29,7 @@ from matplotlib.text import Text
 from matplotlib.transforms import Transform
 
 from visualizer.analysis.report import FrameAnalysis, Report, in_stream
+from visualizer.model import duration_text
 from visualizer.render.layout import (
     WAITING_CALLS,
     Arrow,
@@ -246,13 +247,7 @@ def _lifeline_x(layout: LadderLayout) -> list[float]:
 def _duration(nanoseconds: int) -> str:
     """The time since the previous row: "+12 µs"; "-41 µs" when the capture is out of time order."""
     sign, value = ("+", nanoseconds) if nanoseconds >= 0 else ("-", -nanoseconds)
-    if value < 1_000:
-        return f"{sign}{value} ns"
-    if value < 1_000_000:
-        return f"{sign}{value / 1e3:.0f} µs"
-    if value < 1_000_000_000:
-        return f"{sign}{value / 1e6:.1f} ms"
-    return f"{sign}{value / 1e9:.2f} s"
+    return f"{sign}{duration_text(value)}"
 
 
 def _shorten(text: str, limit: int) -> str:
