@@ -746,9 +746,14 @@ def _run_calls(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _run_narrate(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from visualizer.analysis.narrate import narrate
-    from visualizer.pipeline import kernel_story, select_streams
+    from visualizer.pipeline import analyse_file, kernel_story, select_streams
+    from visualizer.sources.kernel import sidecar_path
 
-    report, frames = select_streams(arguments.file, "tcp", ())  # every frame: the kernel's join needs them
+    recorded = sidecar_path(arguments.file).exists()
+    if recorded:  # a recording of ours: every frame kept, the kernel's join needs them
+        report, frames = select_streams(arguments.file, "tcp", ())
+    else:  # any capture: the report first (memory bounded), then the chosen stream's frames only
+        report, frames = analyse_file(arguments.file), []
     if not report.frames and report.warnings:
         return _finish(report, arguments, err)
     protocol = arguments.protocol or ("tcp" if report.tcp_conversations() or not report.conversations else "udp")
@@ -772,7 +777,9 @@ def _run_narrate(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int
                 f"{arguments.file}: no {protocol.upper()} stream {arguments.stream} ({_streams_text(report)})"
             )
         conversation = found
-    story = kernel_story(arguments.file, frames) if protocol == "tcp" else None
+    if not recorded:
+        _, frames = select_streams(arguments.file, protocol, (conversation.stream,))
+    story = kernel_story(arguments.file, frames) if recorded and protocol == "tcp" else None
     narration = narrate(frames, conversation, origin_ns=report.first_time_ns, kernel=story)
     out.write(narration.text(markdown=arguments.format == "markdown"))
     return _finish(report, arguments, err, summary=False)
