@@ -1,0 +1,131 @@
+"""The story notebooks' experiments: one real run on loopback, analysed, joined to the kernel's events.
+
+Each chapter of ``notebooks/`` asks one question and answers it with an experiment. This package
+holds what the notebooks and their tests share: :func:`workspace` (where a notebook writes its
+captures), :func:`run` (a scenario run for real and read back as an :class:`Experiment`) and
+:func:`load` (the same from a capture already made), and one module per chapter with the
+measurements that state its answer (computed from what the experiment recorded, so that a test can
+assert them and the notebook can print them).
+
+Nothing here draws by itself: an :class:`Experiment` builds the ladder's layout and the narration,
+and the notebook calls the renderer's ``draw_*`` functions, one figure per call.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from visualizer.analysis.kernel import EndpointKernel, KernelStory
+    from visualizer.analysis.report import ConversationSummary, FrameAnalysis, Report
+    from visualizer.render.layout import LadderLayout
+    from visualizer.scenarios.runner import ScenarioResult
+
+NOTEBOOK_DPI = 72
+"""Figures stored in a notebook stay small (a page of a repository shows them at this size)."""
+
+
+def workspace() -> Path:
+    """A new directory for a notebook's captures (under ``$TMPDIR``), with figures set to the notebook's dpi."""
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["figure.dpi"] = NOTEBOOK_DPI
+    return Path(tempfile.mkdtemp(prefix="sockstory-notebook-"))
+
+
+@dataclass(slots=True)
+class Experiment:
+    """A capture read back: its report, every frame's analysis, and the kernel's side when recorded."""
+
+    name: str
+    pcap: Path
+    report: Report
+    frames: list[FrameAnalysis]
+    kernel: KernelStory | None
+    result: ScenarioResult | None = None
+    """The run that made the capture (None for a capture loaded from a file)."""
+
+    def conversation(self, stream: int = 0, protocol: str = "tcp") -> ConversationSummary:
+        found = self.report.stream(protocol, stream)
+        if found is None:
+            raise LookupError(f"{self.pcap.name}: no {protocol.upper()} stream {stream}")
+        return found
+
+    def frames_of(self, stream: int = 0, protocol: str = "tcp") -> list[FrameAnalysis]:
+        """The frames of one conversation (an ICMP error about it included), in frame order."""
+        from visualizer.analysis.report import in_stream
+
+        return [frame for frame in self.frames if frame.stream == stream and in_stream(frame, protocol, stream)]
+
+    def endpoints(self, stream: int = 0) -> list[EndpointKernel]:
+        """The kernel's view of a TCP conversation's endpoints (client first); empty without a recording."""
+        if self.kernel is None:
+            return []
+        return list(self.kernel.of_stream(stream))
+
+    def ladder(
+        self,
+        stream: int | None = 0,
+        protocol: str = "tcp",
+        *,
+        title: str | None = None,
+        fold: bool = True,
+    ) -> LadderLayout:
+        """The ladder's layout of one conversation (``stream=None``: every frame), with the kernel's
+        calls, states and queues when they were recorded; titled like ``sockstory draw``'s."""
+        from visualizer.render.layout import LadderBuilder
+
+        frames = self.frames if stream is None else self.frames_of(stream, protocol)
+        builder = LadderBuilder(fold=fold, origin_ns=self.report.first_time_ns, kernel=self.kernel)
+        for frame in frames:
+            builder.add(frame)
+        layout = builder.finish()
+        if title is not None:
+            layout.title = title
+        elif stream is not None:
+            conversation = self.conversation(stream, protocol)
+            outcome = f", {conversation.outcome}" if conversation.outcome else ""
+            layout.title = f"{self.name}: {protocol.upper()} stream {stream}{outcome} ({len(frames)} frames)"
+        else:
+            layout.title = f"{self.name} ({len(frames)} frames)"
+        return layout
+
+    def narration(self, stream: int = 0, protocol: str = "tcp", *, markdown: bool = False) -> str:
+        """``sockstory narrate``'s account of one conversation (kernel calls and queues when recorded)."""
+        from visualizer.analysis.narrate import narrate
+
+        conversation = self.conversation(stream, protocol)
+        kernel = self.kernel if protocol == "tcp" else None
+        told = narrate(self.frames, conversation, origin_ns=self.report.first_time_ns, kernel=kernel)
+        return told.text(markdown=markdown)
+
+
+def load(pcap: str | os.PathLike[str], name: str | None = None) -> Experiment:
+    """A capture (and the kernel events recorded beside it, if any) read back as an :class:`Experiment`."""
+    from visualizer.pipeline import analyse_file, kernel_story
+
+    path = Path(pcap)
+    report = analyse_file(path, keep_frames=True)
+    frames = list(report.frame_analyses)
+    return Experiment(name or path.stem, path, report, frames, kernel_story(path, frames))
+
+
+def run(name: str, out: Path) -> Experiment:
+    """Run scenario ``name`` for real (root: a private namespace, every packet sniffed once, the kernel's
+    events recorded) into ``out``, and read it back."""
+    from visualizer.scenarios.runner import run_scenario
+
+    result = run_scenario(name, out)
+    experiment = load(result.pcap, name)
+    experiment.result = result
+    return experiment
+
+
+def run_many(names: Sequence[str], out: Path) -> dict[str, Experiment]:
+    """Several scenarios, one after the other (each in its own namespace)."""
+    return {name: run(name, out) for name in names}
