@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from visualizer.render.overview import outcome_of
 from visualizer.scenarios import SCENARIOS
 from visualizer.scenarios.kernel import BULK_MSS, NAGLE_WRITES
 from visualizer.scenarios.runner import ScenarioResult, run_scenario
+from visualizer.sources.kernel import INSTANCE_PREFIX
 
 
 def host_state() -> tuple[str, ...]:
@@ -38,14 +40,18 @@ def host_state() -> tuple[str, ...]:
         return subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
     offloads = "\n".join(line for line in read("ethtool", "-k", "lo").splitlines() if "offload" in line)
-    instances = read(
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        "mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; ls /sys/kernel/tracing/instances",
+    instances = "\n".join(
+        name
+        for name in read(
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; ls /sys/kernel/tracing/instances",
+        ).split()
+        if not recording_alive(name)
     )
     mounts = "\n".join(
         sorted(" ".join(line.split()[3:5]) for line in Path("/proc/1/mountinfo").read_text().splitlines())
@@ -58,6 +64,13 @@ def host_state() -> tuple[str, ...]:
         instances,
         mounts,
     )
+
+
+def recording_alive(instance: str) -> bool:
+    """Whether ``instance`` is a recorder's (``sockstory-PID-...``) whose process still runs: another
+    recording in progress on this machine (a parallel test run), not one a finished run left behind."""
+    match = re.fullmatch(rf"{INSTANCE_PREFIX}(\d+)-\w+", instance)
+    return match is not None and Path(f"/proc/{match.group(1)}").exists()
 
 
 def tcp_data(report: Report, *, initiator: bool | None = None, stream: int | None = None) -> list[int]:
