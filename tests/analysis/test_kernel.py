@@ -16,7 +16,7 @@ from visualizer.analysis.kernel import (
     join_kernel,
     segment_size,
 )
-from visualizer.model import SYN
+from visualizer.model import FIN, SYN
 from visualizer.pipeline import analyse_file, kernel_story
 from visualizer.sources.kernel import load_sidecar
 
@@ -56,6 +56,16 @@ def test_the_story_calls_read_as_the_program_made_them() -> None:
         "close() -> 0",
     ]
     assert all(call.end_ns >= call.time_ns for call in client.calls)
+
+
+def test_a_recv_that_returns_0_read_the_peers_fin() -> None:
+    report, story = story_of("story")
+    server = next(endpoint for endpoint in story.endpoints if endpoint.port == 8080)
+    (end,) = [call for call in server.calls if call.call == "recv" and call.result == 0]
+    fin = next(frame for frame in report.frame_analyses if frame.record.tcp_flags & FIN)
+    assert end.frames == (fin.record.number,) and fin.record.destination_port == 8080
+    client = next(endpoint for endpoint in story.endpoints if endpoint.port != 8080)
+    assert not [call for call in client.calls if call.call == "recv" and call.result == 0]  # it never read the end
 
 
 def test_the_kernel_passes_fin_wait_2_within_one_segment_and_that_is_explained() -> None:

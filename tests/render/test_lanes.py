@@ -107,6 +107,7 @@ def test_each_send_and_recv_is_linked_to_the_arrows_of_its_bytes() -> None:
         ("recv", 4),
         ("send", 6),
         ("recv", 6),
+        ("recv", 8),  # the server's recv() -> 0 read the client's FIN
     }
     assert sorted(links) == sorted(f"call-link-{index}-{frame}" for index, frame, _ in pairs)
     for index, frame, call in pairs:

@@ -8,7 +8,8 @@ kernel did, on the frames' time axis:
 * ``calls``: the socket calls, each a :class:`SocketCall` (``connect``, ``accept``, ``send``,
   ``recv``, ``shutdown``, ``close``... with its return value), a send or recv with the relative
   sequence numbers of its bytes and the frames that carried them (a send: every frame that carried
-  any of its bytes, retransmissions included; a recv: the frames that delivered them);
+  any of its bytes, retransmissions included; a recv: the frames that delivered them, or the peer's
+  FIN when it returned 0);
   ``listener_calls``: the calls on the listening socket it was accepted from;
 * ``states``: the kernel's own state changes (``inet_sock_set_state``), in RFC 9293 names;
 * ``queues``: Send-Q (bytes written minus bytes acknowledged) and Recv-Q (bytes received in order
@@ -159,7 +160,8 @@ class SocketCall:
     sequence: tuple[int, int] | None = None
     """Relative sequence numbers [first, end) of the bytes sent or received (TCP, bytes > 0)."""
     frames: tuple[int, ...] = ()
-    """A send: the frames that carried its bytes; a recv: the frames that delivered them."""
+    """A send: the frames that carried its bytes; a recv: the frames that delivered them (a recv that
+    returned 0, the end of the stream: the peer's FIN)."""
 
     @property
     def text(self) -> str:
@@ -978,8 +980,22 @@ def _link_bytes(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dic
                 read += call.result
                 carried = tuple(sorted(set(_overlapping(delivered, delivered_starts, first, end, delivered_longest))))
             call = replace(call, sequence=(first, end), frames=carried)
+        elif call.call == "recv" and call.result == 0 and call.size > 0:
+            fin = _end_of_stream(peer_frames, dropped, call.end_ns)
+            if fin is not None:  # recv() -> 0: the peer's FIN told the program the stream had ended
+                call = replace(call, frames=(fin,))
         linked.append(call)
     endpoint.calls = linked
+
+
+def _end_of_stream(peer_frames: list[FrameAnalysis], dropped: dict[int, str], before_ns: int) -> int | None:
+    """The peer's first FIN that reached the socket before ``before_ns`` (a recv that returned 0 read it)."""
+    for frame in peer_frames:
+        if (frame.record.timestamp_ns or 0) > before_ns:
+            break
+        if frame.record.tcp_flags & FIN and frame.record.number not in dropped:
+            return frame.record.number
+    return None
 
 
 def _queues(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dict[int, str]) -> None:

@@ -27,14 +27,12 @@ if TYPE_CHECKING:
     from visualizer.scenarios.runner import ScenarioResult
 
 NOTEBOOK_DPI = 72
-"""Figures stored in a notebook stay small (a page of a repository shows them at this size)."""
+"""The notebooks' figure dpi: figures stored in a notebook stay small (a repository page shows them so)."""
 
 
 def workspace() -> Path:
-    """A new directory for a notebook's captures (under ``$TMPDIR``), with figures set to the notebook's dpi."""
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["figure.dpi"] = NOTEBOOK_DPI
+    """A new directory for a notebook's captures (under ``$TMPDIR``). The notebook itself sets its figures'
+    size (its ``figure.dpi``, to NOTEBOOK_DPI): rcParams belong to the application."""
     return Path(tempfile.mkdtemp(prefix="sockstory-notebook-"))
 
 

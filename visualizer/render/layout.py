@@ -305,7 +305,8 @@ class Call:
     """The first bytes a send sent, quoted when they are text (``"tic tac toe?"``), from the frame
     that carried them; ``""`` otherwise."""
     frames: tuple[int, ...]
-    """A send: the frames that carried its bytes; a recv: the frames that delivered them."""
+    """A send: the frames that carried its bytes; a recv: the frames that delivered them (or the FIN it
+    read as the end of the stream, when it returned 0)."""
     thread: int
     count: int = 1
     """Routine calls one after another shown as this one row (``19 × send(10) -> 10``)."""
@@ -313,7 +314,9 @@ class Call:
     @property
     def tooltip(self) -> str:
         carried = ", ".join(f"#{frame}" for frame in self.frames)
-        what = {"send": "its bytes went in", "recv": "its bytes came in"}.get(self.call, "frames")
+        what = {"send": "its bytes went in", "recv": "its bytes came in" if self.result else "the end came in"}.get(
+            self.call, "frames"
+        )
         return f"{self.text} {self.quote}".rstrip() + (f" ({what} {carried})" if carried else "")
 
 
