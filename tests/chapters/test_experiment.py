@@ -9,6 +9,7 @@ import pytest
 
 from visualizer import chapters
 from visualizer.cli import main
+from visualizer.errors import UsageError
 
 CAPTURES = Path(__file__).parent.parent / "data" / "scenarios" / "captures"
 
@@ -31,7 +32,7 @@ def test_the_ladder_holds_one_conversation_and_is_titled_with_its_outcome() -> N
 
 
 def test_an_unknown_stream_is_named() -> None:
-    with pytest.raises(LookupError, match="story.pcap: no UDP stream 0"):
+    with pytest.raises(UsageError, match="story.pcap: no UDP stream 0"):
         chapters.load(CAPTURES / "story.pcap").conversation(0, "udp")
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from visualizer.errors import UsageError
+
 if TYPE_CHECKING:
     from visualizer.analysis.kernel import EndpointKernel, KernelStory
     from visualizer.analysis.report import ConversationSummary, FrameAnalysis, Report
@@ -51,7 +53,7 @@ class Experiment:
     def conversation(self, stream: int = 0, protocol: str = "tcp") -> ConversationSummary:
         found = self.report.stream(protocol, stream)
         if found is None:
-            raise LookupError(f"{self.pcap.name}: no {protocol.upper()} stream {stream}")
+            raise UsageError(f"{self.pcap.name}: no {protocol.upper()} stream {stream}")
         return found
 
     def frames_of(self, stream: int = 0, protocol: str = "tcp") -> list[FrameAnalysis]:
