@@ -79,16 +79,37 @@ def header_fields(frame: bytes) -> list[WireField]:
     ip = ETHERNET_HEADER_BYTES
     for name, offset, size in IPV4_FIELDS:
         fields.append(WireField("IPv4", name, ip + offset, frame[ip + offset : ip + offset + size]))
-    tcp = ip + (frame[ip] & 0x0F) * 4  # IHL: the IPv4 header's length in 32-bit words (RFC 791 s3.1)
+    tcp = ip + frame_layout(frame).ipv4
     for name, offset, size in TCP_FIELDS:
         fields.append(WireField("TCP", name, tcp + offset, frame[tcp + offset : tcp + offset + size]))
     return fields
 
 
-def payload_offset(frame: bytes) -> int:
-    """Where an Ethernet + IPv4 + TCP frame's payload starts (after the TCP header's Data Offset words)."""
-    tcp = ETHERNET_HEADER_BYTES + (frame[ETHERNET_HEADER_BYTES] & 0x0F) * 4
-    return tcp + (frame[tcp + 12] >> 4) * 4  # Data Offset: the TCP header's length in 32-bit words (RFC 9293 s3.1)
+@dataclass(frozen=True, slots=True)
+class FrameLayout:
+    """An Ethernet + IPv4 + TCP frame's parts, in bytes, as its own length fields give them."""
+
+    ethernet: int
+    ipv4: int
+    tcp: int
+    payload: int
+
+    @property
+    def headers(self) -> int:
+        return self.ethernet + self.ipv4 + self.tcp
+
+    @property
+    def total(self) -> int:
+        return self.headers + self.payload
+
+
+def frame_layout(frame: bytes) -> FrameLayout:
+    """The lengths of a frame's headers (IHL and Data Offset count 32-bit words: RFC 791 s3.1, RFC 9293
+    s3.1) and of its payload (what follows them)."""
+    ipv4 = (frame[ETHERNET_HEADER_BYTES] & 0x0F) * 4
+    tcp = (frame[ETHERNET_HEADER_BYTES + ipv4 + 12] >> 4) * 4
+    headers = ETHERNET_HEADER_BYTES + ipv4 + tcp
+    return FrameLayout(ETHERNET_HEADER_BYTES, ipv4, tcp, len(frame) - headers)
 
 
 def record_fields(payload: bytes, layout: str, names: Sequence[str]) -> list[WireField]:
@@ -175,13 +196,15 @@ def field_row(title: str, data: bytes, fields: Sequence[WireField], *, start: in
     its value read in network byte order."""
     groups = [
         ByteGroup(
-            field.offset - start, field.offset - start + len(field.raw), f"{field.name}\n{_number(field.big_endian)}"
+            field.offset - start,
+            field.offset - start + len(field.raw),
+            f"{field.name}\n{number_text(field.big_endian)}",
         )
         for field in fields
     ]
     return ByteRow(title, data, tuple(groups))
 
 
-def _number(value: int) -> str:
-    """``8080`` (a port, as ports are written), ``16,909,060``."""
+def number_text(value: int) -> str:
+    """``8080`` (below 100,000: a port, as ports are written), ``16,909,060``."""
     return str(value) if value < 100_000 else f"{value:,}"

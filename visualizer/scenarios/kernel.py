@@ -456,6 +456,7 @@ ENCODING_TEXT = "café, s'il vous plaît?"
 ENCODING_RECORD_FORMAT = "!HI"
 """Chapter 1's binary payload: a 16-bit and a 32-bit unsigned field, ``!`` = network byte order
 (big-endian, RFC 1700; RFC 791 appendix B), as the headers of IP and TCP carry their own fields."""
+ENCODING_RECORD_FIELDS = ("port", "number")
 ENCODING_RECORD = (STORY_PORT, 16_909_060)
 """The record's values: the port again (its two bytes, as in the TCP header), and a number whose four
 bytes are 1, 2, 3, 4 in network order (16,909,060 = 1 * 2**24 + 2 * 2**16 + 3 * 2**8 + 4)."""
