@@ -108,6 +108,7 @@ class Experiment:
 
     def raw_frame(self, number: int) -> RawFrame:
         """Frame ``number`` (from 1) as the file holds it: its bytes, link type and lengths."""
+        from visualizer.errors import UsageError
         from visualizer.sources import CaptureReader
 
         reader = CaptureReader(self.pcap)
@@ -116,7 +117,7 @@ class Experiment:
         finally:
             reader.close()
         if found is None:
-            raise LookupError(f"{self.pcap.name}: no frame {number} (the capture has {reader.frames_read} frames)")
+            raise UsageError(f"{self.pcap.name}: no frame {number} (the capture has {reader.frames_read} frames)")
         return found
 
     def anatomy(self, number: int) -> Anatomy:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from visualizer.chapters.story import side_of
+from visualizer.errors import UsageError
 from visualizer.render.bytes import ByteGroup, ByteRow
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def record_fields(payload: bytes, layout: str, names: Sequence[str]) -> list[Wir
     ``!HI``), each with its bytes in the payload."""
     order, codes = layout[0], layout[1:]
     if len(codes) != len(names):
-        raise ValueError(f"{layout!r} has {len(codes)} fields, {len(names)} names given")
+        raise UsageError(f"{layout!r} has {len(codes)} fields, {len(names)} names given")
     fields, offset = [], 0
     for code, name in zip(codes, names, strict=True):
         size = struct.calcsize(order + code)
