@@ -138,12 +138,12 @@ def _effect(frames: list[FrameAnalysis], endpoint: EndpointKernel, call: SocketC
         first, end = call.sequence
         return call.frames, f"{end - first} bytes (seq {first}-{end - 1})"
     if call.call == "recv" and call.result == 0:  # the end of the stream: the peer's FIN arrived before it returned
-        fin = [
+        peer_fins = [
             f.record.number
             for f in frames
             if not _sent_by(f, endpoint) and f.record.tcp_flags & FIN and _time(f) <= call.end_ns
         ]
-        return (fin[-1],) if fin else (), "the peer's FIN: the end of its stream"
+        return tuple(peer_fins[-1:]), "the peer's FIN: the end of its stream"
     if call.call == "connect":
         syn = _first_sent(frames, endpoint, SYN, call.time_ns)
         return (syn,) if syn else (), "SYN"
@@ -205,7 +205,7 @@ def closes(experiment: Experiment, stream: int = 0) -> list[Close]:
     """Both ends' closes, the first one first: the close() (or shutdown) that sent each FIN, and its ACK."""
     frames = experiment.frames_of(stream)
     by_number = {frame.record.number: frame for frame in frames}
-    found = []
+    found: list[Close] = []
     for effect in calls_and_segments(experiment, stream):
         if effect.what != "FIN" or not effect.frames:
             continue
