@@ -6,6 +6,7 @@ import io
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -27,7 +28,14 @@ from visualizer.render.ladder import draw_ladder
 from visualizer.render.layout import build_ladder
 from visualizer.render.overview import outcome_of
 from visualizer.scenarios import SCENARIOS
-from visualizer.scenarios.kernel import BULK_MSS, NAGLE_WRITES
+from visualizer.scenarios.kernel import (
+    BULK_MSS,
+    ENCODING_RECORD,
+    ENCODING_RECORD_FORMAT,
+    ENCODING_TEXT,
+    NAGLE_WRITES,
+    STORY_PORT,
+)
 from visualizer.scenarios.runner import ScenarioResult, run_scenario
 from visualizer.sources.kernel import INSTANCE_PREFIX
 
@@ -97,6 +105,14 @@ def check_story(report: Report) -> None:
     assert conversation.outcome == "complete" and conversation.port_b == 8080
     assert b"tic tac toe?" in b"".join(frame.record.payload for frame in report.frame_analyses)
     assert tcp_data(report, initiator=True) and tcp_data(report, initiator=False)
+
+
+def check_encoding(report: Report) -> None:
+    (conversation,) = report.conversations
+    assert conversation.outcome == "complete" and conversation.port_b == STORY_PORT
+    sent = [frame.record.payload for frame in report.frame_analyses if frame.from_initiator and frame.record.payload]
+    assert sent == [ENCODING_TEXT.encode("utf-8"), struct.pack(ENCODING_RECORD_FORMAT, *ENCODING_RECORD)]
+    assert len(tcp_data(report, initiator=False)) == 2, "one answer to each"
 
 
 def check_half_close(report: Report) -> None:
@@ -202,6 +218,7 @@ EXPECTATIONS: dict[str, Callable[[Report], None]] = {
         or pytest.fail("Nagle should coalesce the small writes and TCP_NODELAY should not")
     ),
     "web": check_web,
+    "encoding": check_encoding,
 }
 CHECKED_WITH_TCPDUMP = {"story", "bulk", "loss", "full-duplex", "udp-closed-port", "zero-window"}
 
@@ -211,7 +228,7 @@ KERNEL = [name for name, scenario in SCENARIOS.items() if not scenario.crafted]
 
 def test_every_scenario_has_an_expectation() -> None:
     assert set(EXPECTATIONS) == set(KERNEL)
-    assert len(KERNEL) == 16
+    assert len(KERNEL) == 17
 
 
 @pytest.mark.root

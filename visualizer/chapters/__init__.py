@@ -25,8 +25,10 @@ from visualizer.errors import UsageError
 if TYPE_CHECKING:
     from visualizer.analysis.kernel import EndpointKernel, KernelStory
     from visualizer.analysis.report import ConversationSummary, FrameAnalysis, Report
+    from visualizer.render.anatomy import Anatomy
     from visualizer.render.layout import LadderLayout
     from visualizer.scenarios.runner import ScenarioResult
+    from visualizer.sources.capture_file import RawFrame
 
 NOTEBOOK_DPI = 72
 """The notebooks' figure dpi: figures stored in a notebook stay small (a repository page shows them so)."""
@@ -103,6 +105,36 @@ class Experiment:
         kernel = self.kernel if protocol == "tcp" else None
         told = narrate(self.frames, conversation, origin_ns=self.report.first_time_ns, kernel=kernel)
         return told.text(markdown=markdown)
+
+    def raw_frame(self, number: int) -> RawFrame:
+        """Frame ``number`` (from 1) as the file holds it: its bytes, link type and lengths."""
+        from visualizer.errors import UsageError
+        from visualizer.sources import CaptureReader
+
+        reader = CaptureReader(self.pcap)
+        try:
+            found = next((frame for frame in reader if frame.number == number), None)
+        finally:
+            reader.close()
+        if found is None:
+            raise UsageError(f"{self.pcap.name}: no frame {number} (the capture has {reader.frames_read} frames)")
+        return found
+
+    def anatomy(self, number: int) -> Anatomy:
+        """``sockstory anatomy``'s dissection of frame ``number``: its headers' fields and its payload."""
+        from visualizer.render.anatomy import anatomy_of
+        from visualizer.sources.checksum import ipv4_header_ok
+
+        raw = self.raw_frame(number)
+        analysis = next(frame for frame in self.frames if frame.record.number == number)
+        return anatomy_of(
+            raw.data,
+            link_type=raw.link_type,
+            frame=number,
+            analysis=analysis,
+            file=self.pcap.name,
+            ipv4_header_ok=ipv4_header_ok,
+        )
 
 
 def load(pcap: str | os.PathLike[str], name: str | None = None) -> Experiment:

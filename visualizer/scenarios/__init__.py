@@ -81,5 +81,6 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("craft-syn-closed", crafted.craft_syn_closed, (), "crafted"),
         Scenario("craft-udp-closed", crafted.craft_udp_closed, (), "crafted"),
         Scenario("craft-simultaneous-open", crafted.craft_simultaneous_open, _SUPPRESS, "crafted"),
+        Scenario("encoding", kernel.encoding),
     )
 }

@@ -449,3 +449,43 @@ def web() -> None:
 def _closing_after(handler: Callable[[socket.socket], object], connection: socket.socket) -> None:
     with connection:
         handler(connection)
+
+
+ENCODING_TEXT = "café, s'il vous plaît?"
+"""Chapter 1's text payload: characters, two of them outside ASCII (UTF-8 gives each two bytes)."""
+ENCODING_RECORD_FORMAT = "!HI"
+"""Chapter 1's binary payload: a 16-bit and a 32-bit unsigned field, ``!`` = network byte order
+(big-endian, RFC 1700; RFC 791 appendix B), as the headers of IP and TCP carry their own fields."""
+ENCODING_RECORD_FIELDS = ("port", "number")
+ENCODING_RECORD = (STORY_PORT, 16_909_060)
+"""The record's values: the port again (its two bytes, as in the TCP header), and a number whose four
+bytes are 1, 2, 3, 4 in network order (16,909,060 = 1 * 2**24 + 2 * 2**16 + 3 * 2**8 + 4)."""
+
+
+def encoding_answer_to_text(data: bytes) -> bytes:
+    """The server's answer to the text: how many characters its bytes decode to (UTF-8)."""
+    return f"{len(data.decode('utf-8'))} characters in {len(data)} bytes".encode()
+
+
+def encoding_answer_to_record(data: bytes) -> bytes:
+    """The server's answer to the record: its fields as it unpacked them (network byte order)."""
+    port, number = struct.unpack(ENCODING_RECORD_FORMAT, data)
+    return f"port={port} number={number}".encode()
+
+
+def encoding() -> None:
+    """A client sends a UTF-8 text and a binary record in network byte order; the server reads each and answers."""
+
+    def server(connection: socket.socket) -> None:
+        connection.sendall(encoding_answer_to_text(connection.recv(100)))
+        connection.sendall(encoding_answer_to_record(connection.recv(100)))
+        read_to_end(connection)  # until the client's FIN
+
+    thread = serve(listen(STORY_PORT), server)
+    with connect(STORY_PORT) as client:
+        client.sendall(ENCODING_TEXT.encode("utf-8"))
+        client.recv(100)  # the answer, before the record: one send, one segment each
+        client.sendall(struct.pack(ENCODING_RECORD_FORMAT, *ENCODING_RECORD))
+        client.recv(100)
+        time.sleep(0.02)
+    finish(thread)
