@@ -81,5 +81,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("craft-syn-closed", crafted.craft_syn_closed, (), "crafted"),
         Scenario("craft-udp-closed", crafted.craft_udp_closed, (), "crafted"),
         Scenario("craft-simultaneous-open", crafted.craft_simultaneous_open, _SUPPRESS, "crafted"),
+        Scenario(
+            "udp-datagrams",
+            kernel.udp_datagrams,
+            (("ip", "link", "set", "lo", "mtu", str(kernel.UDP_DATAGRAMS_MTU)),),
+        ),
     )
 }
