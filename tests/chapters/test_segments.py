@@ -57,6 +57,28 @@ def test_without_a_recording_each_datagram_is_the_frame_that_carried_it() -> Non
     assert all(datagram.received is None for datagram in boundaries.datagrams) and not boundaries.kept
 
 
+def check_datagrams(boundaries: segments.DatagramBoundaries) -> None:
+    """Each sendto() one datagram, read whole by one recvfrom(); the largest in RFC 791's fragments."""
+    assert [datagram.sent for datagram in boundaries.datagrams] == list(UDP_DATAGRAM_SIZES)
+    assert [datagram.received for datagram in boundaries.datagrams] == list(UDP_DATAGRAM_SIZES) and boundaries.kept
+    assert all(datagram.asked == 65536 for datagram in boundaries.datagrams)
+    *whole, large = boundaries.datagrams
+    assert all(not datagram.fragments for datagram in whole)
+    assert len(large.fragments) + 1 == segments.fragments_needed(UDP_DATAGRAM_SIZES[-1], UDP_DATAGRAMS_MTU) == 3
+    assert sum(large.fragment_bytes) == UDP_DATAGRAM_SIZES[-1] + segments.UDP_HEADER_BYTES
+    assert all(size % 8 == 0 for size in large.fragment_bytes[:-1])  # RFC 791 s3.1: offsets in 8-byte units
+    assert boundaries.mtu == UDP_DATAGRAMS_MTU
+
+
+def test_the_recorded_datagrams_each_came_out_of_one_recvfrom() -> None:
+    boundaries = segments.datagram_boundaries(chapters.load(DATA / "kernel" / "udp-datagrams.pcap"))
+    check_datagrams(boundaries)
+    assert boundaries.text().splitlines()[-1] == (
+        "sendto(4,000) -> 3 IP fragments (frames 5, 6, 7: 1,480 + 1,480 + 1,048 bytes of IP payload) "
+        "-> recvfrom(65,536) -> 4,000"
+    )
+
+
 def test_fragments_follow_rfc_791() -> None:
     assert segments.fragments_needed(4000, 1500) == 3  # 4,008 bytes in pieces of 1,480
     assert segments.fragments_needed(1472, 1500) == 1 and segments.fragments_needed(1473, 1500) == 2
@@ -71,13 +93,4 @@ def test_one_send_becomes_ceil_n_over_the_segment_size_segments(tmp_path: Path) 
 
 @pytest.mark.root
 def test_each_recvfrom_returns_exactly_one_datagram(tmp_path: Path) -> None:
-    experiment = chapters.run("udp-datagrams", tmp_path)
-    boundaries = segments.datagram_boundaries(experiment)
-    assert [datagram.sent for datagram in boundaries.datagrams] == list(UDP_DATAGRAM_SIZES)
-    assert [datagram.received for datagram in boundaries.datagrams] == list(UDP_DATAGRAM_SIZES) and boundaries.kept
-    assert all(datagram.asked == 65536 for datagram in boundaries.datagrams)
-    *whole, large = boundaries.datagrams
-    assert all(not datagram.fragments for datagram in whole)
-    assert len(large.fragments) + 1 == segments.fragments_needed(UDP_DATAGRAM_SIZES[-1], UDP_DATAGRAMS_MTU) == 3
-    assert sum(large.fragment_bytes) == UDP_DATAGRAM_SIZES[-1] + segments.UDP_HEADER_BYTES
-    assert boundaries.mtu == UDP_DATAGRAMS_MTU
+    check_datagrams(segments.datagram_boundaries(chapters.run("udp-datagrams", tmp_path)))

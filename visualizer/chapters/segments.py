@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from visualizer.analysis.kernel import EndpointKernel, SocketCall, segment_size
 from visualizer.analysis.report import FAST_RETRANSMISSION, RETRANSMISSION, SPURIOUS_RETRANSMISSION, FrameAnalysis
-from visualizer.model import SYN, parse_tcp_options
+from visualizer.model import ACK, FIN, SYN, parse_tcp_options
 
 if TYPE_CHECKING:
     from visualizer.chapters import Experiment
@@ -47,12 +47,31 @@ class Segment:
     frame: int
     length: int
     """Payload bytes."""
+    time_ns: int = 0
+    """When the capture saw it."""
+    fin: bool = False
+    """It carried the sender's FIN too (its program had closed: the last bytes go with it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One send() call that handed bytes to the kernel."""
+
+    time_ns: int
+    """When it entered the kernel."""
+    length: int
+    """The bytes it handed over (its result)."""
+    frames: tuple[int, ...]
+    """The data segments that carried them (the kernel's join)."""
 
 
 @dataclass(frozen=True, slots=True)
 class BulkCut:
     """The data segments one sender's bytes went out in, and the size that cut them."""
 
+    address: str
+    port: int
+    """The sender's (the side that sent the most payload)."""
     sent: int
     """Bytes the program handed to the kernel (its send() calls' results; without a kernel
     recording, the bytes of the segments)."""
@@ -92,8 +111,8 @@ class BulkCut:
         first, last = self.segments[0], self.segments[-1]
         told = (
             f"{calls} became {len(self.segments)} segments (frames {first.frame} to {last.frame}) "
-            f"of at most {self.segment_size} bytes: the MSS of {self.mss} less {self.options} bytes of options "
-            f"in every segment. ceil({_thousands(self.sent)} / {self.segment_size}) = {self.expected}."
+            f"of at most {self.segment_size} bytes: the MSS of {_thousands(self.mss)} less {self.options} bytes "
+            f"of options in every segment. ceil({_thousands(self.sent)} / {self.segment_size}) = {self.expected}."
         )
         if not self.short:
             return told + f" Every segment is full but the last ({last.length} bytes, frame {last.frame})."
@@ -113,7 +132,15 @@ def _data_segments(frames: Sequence[FrameAnalysis], address: str, port: int) -> 
         and (frame.record.source, frame.record.source_port) == (address, port)
         and not frame.analysis & RETRANSMITTED
     ]
-    return tuple(Segment(frame.record.number, frame.record.payload_length) for frame in sorted(sent, key=_seq))
+    return tuple(
+        Segment(
+            frame.record.number,
+            frame.record.payload_length,
+            frame.record.timestamp_ns or 0,
+            bool(frame.record.tcp_flags & FIN),
+        )
+        for frame in sorted(sent, key=_seq)
+    )
 
 
 def _seq(frame: FrameAnalysis) -> int:
@@ -157,7 +184,7 @@ def bulk_cut(experiment: Experiment, stream: int = 0) -> BulkCut:
     calls = _sends(experiment, stream, address, port)
     sent = sum(call.result for call in calls) if calls is not None else sum(segment.length for segment in segments)
     mss = min(mss for mss in syns if mss is not None)
-    return BulkCut(sent, len(calls) if calls is not None else None, mss, size, segments)
+    return BulkCut(address, port, sent, len(calls) if calls is not None else None, mss, size, segments)
 
 
 # -- Small send() calls, with and without Nagle --------------------------------------------------
@@ -168,14 +195,26 @@ class WritesAndSegments:
     """The small writes of one connection's client and the data segments that carried them."""
 
     stream: int
-    no_delay: bool
-    """Whether the client had set TCP_NODELAY (as the capture shows it: every write its own segment)."""
-    writes: int
-    """send() calls that handed bytes to the kernel (the kernel's count)."""
-    written: int
+    calls: tuple[Write, ...]
+    """The send() calls that handed bytes to the kernel, in time order."""
     segments: tuple[Segment, ...]
     writes_per_segment: tuple[int, ...]
     """For each segment, how many send() calls' bytes it carried (from the kernel's join)."""
+    acks: tuple[int, ...] = ()
+    """When the peer's ACKs of new data arrived (capture time): with Nagle, what lets the next segment go."""
+
+    @property
+    def writes(self) -> int:
+        return len(self.calls)
+
+    @property
+    def written(self) -> int:
+        return sum(call.length for call in self.calls)
+
+    @property
+    def no_delay(self) -> bool:
+        """Every write left in a segment of its own, as with TCP_NODELAY."""
+        return len(self.segments) == self.writes and all(count == 1 for count in self.writes_per_segment)
 
     @property
     def largest(self) -> int:
@@ -201,15 +240,20 @@ def writes_and_segments(experiment: Experiment, stream: int) -> WritesAndSegment
     if calls is None:
         raise LookupError(f"{experiment.pcap.name}: no kernel recording of the calls of TCP stream {stream}")
     segments = _data_segments(frames, address, port)
-    per_segment = tuple(sum(1 for call in calls if segment.frame in call.frames) for segment in segments)
-    return WritesAndSegments(
-        stream,
-        no_delay=len(segments) == len(calls) and all(count == 1 for count in per_segment),
-        writes=len(calls),
-        written=sum(call.result for call in calls),
-        segments=segments,
-        writes_per_segment=per_segment,
+    carried = {segment.frame for segment in segments}
+    writes = tuple(
+        Write(call.time_ns, call.result, tuple(frame for frame in call.frames if frame in carried)) for call in calls
     )
+    per_segment = tuple(sum(1 for write in writes if segment.frame in write.frames) for segment in segments)
+    acks = []
+    highest = -1
+    for frame in frames:
+        record = frame.record
+        if (record.source, record.source_port) != (address, port) and record.tcp_flags & ACK and frame.ack > highest:
+            if highest >= 0:
+                acks.append(record.timestamp_ns or 0)
+            highest = frame.ack
+    return WritesAndSegments(stream, writes, segments, per_segment, tuple(acks))
 
 
 # -- UDP: one sendto(), one datagram, one recvfrom() ---------------------------------------------
