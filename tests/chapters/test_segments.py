@@ -9,6 +9,7 @@ import pytest
 
 from visualizer import chapters
 from visualizer.chapters import segments
+from visualizer.errors import UsageError
 from visualizer.scenarios.kernel import BULK_BYTES, BULK_MSS, NAGLE_WRITES, UDP_DATAGRAM_SIZES, UDP_DATAGRAMS_MTU
 
 DATA = Path(__file__).parent.parent / "data"
@@ -46,7 +47,7 @@ def test_nagle_carries_many_writes_in_a_segment_and_no_delay_one_each() -> None:
 
 
 def test_writes_need_the_kernel_recording() -> None:
-    with pytest.raises(LookupError, match="nagle.pcap: no kernel recording"):
+    with pytest.raises(UsageError, match="nagle.pcap: no kernel recording"):
         segments.writes_and_segments(chapters.load(CAPTURES / "nagle.pcap"), 0)
 
 

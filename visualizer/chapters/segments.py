@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from visualizer.analysis.kernel import EndpointKernel, SocketCall, segment_size
 from visualizer.analysis.report import FAST_RETRANSMISSION, RETRANSMISSION, SPURIOUS_RETRANSMISSION, FrameAnalysis
+from visualizer.errors import UsageError
 from visualizer.model import ACK, FIN, SYN, parse_tcp_options
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ def bulk_cut(experiment: Experiment, stream: int = 0) -> BulkCut:
     size = segment_size(EndpointKernel(stream, address, port, peer, peer_port), frames)
     syns = [parse_tcp_options(frame.record.tcp_options).mss for frame in frames if frame.record.tcp_flags & SYN]
     if size is None or None in syns or not syns:
-        raise LookupError(f"{experiment.pcap.name}: TCP stream {stream} has no SYNs with an MSS option")
+        raise UsageError(f"{experiment.pcap.name}: TCP stream {stream} has no SYNs with an MSS option")
     segments = _data_segments(frames, address, port)
     calls = _sends(experiment, stream, address, port)
     sent = sum(call.result for call in calls) if calls is not None else sum(segment.length for segment in segments)
@@ -232,13 +233,13 @@ class WritesAndSegments:
 def writes_and_segments(experiment: Experiment, stream: int) -> WritesAndSegments:
     """The client's send() calls in TCP ``stream`` and the data segments that carried their bytes.
 
-    Needs the kernel's recording (the calls); a capture without one is a LookupError naming it.
+    Needs the kernel's recording (the calls); a capture without one is a UsageError naming it.
     """
     frames = experiment.frames_of(stream, "tcp")
     address, port, _, _ = _sender(frames)
     calls = _sends(experiment, stream, address, port)
     if calls is None:
-        raise LookupError(f"{experiment.pcap.name}: no kernel recording of the calls of TCP stream {stream}")
+        raise UsageError(f"{experiment.pcap.name}: no kernel recording of the calls of TCP stream {stream}")
     segments = _data_segments(frames, address, port)
     carried = {segment.frame for segment in segments}
     writes = tuple(
