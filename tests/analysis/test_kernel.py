@@ -208,3 +208,12 @@ def test_the_kernels_states_carry_notes_where_they_differ_from_the_rfc_table() -
         # the server's FIN+ACK: its ACK (FIN-WAIT-2), then its FIN (TIME-WAIT)
         (client_port, "FIN-WAIT-2"): "kernel: within #9; RFC table: one step",
     }
+
+
+def test_the_calls_on_udp_sockets_are_kept_apart_from_every_tcp_endpoint() -> None:
+    _, story = story_of("web")
+    datagram = [call.text for call in story.datagram_calls if call.call in ("send", "recv")]
+    assert datagram == ["send(34) -> 34", "recv(512) -> 34", "send(50) -> 50", "recv(512) -> 50"] * 3  # 3 DNS lookups
+    tcp = {(call.process, call.fd, call.time_ns) for endpoint in story.endpoints for call in endpoint.calls}
+    assert not tcp & {(call.process, call.fd, call.time_ns) for call in story.datagram_calls}
+    assert story_of("story")[1].datagram_calls == []  # a TCP-only run has none

@@ -135,3 +135,16 @@ def test_compare_runs_measures_each_stream_on_one_window() -> None:
     assert all(run.congestion_window == () and run.application is None for run in measured)
     with pytest.raises(UsageError, match="'empty'"):
         compare_runs([("empty", runs[0][1][:3])])
+
+
+def test_the_congestion_window_of_small_writes_counts_in_the_kernel_s_segment_size() -> None:
+    from visualizer.pipeline import measure_runs
+
+    capture = DATA / "kernel" / "nagle.pcap"
+    (run,) = measure_runs([("TCP_NODELAY", capture, 1)])
+    assert run.direction.segment_size == 10  # every write's 10 bytes: no segment was full
+    assert run.congestion_segment_size == 65_483  # loopback's MSS 65,495 less 12 bytes of timestamps
+    assert run.congestion_window and all(
+        size == cwnd * 65_483
+        for (_, size), (_, cwnd) in zip(run.congestion_window_bytes, run.congestion_window, strict=True)
+    )

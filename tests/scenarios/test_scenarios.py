@@ -219,6 +219,13 @@ EXPECTATIONS: dict[str, Callable[[Report], None]] = {
     ),
     "web": check_web,
     "encoding": check_encoding,
+    "udp-datagrams": lambda report: (
+        (
+            [(c.protocol, c.frames_a_to_b, c.frames_b_to_a) for c in report.conversations] == [("udp", 5, 0)]
+            and sum(frame.record.fragment for frame in report.frame_analyses) == 2
+        )
+        or pytest.fail("expected five datagrams one way, the last in three IP fragments")
+    ),
 }
 CHECKED_WITH_TCPDUMP = {"story", "bulk", "loss", "full-duplex", "udp-closed-port", "zero-window"}
 
@@ -228,7 +235,7 @@ KERNEL = [name for name, scenario in SCENARIOS.items() if not scenario.crafted]
 
 def test_every_scenario_has_an_expectation() -> None:
     assert set(EXPECTATIONS) == set(KERNEL)
-    assert len(KERNEL) == 17
+    assert len(KERNEL) == 18
 
 
 @pytest.mark.root

@@ -50,7 +50,7 @@ from visualizer.analysis.report import (
     ZERO_WINDOW,
     FrameAnalysis,
 )
-from visualizer.model import ACK, FIN, RST, SYN, KernelEvent, parse_tcp_options
+from visualizer.model import ACK, FIN, PROTOCOL_UDP, RST, SYN, KernelEvent, parse_tcp_options
 
 KERNEL_TO_RFC = {
     "LISTEN": "LISTEN",
@@ -286,6 +286,9 @@ class KernelStory:
     state_differences: list[StateDifference] = field(default_factory=list)
     lost_events: int = 0
     alignment_error_ns: int = 0
+    datagram_calls: list[SocketCall] = field(default_factory=list)
+    """The send and recv calls made on UDP sockets (``sock_send_length``/``sock_recv_length`` say
+    protocol 17), in time order. Not tied to a conversation: no UDP tracepoint carries addresses."""
 
     def endpoint(self, stream: int, address: str, port: int) -> EndpointKernel | None:
         for endpoint in self.endpoints:
@@ -321,6 +324,8 @@ class _Sockets:
         self.listeners: dict[SocketId, tuple[str, int]] = {}
         self.first_seen: dict[SocketId, int] = {}
         self.events: dict[SocketId, list[KernelEvent]] = defaultdict(list)
+        self.datagram: set[SocketId] = set()
+        """UDP sockets (protocol 17 in their sends and receives)."""
 
     def current(self, sk: int) -> SocketId:
         return (sk, self.incarnation.get(sk, 0))
@@ -339,6 +344,8 @@ class _Sockets:
         self.first_seen.setdefault(identity, event.time_ns)
         if event.name not in ("sock_send_length", "sock_recv_length"):
             self.events[identity].append(event)
+        elif fields.get("protocol") == PROTOCOL_UDP:
+            self.datagram.add(identity)
         if event.name == "inet_sock_set_state" and fields.get("newstate") == "LISTEN":
             self.listeners[identity] = (fields.get("saddr", ""), int(fields.get("sport", 0)))
         ports = (fields.get("sport"), fields.get("dport"))
@@ -553,6 +560,9 @@ def join_kernel(
         else:
             calls.socket_event(event, sockets.see(event))
     calls.finish(exits)
+    story.datagram_calls = sorted(
+        (call for identity, call in calls.calls if identity in sockets.datagram), key=lambda call: call.time_ns
+    )
     frames = [frame for frame in frames if frame.protocol == "tcp" and frame.stream >= 0]
     frame_times = [frame.record.timestamp_ns or 0 for frame in frames]
     endpoints = _endpoints(frames)

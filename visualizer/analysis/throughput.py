@@ -294,10 +294,17 @@ class RunThroughput:
     application: Progress | None = None
     """The receiving program's own count of the bytes it read, when it kept one."""
 
+    congestion_segment_size: int | None = None
+    """The bytes of one segment as the sender's congestion window counts them (its kernel's
+    ``mss_cache``, :attr:`visualizer.analysis.kernel.EndpointKernel.segment_size`); None: unknown."""
+
     @property
     def congestion_window_bytes(self) -> tuple[tuple[int, int], ...]:
-        """The congestion window in bytes (segments times this path's segment size)."""
-        return tuple((time_ns, cwnd * self.direction.segment_size) for time_ns, cwnd in self.congestion_window)
+        """The congestion window in bytes: segments times the segment size the kernel counts them in, else
+        the largest payload seen (which is that size only when the sender filled its segments: small
+        writes, as with Nagle's algorithm off, fill none)."""
+        size = self.congestion_segment_size or self.direction.segment_size
+        return tuple((time_ns, cwnd * size) for time_ns, cwnd in self.congestion_window)
 
 
 def congestion_window(story: KernelStory | None, direction: DataDirection, stream: int) -> tuple[tuple[int, int], ...]:
@@ -308,6 +315,11 @@ def congestion_window(story: KernelStory | None, direction: DataDirection, strea
     if endpoint is None:
         return ()
     return tuple((probe.time_ns, probe.snd_cwnd) for probe in endpoint.probes)
+
+
+def _kernel_segment_size(story: KernelStory | None, direction: DataDirection, stream: int) -> int | None:
+    endpoint = story.endpoint(stream, *direction.sender) if story is not None else None
+    return endpoint.segment_size if endpoint is not None else None
 
 
 def compare_runs(
@@ -349,6 +361,7 @@ def compare_runs(
                 on_the_wire=steady_rate(on_the_wire(frames, direction.sender)),
                 receive_window=advertised_window(frames, direction),
                 congestion_window=congestion_window(story, direction, frames[0].stream),
+                congestion_segment_size=_kernel_segment_size(story, direction, frames[0].stream),
                 application=applications[index] if applications is not None else None,
             )
         )

@@ -74,6 +74,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("keepalive", kernel.keepalive),
         Scenario("nagle", kernel.nagle),
         Scenario("web", kernel.web),
+        Scenario("encoding", kernel.encoding),
+        Scenario(
+            "udp-datagrams",
+            kernel.udp_datagrams,
+            (("ip", "link", "set", "lo", "mtu", str(kernel.UDP_DATAGRAMS_MTU)),),
+        ),
         Scenario("craft-handshake", crafted.craft_handshake, _SUPPRESS, "crafted"),
         Scenario("craft-silent-client", crafted.craft_silent_client, _SUPPRESS, "crafted"),
         Scenario("craft-bad-checksum", crafted.craft_bad_checksum, (OFFLOADS_OFF, *_SUPPRESS), "crafted"),
@@ -81,6 +87,5 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("craft-syn-closed", crafted.craft_syn_closed, (), "crafted"),
         Scenario("craft-udp-closed", crafted.craft_udp_closed, (), "crafted"),
         Scenario("craft-simultaneous-open", crafted.craft_simultaneous_open, _SUPPRESS, "crafted"),
-        Scenario("encoding", kernel.encoding),
     )
 }

@@ -226,10 +226,18 @@ BULK_MSS = 1000
 
 
 def bulk() -> None:
-    """A bulk transfer cut into MSS-sized segments (offloads off in this namespace, MSS 1000)."""
+    """A bulk transfer cut into MSS-sized segments (offloads off in this namespace, MSS 1000).
+
+    The client hands all its bytes to the kernel in one send() call: the socket is blocking (its
+    wait bounded by SO_SNDTIMEO), so the call returns when the last byte is in the send buffer.
+    Python's timeout would make the socket non-blocking, and sendall() a loop of send() calls
+    that each return as soon as the buffer is full.
+    """
 
     thread = serve(listen(8086), read_to_end)
     with connect(8086, TCP_MAXSEG=BULK_MSS) as client:
+        client.settimeout(None)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(TIMEOUT), 0))
         client.sendall(bytes(range(256)) * (BULK_BYTES // 256))
     finish(thread)
 
@@ -318,6 +326,37 @@ def nagle() -> None:
 
 
 NAGLE_WRITES = 30
+
+
+UDP_DATAGRAMS_PORT = 5355
+UDP_DATAGRAM_SIZES = (5, 50, 500, 1472, 4000)
+"""Bytes of each datagram the ``udp-datagrams`` client sends, in order: 1,472 is the most that fits one
+packet of the MTU its ``lo`` has there (:data:`UDP_DATAGRAMS_MTU`, less 20 bytes of IP and 8 of UDP
+header); the last one is larger."""
+UDP_DATAGRAMS_MTU = 1500
+UDP_RECEIVE_SIZE = 65536
+"""What each ``recvfrom`` asks for: more than any datagram (UDP's largest payload is 65,507 bytes)."""
+
+
+def udp_datagrams() -> None:
+    """Datagrams of 5, 50, 500, 1,472 and 4,000 bytes sent back to back; the server's recvfrom(65536) returns one each.
+
+    The client's five sendto calls are all made before the server reads: the five datagrams
+    wait together in the server's receive queue, and still each recvfrom returns exactly
+    one of them (UDP keeps the boundaries, RFC 768). This namespace's ``lo`` has an MTU of
+    1,500 bytes: 1,472 bytes fill one packet, and the 4,000-byte datagram (4,008 with its UDP header) leaves in three IP
+    fragments that the server's kernel reassembles before the socket sees it (RFC 791 s2.3).
+    """
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        server.bind((HOST, UDP_DATAGRAMS_PORT))
+        server.settimeout(TIMEOUT)
+        for index, size in enumerate(UDP_DATAGRAM_SIZES):
+            client.sendto(bytes((ord("a") + index,)) * size, (HOST, UDP_DATAGRAMS_PORT))
+        for _ in UDP_DATAGRAM_SIZES:
+            server.recvfrom(UDP_RECEIVE_SIZE)
 
 
 WEB_PORT = 8000
