@@ -227,6 +227,16 @@ def test_the_kernel_side_is_told_in_time_order_when_it_was_recorded() -> None:
     assert times[0] < 0  # the server's socket(), bind() and listen() came before the first frame
 
 
+def test_calls_far_apart_are_told_apart_each_at_its_time() -> None:
+    ((_, _, _, sentences),) = _narrations(KERNEL / "story.pcap")
+    calls = {sentence.text: sentence for sentence in sentences if "'s program calls" in sentence.text}
+    read = calls["The client's program calls recv(100) -> 27"]
+    close = calls["The client's program calls close() -> 0"]  # 20 ms later: not "recv(100) -> 27 and close()"
+    assert read.time_ns is not None and close.time_ns is not None and close.time_ns - read.time_ns > 10_000_000
+    fin = next(sentence for sentence in sentences if sentence.text.startswith("The client closes its side"))
+    assert sentences.index(fin) == sentences.index(close) + 1  # the close() is told just before its FIN
+
+
 def test_udp_datagrams_and_the_icmp_port_unreachable() -> None:
     udp = str(ROOT / "captures" / "udp.pcap")
     code, out, err = run("narrate", udp, "--stream", "1", "--protocol", "udp", "--format", "markdown")

@@ -61,6 +61,9 @@ SHORT_RUN = 6
 SUMMARY_SEGMENTS = 3
 """A run in which one endpoint sends this many data segments is summarised, however short."""
 CALLS_LISTED = 6
+CALLS_TOGETHER_NS = 1_000_000
+"""Calls told in one sentence follow each other within this time (one sentence has one time: a
+close() 20 ms after a recv() is a sentence of its own, where it happened)."""
 """Consecutive calls of one endpoint listed one by one at most; beyond, counted by kind."""
 WRAP_COLUMNS = 100
 
@@ -1424,7 +1427,8 @@ def _consecutive(
     calls: list[SocketCall], endpoint: EndpointKernel, endpoints: Sequence[EndpointKernel], packets: Sequence[int]
 ) -> list[list[SocketCall]]:
     """The calls of one endpoint in groups that would follow each other in the narration: no call of
-    another endpoint and no packet sentence (``packets``: when they start) comes between them."""
+    another endpoint and no packet sentence (``packets``: when they start) comes between them, and each
+    starts within :data:`CALLS_TOGETHER_NS` of the previous one's return."""
     others = sorted(
         [
             *packets,
@@ -1438,7 +1442,7 @@ def _consecutive(
     )
     groups: list[list[SocketCall]] = []
     for call in calls:
-        if groups:
+        if groups and call.time_ns - groups[-1][-1].end_ns <= CALLS_TOGETHER_NS:
             start = bisect.bisect_right(others, groups[-1][-1].time_ns)
             if start == len(others) or others[start] > call.time_ns:
                 groups[-1].append(call)
