@@ -195,6 +195,13 @@ def test_a_loopback_partial_checksum_is_partial_not_bad_and_a_wrong_one_is_bad()
     assert cells(anatomy(path, good[0]), "TCP")["Checksum"].value.endswith(": ok")
 
 
+def test_a_first_fragment_has_its_ip_checksum_checked_and_its_udp_checksum_left_to_the_datagram() -> None:
+    path = ROOT / "tests" / "data" / "kernel" / "udp-datagrams.pcap"
+    first = anatomy(path, 5)  # the first of the 4,000-byte datagram's three fragments
+    assert cells(first, "IP")["Header Checksum"].value.endswith(": ok")
+    assert cells(first, "UDP")["Checksum"].value.endswith(": of the whole datagram: checked at its last fragment")
+
+
 def test_a_frame_cut_by_the_capture_says_so() -> None:
     path = CORPUS / "zeek-tcp-timestamp.pcap"  # snap length 96
     record = analyses(path)[10].record

@@ -480,12 +480,20 @@ def _checksum_verdicts(
     layers: list[tuple[Any, int]], analysis: FrameAnalysis | None, ipv4_header_ok: Callable[[bytes], bool] | None
 ) -> dict[str, str]:
     """The words beside each checksum field the decoder verified: layer name -> verdict."""
-    if analysis is None or not analysis.record.checksum:
+    if analysis is None:
         return {}
     status = analysis.record.checksum
     record = analysis.record
     names = [type(layer).__name__ for layer, _ in layers]
     verdicts: dict[str, str] = {}
+    if not status:
+        if record.fragment and "IP" in names and ipv4_header_ok is not None:
+            layer, header = layers[names.index("IP")]  # each fragment's own header has its own checksum
+            verdicts["IP"] = "ok" if ipv4_header_ok(bytes(layer)[:header]) else "bad"
+            for transport in ("TCP", "UDP"):
+                if transport in names:  # a first fragment: its checksum covers the whole datagram
+                    verdicts[transport] = "of the whole datagram: checked at its last fragment"
+        return verdicts
     ip_ok = True
     if "IP" in names:
         layer, header = layers[names.index("IP")]
