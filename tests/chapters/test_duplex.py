@@ -16,7 +16,10 @@ CAPTURES = DATA / "scenarios" / "captures"
 PAYLOAD = 60_000  # each end of the full-duplex scenario writes this much
 
 
-def check_full_duplex(experiment: Experiment) -> None:
+def check_full_duplex(experiment: Experiment, *, piggybacked: bool = True) -> None:
+    """Crossing segments and overlapping calls (always, on this path); with ``piggybacked``, at least
+    one data segment carrying a new acknowledgement (how many depends on when each end's kernel gets
+    to process what it received: on a busy machine, a live run may have none)."""
     frames = experiment.frames_of(0)
     measured = full_duplex(frames)
     client, server = measured.directions
@@ -31,8 +34,8 @@ def check_full_duplex(experiment: Experiment) -> None:
     assert earlier.from_initiator != later.from_initiator and earlier.record.number < later.record.number
     assert earlier.record.payload_length and later.record.payload_length
     assert later.ack < earlier.next_seq, "the later segment does not acknowledge the earlier one's bytes"
-    # ACKs ride on data: each side's piggy-backed data segments acknowledge new bytes of the peer
-    assert client.piggybacked and server.piggybacked
+    # ACKs ride on data: data segments that acknowledge bytes of the peer that no ACK had acknowledged yet
+    assert client.piggybacked + server.piggybacked == len(measured.piggybacked_frames) >= piggybacked
     for number in measured.piggybacked_frames:
         frame = by_number[number]
         assert frame.record.payload_length
@@ -41,10 +44,13 @@ def check_full_duplex(experiment: Experiment) -> None:
     # the strongest proof: a send() and a recv() of one socket in the kernel at the same time, two threads
     overlaps = call_overlaps(experiment.endpoints())
     assert overlaps, "no socket had a send() and a recv() in progress at once"
-    longest = overlaps[0]
-    assert longest.send.thread != longest.recv.thread
-    assert longest.send.time_ns < longest.recv.end_ns and longest.recv.time_ns < longest.send.end_ns
-    assert longest.send.result == PAYLOAD
+    for overlap in overlaps:
+        assert overlap.send.thread != overlap.recv.thread
+        assert overlap.send.time_ns < overlap.recv.end_ns and overlap.recv.time_ns < overlap.send.end_ns
+    # each writer's send() took in all its bytes at once, while its socket went on receiving
+    sends = [call for endpoint in experiment.endpoints() for call in endpoint.calls if call.call == "send"]
+    assert sorted(call.result for call in sends) == [PAYLOAD, PAYLOAD]
+    assert {overlap.send for overlap in overlaps} <= set(sends)
 
 
 def check_half_close(experiment: Experiment) -> None:
@@ -100,7 +106,7 @@ def test_a_half_close_without_a_recording_has_no_calls() -> None:
 
 @pytest.mark.root
 def test_full_duplex_for_real(tmp_path: Path) -> None:
-    check_full_duplex(chapters.run("full-duplex", tmp_path))
+    check_full_duplex(chapters.run("full-duplex", tmp_path), piggybacked=False)
 
 
 @pytest.mark.root

@@ -115,9 +115,7 @@ def zero_window(frames: Sequence[FrameAnalysis], endpoints: Sequence[EndpointKer
     before_update = from_receiver[: from_receiver.index(update)] if update is not None else from_receiver
     edges = [frame.ack + frame.window for frame in before_update if not frame.record.tcp_flags & SYN]
     probes = [
-        frame
-        for frame in frames
-        if frame.analysis & ZERO_WINDOW_PROBE and frame.from_initiator != first.from_initiator
+        frame for frame in frames if frame.analysis & ZERO_WINDOW_PROBE and frame.from_initiator != first.from_initiator
     ]
     probe_numbers = {frame.record.number for frame in probes}
     rcv_wnd = {sample.frame: sample.rcv_wnd for sample in receiver.probes if sample.frame in probe_numbers}

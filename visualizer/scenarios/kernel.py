@@ -252,13 +252,20 @@ def bulk() -> None:
 def full_duplex() -> None:
     """Both ends write at once: data flows both ways and each segment's ACK field rides along.
 
-    Each end writes in one thread and reads in another, on a blocking socket (see :func:`blocking`):
-    a send() and a recv() of the same socket are in the kernel at the same time. The two writers
-    start together (a barrier): neither end's transfer is over before the other's begins.
+    Each end writes in one thread and reads in another, on a blocking socket (see :func:`blocking`),
+    so that a send() and a recv() of the same socket are in the kernel at the same time. The two
+    writers start together (a barrier), on a path slow enough (``FULL_DUPLEX_PATH`` in the
+    registry: 20 Mbit/s each way) that neither end's 60,000 bytes are through before the other's
+    start, however late a writer thread gets to run. A small send buffer keeps each send() in the kernel
+    until most of its bytes are acknowledged, and the readers ask for delayed ACKs
+    (``TCP_QUICKACK`` off before each recv(): Linux acknowledges every segment at once at the start
+    of a connection), which gives the data going the other way a chance to carry them.
     """
     start_together = threading.Barrier(2, timeout=TIMEOUT)
 
     def write_and_read(connection: socket.socket) -> None:
+        blocking(connection).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FULL_DUPLEX_SEND_BUFFER)
+
         def write() -> None:
             start_together.wait()
             connection.sendall(FULL_DUPLEX_PAYLOAD)
@@ -267,17 +274,20 @@ def full_duplex() -> None:
         writer.start()
         received = 0
         while received < len(FULL_DUPLEX_PAYLOAD):
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
             received += len(connection.recv(65536))
         writer.join(TIMEOUT)
 
-    thread = serve(listen(8087), lambda connection: write_and_read(blocking(connection)))
+    thread = serve(listen(8087), write_and_read)
     with connect(8087, TCP_MAXSEG=BULK_MSS) as client:
-        write_and_read(blocking(client))
+        write_and_read(client)
     finish(thread)
 
 
 FULL_DUPLEX_PAYLOAD = b"x" * 60_000
 """What each end of ``full-duplex`` writes."""
+FULL_DUPLEX_SEND_BUFFER = 8192
+"""``SO_SNDBUF`` of both ends (Linux doubles it)."""
 
 
 def zero_window() -> None:
@@ -345,7 +355,6 @@ def nagle() -> None:
 
         def server(connection: socket.socket) -> None:
             while True:
-                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
                 if not connection.recv(65536):
                     break
 
