@@ -256,10 +256,10 @@ def full_duplex() -> None:
     so that a send() and a recv() of the same socket are in the kernel at the same time. The two
     writers start together (a barrier), on a path slow enough (``FULL_DUPLEX_PATH`` in the
     registry: 20 Mbit/s each way) that neither end's 60,000 bytes are through before the other's
-    start, however late a writer thread gets to run. A small send buffer keeps each send() in the kernel
-    until most of its bytes are acknowledged, and the readers ask for delayed ACKs
-    (``TCP_QUICKACK`` off before each recv(): Linux acknowledges every segment at once at the start
-    of a connection), which gives the data going the other way a chance to carry them.
+    start, however late a writer thread gets to run. A small send buffer keeps each send() in the
+    kernel until most of its bytes are acknowledged, and the readers ask for delayed ACKs
+    (``TCP_QUICKACK`` off before each recv(): Linux acknowledges every segment at once at the
+    start of a connection), which gives the data going the other way a chance to carry them.
     """
     start_together = threading.Barrier(2, timeout=TIMEOUT)
 
@@ -355,6 +355,7 @@ def nagle() -> None:
 
         def server(connection: socket.socket) -> None:
             while True:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
                 if not connection.recv(65536):
                     break
 
