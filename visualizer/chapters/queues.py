@@ -11,9 +11,11 @@ What Linux makes of ``SO_RCVBUF``: it doubles the value (``getsockopt`` returns 
 for its own bookkeeping, and counts against it the memory of every buffer it queues (``truesize``:
 the payload and the packet buffer around it), not just the payload. The window it advertises is its
 estimate of how much *payload* still fits: at first half of the doubled value (the 4096 of the
-SYN-ACK), later the share of payload it measured in the buffers it received, in whole segments.
-So Recv-Q stops where the window accounting stops it: at the window's right edge, somewhere between
-the 4096 asked for and the 8192 of memory. :func:`zero_window` measures where, from the recording.
+SYN-ACK), later the share of payload it measured in the buffers it received (``scaling_ratio``;
+older kernels kept to half: ``tcp_adv_win_scale``), rounded down to whole segments when, as here,
+the window is not scaled. So Recv-Q stops where the window accounting stops it: at the window's
+right edge, below the 8192 of memory (on this project's kernel, above the 4096 asked for).
+:func:`zero_window` measures where, from the recording.
 
 Pure functions of an :class:`~visualizer.chapters.Experiment`'s data: no IO, no drawing.
 """
