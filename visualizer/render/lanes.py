@@ -284,7 +284,7 @@ def _words(ax: Axes, lane: LaneGeometry, y: float, text: str, *, italic: bool = 
         family="DejaVu Sans" if italic else "DejaVu Sans Mono",
         style="italic" if italic else "normal",
         color=QUOTE_COLOUR if italic else CALL_COLOUR,
-        linespacing=1.05,
+        linespacing=1.3,
         zorder=4,
         gid=gid,
     )

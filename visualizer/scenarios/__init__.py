@@ -34,6 +34,18 @@ class Scenario:
 
 
 OFFLOADS_OFF = ("ethtool", "-K", "lo", "gso", "off", "tso", "off", "gro", "off")
+FULL_DUPLEX_PATH = (
+    ("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "2"),
+    ("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:1", "htb", "rate", "20mbit", "quantum", "1600"),
+    ("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:2", "htb", "rate", "20mbit", "quantum", "1600"),
+    ("tc", "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "u32")
+    + ("match", "ip", "sport", "8087", "0xffff", "flowid", "1:1"),
+)
+"""``full-duplex``'s path: a link of 20 Mbit/s each way (two shapers on the namespace's ``lo``: one for
+what the server sends, one for the rest; one shaper for both would make the two directions take
+turns), so that each end's 60,000 bytes take tens of milliseconds and the two transfers overlap
+however late one writer thread gets to run (on a busy machine a thread can wait milliseconds for a
+CPU or for Python's interpreter lock)."""
 
 
 def _drop_rule(port: int, expression: str) -> tuple[tuple[str, ...], ...]:
@@ -64,7 +76,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("udp", kernel.udp),
         Scenario("udp-closed-port", kernel.udp_closed_port),
         Scenario("bulk", kernel.bulk, (OFFLOADS_OFF,)),
-        Scenario("full-duplex", kernel.full_duplex, (OFFLOADS_OFF,)),
+        Scenario("full-duplex", kernel.full_duplex, (OFFLOADS_OFF, *FULL_DUPLEX_PATH)),
         Scenario("zero-window", kernel.zero_window, (OFFLOADS_OFF,)),
         Scenario(
             "loss",

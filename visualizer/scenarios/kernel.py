@@ -57,6 +57,21 @@ def connect(port: int, **options: int) -> socket.socket:
     return client
 
 
+def blocking(connection: socket.socket) -> socket.socket:
+    """Make ``connection``'s calls wait in the kernel, bounded by ``SO_SNDTIMEO``/``SO_RCVTIMEO``.
+
+    Python's own timeout makes a socket non-blocking and waits in ``poll()`` between calls, so a
+    ``sendall`` that waits for the window shows in the kernel's recording as several short
+    ``sendto`` calls with gaps between them. A blocking socket waits inside the call: one
+    ``send()`` lasts as long as the program is blocked in it.
+    """
+    connection.settimeout(None)
+    timeout = struct.pack("ll", int(TIMEOUT), 0)  # struct timeval
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
+    return connection
+
+
 def read_to_end(connection: socket.socket) -> bytes:
     chunks = []
     while chunk := connection.recv(65536):
@@ -243,39 +258,75 @@ def bulk() -> None:
 
 
 def full_duplex() -> None:
-    """Both ends write at once: data flows both ways and each segment's ACK field rides along."""
-    payload = b"x" * 60_000
+    """Both ends write at once: data flows both ways and each segment's ACK field rides along.
 
-    def server(connection: socket.socket) -> None:
-        writer = threading.Thread(target=connection.sendall, args=(payload,))
+    Each end writes in one thread and reads in another, on a blocking socket (see :func:`blocking`),
+    so that a send() and a recv() of the same socket are in the kernel at the same time. The two
+    writers start together (a barrier), on a path slow enough (``FULL_DUPLEX_PATH`` in the
+    registry: 20 Mbit/s each way) that neither end's 60,000 bytes are through before the other's
+    start, however late a writer thread gets to run. A small send buffer keeps each send() in the
+    kernel until most of its bytes are acknowledged, and the readers ask for delayed ACKs
+    (``TCP_QUICKACK`` off before each recv(): Linux acknowledges every segment at once at the
+    start of a connection), which gives the data going the other way a chance to carry them.
+    """
+    start_together = threading.Barrier(2, timeout=TIMEOUT)
+
+    def write_and_read(connection: socket.socket) -> None:
+        blocking(connection).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FULL_DUPLEX_SEND_BUFFER)
+
+        def write() -> None:
+            start_together.wait()
+            connection.sendall(FULL_DUPLEX_PAYLOAD)
+
+        writer = threading.Thread(target=write)
         writer.start()
         received = 0
-        while received < len(payload):
+        while received < len(FULL_DUPLEX_PAYLOAD):
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
             received += len(connection.recv(65536))
         writer.join(TIMEOUT)
 
-    thread = serve(listen(8087), server)
+    thread = serve(listen(8087), write_and_read)
     with connect(8087, TCP_MAXSEG=BULK_MSS) as client:
-        writer = threading.Thread(target=client.sendall, args=(payload,))
-        writer.start()
-        received = 0
-        while received < len(payload):
-            received += len(client.recv(65536))
-        writer.join(TIMEOUT)
+        write_and_read(client)
     finish(thread)
+
+
+FULL_DUPLEX_PAYLOAD = b"x" * 60_000
+"""What each end of ``full-duplex`` writes."""
+FULL_DUPLEX_SEND_BUFFER = 8192
+"""``SO_SNDBUF`` of both ends (Linux doubles it)."""
 
 
 def zero_window() -> None:
-    """A small receive buffer and a reader that pauses: the window closes, probes, then reopens."""
+    """A small receive buffer and a reader that pauses: the window closes, probes, then reopens.
+
+    The client writes 16 KiB at a time on a blocking socket (see :func:`blocking`): the first
+    writes fill its send buffer and return at once; the next one waits in the kernel while the
+    window is zero, and returns only after the reader has made room again.
+    """
 
     def server(connection: socket.socket) -> None:
-        time.sleep(1.5)  # not reading: the receive buffer fills, the window goes to zero
+        time.sleep(ZERO_WINDOW_PAUSE)  # not reading: the receive buffer fills, the window goes to zero
         read_to_end(connection)
 
-    thread = serve(listen(8088, receive_buffer=4096), server)
-    with connect(8088, TCP_MAXSEG=BULK_MSS) as client:
-        client.sendall(b"z" * 120_000)
+    thread = serve(listen(ZERO_WINDOW_PORT, receive_buffer=ZERO_WINDOW_BUFFER), server)
+    with connect(ZERO_WINDOW_PORT, TCP_MAXSEG=BULK_MSS) as client:
+        blocking(client)
+        data = b"z" * ZERO_WINDOW_BYTES
+        for start in range(0, len(data), ZERO_WINDOW_WRITE):
+            client.sendall(data[start : start + ZERO_WINDOW_WRITE])
     finish(thread)
+
+
+ZERO_WINDOW_PORT = 8088
+ZERO_WINDOW_BUFFER = 4096
+"""The receiver's ``SO_RCVBUF`` (Linux doubles it: ``getsockopt`` returns 8192)."""
+ZERO_WINDOW_PAUSE = 1.5
+"""Seconds the reader waits before its first recv()."""
+ZERO_WINDOW_BYTES = 120_000
+ZERO_WINDOW_WRITE = 16_384
+"""Bytes of each send() of the writer."""
 
 
 LOSS_PORT = 8089
