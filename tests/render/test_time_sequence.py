@@ -389,6 +389,26 @@ def test_marks_of_different_kinds_do_not_hide_each_other(name: str) -> None:
                     assert numpy.hypot(*(point - other_point)) >= 8, (kind, other)
 
 
+@pytest.mark.parametrize("name", ["rst-injection", "ctu", "empty-sack"])
+def test_a_mark_moved_off_another_has_a_leader_to_its_true_place(name: str) -> None:
+    """A probe moved 10 points above the zero window it shares a place with read as 5 KB higher."""
+    _, axes, _ = drawn(name)
+    moved = 0
+    for ax in axes:
+        leaders = {
+            tuple(numpy.round(ax.transData.transform(text.xy), 3))
+            for text in ax.texts
+            if text.get_gid() == GID + "leader"
+        }
+        for line in ax.lines:
+            if line.get_gid().removeprefix(GID) not in MARKS or line.get_transform() == ax.transData:
+                continue
+            for x, y in numpy.column_stack([line.get_xdata(), line.get_ydata()]).astype(float):
+                moved += 1
+                assert tuple(numpy.round(ax.transData.transform((x, y)), 3)) in leaders, (name, line.get_gid(), x, y)
+    assert moved
+
+
 def test_findings_of_the_rfcs_are_marked_challenge_ack_and_bad_checksum() -> None:
     _, (ax,), _ = drawn("rst-injection")
     assert mark_count(ax, "challenge_ack") == 1

@@ -93,6 +93,8 @@ FAN_OUT_POINTS = 10.0
 """How far (points) a mark moves off each mark it would hide (see :func:`_fan_out`)."""
 TITLE_LINE = 120
 """Characters of a panel title that fit on one line above the 11-inch graph."""
+LEADER_COLOUR = "#333333"
+"""The line from a mark moved off another (see :func:`_fan_out`) to its true place."""
 NEAR_X, NEAR_Y = 0.012, 0.03
 """Marks closer than these shares of the axes' width and height would hide each other (about 13 pixels)."""
 GID = "time-sequence-"
@@ -411,6 +413,23 @@ def draw_time_sequence(
             )[0]
             if offset:
                 artist.set_transform(ax.transData + ScaledTranslation(0, offset / 72, ax.figure.dpi_scale_trans))
+                for x, y in zip(xs[chosen].tolist(), ys[chosen].tolist()):
+                    # A moved mark keeps a leader to its true place: its sequence number is where the leader ends.
+                    ax.annotate(
+                        "",
+                        xy=(x, y),
+                        xytext=(0, offset),
+                        textcoords="offset points",
+                        arrowprops={
+                            "arrowstyle": "-",
+                            "color": LEADER_COLOUR,
+                            "linewidth": 0.8,
+                            "shrinkA": style.size / 2,
+                            "shrinkB": 0,
+                        },
+                        zorder=8,
+                        gid=GID + "leader",
+                    )
             drawn.setdefault(kind, artist)
     ax.set_ylim(bottom, top)
     time_axis.apply(ax)
@@ -820,7 +839,8 @@ def _fan_out(
     """Vertical offsets (points) that keep marks off the marks placed before them: a FIN, its
     retransmission's diamond and a RST in the same millisecond would hide each other. Each mark
     that lands on earlier ones moves :data:`FAN_OUT_POINTS` per mark under it, downwards near the
-    top of the graph. ``placed`` (axes fractions) grows by these marks."""
+    top of the graph, with a leader line back to its true place. ``placed`` (axes fractions) grows
+    by these marks."""
     real, drawn = time_axis.knots()
     low, high = (float(numpy.interp(edge, real, drawn)) for edge in time_axis.limits())
     fractions_x = (numpy.interp(xs, real, drawn) - low) / max(high - low, 1e-12)
