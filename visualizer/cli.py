@@ -299,6 +299,9 @@ def _parser() -> argparse.ArgumentParser:
     throughput.add_argument("--seconds", type=float, default=3.0, help="under a rate: about how long (default 3)")
     throughput.add_argument("--size", type=int, metavar="BYTES", help="bytes to send (default: rate x seconds)")
     throughput.add_argument("--latency", type=int, metavar="MS", help="tbf queue in ms (default: no drop)")
+    throughput.add_argument(
+        "--congestion", metavar="NAME", help="congestion control in the namespace (reno, cubic, bbr; default: host's)"
+    )
     throughput.add_argument("--draw", action="store_true", help="also draw the run-vs-run figure (OUT/throughput)")
     add_live_output(throughput)
     compare = commands.add_parser(
@@ -576,7 +579,12 @@ def _throughput_settings(arguments: argparse.Namespace) -> list[ThroughputSettin
     buffers = [None if text.lower() == "default" else _byte_count(text) for text in arguments.rcvbuf or ["default"]]
     if len(rates) > 1 and len(buffers) > 1:
         raise UsageError("throughput: vary --rate or --rcvbuf, not both (each value of the one varied is a run)")
-    common = {"seconds": arguments.seconds, "size": arguments.size, "latency_ms": arguments.latency}
+    common = {
+        "seconds": arguments.seconds,
+        "size": arguments.size,
+        "latency_ms": arguments.latency,
+        "congestion_control": arguments.congestion,
+    }
     return [
         ThroughputSettings(rate=rate, receive_buffer=buffer, **common)
         for rate in rates

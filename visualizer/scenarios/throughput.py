@@ -12,6 +12,10 @@ sniffed once and the kernel's events are recorded beside the capture. The settin
   (1448 of 1514 bytes: 95.6%).
 * ``receive_buffer``: the server's ``SO_RCVBUF`` (the kernel doubles it for its bookkeeping;
   the window it advertises is bounded by it).
+* ``congestion_control``: the namespace's ``net.ipv4.tcp_congestion_control`` (``reno``,
+  ``cubic``, ``bbr``...); by default the host's, which a new namespace inherits. ``reno`` is
+  RFC 5681's algorithm (slow start, ssthresh = half the flight on a loss, congestion avoidance);
+  ``bbr`` paces to a model of the path and sets no ssthresh on a loss.
 * The path: the namespace's ``lo`` gets an Ethernet-like MTU (1500) and its offloads off, so
   every segment on the wire is at most one MSS, as on a real link (the qdisc then meters
   the frames the capture shows).
@@ -94,8 +98,13 @@ class ThroughputSettings:
     latency_ms: int | None = None
     """tbf's queue, as the longest time a frame may wait in it; None: long enough to hold twice the
     bytes sent (:data:`QUEUE_SHARE`), so no frame is dropped."""
+    congestion_control: str | None = None
+    """The congestion control algorithm of the namespace's sockets (its ``tcp_congestion_control``
+    sysctl); None: the host's default."""
 
     def __post_init__(self) -> None:
+        if self.congestion_control is not None and not re.fullmatch(r"[a-z][a-z0-9_]*", self.congestion_control):
+            raise UsageError(f"congestion control {self.congestion_control!r}: a kernel algorithm's name, e.g. reno")
         if self.rate is not None and self.rate < 8000:
             raise UsageError(f"rate {self.rate} bit/s: at least 8kbit, or a run would take minutes")
         if self.receive_buffer is not None and not 1024 <= self.receive_buffer <= 1 << 30:
@@ -131,6 +140,8 @@ class ThroughputSettings:
             parts.append(f"rate {format_rate(self.rate)}")
         if self.receive_buffer is not None:
             parts.append(f"SO_RCVBUF {self.receive_buffer}")
+        if self.congestion_control is not None:
+            parts.append(self.congestion_control)
         return ", ".join(parts) or "no limit, default buffers"
 
     @property
@@ -141,6 +152,8 @@ class ThroughputSettings:
             parts.append(f"rate-{_rate_stem(self.rate)}")
         if self.receive_buffer is not None:
             parts.append(f"rcvbuf-{self.receive_buffer}")
+        if self.congestion_control is not None:
+            parts.append(self.congestion_control)
         return "-".join(parts)
 
     @property
@@ -153,6 +166,8 @@ class ThroughputSettings:
     def setup(self) -> tuple[tuple[str, ...], ...]:
         """The commands that prepare the namespace's ``lo`` (run there, vanishing with it)."""
         commands: list[tuple[str, ...]] = [("ip", "link", "set", "lo", "mtu", str(MTU)), OFFLOADS_OFF]
+        if self.congestion_control is not None:  # the namespace's own sysctl: it vanishes with it
+            commands.append(("sysctl", "-q", "-w", f"net.ipv4.tcp_congestion_control={self.congestion_control}"))
         if self.rate is not None:
             # htb only sorts: the data (to the server's port) into class 1:1, whose tbf limits the rate;
             # everything else (the ACKs) into 1:2, unlimited, as on a path whose return direction is free.
