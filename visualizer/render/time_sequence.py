@@ -90,7 +90,7 @@ ones are pinned to its edge with their number (see :func:`_near`)."""
 WINDOW_ABOVE = "The window edge (ACK + advertised window) is above\nthe graph: the window never limited the sender."
 """Said in the legend when the window edge never comes down into the graph."""
 FAN_OUT_POINTS = 10.0
-"""How far (points) a mark moves off each mark it would hide (see :func:`_fan_out`)."""
+"""How far (points) a mark moves off each kind of mark it would hide (see :func:`_fan_out`)."""
 TITLE_LINE = 120
 """Characters of a panel title that fit on one line above the 11-inch graph."""
 LEADER_COLOUR = "#333333"
@@ -387,14 +387,14 @@ def draw_time_sequence(
         lows.append(ys[(ys >= near[0]) & (ys <= near[1])])
     extent = _extent(lows, highs)
     bottom, top = _padded(*extent, Y_MARGIN_SHARE, 1.0) if extent else (-1.0, 1.0)
-    placed: list[tuple[float, float]] = []
+    placed: list[tuple[str, float, float]] = []
     for kind, style in MARKS.items():
         if kind not in marks:
             continue
         xs, ys = marks[kind]
         if extent and not numpy.all((ys >= near[0]) & (ys <= near[1])):
             ys = _pin_far_marks(ax, style.label, xs, ys, near, extent)
-        offsets = _fan_out(time_axis, (bottom, top), xs, ys, placed)
+        offsets = _fan_out(time_axis, (bottom, top), xs, ys, placed, kind)
         for offset in sorted(set(offsets)):
             chosen = numpy.array([each == offset for each in offsets])
             artist = ax.plot(
@@ -834,23 +834,25 @@ def _fan_out(
     y_range: tuple[float, float],
     xs: numpy.ndarray,
     ys: numpy.ndarray,
-    placed: list[tuple[float, float]],
+    placed: list[tuple[str, float, float]],
+    kind: str,
 ) -> list[float]:
-    """Vertical offsets (points) that keep marks off the marks placed before them: a FIN, its
-    retransmission's diamond and a RST in the same millisecond would hide each other. Each mark
-    that lands on earlier ones moves :data:`FAN_OUT_POINTS` per mark under it, downwards near the
-    top of the graph, with a leader line back to its true place. ``placed`` (axes fractions) grows
-    by these marks."""
+    """Vertical offsets (points) that keep marks off the marks of other kinds placed before them: a
+    FIN, its retransmission's diamond and a RST in the same millisecond would hide each other. Each
+    mark that lands on earlier ones moves :data:`FAN_OUT_POINTS` per kind of mark under it (not per
+    mark: a duplicate ACK among a burst of forty retransmissions moves one step, not forty, which
+    would draw it far from its sequence number), downwards near the top of the graph, with a leader
+    line back to its true place. ``placed`` (kind and axes fractions) grows by these marks."""
     real, drawn = time_axis.knots()
     low, high = (float(numpy.interp(edge, real, drawn)) for edge in time_axis.limits())
     fractions_x = (numpy.interp(xs, real, drawn) - low) / max(high - low, 1e-12)
     fractions_y = (ys - y_range[0]) / max(y_range[1] - y_range[0], 1e-12)
     offsets = []
-    mine: list[tuple[float, float]] = []
+    mine: list[tuple[str, float, float]] = []
     for x, y in zip(fractions_x.tolist(), fractions_y.tolist()):
-        under = sum(1 for other_x, other_y in placed if abs(other_x - x) < NEAR_X and abs(other_y - y) < NEAR_Y)
-        offsets.append(under * FAN_OUT_POINTS * (-1 if y > 0.7 else 1))
-        mine.append((x, y))
+        under = {other for other, other_x, other_y in placed if abs(other_x - x) < NEAR_X and abs(other_y - y) < NEAR_Y}
+        offsets.append(len(under) * FAN_OUT_POINTS * (-1 if y > 0.7 else 1))
+        mine.append((kind, x, y))
     placed += mine
     return offsets
 
