@@ -32,13 +32,14 @@ from __future__ import annotations
 import math
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from visualizer.errors import UsageError
 from visualizer.scenarios import OFFLOADS_OFF, Scenario
-from visualizer.scenarios.kernel import connect, finish, listen, serve
+from visualizer.scenarios.kernel import TIMEOUT, connect, finish, listen, serve
 from visualizer.scenarios.runner import ScenarioResult, run_defined
 from visualizer.sources.live import require_root
 
@@ -146,12 +147,14 @@ class ThroughputSettings:
 
     @property
     def name(self) -> str:
-        """A file name stem: ``throughput-rate-4mbit-rcvbuf-8192``."""
+        """A file name stem: ``throughput-rate-4mbit-rcvbuf-8192``, ``throughput-rate-8mbit-queue-20ms-reno``."""
         parts = ["throughput"]
         if self.rate is not None:
             parts.append(f"rate-{_rate_stem(self.rate)}")
         if self.receive_buffer is not None:
             parts.append(f"rcvbuf-{self.receive_buffer}")
+        if self.rate is not None and self.latency_ms is not None:
+            parts.append(f"queue-{self.latency_ms}ms")
         if self.congestion_control is not None:
             parts.append(self.congestion_control)
         return "-".join(parts)
@@ -218,12 +221,15 @@ def transfer(settings: ThroughputSettings) -> dict[str, object]:
     """The run itself, inside the namespace: the client sends, the server reads and notes its progress."""
     size = settings.bytes_to_send
     reads: list[tuple[int, int]] = []
+    all_read = threading.Event()
 
     def server(connection: socket.socket) -> None:
         total = 0
         while chunk := connection.recv(CHUNK):
             total += len(chunk)
             reads.append((time.time_ns(), total))
+            if total >= size:
+                all_read.set()
 
     thread = serve(listen(PORT, receive_buffer=settings.receive_buffer), server)
     block = bytes(range(256)) * (CHUNK // 256)
@@ -234,6 +240,10 @@ def transfer(settings: ThroughputSettings) -> dict[str, object]:
             count = min(CHUNK, size - sent)
             client.sendall(block[:count])
             sent += count
+        # Close only once everything was read: a closed socket leaves ESTABLISHED (FIN-WAIT-1) with
+        # its last bytes still queued, and the kernel's tcp_probe samples only established sockets,
+        # so the sender's congestion window would go unseen for the end of the transfer.
+        all_read.wait(TIMEOUT)
     finish(thread)
     return {"sent": sent, "started_ns": started, "reads": reads}
 
