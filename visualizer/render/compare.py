@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from visualizer.analysis.throughput import RunThroughput
 from visualizer.errors import UsageError
@@ -136,6 +136,9 @@ def draw_run_comparison(
         sizes = [size for run in runs for _, size in (*run.congestion_window_bytes, *run.receive_window) if size > 0]
         if sizes and max(sizes) >= LOG_SPAN * min(sizes):
             window_axes.set_yscale("log")
+            # within two decades a tick per decade leaves one label or none: label 1, 2 and 5 of each
+            few_decades = max(sizes) < 100 * min(sizes)
+            window_axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if few_decades else (1.0,)))
             window_axes.yaxis.set_minor_formatter(NullFormatter())
         else:
             window_axes.set_ylim(bottom=0)
