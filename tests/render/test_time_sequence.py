@@ -645,3 +645,20 @@ def test_the_strip_s_wire_window_leaves_out_resets_and_windows_of_unknown_scale(
     assert list(known.direction(True).acks[0]) == [0.3, 0.5]
     assert list(known.direction(True).windows[0]) == [0.3]
     assert list(known.direction(True).windows[1]) == [1000]
+
+
+def test_a_mark_moves_one_step_per_kind_of_mark_under_it_not_per_mark() -> None:
+    """A duplicate ACK among forty retransmissions (a lossy bulk transfer) moved 400 points off its
+    sequence number; a FIN on a retransmission and a duplicate ACK still moves clear of both."""
+    from visualizer.render.time_sequence import FAN_OUT_POINTS, _fan_out
+
+    sequence = TimeSequence.of(analyse_file(SCENARIOS / "loss.pcap", keep_frames=True).frame_analyses, 0)
+    time_axis = sequence.time_axis()
+    start = time_axis.limits()[0]
+    placed: list[tuple[str, float, float]] = []
+    here = numpy.full(40, start), numpy.full(40, 50.0)
+    assert _fan_out(time_axis, (0.0, 100.0), *here, placed, "retransmission") == [0.0] * 40  # the same kind: no move
+    one = numpy.array([start]), numpy.array([50.0])
+    assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "duplicate_ack") == [FAN_OUT_POINTS]
+    assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "fin") == [2 * FAN_OUT_POINTS]
+    assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "rst") == [3 * FAN_OUT_POINTS]
