@@ -371,7 +371,7 @@ def congestion_answer(measured: RunThroughput, frames: Sequence[FrameAnalysis], 
     retransmitted = [frame for frame in frames if frame.analysis & RETRANSMISSION and _from(frame, direction.sender)]
     return CongestionAnswer(
         initial_window=probes[0].snd_cwnd,
-        slow_start_peak=max(probe.snd_cwnd for probe in probes if probe.time_ns < first_cut),
+        slow_start_peak=max(probe.snd_cwnd for probe in probes if probe.time_ns <= first_cut),
         slow_start_ns=first_cut - probes[0].time_ns if reductions else 0,
         first_gap_frame=next(
             (

@@ -1,0 +1,186 @@
+"""Chapter 7, can we control throughput: the answers measured on committed captures, and for real (root)
+by the notebook's own experiment functions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.scenarios.test_scenarios import host_state
+from visualizer import chapters
+from visualizer.analysis.throughput import RunThroughput, compare_runs
+from visualizer.chapters import throughput as chapter
+from visualizer.chapters.throughput import (
+    GOODPUT_SHARE,
+    RFC6928_INITIAL_WINDOW,
+    CongestionAnswer,
+    congestion_answer,
+    narration_excerpt,
+    rate_limit_answer,
+    window_answer,
+)
+
+DATA = Path(__file__).parent.parent / "data" / "throughput"
+RATE_LIMITED = DATA / "throughput-rate-1mbit.pcap"
+LOSSY = DATA / "throughput-rate-1mbit-queue-100ms-reno.pcap"
+SMALL_BUFFER = DATA / "throughput-rcvbuf-4096-reno.pcap"
+HOST_CONGESTION_CONTROL = Path("/proc/sys/net/ipv4/tcp_congestion_control")
+
+
+def measured(path: Path) -> tuple[chapters.Experiment, RunThroughput]:
+    experiment = chapters.load(path)
+    (measure,) = compare_runs([(path.stem, experiment.frames_of(0))], stories=[experiment.kernel])
+    return experiment, measure
+
+
+# -- On committed captures ------------------------------------------------------------------------
+
+
+def test_a_rate_limit_delivers_the_payloads_share_of_its_rate() -> None:
+    experiment, measure = measured(RATE_LIMITED)
+    answer = rate_limit_answer(measure, experiment.frames_of(0), 1_000_000)
+    assert answer.goodput.bits_per_second == pytest.approx(1_000_000, rel=0.1)
+    assert answer.goodput.bits_per_second == pytest.approx(answer.expected_goodput, rel=0.05)
+    assert answer.wire.bits_per_second == pytest.approx(1_000_000, rel=0.05)
+    assert GOODPUT_SHARE == pytest.approx(1448 / 1514)
+    # the ACKs that bound the steady part are the receiver's, at its start and end
+    numbers = {frame.record.number: frame for frame in experiment.frames_of(0)}
+    first, last = numbers[answer.first_frame], numbers[answer.last_frame]
+    assert (first.record.source_port, last.record.source_port) == (8093, 8093)
+    assert first.record.timestamp_ns >= answer.goodput.start_ns and answer.first_frame < answer.last_frame
+    assert answer.retransmissions == 0
+    assert answer.read.bytes == 0  # no program's count in a loaded capture
+
+
+def test_a_small_receive_buffer_makes_the_sender_stop_after_every_window() -> None:
+    experiment, measure = measured(SMALL_BUFFER)
+    answer = window_answer(measure, experiment.frames_of(0), 4096)
+    assert answer.overshoots == 0 and answer.largest_flight <= answer.largest_window <= 2 * 4096
+    assert answer.largest_window == 2 * 1448  # two segments: the window full after every second one
+    assert answer.full_window_share == pytest.approx(0.5, abs=0.1)
+    assert answer.rounds > 20 and answer.bytes_per_round == pytest.approx(answer.largest_window, rel=0.1)
+    assert answer.round_seconds == pytest.approx(answer.goodput.seconds / answer.rounds)
+    frames = {frame.record.number: frame for frame in experiment.frames_of(0)}
+    assert all(frames[number].record.source_port != 8093 for number in answer.full_window_frames)
+    assert len(answer.full_window_frames) == 3
+    # the kernel never grew cwnd: the window, not cwnd, held the sender (RFC 7661)
+    assert {cwnd for _, cwnd in measure.congestion_window} == {RFC6928_INITIAL_WINDOW}
+
+
+def test_an_autotuned_window_is_never_what_holds_the_sender() -> None:
+    experiment, measure = measured(RATE_LIMITED)
+    answer = window_answer(measure, experiment.frames_of(0), None)
+    assert answer.overshoots == 0 and answer.full_window == 0 and answer.rounds == 0
+    assert answer.bytes_per_round == 0 and answer.round_seconds == 0
+    assert answer.largest_window > answer.largest_flight > 0
+
+
+def test_the_congestion_window_slow_starts_halves_at_a_loss_and_grows_by_one_per_window() -> None:
+    experiment, measure = measured(LOSSY)
+    assert experiment.kernel is not None
+    answer = congestion_answer(measure, experiment.frames_of(0), experiment.kernel)
+    assert_rfc5681(answer)
+    assert answer.first_gap_frame > 0 and answer.first_retransmission_frame > answer.first_gap_frame
+    assert [(reduction.cwnd_before, reduction.ssthresh) for reduction in answer.reductions] == [(13, 7), (14, 7)]
+    first = answer.reductions[0]
+    frames = {frame.record.number: frame for frame in experiment.frames_of(0)}
+    assert frames[first.frame].record.source_port == 8093 and frames[first.frame].ack == first.ack
+    assert answer.avoidance[0].cwnd_from == 7 and answer.avoidance[0].cwnd_to == 14
+
+
+def test_without_the_kernels_samples_there_is_no_congestion_window() -> None:
+    experiment, measure = measured(RATE_LIMITED)
+    assert experiment.kernel is None
+    lossy, _ = measured(LOSSY)
+    assert lossy.kernel is not None
+    with pytest.raises(LookupError, match="no tcp_probe sample of the sender"):
+        congestion_answer(measure, experiment.frames_of(0), lossy.kernel)  # another run's kernel: none of its sockets
+
+
+def test_a_narration_excerpt_runs_from_the_first_frame_asked_to_the_last() -> None:
+    text = "\n".join(
+        [
+            "TCP stream 0: the headline (frame 1)",
+            "1. The client sends (frame 2).",
+            "2. The server acknowledges (frames 3-4).",
+            "3. The server's program calls recv() (frames 2, 9).",
+            "4. The client sends again, a long line that the narration wraps before its\n   frame\n   5.",
+            "5. Something without a frame.",
+            "6. The client sends (frame 6).",
+            "7. Much later (frame 40).",
+        ]
+    )
+    excerpt = narration_excerpt(text, 3, 6)
+    assert re.findall(r"^(\d+)\. ", excerpt, re.MULTILINE) == ["2", "3", "4", "5", "6"]  # the calls between too
+    assert "its\n   frame\n   5." in excerpt  # a wrapped paragraph whole
+    assert narration_excerpt(text, 100, 200) == ""
+
+
+def assert_rfc5681(answer: CongestionAnswer) -> None:
+    """What RFC 5681 s3.1 (and RFC 6928) guarantee of a Reno sender's congestion window."""
+    assert answer.initial_window == RFC6928_INITIAL_WINDOW
+    assert answer.slow_start_peak > RFC6928_INITIAL_WINDOW  # slow start grew it before the first loss
+    assert answer.reductions and answer.retransmissions >= 1
+    for reduction in answer.reductions:
+        # ssthresh = max(FlightSize / 2, 2 SMSS) (eq. 4); Linux's Reno halves cwnd. The sample before may
+        # miss the growth of one ACK (at most two segments) when a timer, not that ACK, found the loss.
+        assert reduction.cwnd_before // 2 <= reduction.ssthresh <= max((reduction.cwnd_before + 2) // 2, 2)
+    for stretch in answer.avoidance:
+        # congestion avoidance: at most one segment more per window acknowledged (eq. 3)
+        windows = stretch.acknowledged / answer.segment_size / stretch.cwnd_from
+        assert stretch.cwnd_to - stretch.cwnd_from <= windows + 1
+    assert any(stretch.cwnd_to - stretch.cwnd_from >= 3 for stretch in answer.avoidance)  # it did grow, linearly
+
+
+# -- For real (root): the notebook's experiments ----------------------------------------------------
+
+
+@pytest.mark.root
+def test_throughput_under_a_rate_limit_is_within_ten_percent_of_the_rate(tmp_path: Path) -> None:
+    """The must-show: at 2 and 8 Mbit/s the steady goodput is within 10% of the configured rate (it is
+    the payload's 95.6% share of it), and the namespace's congestion control is not the host's."""
+    # lo's qdisc and offloads (host_state's third and fourth); its namespaces and tracefs instances are
+    # left out: other test runs on the machine make and remove their own meanwhile
+    before, congestion_control = host_state()[2:4], HOST_CONGESTION_CONTROL.read_text()
+    runs = chapter.rate_limit_runs(tmp_path)
+    assert host_state()[2:4] == before and HOST_CONGESTION_CONTROL.read_text() == congestion_control
+    assert [run.settings.rate for run in runs] == list(chapter.RATES)
+    for run in runs:
+        assert run.run.result.kernel_drops == 0 and run.run.read == run.run.sent
+        assert run.settings.rate is not None
+        answer = rate_limit_answer(run.measured, run.frames, run.settings.rate)
+        assert answer.goodput.seconds > 1.0  # 80% of the bytes: a steady part, not a blip
+        assert answer.goodput.bits_per_second == pytest.approx(answer.configured, rel=0.1)
+        assert answer.read.bits_per_second == pytest.approx(answer.configured, rel=0.1)
+        assert answer.wire.bits_per_second == pytest.approx(answer.configured, rel=0.05)
+        assert answer.retransmissions == 0  # the queue holds everything
+        # the sender's cwnd was sampled to the end: it closed only once all was read
+        assert run.measured.congestion_window[-1][0] >= run.measured.steady.end_ns
+
+
+@pytest.mark.root
+def test_the_receive_window_bounds_the_flight(tmp_path: Path) -> None:
+    """What the protocol guarantees (the rates themselves are CPU time on loopback): no segment beyond
+    the window; the small buffer's window a few segments, filled round after round, cwnd never grown;
+    the autotuned window far larger and almost never full."""
+    small, large = chapter.buffer_runs(tmp_path)
+    answers = [window_answer(run.measured, run.frames, run.settings.receive_buffer) for run in (small, large)]
+    assert all(answer.overshoots == 0 for answer in answers)
+    tight, wide = answers
+    assert tight.largest_flight <= tight.largest_window <= 2 * chapter.SMALL_BUFFER
+    assert tight.full_window_share > 0.2 and tight.rounds > 100
+    assert {cwnd for _, cwnd in small.measured.congestion_window} == {RFC6928_INITIAL_WINDOW}
+    assert wide.largest_flight > 10 * tight.largest_window and wide.full_window_share < tight.full_window_share / 4
+    assert tight.goodput.bits_per_second < wide.goodput.bits_per_second
+
+
+@pytest.mark.root
+def test_the_congestion_window_follows_rfc_5681(tmp_path: Path) -> None:
+    run = chapter.congestion_run(tmp_path)
+    assert run.experiment.kernel is not None
+    answer = congestion_answer(run.measured, run.frames, run.experiment.kernel)
+    assert_rfc5681(answer)
+    assert len(answer.reductions) >= 3  # a sawtooth, not one loss
+    assert answer.first_gap_frame > 0  # the queue dropped before the capture point
