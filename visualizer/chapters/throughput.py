@@ -23,6 +23,7 @@ root and do the IO; the measurements (:func:`rate_limit_answer`, :func:`window_a
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ from visualizer.analysis.throughput import (
     progress_of,
     steady_rate,
 )
-from visualizer.model import ACK, PROTOCOL_TCP
+from visualizer.model import ACK, PROTOCOL_TCP, parse_tcp_options
 
 if TYPE_CHECKING:
     from visualizer.analysis.kernel import EndpointKernel, KernelStory, ProbeSample
@@ -57,6 +58,8 @@ RATE_SECONDS = 2.0
 """About how long each rate-limited transfer lasts (it sends rate x seconds)."""
 SMALL_BUFFER = 4096
 """The server's ``SO_RCVBUF`` in experiment 2's small run (the other keeps the kernel's autotuning)."""
+PATH_ROUND_TRIP = 0.020
+"""Seconds: a round trip across a country, to say what a window allows on a real path (loopback's is CPU time)."""
 BUFFER_RUN_BYTES = 4_000_000
 """Bytes each run of experiment 2 sends (no rate limit: a fraction of a second)."""
 LOSSY_RATE = 8_000_000
@@ -239,6 +242,16 @@ class WindowAnswer:
         """The mean time from filling the window to filling it again, in the steady part."""
         return self.goodput.seconds / self.rounds if self.rounds else 0.0
 
+    @property
+    def fewest_round_trips(self) -> int:
+        """The fewest round trips that could carry the steady part's bytes with at most the largest flight
+        seen in each: what the window costs whatever a round trip lasts (RFC 7323 s1)."""
+        return math.ceil(self.goodput.bytes / self.largest_flight) if self.largest_flight else 0
+
+    def window_bound(self, round_trip_seconds: float) -> float:
+        """Bits per second: the most the largest window carries over a path of that round-trip time."""
+        return self.largest_window * 8 / round_trip_seconds
+
 
 def window_answer(measured: RunThroughput, frames: Sequence[FrameAnalysis], receive_buffer: int | None) -> WindowAnswer:
     """How the receive window bounded one run: the flight against the window in force at each segment."""
@@ -285,10 +298,14 @@ class Reduction:
 
     time_ns: int
     frame: int
-    """The received frame whose processing set it: ``tcp_probe`` samples a socket before it processes a
-    segment, so the new ssthresh first shows in the sample after (a timer could have set it too)."""
+    """The received frame after whose processing the kernel first reported the new ssthresh (``tcp_probe``
+    samples a socket before it processes a segment). What set it may be that frame (duplicate ACKs,
+    SACK), a drop in the sender's own qdisc as it sent (Linux then reduces at once: its CWR state) or a
+    timer: the samples do not say which."""
     ack: int
-    """That frame's relative ACK number: the receiver still lacked the byte it names."""
+    """That frame's relative ACK number: the receiver still lacked the byte it names (-1: no such frame)."""
+    sack_blocks: int
+    """The SACK blocks (RFC 2018) that frame carried: what the receiver had beyond the gap."""
     cwnd_before: int
     """Segments: the congestion window at the sample before."""
     ssthresh: int
@@ -344,13 +361,16 @@ def congestion_answer(measured: RunThroughput, frames: Sequence[FrameAnalysis], 
     probes: Sequence[ProbeSample] = sender.probes if sender is not None else ()
     if not probes:
         raise LookupError(f"run {measured.label!r}: no tcp_probe sample of the sender {direction.sender}")
-    acks = {frame.record.number: frame.ack for frame in _acks(frames, direction)}
+    acks = {frame.record.number: frame for frame in _acks(frames, direction)}
     reductions: list[Reduction] = []
     recovery_points: list[int] = []
     for before, probe in zip(probes, probes[1:]):
         if probe.ssthresh_set and (not before.ssthresh_set or probe.ssthresh < before.ssthresh):
-            ack = acks.get(before.frame, -1)
-            reductions.append(Reduction(before.time_ns, before.frame, ack, before.snd_cwnd, probe.ssthresh))
+            frame = acks.get(before.frame)
+            ack, blocks = (
+                (frame.ack, len(parse_tcp_options(frame.record.tcp_options).sack_blocks)) if frame else (-1, 0)
+            )
+            reductions.append(Reduction(before.time_ns, before.frame, ack, blocks, before.snd_cwnd, probe.ssthresh))
             recovery_points.append(before.snd_nxt)  # recovery ends when this is acknowledged (RFC 6582 s3.2)
     first_cut = reductions[0].time_ns if reductions else probes[-1].time_ns + 1
     avoidance = []
@@ -421,16 +441,25 @@ def _median_srtt(sender: EndpointKernel | None) -> float:
     return float(statistics.median(probe.srtt_us for probe in sender.probes))
 
 
-def narration_excerpt(text: str, first_frame: int, last_frame: int) -> str:
-    """The numbered paragraphs of a narration (``sockstory narrate``) from the first that refers to a frame
-    from ``first_frame`` on, to the last before one refers to a frame after ``last_frame``: a long
-    transfer's story, cut to the moment asked for (the programs' calls in between included)."""
-    kept: list[str] = []
+def narration_between(experiment: Experiment, first_frame: int, last_frame: int) -> str:
+    """The paragraphs of the experiment's narration (``sockstory narrate``) from the time of ``first_frame``
+    to that of ``last_frame``: a long transfer's story, cut to one moment (the programs' calls included)."""
+    times = {frame.record.number: frame.record.timestamp_ns or 0 for frame in experiment.frames}
+    origin = experiment.report.first_time_ns or 0
+    start, end = ((times[number] - origin) / 1e9 for number in (first_frame, last_frame))
+    return narration_excerpt(experiment.narration(), start, end)
+
+
+NARRATION_TIME_STEP = 1e-6
+"""The narration writes times in microseconds."""
+
+
+def narration_excerpt(text: str, start: float, end: float) -> str:
+    """The numbered paragraphs of a narration whose time (``[0.037207 s]``, seconds since the first
+    frame) lies from ``start`` to ``end`` (a microsecond's rounding either side)."""
+    kept = []
     for paragraph in re.split(r"\n(?=\d+\. )", text)[1:]:  # the first is the headline
-        reference = re.search(r"\bframes?\s+(\d+)", paragraph)
-        frame = int(reference.group(1)) if reference is not None else None
-        if frame is not None and frame > last_frame and kept:
-            break
-        if kept or (frame is not None and first_frame <= frame <= last_frame):
+        time = re.match(r"\d+\. \[(-?\d+(?:\.\d+)?) s\]", paragraph)
+        if time is not None and start - NARRATION_TIME_STEP <= float(time.group(1)) <= end + NARRATION_TIME_STEP:
             kept.append(paragraph)
     return "\n".join(kept)
