@@ -22,6 +22,7 @@ from visualizer.chapters.throughput import (
     rate_limit_answer,
     window_answer,
 )
+from visualizer.errors import UsageError
 
 DATA = Path(__file__).parent.parent / "data" / "throughput"
 RATE_LIMITED = DATA / "throughput-rate-1mbit.pcap"
@@ -63,7 +64,8 @@ def test_a_small_receive_buffer_makes_the_sender_stop_after_every_window() -> No
     assert answer.full_window_share == pytest.approx(0.5, abs=0.1)
     assert answer.rounds > 20 and answer.bytes_per_round == pytest.approx(answer.largest_window, rel=0.1)
     assert answer.round_seconds == pytest.approx(answer.goodput.seconds / answer.rounds)
-    assert answer.fewest_round_trips == -(-answer.goodput.bytes // 2896) and answer.rounds >= answer.fewest_round_trips - 1
+    assert answer.fewest_round_trips == -(-answer.goodput.bytes // 2896)
+    assert answer.rounds >= answer.fewest_round_trips - 1  # rounds at the steady part's edges may fall outside
     assert answer.window_bound(0.020) == pytest.approx(2896 * 8 / 0.020)
     frames = {frame.record.number: frame for frame in experiment.frames_of(0)}
     assert all(frames[number].record.source_port != 8093 for number in answer.full_window_frames)
@@ -100,7 +102,7 @@ def test_without_the_kernels_samples_there_is_no_congestion_window() -> None:
     assert experiment.kernel is None
     lossy, _ = measured(LOSSY)
     assert lossy.kernel is not None
-    with pytest.raises(LookupError, match="no tcp_probe sample of the sender"):
+    with pytest.raises(UsageError, match="no tcp_probe sample of the sender"):
         congestion_answer(measure, experiment.frames_of(0), lossy.kernel)  # another run's kernel: none of its sockets
 
 
@@ -150,11 +152,9 @@ def assert_rfc5681(answer: CongestionAnswer) -> None:
 def test_throughput_under_a_rate_limit_is_within_ten_percent_of_the_rate(tmp_path: Path) -> None:
     """The must-show: at 2 and 8 Mbit/s the steady goodput is within 10% of the configured rate (it is
     the payload's 95.6% share of it), and the namespace's congestion control is not the host's."""
-    # lo's qdisc and offloads (host_state's third and fourth); its namespaces and tracefs instances are
-    # left out: other test runs on the machine make and remove their own meanwhile
-    before, congestion_control = host_state()[2:4], HOST_CONGESTION_CONTROL.read_text()
+    before, congestion_control = host_state(), HOST_CONGESTION_CONTROL.read_text()
     runs = chapter.rate_limit_runs(tmp_path)
-    assert host_state()[2:4] == before and HOST_CONGESTION_CONTROL.read_text() == congestion_control
+    assert host_state() == before and HOST_CONGESTION_CONTROL.read_text() == congestion_control
     assert [run.settings.rate for run in runs] == list(chapter.RATES)
     for run in runs:
         assert run.run.result.kernel_drops == 0 and run.run.read == run.run.sent
@@ -181,7 +181,8 @@ def test_the_receive_window_bounds_the_flight(tmp_path: Path) -> None:
     tight, wide = answers
     assert tight.largest_flight <= tight.largest_window <= 2 * chapter.SMALL_BUFFER
     assert tight.full_window_share > 0.2 and tight.rounds > 100
-    assert {cwnd for _, cwnd in small.measured.congestion_window} == {RFC6928_INITIAL_WINDOW}
+    # cwnd never grew (a spurious retransmission after a CPU stall may cut it: never above 10, RFC 7661)
+    assert max(cwnd for _, cwnd in small.measured.congestion_window) == RFC6928_INITIAL_WINDOW
     assert wide.largest_flight > 10 * tight.largest_window and wide.full_window_share < tight.full_window_share / 4
     # the same bytes need ten times the round trips or more; how long one lasts on loopback is CPU time
     assert tight.fewest_round_trips > 10 * wide.fewest_round_trips

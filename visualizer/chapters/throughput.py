@@ -43,6 +43,7 @@ from visualizer.analysis.throughput import (
     progress_of,
     steady_rate,
 )
+from visualizer.errors import UsageError
 from visualizer.model import ACK, PROTOCOL_TCP, parse_tcp_options
 
 if TYPE_CHECKING:
@@ -360,7 +361,7 @@ def congestion_answer(measured: RunThroughput, frames: Sequence[FrameAnalysis], 
     sender = story.endpoint(frames[0].stream, *direction.sender)
     probes: Sequence[ProbeSample] = sender.probes if sender is not None else ()
     if not probes:
-        raise LookupError(f"run {measured.label!r}: no tcp_probe sample of the sender {direction.sender}")
+        raise UsageError(f"run {measured.label!r}: no tcp_probe sample of the sender {direction.sender}")
     acks = {frame.record.number: frame for frame in _acks(frames, direction)}
     reductions: list[Reduction] = []
     recovery_points: list[int] = []
