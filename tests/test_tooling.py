@@ -1,4 +1,4 @@
-"""The code stays clean: ruff (lint and format) and mypy --strict on the package."""
+"""The code stays clean: ruff (lint, format) on the package, tests, benchmarks, notebooks; mypy --strict."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ def run_tool(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_lint_and_format() -> None:
-    lint = run_tool("ruff", "check", "visualizer", "tests", "bench")
+    lint = run_tool("ruff", "check", "visualizer", "tests", "bench", "notebooks")
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    form = run_tool("ruff", "format", "--check", "visualizer", "tests", "bench")
+    form = run_tool("ruff", "format", "--check", "visualizer", "tests", "bench", "notebooks")
     assert form.returncode == 0, form.stdout + form.stderr
 
 
