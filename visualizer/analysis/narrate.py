@@ -78,6 +78,8 @@ RFC_NO_LISTENER = "RFC 9293 s3.10.7.1"
 RFC_RST_ACCEPTANCE = "RFC 5961 s3.2"
 RFC_CHALLENGE_ACK = "RFC 5961 s3.2"
 RFC_RETRANSMISSION = "RFC 9293 s3.8.1; RFC 6298 s5"
+RFC_RETRANSMITTED = "RFC 9293 s3.8.1"
+"""A retransmission whose first transmission was not captured: the cause (a timer, SACK) is unknown."""
 RFC_FAST_RETRANSMISSION = "RFC 5681 s3.2"
 RFC_DUPLICATE_ACK = "RFC 5681 s3.2"
 RFC_SACK = "RFC 2018"
@@ -998,12 +1000,13 @@ class _Teller:
         finding = _finding(first, "retransmission")
         original = self.frame_by_number.get(finding.original) if finding.original else None
         what = _what(first)
-        if original is None:
-            text = f"The {who} sends {what} again, {_plural(len(members), 'time')} (retransmission: {finding.reason})"
-            return self._episode_sentence(episode, text, [RFC_RETRANSMISSION])
+        count = "" if len(members) == 1 else f" {_plural(len(members), 'time')}"
+        if original is None:  # what made the sender resend is not in the capture: no timer is claimed
+            reason = finding.reason.removeprefix("retransmission").lstrip(" :")
+            text = f"The {who} sends {what} again{count} (retransmission: {reason})"
+            return self._episode_sentence(episode, text, [RFC_RETRANSMITTED])
         times = [frame.record.timestamp_ns for frame in [original, *members]]
         gaps = [b - a for a, b in zip(times, times[1:]) if a is not None and b is not None]
-        count = "" if len(members) == 1 else f" {_plural(len(members), 'time')}"
         text = f"The {who} sends {what} of frame {original.record.number} again{count} (retransmission)"
         if gaps:
             text += f", after waiting {_and([duration_text(gap) for gap in gaps])}"
