@@ -87,6 +87,16 @@ class Experiment:
             return []
         return list(self.kernel.of_stream(stream))
 
+    def kernel_marks(self, kind: str, stream: int = 0) -> dict[int, str]:
+        """The frames of a TCP conversation that its kernel marked ``kind`` (``drop``, ``retransmission``,
+        ``reset_sent``, ``reset_received``), each with the mark's reason; empty without a recording."""
+        return {
+            mark.frame: mark.reason
+            for endpoint in self.endpoints(stream)
+            for mark in endpoint.marks_of(kind)
+            if mark.frame
+        }
+
     def ladder(
         self,
         stream: int | None = 0,

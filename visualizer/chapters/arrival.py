@@ -49,7 +49,7 @@ def _end(frame: FrameAnalysis) -> int:
     return frame.seq + frame.record.payload_length + (1 if flags & (SYN | FIN) else 0)
 
 
-def _covering_ack(frames: list[FrameAnalysis], after: int, sender_is_initiator: bool, end: int) -> FrameAnalysis | None:
+def covering_ack(frames: list[FrameAnalysis], after: int, sender_is_initiator: bool, end: int) -> FrameAnalysis | None:
     """The first frame of the peer after index ``after`` whose ACK number covers ``end``."""
     for frame in frames[after + 1 :]:
         if frame.from_initiator != sender_is_initiator and frame.record.tcp_flags & ACK and frame.ack >= end:
@@ -86,7 +86,7 @@ def acknowledgements(experiment: Experiment, stream: int = 0) -> list[Acknowledg
         if record.tcp_flags & RST:
             continue
         end = _end(frame)
-        covering = _covering_ack(frames, index, frame.from_initiator, end)
+        covering = covering_ack(frames, index, frame.from_initiator, end)
         found.append(
             Acknowledgement(
                 record.number,
@@ -138,10 +138,9 @@ def loss_recovery(experiment: Experiment, stream: int = 0) -> LossRecovery:
     frames = experiment.frames_of(stream)
     index_of = {frame.record.number: index for index, frame in enumerate(frames)}
     drops = {
-        mark.frame: mark.reason
-        for endpoint in experiment.endpoints(stream)
-        for mark in endpoint.marks_of("drop")
-        if mark.frame in index_of and frames[index_of[mark.frame]].record.payload_length
+        frame: reason
+        for frame, reason in experiment.kernel_marks("drop", stream).items()
+        if frame in index_of and frames[index_of[frame]].record.payload_length
     }
     lost_index = next(
         (
@@ -174,8 +173,8 @@ def loss_recovery(experiment: Experiment, stream: int = 0) -> LossRecovery:
     if duplicates:
         raw = parse_tcp_options(duplicates[-1].record.tcp_options).sack_blocks
         blocks = tuple((relative(left, base), relative(right, base)) for left, right in raw)
-    covering = _covering_ack(frames, again, lost.from_initiator, end)
-    counted = {mark.frame for endpoint in experiment.endpoints(stream) for mark in endpoint.marks_of("retransmission")}
+    covering = covering_ack(frames, again, lost.from_initiator, end)
+    counted = experiment.kernel_marks("retransmission", stream)
     return LossRecovery(
         lost.record.number,
         lost.seq,
@@ -241,7 +240,7 @@ def backoff(experiment: Experiment, stream: int = 0) -> Backoff:
     original, again = max(sent_again.items(), key=lambda item: len(item[1]))
     by_number = {frame.record.number: frame for frame in frames}
     times = [by_number[original].record.timestamp_ns or 0] + [frame.record.timestamp_ns or 0 for frame in again]
-    counted = {mark.frame for endpoint in experiment.endpoints(stream) for mark in endpoint.marks_of("retransmission")}
+    counted = experiment.kernel_marks("retransmission", stream)
     numbers = tuple(frame.record.number for frame in again)
     return Backoff(
         original,
@@ -271,7 +270,7 @@ class KeepAlive:
 
 def keepalives(experiment: Experiment, stream: int = 0) -> list[KeepAlive]:
     frames = experiment.frames_of(stream)
-    drops = {mark.frame: mark.reason for endpoint in experiment.endpoints(stream) for mark in endpoint.marks_of("drop")}
+    drops = experiment.kernel_marks("drop", stream)
     found = []
     for index, frame in enumerate(frames):
         if not frame.analysis & KEEP_ALIVE or index == 0:
@@ -323,7 +322,6 @@ def refusal(experiment: Experiment, stream: int = 0) -> Refusal:
     frames = experiment.frames_of(stream)
     syn = next(frame for frame in frames if frame.record.tcp_flags & (SYN | ACK) == SYN)
     reset = next(frame for frame in frames if frame.record.tcp_flags & RST)
-    marks = [mark for endpoint in experiment.endpoints(stream) for mark in endpoint.marks]
     number = reset.record.number
     return Refusal(
         syn.record.number,
@@ -332,8 +330,8 @@ def refusal(experiment: Experiment, stream: int = 0) -> Refusal:
         flag_text(reset.record.tcp_flags),
         reset.record.seq,
         reset.record.ack,
-        any(mark.kind == "reset_sent" and mark.frame == number for mark in marks),
-        any(mark.kind == "reset_received" and mark.frame == number for mark in marks),
+        number in experiment.kernel_marks("reset_sent", stream),
+        number in experiment.kernel_marks("reset_received", stream),
     )
 
 

@@ -27,11 +27,11 @@ from visualizer.analysis.report import (
     RST_CHALLENGED,
     RST_IGNORED,
 )
+from visualizer.chapters.arrival import covering_ack
 from visualizer.model import ACK, PROTOCOL_TCP, RST
 from visualizer.sources.checksum import ones_complement_sum
 
 if TYPE_CHECKING:
-    from visualizer.analysis.report import FrameAnalysis
     from visualizer.chapters import Experiment
 
 TCP_CHECKSUM_OFFSET = 16
@@ -160,7 +160,7 @@ class DiscardedTwin:
     drop_reason: str
     """The receiving kernel's reason for dropping that frame (``TCP_CSUM``); "" unrecorded."""
     acks_before_twin: tuple[int, ...]
-    """ACKs from the receiver, between the bad one and its twin, that cover its bytes (none)."""
+    """The receiver's first ACK, between the bad one and its twin, that covers its bytes (none)."""
     twin: int
     twin_verdict: str
     acked_by: int
@@ -184,17 +184,14 @@ def discarded_twin(experiment: Experiment, stream: int = 0) -> DiscardedTwin:
         and frame.seq == bad.seq
     )
     twin = frames[twin_index]
-
-    def covers(frame: FrameAnalysis) -> bool:
-        return frame.from_initiator != bad.from_initiator and bool(frame.record.tcp_flags & ACK) and frame.ack >= end
-
-    acked = next((frame for frame in frames[twin_index + 1 :] if covers(frame)), None)
-    drops = {mark.frame: mark.reason for endpoint in experiment.endpoints(stream) for mark in endpoint.marks_of("drop")}
+    early = covering_ack(frames[: twin_index + 1], index, bad.from_initiator, end)
+    acked = covering_ack(frames, twin_index, bad.from_initiator, end)
+    drops = experiment.kernel_marks("drop", stream)
     return DiscardedTwin(
         bad.record.number,
         bad.record.checksum,
         drops.get(bad.record.number, ""),
-        tuple(frame.record.number for frame in frames[index + 1 : twin_index] if covers(frame)),
+        (early.record.number,) if early else (),
         twin.record.number,
         twin.record.checksum,
         acked.record.number if acked else 0,
@@ -234,7 +231,8 @@ _VERDICTS = ((RST_IGNORED, "ignored"), (RST_CHALLENGED, "challenged"), (RST_ACCE
 def reset_tests(experiment: Experiment, stream: int = 0) -> list[ResetTest]:
     """Every RST that was injected into a stream (the analysis' ``injected_rst``), in order."""
     frames = experiment.frames_of(stream)
-    marks = [mark for endpoint in experiment.endpoints(stream) for mark in endpoint.marks]
+    drops = experiment.kernel_marks("drop", stream)
+    resets = experiment.kernel_marks("reset_received", stream)
     found = []
     for index, frame in enumerate(frames):
         if not frame.record.tcp_flags & RST or not any(f.kind == "injected_rst" for f in frame.findings):
@@ -249,7 +247,7 @@ def reset_tests(experiment: Experiment, stream: int = 0) -> list[ResetTest]:
             ),
             0,
         )
-        kernel = next((mark.reason if mark.kind == "drop" else mark.kind for mark in marks if mark.frame == number), "")
+        kernel = drops.get(number) or ("reset_received" if number in resets else "")
         found.append(
             ResetTest(
                 number,
