@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 DUPACK_THRESHOLD = 3
 """Duplicate ACKs before a fast retransmission (RFC 5681 s3.2)."""
 RTO_MIN_NS = 200_000_000
-"""Linux's smallest retransmission timeout (``TCP_RTO_MIN``, ``net.ipv4.tcp_rto_min_us``); RFC 6298 s2.4
-asks for 1 s, and s2.4 lets an implementation choose less."""
+"""Linux's smallest retransmission timeout (``TCP_RTO_MIN``, ``net.ipv4.tcp_rto_min_us``), where RFC 6298
+s2.4 says an RTO below 1 s SHOULD be rounded up to 1 s."""
 ICMP_DESTINATION_UNREACHABLE = 3
 ICMP_PORT_UNREACHABLE = 3
 """RFC 792: type 3, code 3 (port unreachable)."""
