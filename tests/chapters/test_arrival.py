@@ -9,6 +9,7 @@ import pytest
 
 from visualizer import chapters
 from visualizer.chapters import arrival
+from visualizer.errors import UsageError
 
 DATA = Path(__file__).parent.parent / "data"
 KERNEL = DATA / "kernel"
@@ -82,7 +83,7 @@ def test_without_a_recording_the_lost_segment_is_the_one_the_analysis_finds_not_
 
 
 def test_a_capture_without_a_loss_says_so() -> None:
-    with pytest.raises(LookupError, match="story.pcap: no lost segment"):
+    with pytest.raises(UsageError, match="story.pcap: no lost segment"):
         arrival.loss_recovery(chapters.load(KERNEL / "story.pcap"))
 
 

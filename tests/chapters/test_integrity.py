@@ -9,6 +9,7 @@ import pytest
 
 from visualizer import chapters
 from visualizer.chapters import integrity
+from visualizer.errors import UsageError
 from visualizer.sources.checksum import ones_complement_sum
 
 DATA = Path(__file__).parent.parent / "data"
@@ -70,9 +71,9 @@ def test_an_odd_payload_is_padded_with_a_zero_byte() -> None:
 
 
 def test_what_is_not_ipv4_tcp_is_refused_and_a_missing_frame_named() -> None:
-    with pytest.raises(ValueError, match="not an IPv4 TCP segment"):
+    with pytest.raises(UsageError, match="not an IPv4 TCP segment"):
         integrity.checksum_working(*integrity.frame_bytes(CAPTURES / "udp-closed-port.pcap", 1))
-    with pytest.raises(LookupError, match="story.pcap: no frame 99"):
+    with pytest.raises(UsageError, match="story.pcap: no frame 99"):
         integrity.frame_bytes(KERNEL / "story.pcap", 99)
 
 

@@ -52,7 +52,8 @@ def fit(ax: Axes, pixels: int = NOTEBOOK_WIDTH) -> None:
     """Store a figure wider than ``pixels`` at a lower resolution (its dpi), so that the whole of it fits
     a page; a figure that fits keeps the notebook's dpi."""
     figure = ax.get_figure(root=True)
-    assert figure is not None
+    if figure is None:  # an Axes of no figure: nothing is stored
+        return
     width = figure.get_tightbbox().width + 2 * TIGHT_PAD_INCHES  # as the notebook crops and pads it
     figure.set_dpi(min(float(NOTEBOOK_DPI), pixels / width))
 

@@ -27,6 +27,7 @@ from visualizer.analysis.report import (
     RETRANSMISSION,
 )
 from visualizer.analysis.sequence import relative
+from visualizer.errors import UsageError
 from visualizer.model import ACK, FIN, PROTOCOL_ICMP, RST, SYN, flag_text, parse_tcp_options
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def loss_recovery(experiment: Experiment, stream: int = 0) -> LossRecovery:
         None,
     )
     if lost_index is None:
-        raise LookupError(f"{experiment.pcap.name}: no lost segment in TCP stream {stream}")
+        raise UsageError(f"{experiment.pcap.name}: no lost segment in TCP stream {stream}")
     lost = frames[lost_index]
     end = _end(lost)
     again = next(
@@ -236,7 +237,7 @@ def backoff(experiment: Experiment, stream: int = 0) -> Backoff:
             if finding.kind == "retransmission" and finding.original:
                 sent_again.setdefault(finding.original, []).append(frame)
     if not sent_again:
-        raise LookupError(f"{experiment.pcap.name}: no retransmission in TCP stream {stream}")
+        raise UsageError(f"{experiment.pcap.name}: no retransmission in TCP stream {stream}")
     original, again = max(sent_again.items(), key=lambda item: len(item[1]))
     by_number = {frame.record.number: frame for frame in frames}
     times = [by_number[original].record.timestamp_ns or 0] + [frame.record.timestamp_ns or 0 for frame in again]

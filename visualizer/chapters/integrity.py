@@ -28,6 +28,7 @@ from visualizer.analysis.report import (
     RST_IGNORED,
 )
 from visualizer.chapters.arrival import covering_ack
+from visualizer.errors import UsageError
 from visualizer.model import ACK, PROTOCOL_TCP, RST
 from visualizer.sources.checksum import ones_complement_sum
 
@@ -59,7 +60,7 @@ def frame_bytes(pcap: str | os.PathLike[str], number: int) -> tuple[bytes, int]:
         for frame in reader:
             if frame.number == number:
                 return frame.data, frame.link_type
-    raise LookupError(f"{os.fspath(pcap)}: no frame {number}")
+    raise UsageError(f"{os.fspath(pcap)}: no frame {number}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def checksum_working(frame: bytes, link_type: int = 1) -> ChecksumWorking:
     version, start, problem = decode_link(frame, link_type, [])
     packet = frame[start:]
     if version != 4 or problem or len(packet) < 20 or packet[9] != PROTOCOL_TCP:
-        raise ValueError(f"not an IPv4 TCP segment{': ' + problem if problem else ''}")
+        raise UsageError(f"not an IPv4 TCP segment{': ' + problem if problem else ''}")
     header_length = (packet[0] & 0x0F) * 4
     segment = packet[header_length : int.from_bytes(packet[2:4], "big")]
     tcp_header = (segment[12] >> 4) * 4
