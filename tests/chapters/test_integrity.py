@@ -37,7 +37,7 @@ def check_resets(tests: list[integrity.ResetTest]) -> None:
 
 
 def test_the_checksum_by_hand_is_the_one_in_the_field() -> None:
-    working = integrity.checksum_working(*integrity.frame_bytes(KERNEL / "craft-bad-checksum.pcap", 5))
+    working = integrity.checksum_of(chapters.load(KERNEL / "craft-bad-checksum.pcap"), 5)
     assert [len(working.part(part)) for part in ("pseudo-header", "TCP header", "payload")] == [6, 10, 6]
     assert working.part("TCP header")[8] == integrity.Word("TCP header", "checksum (as zero)", 0)
     assert working.total == sum(word.value for word in working.words)
@@ -48,14 +48,14 @@ def test_the_checksum_by_hand_is_the_one_in_the_field() -> None:
 
 
 def test_the_bad_segment_needs_the_checksum_of_its_twin() -> None:
-    bad = integrity.checksum_working(*integrity.frame_bytes(KERNEL / "craft-bad-checksum.pcap", 4))
-    good = integrity.checksum_working(*integrity.frame_bytes(KERNEL / "craft-bad-checksum.pcap", 5))
+    bad = integrity.checksum_of(chapters.load(KERNEL / "craft-bad-checksum.pcap"), 4)
+    good = integrity.checksum_of(chapters.load(KERNEL / "craft-bad-checksum.pcap"), 5)
     assert bad.stored == 0xBAD0 and bad.verdict == "bad"
     assert bad.checksum == good.checksum == good.stored  # the same bytes
 
 
 def test_a_loopback_segment_of_the_kernel_holds_the_pseudo_header_sum() -> None:
-    working = integrity.checksum_working(*integrity.frame_bytes(KERNEL / "story.pcap", 4))
+    working = integrity.checksum_of(chapters.load(KERNEL / "story.pcap"), 4)
     # 127.0.0.1 twice, protocol 6, 44 bytes of TCP: 7f00 + 0001 + 7f00 + 0001 + 0006 + 002c
     assert working.pseudo_sum == working.stored == 0xFE34 and working.verdict == "partial"
     assert working.checksum != working.stored
@@ -70,11 +70,11 @@ def test_an_odd_payload_is_padded_with_a_zero_byte() -> None:
     assert odd.part("payload") == (integrity.Word("payload", "bytes 1-2", 0x6100),)
 
 
-def test_what_is_not_ipv4_tcp_is_refused_and_a_missing_frame_named() -> None:
+def test_what_is_not_ipv4_tcp_is_refused_and_a_missing_frame_is_named() -> None:
     with pytest.raises(UsageError, match="not an IPv4 TCP segment"):
-        integrity.checksum_working(*integrity.frame_bytes(CAPTURES / "udp-closed-port.pcap", 1))
+        integrity.checksum_of(chapters.load(CAPTURES / "udp-closed-port.pcap"), 1)
     with pytest.raises(UsageError, match="story.pcap: no frame 99"):
-        integrity.frame_bytes(KERNEL / "story.pcap", 99)
+        integrity.checksum_of(chapters.load(KERNEL / "story.pcap"), 99)
 
 
 def test_the_bad_segment_is_dropped_by_the_kernel_and_its_twin_acknowledged() -> None:
@@ -101,10 +101,9 @@ def test_the_chapter_s_answer_on_experiments_run_for_real(tmp_path: Path) -> Non
     crafted = chapters.run("craft-bad-checksum", tmp_path)
     twin = integrity.discarded_twin(crafted)
     check_twin(twin)
-    bad = integrity.checksum_working(*integrity.frame_bytes(crafted.pcap, twin.bad))
-    good = integrity.checksum_working(*integrity.frame_bytes(crafted.pcap, twin.twin))
+    bad, good = integrity.checksum_of(crafted, twin.bad), integrity.checksum_of(crafted, twin.twin)
     assert (bad.verdict, good.verdict) == ("bad", "ok") and bad.checksum == good.stored
     story = chapters.run("story", tmp_path)
     kernel = [frame.record.number for frame in story.frames_of(0)]
-    assert {integrity.checksum_working(*integrity.frame_bytes(story.pcap, n)).verdict for n in kernel} == {"partial"}
+    assert {integrity.checksum_of(story, number).verdict for number in kernel} == {"partial"}
     check_resets(integrity.reset_tests(chapters.run("craft-rst-injection", tmp_path)))

@@ -7,14 +7,13 @@ sequence numbers: a segment, a RST above all, counts only where it falls in the 
 (RFC 9293 s3.10.7.4; RFC 5961 s3: a RST outside the window is dropped, one inside it but not at
 RCV.NXT gets a challenge ACK, only one exactly at RCV.NXT resets).
 
-:func:`checksum_working` works a checksum out by hand from a frame's bytes (:func:`frame_bytes` reads
-them from a capture: the one function here that reads a file); the others read an
-:class:`~visualizer.chapters.Experiment` and return small dataclasses.
+:func:`checksum_working` works a checksum out by hand from a frame's bytes (:func:`checksum_of` from a
+frame of an :class:`~visualizer.chapters.Experiment`, which reads them from its capture); the others
+read an Experiment's analysis and kernel events and return small dataclasses.
 """
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,17 +49,6 @@ TCP_HEADER_WORDS = (
     "urgent pointer",
 )
 """The 16-bit words of a TCP header without options (RFC 9293 s3.1, Figure 1)."""
-
-
-def frame_bytes(pcap: str | os.PathLike[str], number: int) -> tuple[bytes, int]:
-    """Frame ``number``'s bytes as captured, and the capture's link type."""
-    from visualizer.sources import CaptureReader
-
-    with CaptureReader(pcap) as reader:
-        for frame in reader:
-            if frame.number == number:
-                return frame.data, frame.link_type
-    raise UsageError(f"{os.fspath(pcap)}: no frame {number}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +130,12 @@ def checksum_working(frame: bytes, link_type: int = 1) -> ChecksumWorking:
         int.from_bytes(segment[TCP_CHECKSUM_OFFSET : TCP_CHECKSUM_OFFSET + 2], "big"),
         ones_complement_sum(b"", sum(word.value for word in pseudo)),
     )
+
+
+def checksum_of(experiment: Experiment, number: int) -> ChecksumWorking:
+    """The checksum of frame ``number`` of the experiment's capture, worked out by hand."""
+    raw = experiment.raw_frame(number)
+    return checksum_working(raw.data, raw.link_type)
 
 
 def _words(data: bytes) -> tuple[int, ...]:

@@ -490,9 +490,9 @@ def _checksum_verdicts(
         if record.fragment and "IP" in names and ipv4_header_ok is not None:
             layer, header = layers[names.index("IP")]  # each fragment's own header has its own checksum
             verdicts["IP"] = "ok" if ipv4_header_ok(bytes(layer)[:header]) else "bad"
-            for transport in ("TCP", "UDP"):
-                if transport in names:  # a first fragment: its checksum covers the whole datagram
-                    verdicts[transport] = "of the whole datagram: checked at its last fragment"
+            for carried in ("TCP", "UDP"):
+                if carried in names:  # a first fragment: its checksum covers the whole datagram
+                    verdicts[carried] = "of the whole datagram: checked at its last fragment"
         return verdicts
     ip_ok = True
     if "IP" in names:
