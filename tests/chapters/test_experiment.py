@@ -42,3 +42,24 @@ def test_the_workspace_is_made_under_tmpdir(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
     assert chapters.workspace().parent == tmp_path
+
+
+def test_a_wide_figure_is_stored_at_a_resolution_that_fits_the_page() -> None:
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    from tests.render.images import png_size
+
+    def stored_width(figure: Figure) -> int:
+        return png_size(print_figure(figure, "png", bbox_inches="tight"))[0]  # as the notebook stores it
+
+    wide, narrow = Figure(figsize=(22, 4), dpi=chapters.NOTEBOOK_DPI), Figure(figsize=(8, 4), dpi=chapters.NOTEBOOK_DPI)
+    for figure in (wide, narrow):
+        ax = figure.subplots()
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("a title as wide as the page " * 3)
+    assert stored_width(wide) > 1200
+    chapters.fit(wide.axes[0])
+    assert abs(stored_width(wide) - chapters.NOTEBOOK_WIDTH) <= 2 and wide.dpi < chapters.NOTEBOOK_DPI
+    chapters.fit(narrow.axes[0])
+    assert narrow.dpi == chapters.NOTEBOOK_DPI

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from visualizer.errors import UsageError
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from visualizer.analysis.kernel import EndpointKernel, KernelStory
     from visualizer.analysis.report import ConversationSummary, FrameAnalysis, Report
     from visualizer.render.anatomy import Anatomy
@@ -38,6 +40,22 @@ def workspace() -> Path:
     """A new directory for a notebook's captures (under ``$TMPDIR``). The notebook itself sets its figures'
     size (its ``figure.dpi``, to NOTEBOOK_DPI): rcParams belong to the application."""
     return Path(tempfile.mkdtemp(prefix="sockstory-notebook-"))
+
+
+NOTEBOOK_WIDTH = 1150
+"""Pixels a stored figure may span (a repository page shows 1,200 without scaling it down)."""
+TIGHT_PAD_INCHES = 0.1
+"""The margin a notebook leaves around a figure it crops to its contents (matplotlib's ``savefig.pad_inches``)."""
+
+
+def fit(ax: Axes, pixels: int = NOTEBOOK_WIDTH) -> None:
+    """Store a figure wider than ``pixels`` at a lower resolution (its dpi), so that the whole of it fits
+    a page; a figure that fits keeps the notebook's dpi."""
+    figure = ax.get_figure(root=True)
+    if figure is None:  # an Axes of no figure: nothing is stored
+        return
+    width = figure.get_tightbbox().width + 2 * TIGHT_PAD_INCHES  # as the notebook crops and pads it
+    figure.set_dpi(min(float(NOTEBOOK_DPI), pixels / width))
 
 
 @dataclass(slots=True)
@@ -69,6 +87,16 @@ class Experiment:
         if self.kernel is None:
             return []
         return list(self.kernel.of_stream(stream))
+
+    def kernel_marks(self, kind: str, stream: int = 0) -> dict[int, str]:
+        """The frames of a TCP conversation that its kernel marked ``kind`` (``drop``, ``retransmission``,
+        ``reset_sent``, ``reset_received``), each with the mark's reason; empty without a recording."""
+        return {
+            mark.frame: mark.reason
+            for endpoint in self.endpoints(stream)
+            for mark in endpoint.marks_of(kind)
+            if mark.frame
+        }
 
     def ladder(
         self,

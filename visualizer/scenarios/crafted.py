@@ -162,7 +162,7 @@ def craft_silent_client(sniffer: Sniffer) -> dict[str, object]:
     try:
         server_next = _handshake(peer)
         peer.send(_tcp("PA", CLIENT_ISN + 1, server_next, QUESTION))
-        time.sleep(3.2)  # RTO 200 ms, then 400, 800, 1600: four retransmissions
+        time.sleep(3.6)  # RTO 200 ms, then 400, 800, 1600 (and timer ticks): four retransmissions
         peer.send(_tcp("R", CLIENT_ISN + 1 + len(QUESTION)))
     finally:
         peer.close()
