@@ -77,6 +77,14 @@ def test_the_recorded_full_duplex_run_crosses_piggybacks_and_overlaps_its_calls(
     check_full_duplex(chapters.load(RECORDED / "full-duplex.pcap"))
 
 
+def test_a_segment_sent_again_is_one_more_segment_but_not_more_bytes() -> None:
+    frames = chapters.load(RECORDED / "full-duplex.pcap").frames_of(0)
+    sent_again = next(frame for frame in frames if frame.record.payload_length and frame.from_initiator)
+    client, _ = full_duplex([*frames, sent_again]).directions  # as if the first data segment went twice
+    before, _ = full_duplex(frames).directions
+    assert (client.data_segments, client.data_bytes) == (before.data_segments + 1, PAYLOAD)
+
+
 def test_the_recorded_half_close_reads_after_its_fin() -> None:
     check_half_close(chapters.load(RECORDED / "half-close.pcap"))
 

@@ -48,7 +48,9 @@ class DirectionCount:
 
     sender: str
     data_segments: int
+    """Every data segment, a retransmission included."""
     data_bytes: int
+    """The bytes of the stream the segments carried, each counted once (a byte sent again is not two)."""
     piggybacked: int
     """Data segments whose ACK field acknowledges new bytes of the peer."""
     crossing: int
@@ -157,7 +159,7 @@ def full_duplex(frames: Sequence[FrameAnalysis]) -> FullDuplex:
         DirectionCount(
             names[side],
             len(data_frames[side]),
-            sum(frame.record.payload_length for frame in data_frames[side]),
+            _stream_bytes(data_frames[side]),
             **counts[side],
         )
         for side in sides
@@ -171,6 +173,20 @@ def full_duplex(frames: Sequence[FrameAnalysis]) -> FullDuplex:
     if len(spans) == 2 and max(start for start, _ in spans) <= min(end for _, end in spans):
         both_ways = (max(start for start, _ in spans), min(end for _, end in spans))
     return FullDuplex(directions, both_ways, first, tuple(crossing), tuple(piggybacked))  # type: ignore[arg-type]
+
+
+def _stream_bytes(data: Sequence[FrameAnalysis]) -> int:
+    """The bytes of the stream that ``data`` (one direction's data segments) carried, each once."""
+    covered = 0
+    end = None
+    for first, stop in sorted((frame.seq, frame.seq + frame.record.payload_length) for frame in data):
+        if end is None or first >= end:
+            covered += stop - first
+            end = stop
+        elif stop > end:
+            covered += stop - end
+            end = stop
+    return covered
 
 
 def call_overlaps(endpoints: Sequence[EndpointKernel]) -> list[CallOverlap]:
