@@ -1102,7 +1102,9 @@ def compare_states(story: KernelStory, frames: Sequence[FrameAnalysis]) -> list[
         if _comparable(inferred) == _comparable(kernel):
             continue
         differences.append(
-            StateDifference(endpoint.stream, endpoint.name, inferred, kernel, _explain(inferred, kernel, endpoint))
+            StateDifference(
+                endpoint.stream, endpoint.name, inferred, kernel, _explain(inferred, kernel, endpoint, frames)
+            )
         )
     return differences
 
@@ -1115,7 +1117,9 @@ def _comparable(states: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(trimmed)
 
 
-def _explain(inferred: tuple[str, ...], kernel: tuple[str, ...], endpoint: EndpointKernel) -> str:
+def _explain(
+    inferred: tuple[str, ...], kernel: tuple[str, ...], endpoint: EndpointKernel, frames: Sequence[FrameAnalysis]
+) -> str:
     if not kernel:
         return "no state change of this endpoint's socket was recorded (a crafted endpoint, or no socket)"
     if _handed_over_in_fin_wait_2(endpoint) and _comparable(inferred) == (*_comparable(kernel), "TIME-WAIT"):
@@ -1129,7 +1133,25 @@ def _explain(inferred: tuple[str, ...], kernel: tuple[str, ...], endpoint: Endpo
             f"the kernel passes through {', '.join(sorted(passing))} while it processes one segment "
             "(it applies the segment's ACK, then its FIN); the RFC's table takes that segment in one step"
         )
+    if "CLOSING" in kernel and "CLOSING" not in inferred and _fin_held_below_the_capture(endpoint, frames):
+        return (
+            "its FIN waited in a queue below the capture point (a qdisc) from its close() until after the peer's "
+            "FIN had arrived: the kernel saw both ends closing at once (CLOSING), the capture the FINs one after "
+            "the other"
+        )
     return "unexplained"
+
+
+def _fin_held_below_the_capture(endpoint: EndpointKernel, frames: Sequence[FrameAnalysis]) -> bool:
+    """Whether the endpoint entered FIN-WAIT-1 (its close()) before the peer's FIN was captured, and its
+    own FIN was captured only after it: a FIN held in a queue the capture sees the far side of."""
+    closed = next((change.time_ns for change in endpoint.states if change.new == "FIN-WAIT-1"), None)
+    own = [frame for frame in frames if frame.stream == endpoint.stream and frame.protocol == "tcp"]
+    mine = next((f for f in own if f.record.tcp_flags & FIN and _sent_by(endpoint, f)), None)
+    peers = next((f for f in own if f.record.tcp_flags & FIN and not _sent_by(endpoint, f)), None)
+    if closed is None or mine is None or peers is None:
+        return False
+    return closed < (peers.record.timestamp_ns or 0) < (mine.record.timestamp_ns or 0)
 
 
 def _passed_within_one_segment(endpoint: EndpointKernel) -> set[str]:
