@@ -284,13 +284,14 @@ def _parser() -> argparse.ArgumentParser:
         "throughput",
         help="a bulk transfer's throughput under settings (rate limit, receive buffer), run vs run (needs root)",
         description="A client sends bytes to a server through the kernel, in a private network namespace whose lo "
-        "has a 1500-byte MTU, offloads off, and optionally a tbf rate limit; every packet is sniffed once and the "
-        "kernel's events recorded (OUT/NAME.pcap, NAME.kernel.jsonl). Throughput is measured from the capture "
-        "(bytes acknowledged), from the receiving program (bytes read) and on the wire; the sender's congestion "
-        "window comes from the kernel. Give --rate or --rcvbuf more than once to compare runs: each value is a run.",
+        "has a 1500-byte MTU, offloads off, and optionally a tbf rate limit and a path delay; every packet is sniffed "
+        "once and the kernel's events recorded (OUT/NAME.pcap, NAME.kernel.jsonl). Throughput is measured from the "
+        "capture (bytes acknowledged), from the receiving program (bytes read) and on the wire; the sender's "
+        "congestion window comes from the kernel. Give --rate or --rcvbuf more than once to compare runs: each "
+        "value is a run.",
         epilog=_as_root_examples(
             "throughput --rate 2mbit --rate 8mbit --draw",
-            "throughput --rcvbuf 4096 --rcvbuf default --draw     # no rate limit: the window bounds the flight",
+            "throughput --rcvbuf 4096 --rcvbuf default --delay 20 --draw  # throughput <= window / RTT",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -299,6 +300,9 @@ def _parser() -> argparse.ArgumentParser:
     throughput.add_argument("--seconds", type=float, default=3.0, help="under a rate: about how long (default 3)")
     throughput.add_argument("--size", type=int, metavar="BYTES", help="bytes to send (default: rate x seconds)")
     throughput.add_argument("--latency", type=int, metavar="MS", help="tbf queue in ms (default: no drop)")
+    throughput.add_argument(
+        "--delay", type=int, metavar="MS", help="path delay: the server's segments held MS ms (the RTT; default none)"
+    )
     throughput.add_argument(
         "--congestion", metavar="NAME", help="congestion control in the namespace (reno, cubic, bbr; default: host's)"
     )
@@ -583,6 +587,7 @@ def _throughput_settings(arguments: argparse.Namespace) -> list[ThroughputSettin
         "seconds": arguments.seconds,
         "size": arguments.size,
         "latency_ms": arguments.latency,
+        "delay_ms": arguments.delay,
         "congestion_control": arguments.congestion,
     }
     return [

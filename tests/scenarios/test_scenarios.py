@@ -41,8 +41,9 @@ from visualizer.sources.kernel import INSTANCE_PREFIX
 
 
 def host_state() -> tuple[str, ...]:
-    """What a scenario must never change on the host: namespaces, nftables, lo's qdisc and offloads,
-    mounts, tracefs instances (looked at through a mount of tracefs in a namespace of the test's own)."""
+    """What a scenario must never change on the host: namespaces, nftables, lo's qdisc, filters, offloads
+    and sysctls, network devices, mounts, tracefs instances (looked at through a mount of tracefs in a
+    namespace of the test's own)."""
 
     def read(*command: str) -> str:
         return subprocess.run(command, capture_output=True, text=True).stdout.strip()
@@ -68,6 +69,9 @@ def host_state() -> tuple[str, ...]:
         read("ip", "netns", "list"),
         read("nft", "list", "tables"),
         read("tc", "qdisc", "show", "dev", "lo"),
+        read("tc", "filter", "show", "dev", "lo", "egress"),
+        read("ip", "-o", "link", "show"),
+        read("sysctl", "net.ipv4.conf.lo.route_localnet", "net.ipv4.conf.lo.accept_local"),
         offloads,
         instances,
         mounts,

@@ -16,6 +16,10 @@ sniffed once and the kernel's events are recorded beside the capture. The settin
   ``cubic``, ``bbr``...); by default the host's, which a new namespace inherits. ``reno`` is
   RFC 5681's algorithm (slow start, ssthresh = half the flight on a loss, congestion avoidance);
   ``bbr`` paces to a model of the path and sets no ssthresh on a loss.
+* ``delay_ms``: a propagation delay on the path's return direction, the server's segments held
+  that long before they reach the client (:mod:`visualizer.scenarios.delay`: an eBPF filter and a
+  delay line, since this kernel has no netem); the round-trip time is the delay, and the capture,
+  taken where the client sends, sees all of it between a segment and its ACK.
 * The path: the namespace's ``lo`` gets an Ethernet-like MTU (1500) and its offloads off, so
   every segment on the wire is at most one MSS, as on a real link (the qdisc then meters
   the frames the capture shows).
@@ -39,6 +43,7 @@ from pathlib import Path
 
 from visualizer.errors import UsageError
 from visualizer.scenarios import OFFLOADS_OFF, Scenario
+from visualizer.scenarios.delay import LONGEST_DELAY_MS, delayed
 from visualizer.scenarios.kernel import TIMEOUT, connect, finish, listen, serve
 from visualizer.scenarios.runner import ScenarioResult, run_defined
 from visualizer.sources.live import require_root
@@ -102,6 +107,8 @@ class ThroughputSettings:
     congestion_control: str | None = None
     """The congestion control algorithm of the namespace's sockets (its ``tcp_congestion_control``
     sysctl); None: the host's default."""
+    delay_ms: int | None = None
+    """Milliseconds the server's segments are held on their way back (the round-trip time); None: none."""
 
     def __post_init__(self) -> None:
         if self.congestion_control is not None and not re.fullmatch(r"[a-z][a-z0-9_]*", self.congestion_control):
@@ -110,6 +117,8 @@ class ThroughputSettings:
             raise UsageError(f"rate {self.rate} bit/s: at least 8kbit, or a run would take minutes")
         if self.receive_buffer is not None and not 1024 <= self.receive_buffer <= 1 << 30:
             raise UsageError(f"receive buffer {self.receive_buffer}: between 1024 bytes and 1 GiB")
+        if self.delay_ms is not None and not 0 < self.delay_ms <= LONGEST_DELAY_MS:
+            raise UsageError(f"delay {self.delay_ms} ms: more than 0 and at most {LONGEST_DELAY_MS} ms")
         if self.size is not None and self.size <= 0:
             raise UsageError(f"size {self.size}: a positive number of bytes")
         if self.rate is not None and self.bytes_to_send * 8 / self.rate > LONGEST_RUN:
@@ -141,6 +150,8 @@ class ThroughputSettings:
             parts.append(f"rate {format_rate(self.rate)}")
         if self.receive_buffer is not None:
             parts.append(f"SO_RCVBUF {self.receive_buffer}")
+        if self.delay_ms is not None:
+            parts.append(f"RTT +{self.delay_ms} ms")
         if self.congestion_control is not None:
             parts.append(self.congestion_control)
         return ", ".join(parts) or "no limit, default buffers"
@@ -155,6 +166,8 @@ class ThroughputSettings:
             parts.append(f"rcvbuf-{self.receive_buffer}")
         if self.rate is not None and self.latency_ms is not None:
             parts.append(f"queue-{self.latency_ms}ms")
+        if self.delay_ms is not None:
+            parts.append(f"delay-{self.delay_ms}ms")
         if self.congestion_control is not None:
             parts.append(self.congestion_control)
         return "-".join(parts)
@@ -258,7 +271,8 @@ def run_throughput(
     require_root("throughput")
 
     def run() -> dict[str, object]:
-        return transfer(settings)
+        with delayed(settings.delay_ms, PORT):
+            return transfer(settings)
 
     run.__doc__ = f"A bulk transfer of {settings.bytes_to_send} bytes; {settings.label}."
     result = run_defined(Scenario(name or settings.name, run, settings.setup()), out, kernel=kernel)
