@@ -8,6 +8,7 @@ import pytest
 
 from visualizer.analysis.throughput import (
     Progress,
+    ack_round_trips,
     acknowledged,
     advertised_window,
     compare_runs,
@@ -26,6 +27,7 @@ from visualizer.pipeline import select_streams
 
 DATA = Path(__file__).parent.parent / "data"
 RATE_LIMITED = DATA / "throughput" / "throughput-rate-1mbit.pcap"
+DELAYED = DATA / "throughput" / "throughput-rcvbuf-4096-delay-20ms-reno.pcap"
 NAGLE = DATA / "scenarios" / "captures" / "nagle.pcap"
 MS = 1_000_000
 
@@ -148,3 +150,28 @@ def test_the_congestion_window_of_small_writes_counts_in_the_kernel_s_segment_si
         size == cwnd * 65_483
         for (_, size), (_, cwnd) in zip(run.congestion_window_bytes, run.congestion_window, strict=True)
     )
+
+
+def test_ack_round_trips_time_each_acknowledged_segment_once() -> None:
+    """A 20 ms delay on the return path: every ACK the capture times comes 20 ms after its segment
+    (plus loopback's microseconds), one sample per window of two segments."""
+    _, frames = select_streams(DELAYED, "tcp", ())
+    direction = data_direction(frames)
+    assert direction is not None
+    samples = ack_round_trips(frames, direction)
+    assert len(samples) > 30
+    assert all(20 * MS <= trip < 22 * MS for _, trip in samples)
+    acks = {frame.record.timestamp_ns for frame in frames if frame.record.source_port == 8093}
+    assert all(time_ns in acks for time_ns, _ in samples)
+
+
+def test_ack_round_trips_skip_a_segment_sent_twice() -> None:
+    """Karn's rule (RFC 6298 s3): an ACK cannot tell which copy it answers, so a resent segment is not timed."""
+    _, frames = select_streams(DELAYED, "tcp", ())
+    direction = data_direction(frames)
+    assert direction is not None
+    index, first = next((index, frame) for index, frame in enumerate(frames) if frame.record.payload_length)
+    resent = [*frames[: index + 1], first, *frames[index + 1 :]]  # the first segment sent twice
+    timed = {time_ns for time_ns, _ in ack_round_trips(frames, direction)}
+    again = {time_ns for time_ns, _ in ack_round_trips(resent, direction)}
+    assert again == timed - {min(timed)} and min(timed) not in again

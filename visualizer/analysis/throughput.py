@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -180,16 +180,51 @@ def in_flight(frames: Sequence[FrameAnalysis], direction: DataDirection) -> tupl
     highest = direction.first_byte
     acked = direction.first_byte
     points = []
+    for frame, data in _segments(frames, direction):
+        if data:
+            highest = max(highest, min(frame.seq + frame.record.payload_length, direction.end))
+            points.append((_time(frame), highest - acked))
+        else:
+            acked = max(acked, min(frame.ack, direction.end))
+    return tuple(points)
+
+
+def _segments(frames: Sequence[FrameAnalysis], direction: DataDirection) -> Iterator[tuple[FrameAnalysis, bool]]:
+    """The direction's data segments (True) and the receiver's ACKs (False), in capture order."""
     for frame in frames:
         record = frame.record
         if record.transport != PROTOCOL_TCP:
             continue
         if (record.source, record.source_port) == direction.sender and record.payload_length:
-            highest = max(highest, min(frame.seq + record.payload_length, direction.end))
-            points.append((_time(frame), highest - acked))
+            yield frame, True
         elif (record.source, record.source_port) == direction.receiver and record.tcp_flags & ACK:
-            acked = max(acked, min(frame.ack, direction.end))
-    return tuple(points)
+            yield frame, False
+
+
+def ack_round_trips(frames: Sequence[FrameAnalysis], direction: DataDirection) -> tuple[tuple[int, int], ...]:
+    """Round-trip times seen in the capture: (time of an ACK, ns since the segment it acknowledges was sent).
+
+    Wireshark's ``tcp.analysis.ack_rtt``: an ACK that acknowledges new data up to the end of a data
+    segment times that segment. A segment sent more than once is not timed (Karn's rule, RFC 6298 s3:
+    the ACK cannot tell which copy it answers). Measured where the capture is: a delay on the path
+    between the sender and the capture point is not in it.
+    """
+    sent: dict[int, int] = {}  # end of a segment (relative seq) -> when it was first sent
+    again: set[int] = set()
+    acked = direction.first_byte
+    samples = []
+    for frame, data in _segments(frames, direction):
+        if data:
+            end = frame.seq + frame.record.payload_length
+            if end in sent:
+                again.add(end)
+            else:
+                sent[end] = _time(frame)
+        elif frame.ack > acked:
+            acked = frame.ack
+            if acked in sent and acked not in again:
+                samples.append((_time(frame), _time(frame) - sent[acked]))
+    return tuple(samples)
 
 
 @dataclass(frozen=True, slots=True)
