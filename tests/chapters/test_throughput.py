@@ -171,11 +171,12 @@ def test_throughput_under_a_rate_limit_is_within_ten_percent_of_the_rate(tmp_pat
 
 @pytest.mark.root
 def test_the_receive_window_bounds_the_flight(tmp_path: Path) -> None:
-    """What the protocol guarantees; the rates themselves are CPU time on loopback (on this shared machine
-    the autotuned run was once slower than the small one), so they are not compared: no segment beyond
-    the window; the small buffer's window a few segments, filled round after round, cwnd never grown;
-    the autotuned window far larger and almost never full, so far fewer round trips needed."""
+    """Both runs over a 20 ms path delay: no segment beyond the window; the small buffer's window a few
+    segments, filled round after round, cwnd never grown, its goodput the window over the round trip the
+    capture measured (RFC 7323 s1); the autotuned window far larger and almost never full, far faster."""
+    before = host_state()
     small, large = chapter.buffer_runs(tmp_path)
+    assert host_state() == before, "no qdisc, filter, device, mount or sysctl may remain"
     answers = [window_answer(run.measured, run.frames, run.settings.receive_buffer) for run in (small, large)]
     assert all(answer.overshoots == 0 for answer in answers)
     tight, wide = answers
@@ -187,6 +188,11 @@ def test_the_receive_window_bounds_the_flight(tmp_path: Path) -> None:
     # the same bytes need ten times the round trips or more; how long one lasts on loopback is CPU time
     assert tight.fewest_round_trips > 10 * wide.fewest_round_trips
     assert tight.rounds >= tight.fewest_round_trips / 2  # the window stopped it every other window at least
+    # the round trip is the path's delay, not CPU time, and the window over it is the goodput
+    assert all(chapter.DELAY_MS * 1e6 <= answer.round_trip_ns < 3 * chapter.DELAY_MS * 1e6 for answer in answers)
+    assert tight.round_trip_ns < 1.2 * chapter.DELAY_MS * 1e6
+    assert tight.goodput.bits_per_second == pytest.approx(tight.window_bound_in_force, rel=0.2)
+    assert wide.goodput.bits_per_second > 5 * tight.goodput.bits_per_second
 
 
 @pytest.mark.root

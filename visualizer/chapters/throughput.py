@@ -6,7 +6,9 @@
 2. The receive buffer, and with it the window the receiver advertises: a small ``SO_RCVBUF``
    against the kernel's autotuned one, with no rate limit. The sender never has more bytes in
    flight than the window (RFC 9293 s3.8.6), so a round trip carries at most one window:
-   throughput <= window / RTT (RFC 7323 s1).
+   throughput <= window / RTT (RFC 7323 s1). Loopback's own round trip is CPU time (microseconds),
+   so both runs get a path delay (:data:`DELAY_MS`, on the return direction: the capture, at the
+   sender's side, sees all of it), and the round-trip time is measured in the capture.
 3. The congestion window, from the kernel (``tcp_probe``): slow start from the initial window,
    a loss where the queue in front of a rate limit overflows, ssthresh set to half the window,
    congestion avoidance (RFC 5681 s3.1), in a sawtooth.
@@ -37,6 +39,7 @@ from visualizer.analysis.throughput import (
     Progress,
     Rate,
     RunThroughput,
+    ack_round_trips,
     advertised_window,
     compare_runs,
     in_flight,
@@ -59,10 +62,11 @@ RATE_SECONDS = 2.0
 """About how long each rate-limited transfer lasts (it sends rate x seconds)."""
 SMALL_BUFFER = 4096
 """The server's ``SO_RCVBUF`` in experiment 2's small run (the other keeps the kernel's autotuning)."""
-PATH_ROUND_TRIP = 0.020
-"""Seconds: a round trip across a country, to say what a window allows on a real path (loopback's is CPU time)."""
-BUFFER_RUN_BYTES = 4_000_000
-"""Bytes each run of experiment 2 sends (no rate limit: a fraction of a second)."""
+DELAY_MS = 20
+"""Experiment 2's path delay, the round-trip time of both its runs: a round trip across a country
+(loopback's own is CPU time, which would make the comparison meaningless)."""
+BUFFER_RUN_BYTES = 1_000_000
+"""Bytes each run of experiment 2 sends (a few kB per 20 ms round trip: about 7 s for the small window)."""
 LOSSY_RATE = 8_000_000
 LOSSY_QUEUE_MS = 20
 """Experiment 3's tbf queue: frames that would wait longer than this are dropped (about 13 frames at
@@ -106,17 +110,22 @@ def rate_limit_runs(out: Path, rates: Sequence[int] = RATES, *, seconds: float =
     return _run_all([(f"rate limit {format_rate(setting.rate or 0)}", setting) for setting in settings], out)
 
 
-def buffer_runs(out: Path, small: int = SMALL_BUFFER, *, size: int = BUFFER_RUN_BYTES) -> list[Run]:
-    """Experiment 2: no rate limit; the server's ``SO_RCVBUF`` small, then left to the kernel's autotuning."""
+def buffer_runs(
+    out: Path,
+    small: int = SMALL_BUFFER,
+    *,
+    size: int = BUFFER_RUN_BYTES,
+    delay_ms: int = DELAY_MS,
+) -> list[Run]:
+    """Experiment 2: no rate limit, a path delay; the server's ``SO_RCVBUF`` small, then left to the
+    kernel's autotuning."""
     from visualizer.scenarios.throughput import ThroughputSettings
 
+    common = {"delay_ms": delay_ms, "congestion_control": CONGESTION_CONTROL}
     return _run_all(
         [
-            (
-                f"SO_RCVBUF {small:,}",
-                ThroughputSettings(receive_buffer=small, size=size, congestion_control=CONGESTION_CONTROL),
-            ),
-            ("SO_RCVBUF default (autotuned)", ThroughputSettings(size=size, congestion_control=CONGESTION_CONTROL)),
+            (f"SO_RCVBUF {small:,}", ThroughputSettings(receive_buffer=small, size=size, **common)),  # type: ignore[arg-type]
+            ("SO_RCVBUF default (autotuned)", ThroughputSettings(size=size, **common)),  # type: ignore[arg-type]
         ],
         out,
     )
@@ -228,6 +237,16 @@ class WindowAnswer:
     full_window_frames: tuple[int, ...]
     """The first few segments of the steady part that filled the window (Wireshark: window full)."""
     goodput: Rate
+    window_in_force: int
+    """The median window the receiver advertised during the goodput's steady part (bytes)."""
+    round_trip_ns: int
+    """The median round-trip time the capture saw (an ACK since the segment it acknowledges), 0: none."""
+
+    @property
+    def window_bound_in_force(self) -> float:
+        """Bits per second: the window in force over the measured round trip, the most the run could
+        deliver (RFC 7323 s1); 0 without a round trip."""
+        return self.window_in_force * 8e9 / self.round_trip_ns if self.round_trip_ns else 0.0
 
     @property
     def full_window_share(self) -> float:
@@ -275,6 +294,8 @@ def window_answer(measured: RunThroughput, frames: Sequence[FrameAnalysis], rece
     largest = max((size for _, size in windows), default=0)
     steady = [number for time_ns, number in full if measured.steady.start_ns <= time_ns < measured.steady.end_ns]
     first_largest = next((time_ns for time_ns, size in windows if size == largest), 0)
+    in_force = [size for time_ns, size in windows if measured.steady.start_ns <= time_ns < measured.steady.end_ns]
+    trips = [trip for _, trip in ack_round_trips(frames, direction)]
     return WindowAnswer(
         label=measured.label,
         receive_buffer=receive_buffer,
@@ -287,6 +308,8 @@ def window_answer(measured: RunThroughput, frames: Sequence[FrameAnalysis], rece
         rounds=len(steady),
         full_window_frames=tuple(steady[:3]),
         goodput=measured.steady,
+        window_in_force=round(statistics.median(in_force)) if in_force else largest,
+        round_trip_ns=round(statistics.median(trips)) if trips else 0,
     )
 
 
