@@ -137,10 +137,12 @@ def attach(port: int) -> None:
     """Run in a private mount namespace: mount a bpffs, load and pin the filter, attach it with tc."""
     with tempfile.TemporaryDirectory(prefix="sockstory-bpf-") as folder:
         run_command("mount", "-t", "bpf", "bpf", folder)
-        pinned = os.path.join(folder, "delay")
-        load_and_pin(program(port, socket.if_nametoindex(DEVICE)), pinned)
-        run_command("tc", "filter", "add", "dev", "lo", "egress", "bpf", "direct-action", "object-pinned", pinned)
-        run_command("umount", folder)
+        try:
+            pinned = os.path.join(folder, "delay")
+            load_and_pin(program(port, socket.if_nametoindex(DEVICE)), pinned)
+            run_command("tc", "filter", "add", "dev", "lo", "egress", "bpf", "direct-action", "object-pinned", pinned)
+        finally:
+            run_command("umount", folder)  # the pin goes; the filter keeps the program
 
 
 class DelayLine:
@@ -176,7 +178,7 @@ class DelayLine:
     def __exit__(self, *_: object) -> None:
         self.stopping.set()
         self.thread.join()
-        run_command("tc", "filter", "del", "dev", "lo", "egress")  # what is still held would go nowhere
+        run_command("tc", "filter", "del", "dev", "lo", "egress")  # the server's segments pass undelayed again
         self.out.close()
         os.close(self.tap)
 
