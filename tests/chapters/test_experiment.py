@@ -63,3 +63,8 @@ def test_a_wide_figure_is_stored_at_a_resolution_that_fits_the_page() -> None:
     assert abs(stored_width(wide) - chapters.NOTEBOOK_WIDTH) <= 2 and wide.dpi < chapters.NOTEBOOK_DPI
     chapters.fit(narrow.axes[0])
     assert narrow.dpi == chapters.NOTEBOOK_DPI
+    tall = Figure(figsize=(14, 32), dpi=chapters.NOTEBOOK_DPI)  # 1008 x 2304 pixels: narrow enough, too many
+    tall.subplots().plot([0, 1], [0, 1])
+    chapters.fit(tall.axes[0])
+    width, height = png_size(print_figure(tall, "png", bbox_inches="tight"))
+    assert width * height <= chapters.NOTEBOOK_AREA * 1.01 and tall.dpi < chapters.NOTEBOOK_DPI

@@ -44,18 +44,24 @@ def workspace() -> Path:
 
 NOTEBOOK_WIDTH = 1150
 """Pixels a stored figure may span (a repository page shows 1,200 without scaling it down)."""
+NOTEBOOK_AREA = 1_300_000
+"""Pixels a stored figure may hold in all: a ladder's PNG takes about a quarter of a byte a pixel, and a
+notebook's figures stay under 400 kB each."""
 TIGHT_PAD_INCHES = 0.1
 """The margin a notebook leaves around a figure it crops to its contents (matplotlib's ``savefig.pad_inches``)."""
 
 
-def fit(ax: Axes, pixels: int = NOTEBOOK_WIDTH) -> None:
-    """Store a figure wider than ``pixels`` at a lower resolution (its dpi), so that the whole of it fits
-    a page; a figure that fits keeps the notebook's dpi."""
+def fit(ax: Axes, pixels: int = NOTEBOOK_WIDTH, area: int = NOTEBOOK_AREA) -> None:
+    """Store a figure wider than ``pixels``, or larger than ``area`` pixels in all (a tall ladder: a run
+    with retransmissions unfolds rows), at a lower resolution (its dpi), so that the whole of it fits a
+    page and the notebook stays small; a figure that fits keeps the notebook's dpi."""
     figure = ax.get_figure(root=True)
     if figure is None:  # an Axes of no figure: nothing is stored
         return
-    width = figure.get_tightbbox().width + 2 * TIGHT_PAD_INCHES  # as the notebook crops and pads it
-    figure.set_dpi(min(float(NOTEBOOK_DPI), pixels / width))
+    box = figure.get_tightbbox()
+    width = box.width + 2 * TIGHT_PAD_INCHES  # as the notebook crops and pads it (inches)
+    height = box.height + 2 * TIGHT_PAD_INCHES
+    figure.set_dpi(min(float(NOTEBOOK_DPI), pixels / width, (area / (width * height)) ** 0.5))
 
 
 @dataclass(slots=True)
