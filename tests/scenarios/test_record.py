@@ -117,6 +117,29 @@ def test_without_tracefs_the_run_says_why_in_one_line_and_keeps_the_packets(
     assert "127.0.0.1:8080 calls" not in out.getvalue()
 
 
+@pytest.mark.root
+def test_tracefs_mounted_for_a_recording_stays_private_to_the_recorder(tmp_path: Path) -> None:
+    """Where tracefs is not mounted (a mount namespace of the test's own, without it), a recording
+    mounts it for itself only: afterwards the namespace it ran from still has no tracefs."""
+    before = host_state()
+    script = (
+        "umount /sys/kernel/tracing 2>/dev/null; "
+        "grep -c ' - tracefs ' /proc/self/mountinfo; "
+        f"{sys.executable} -m visualizer run story --out {tmp_path} >/dev/null 2>&1 || exit 9; "
+        "grep -c ' - tracefs ' /proc/self/mountinfo; true"
+    )
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "0"]  # none before the run, none left by it
+    assert (tmp_path / "story.kernel.jsonl").exists()  # the recorder did mount it, in its own namespace
+    assert host_state() == before
+
+
 def test_record_needs_a_command() -> None:
     err = io.StringIO()
     assert main(["record", "-o", "/tmp/never"], stdout=io.StringIO(), stderr=err) == 2
