@@ -812,17 +812,9 @@ def _streams_text(report: Report) -> str:
 def _run_anatomy(arguments: argparse.Namespace, err: TextIO) -> int:
     from pathlib import Path
 
-    from visualizer.sources import CaptureReader
+    from visualizer.sources import read_frame
 
-    reader = CaptureReader(arguments.file)
-    chosen = None
-    for frame in reader:
-        if frame.number == arguments.frame:
-            chosen = frame
-            break
-    reader.close()
-    if chosen is None:
-        raise UsageError(f"{arguments.file}: no frame {arguments.frame} (the capture has {reader.frames_read} frames)")
+    chosen = read_frame(arguments.file, arguments.frame)
     from visualizer.pipeline import iter_file_analysis
     from visualizer.render.anatomy import anatomy_of, draw_anatomy
     from visualizer.render.export import save_figure

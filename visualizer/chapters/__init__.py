@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,17 +141,9 @@ class Experiment:
 
     def raw_frame(self, number: int) -> RawFrame:
         """Frame ``number`` (from 1) as the file holds it: its bytes, link type and lengths."""
-        from visualizer.errors import UsageError
-        from visualizer.sources import CaptureReader
+        from visualizer.sources import read_frame
 
-        reader = CaptureReader(self.pcap)
-        try:
-            found = next((frame for frame in reader if frame.number == number), None)
-        finally:
-            reader.close()
-        if found is None:
-            raise UsageError(f"{self.pcap.name}: no frame {number} (the capture has {reader.frames_read} frames)")
-        return found
+        return read_frame(self.pcap, number)
 
     def anatomy(self, number: int) -> Anatomy:
         """``sockstory anatomy``'s dissection of frame ``number``: its headers' fields and its payload."""
@@ -190,8 +181,3 @@ def run(name: str, out: Path) -> Experiment:
     experiment = load(result.pcap, name)
     experiment.result = result
     return experiment
-
-
-def run_many(names: Sequence[str], out: Path) -> dict[str, Experiment]:
-    """Several scenarios, one after the other (each in its own namespace)."""
-    return {name: run(name, out) for name in names}

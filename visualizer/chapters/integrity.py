@@ -14,7 +14,6 @@ read an Experiment's analysis and kernel events and return small dataclasses.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ from visualizer.analysis.report import (
 from visualizer.chapters.arrival import covering_ack
 from visualizer.errors import UsageError
 from visualizer.model import ACK, PROTOCOL_TCP, RST
-from visualizer.sources.checksum import ones_complement_sum
+from visualizer.sources.checksum import ones_complement_sum, words
 
 if TYPE_CHECKING:
     from visualizer.chapters import Experiment
@@ -113,17 +112,17 @@ def checksum_working(frame: bytes, link_type: int = 1) -> ChecksumWorking:
     names = TCP_HEADER_WORDS
     header = [
         Word("TCP header", names[index] if index < len(names) else f"options (word {index - len(names) + 1})", value)
-        for index, value in enumerate(_words(segment[:tcp_header]))
+        for index, value in enumerate(words(segment[:tcp_header]))
     ]
     header[TCP_CHECKSUM_OFFSET // 2] = Word("TCP header", "checksum (as zero)", 0)
     payload = [
-        Word("payload", f"bytes {2 * i + 1}-{2 * i + 2}", value) for i, value in enumerate(_words(segment[tcp_header:]))
+        Word("payload", f"bytes {2 * i + 1}-{2 * i + 2}", value) for i, value in enumerate(words(segment[tcp_header:]))
     ]
-    words = (*pseudo, *header, *payload)
-    total = sum(word.value for word in words)
+    summed = (*pseudo, *header, *payload)
+    total = sum(word.value for word in summed)
     folded = ones_complement_sum(b"", total)
     return ChecksumWorking(
-        words,
+        summed,
         total,
         folded,
         0xFFFF - folded,
@@ -136,13 +135,6 @@ def checksum_of(experiment: Experiment, number: int) -> ChecksumWorking:
     """The checksum of frame ``number`` of the experiment's capture, worked out by hand."""
     raw = experiment.raw_frame(number)
     return checksum_working(raw.data, raw.link_type)
-
-
-def _words(data: bytes) -> tuple[int, ...]:
-    """16-bit big-endian words; an odd last byte is padded with a zero (RFC 9293 s3.1)."""
-    if len(data) % 2:
-        data += b"\0"
-    return struct.unpack(f"!{len(data) // 2}H", data)
 
 
 @dataclass(frozen=True, slots=True)

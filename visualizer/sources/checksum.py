@@ -19,11 +19,16 @@ BAD = "bad"
 UNVERIFIED = "unverified"
 
 
-def ones_complement_sum(data: bytes, start: int = 0) -> int:
-    """The 16-bit one's complement sum of ``data`` (RFC 1071 s4.1), folded."""
+def words(data: bytes) -> tuple[int, ...]:
+    """``data`` as 16-bit big-endian words, an odd last byte padded with a zero (RFC 1071 s4.1)."""
     if len(data) % 2:
         data += b"\0"
-    total: int = start + sum(struct.unpack(f"!{len(data) // 2}H", data))
+    return struct.unpack(f"!{len(data) // 2}H", data)
+
+
+def ones_complement_sum(data: bytes, start: int = 0) -> int:
+    """The 16-bit one's complement sum of ``data`` (RFC 1071 s4.1), folded."""
+    total: int = start + sum(words(data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return total
