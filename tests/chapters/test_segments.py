@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
 
+from tests.packets import ACK, PSH, SYN, Conversation
 from visualizer import chapters
+from visualizer.analysis import analyse, analysis_names
 from visualizer.chapters import segments
 from visualizer.errors import UsageError
+from visualizer.render.layout import Arrow, Fold
 from visualizer.scenarios.kernel import BULK_BYTES, BULK_MSS, NAGLE_WRITES, UDP_DATAGRAM_SIZES, UDP_DATAGRAMS_MTU
 
 DATA = Path(__file__).parent.parent / "data"
@@ -34,6 +38,43 @@ def test_the_committed_bulk_capture_is_cut_at_the_mss_less_the_timestamps() -> N
     check_bulk(cut)
     assert cut.send_calls is None  # no kernel recording beside it
     assert f"became {len(cut.segments)} segments" in cut.text() and "of at most 988 bytes" in cut.text()
+
+
+def test_a_late_first_copy_labelled_a_retransmission_still_counts_once() -> None:
+    """Reordered on the way (two CPUs), a first transmission that comes too late for Wireshark's
+    out-of-order rule is labelled a retransmission; its bytes were sent once all the same."""
+    mss = b"\x02\x04\x03\xe8"  # MSS 1000
+    talk = (
+        Conversation()
+        .client_sends(0.000, 1000, 0, SYN, options=mss)
+        .server_sends(0.001, 5000, 1001, SYN | ACK, options=mss)
+        .client_sends(0.002, 1001, 5001, ACK)
+        .client_sends(0.003, 1101, 5001, PSH | ACK, b"b" * 100)  # bytes 101-200 first
+        .client_sends(0.400, 1001, 5001, PSH | ACK, b"a" * 100)  # bytes 1-100, late: "retransmission"
+        .client_sends(0.401, 1001, 5001, PSH | ACK, b"a" * 100)  # and a real retransmission of them
+    )
+    report = analyse(talk.records(), keep_frames=True)
+    frames = list(report.frame_analyses)
+    assert "retransmission" in analysis_names(frames[4].analysis)
+    cut = segments.bulk_cut(chapters.Experiment("reordered", Path("reordered.pcap"), report, frames, None))
+    assert [(segment.frame, segment.length) for segment in cut.segments] == [(5, 100), (4, 100)]
+    assert cut.sent == 200
+
+
+def test_a_run_reordered_on_two_cpus_is_cut_and_folded_like_any_other() -> None:
+    """A live run where the receiver's per-CPU queues reordered 50 segments (Wireshark: out of order,
+    and retransmissions with no earlier copy): each byte counted once, the out-of-order runs folded."""
+    experiment = chapters.load(DATA / "chapters" / "bulk-reordered.pcap")
+    cut = segments.bulk_cut(experiment)
+    assert cut.send_calls == 1
+    check_bulk(cut)
+    layout = experiment.ladder(0)
+    folded = " ".join(line for row in layout.rows if isinstance(row, Fold) for line in row.lines)
+    counts = [int(number) for number in re.findall(r"(\d+) out of order", folded)]
+    rows = [row for row in layout.rows if isinstance(row, Arrow) and "out_of_order" in row.analysis]
+    out_of_order = [frame for frame in experiment.frames if "out_of_order" in analysis_names(frame.analysis)]
+    assert len(rows) + sum(counts) == len(out_of_order) > 40 and len(rows) <= 2  # the first a row, the rest counted
+    assert len(layout.rows) < 40  # 309 frames: before, 140 rows
 
 
 def test_nagle_carries_many_writes_in_a_segment_and_no_delay_one_each() -> None:

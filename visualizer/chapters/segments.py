@@ -15,20 +15,20 @@ Standard library only, no IO: the experiment is read already.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from visualizer.analysis.kernel import EndpointKernel, SocketCall, segment_size
-from visualizer.analysis.report import FAST_RETRANSMISSION, RETRANSMISSION, SPURIOUS_RETRANSMISSION, FrameAnalysis
+from visualizer.analysis.report import FrameAnalysis
 from visualizer.errors import UsageError
 from visualizer.model import ACK, FIN, SYN, parse_tcp_options
 
 if TYPE_CHECKING:
     from visualizer.chapters import Experiment
 
-RETRANSMITTED = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
 UDP_HEADER_BYTES = 8
 """RFC 768: the header a datagram's payload rides behind, in its first IP fragment."""
 IPV4_HEADER_BYTES = 20
@@ -125,14 +125,25 @@ class BulkCut:
 
 
 def _data_segments(frames: Sequence[FrameAnalysis], address: str, port: int) -> tuple[Segment, ...]:
-    """The segments with payload that ``address``:``port`` sent, each once, in sequence order."""
+    """The segments with payload that ``address``:``port`` sent, each once, in sequence order.
+
+    A segment is a first transmission when some of its bytes were not in an earlier captured segment
+    (relative sequence numbers). Wireshark's retransmission label is not the test: a segment that the
+    receiver's per-CPU queues delayed past its peers, later than the time Wireshark allows out-of-order
+    segments, is labelled a retransmission although no earlier copy of it was captured.
+    """
     sent = [
         frame
         for frame in frames
-        if frame.record.payload_length
-        and (frame.record.source, frame.record.source_port) == (address, port)
-        and not frame.analysis & RETRANSMITTED
+        if frame.record.payload_length and (frame.record.source, frame.record.source_port) == (address, port)
     ]
+    covered: list[tuple[int, int]] = []  # disjoint [start, end) ranges already seen, sorted
+    first: list[FrameAnalysis] = []
+    for frame in sent:
+        start, end = frame.seq, frame.seq + frame.record.payload_length
+        if not _covers(covered, start, end):
+            first.append(frame)
+            covered = _merged(covered, start, end)
     return tuple(
         Segment(
             frame.record.number,
@@ -140,8 +151,23 @@ def _data_segments(frames: Sequence[FrameAnalysis], address: str, port: int) -> 
             frame.record.timestamp_ns or 0,
             bool(frame.record.tcp_flags & FIN),
         )
-        for frame in sorted(sent, key=_seq)
+        for frame in sorted(first, key=_seq)
     )
+
+
+def _covers(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether the disjoint sorted ``ranges`` hold every byte of [start, end)."""
+    index = bisect.bisect_right(ranges, (start, math.inf)) - 1
+    return index >= 0 and ranges[index][0] <= start and end <= ranges[index][1]
+
+
+def _merged(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """``ranges`` with [start, end) added, touching ranges joined."""
+    kept = [(low, high) for low, high in ranges if high < start or low > end]
+    for low, high in ranges:
+        if not (high < start or low > end):
+            start, end = min(start, low), max(end, high)
+    return sorted([*kept, (start, end)])
 
 
 def _seq(frame: FrameAnalysis) -> int:

@@ -14,9 +14,10 @@ A frame is *rare*, and always a row of its own, when it opens or closes (SYN,
 FIN, a RST unlike the last one in its direction), belongs to the handshake or
 the teardown, changes an endpoint's state, is not TCP, is the first data in its
 direction, or carries a finding other than the routine ones of a transfer
-(:data:`ROUTINE_FINDINGS`: a window-limited segment, a duplicate ACK, a
-zero-window probe and its answer, a keep-alive and its ACK, a zero window that
-goes on). A routine finding is rare too the first time it appears in a
+(:data:`ROUTINE_FINDINGS`: a window-limited segment, a segment out of order (a
+bulk transfer's segments, handled on several CPUs, overtake each other), a
+duplicate ACK, a zero-window probe and its answer, a keep-alive and its ACK, a
+zero window that goes on). A routine finding is rare too the first time it appears in a
 direction, and so is the zero window that starts a zero-window episode. Runs of
 other frames (routine ones) longer than ``fold_minimum`` fold into one row that
 counts them per direction and says what they were ("client → server: 28 data
@@ -72,6 +73,7 @@ FOLD_KEEP = 0
 ROUTINE_FINDINGS = frozenset(
     {
         "window_full",
+        "out_of_order",
         "duplicate_ack",
         "zero_window",
         "zero_window_probe",
@@ -1158,6 +1160,7 @@ class _Traffic:
     segments: int = 0
     data_bytes: int = 0
     window_limited: int = 0
+    out_of_order: int = 0
     probe_answers: int = 0
     keep_alive_acks: int = 0
     duplicate_acks: int = 0
@@ -1181,6 +1184,7 @@ class _Traffic:
             self.segments += 1
             self.data_bytes += record.payload_length
             self.window_limited += "window_full" in names
+            self.out_of_order += "out_of_order" in names
         elif "zero_window_probe_ack" in names:
             self.probe_answers += 1
         elif "keep_alive_ack" in names:
@@ -1199,6 +1203,7 @@ class _Traffic:
             parts.append(
                 f"{_count(self.segments, 'data segment')}, {_bytes(self.data_bytes)}"
                 + (f", {which} window-limited" if limited else "")
+                + (f", {self.out_of_order} out of order" if self.out_of_order else "")
             )
         if self.resets:
             parts.append(f"{_count(self.resets, 'identical RST')} ({self.reset_label})")
