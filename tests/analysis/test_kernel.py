@@ -228,3 +228,41 @@ def test_the_calls_on_udp_sockets_are_kept_apart_from_every_tcp_endpoint() -> No
     tcp = {(call.process, call.fd, call.time_ns) for endpoint in story.endpoints for call in endpoint.calls}
     assert not tcp & {(call.process, call.fd, call.time_ns) for call in story.datagram_calls}
     assert story_of("story")[1].datagram_calls == []  # a TCP-only run has none
+
+
+RECORDINGS = sorted(
+    path for path in DATA.parent.glob("*/*.pcap") if path.with_name(path.stem + ".kernel.jsonl").exists()
+)
+
+
+@pytest.mark.parametrize("pcap", RECORDINGS, ids=lambda path: path.stem)
+def test_drops_are_tied_to_the_same_frames_without_every_packets_arrival(pcap: Path) -> None:
+    """These recordings hold every packet's arrival (``netif_receive_skb``), which the recorder no
+    longer records (it cost a bulk transfer a tenth of its throughput): tied by the events of TCP and
+    by time instead, every drop gets the frame (or no frame) that the arrivals gave it."""
+    recorded = load_sidecar(pcap)
+    assert recorded is not None
+    frames = analyse_file(pcap, keep_frames=True).frame_analyses
+    without = [event for event in recorded.events if event.name != "netif_receive_skb"]
+    assert len(without) < len(recorded.events)  # the arrivals were there
+
+    def drops(events):  # type: ignore[no-untyped-def]
+        story = join_kernel(frames, events, alignment_error_ns=recorded.alignment_error_ns)
+        return [(mark.reason, mark.frame) for mark in story.drops]
+
+    assert drops(without) == drops(recorded.events)
+
+
+def test_a_drop_before_tcp_is_not_the_segment_tcp_took_in_from_the_same_memory() -> None:
+    """loss: the firewall's drop of frame 14 (NETFILTER_DROP) reuses the memory of a segment TCP took
+    in a moment before; it is frame 14's drop all the same, not that segment's."""
+    recorded = load_sidecar(DATA / "loss.pcap")
+    assert recorded is not None
+    frames = analyse_file(DATA / "loss.pcap", keep_frames=True).frame_analyses
+    events = [event for event in recorded.events if event.name != "netif_receive_skb"]
+    (drop,) = [event for event in events if event.name == "kfree_skb" and event.fields["reason"] == "NETFILTER_DROP"]
+    probe = next(event for event in reversed(events) if event.name == "tcp_probe" and event.time_ns < drop.time_ns)
+    moved = probe._replace(fields={**probe.fields, "skb": drop.fields["skb"]}, cpu=drop.cpu)
+    events = sorted([*(moved if event is probe else event for event in events)], key=lambda event: event.time_ns)
+    story = join_kernel(frames, events, alignment_error_ns=recorded.alignment_error_ns)
+    assert [(mark.reason, mark.frame) for mark in story.drops] == [("NETFILTER_DROP", 14)]

@@ -20,7 +20,6 @@ from visualizer.sources.kernel import (
     KernelRecorder,
     PageDecoder,
     _read_pages,
-    arrivals_of_drops,
     clock_offset,
     load_sidecar,
     of_processes,
@@ -189,20 +188,6 @@ def test_a_damaged_recording_is_said_and_the_packets_are_drawn_alone(tmp_path: P
     warning = err.getvalue().splitlines()[0]
     assert "story.kernel.jsonl: the header line is not JSON" in warning and "packets alone" in warning
     assert (tmp_path / "s.png").stat().st_size > 0
-
-
-def test_only_the_arrivals_of_dropped_buffers_are_kept() -> None:
-    def event(time_ns: int, name: str, buffer: int) -> KernelEvent:
-        return KernelEvent(time_ns, name, 0, 1, {"skb": buffer})
-
-    events = [
-        event(1, "netif_receive_skb", 7),  # an earlier packet in the same memory: not the dropped one
-        event(2, "netif_receive_skb", 8),  # never dropped
-        event(3, "netif_receive_skb", 7),
-        event(4, "kfree_skb", 7),
-        event(5, "tcp_probe", 0),
-    ]
-    assert [item.time_ns for item in arrivals_of_drops(reversed(events))] == [3, 4, 5]
 
 
 class _Ring:

@@ -113,8 +113,19 @@ queues purged; frees that give no reason)."""
 OUTPUT_DROP_PREFIXES = ("QDISC_", "TC_EGRESS", "NEIGH_", "IP_OUTNOROUTES", "BPF_CGROUP_EGRESS", "FQ_", "CAKE_")
 """Reasons of packets dropped on their way out, before the capture could see them."""
 ARRIVAL_WINDOW_NS = 10_000_000
-"""A drop is tied to the last arrival (``netif_receive_skb``) of its buffer at most this long before
-it: TCP drops a segment that waited in the socket's backlog when the program lets go of the socket."""
+"""A drop is tied to the last event of its buffer (its arrival in TCP, see BUFFER_EVENTS) at most this
+long before it: TCP drops a segment that waited in the socket's backlog when the program lets go of the
+socket."""
+BUFFER_EVENTS = frozenset({"tcp_probe", "tcp_bad_csum"})
+"""Events that name a received buffer and its segment: ``tcp_probe`` (every segment an established
+socket takes in: its socket's addresses and the payload length) and ``tcp_bad_csum`` (the segment's
+addresses). A drop of the same buffer after one of them is that segment's."""
+TCP_DROP_PREFIXES = ("TCP_", "SOCKET_", "PROTO_MEM")
+"""Reasons of drops by TCP itself (after ``tcp_v4_rcv`` found the segment's socket)."""
+DROP_WINDOW_NS = 1_000_000
+"""A drop of a buffer no earlier event names (a firewall's rule on input, a segment for no socket) is
+tied to a frame captured at most this long before it: the capture sees a packet arrive in the same
+pass through the receiving path that then drops it (2 to 21 us later in the recordings)."""
 RESET_DROP_NS = 100_000
 """A drop this soon after the kernel sent a reset, on the same CPU, of another buffer than the one
 that caused the reset, is the reset itself, dropped on its way out (an output firewall rule)."""
@@ -558,6 +569,8 @@ def join_kernel(
         elif name in ("netif_receive_skb", "kfree_skb"):
             buffers[int(event.fields.get("skb") or 0)].append(event)
         else:
+            if name in BUFFER_EVENTS:  # a packet TCP took in: what ties a later drop of its buffer to it
+                buffers[int(event.fields.get("skb") or 0)].append(event)
             calls.socket_event(event, sockets.see(event))
     calls.finish(exits)
     story.datagram_calls = sorted(
@@ -846,12 +859,18 @@ def _drops(
     slack: int,
     endpoints: dict[EndpointKey, EndpointKernel],
 ) -> dict[int, str]:
-    """Tie each drop to the frame of its buffer's last arrival (``netif_receive_skb``), when it arrived.
+    """Tie each drop to the frame of the dropped buffer, when that packet arrived.
 
-    A buffer's address is reused as soon as it is freed (the allocator hands out the last freed
-    one first); every packet on loopback arrives, so the last arrival of an address is the packet
-    that holds it, unless the dropped one never arrived: dropped on its way out, which the reason
-    says (a qdisc's) or the reset it is says (a firewall's rule on output).
+    A drop (``kfree_skb``) names a buffer by its address, which the allocator hands out again as
+    soon as it is freed: the buffer's last event before the drop tells which packet it held. When
+    TCP took the segment in (``tcp_probe``, ``tcp_bad_csum``), that event's addresses, length and time
+    find its frame; in a recording with every packet's arrival (``netif_receive_skb``: sockstory
+    recorded them until it tied drops this way) the last arrival of the address is the packet's. A drop
+    no event names (a firewall's rule on input, a segment for no socket) happened in the same pass
+    through the receiving path as the capture of its packet: the frame captured last before it
+    (:data:`DROP_WINDOW_NS`), or the one the analysis found the receiver never got, when one of those
+    captured then is. A drop on the way out (its reason says a qdisc's, or it is a reset the kernel had
+    just sent, dropped by a firewall's rule on output) has no frame: the capture never saw it.
     """
     dropped: dict[int, str] = {}
     for history in buffers.values():
@@ -862,15 +881,13 @@ def _drops(
             if reason in IGNORED_DROP_REASONS:
                 continue
             before = history[index - 1] if index else None
+            if before is not None and not _names_the_drop(before, event, reason):
+                before = None
             frame = None
-            if (
-                before is not None
-                and before.name == "netif_receive_skb"
-                and event.time_ns - before.time_ns <= ARRIVAL_WINDOW_NS
-                and not reason.startswith(OUTPUT_DROP_PREFIXES)
-                and not _own_reset(event, before.time_ns, resets)
-            ):
-                frame = _arrived(before, frames, frame_times, slack)
+            if not reason.startswith(OUTPUT_DROP_PREFIXES):
+                frame = _dropped_frame(event, before, frames, frame_times, slack)
+            if frame is not None and _own_reset(event, frame.record.timestamp_ns or 0, resets):
+                frame = None
             mark = KernelMark(event.time_ns, "drop", frame.record.number if frame else 0, reason)
             story.drops.append(mark)
             if frame is None:
@@ -882,6 +899,64 @@ def _drops(
                 receiver.marks.append(mark)
     story.drops.sort(key=lambda mark: mark.time_ns)
     return dropped
+
+
+def _names_the_drop(before: KernelEvent, drop: KernelEvent, reason: str) -> bool:
+    """Whether ``before``, the last event of the dropped buffer's address, was the dropped packet's.
+
+    An arrival (``netif_receive_skb``: every packet has one) is, when recent. A segment TCP took in
+    (BUFFER_EVENTS) is when TCP dropped it (its reason is TCP's), on the same CPU, soon after: a packet
+    dropped before TCP saw it (a firewall's rule, no socket) may sit in the memory of one TCP took in
+    a moment before."""
+    elapsed = drop.time_ns - before.time_ns
+    if before.name == "netif_receive_skb":
+        return elapsed <= ARRIVAL_WINDOW_NS
+    return (
+        before.name in BUFFER_EVENTS
+        and reason.startswith(TCP_DROP_PREFIXES)
+        and before.cpu == drop.cpu
+        and elapsed <= DROP_WINDOW_NS
+    )
+
+
+def _dropped_frame(
+    drop: KernelEvent,
+    before: KernelEvent | None,
+    frames: Sequence[FrameAnalysis],
+    frame_times: list[int],
+    slack: int,
+) -> FrameAnalysis | None:
+    """The frame whose buffer ``drop`` freed (see :func:`_drops`); ``before`` is the buffer's last event."""
+    if before is not None and before.name == "netif_receive_skb":
+        return _arrived(before, frames, frame_times, slack)
+    if before is not None:  # BUFFER_EVENTS: TCP took the segment in
+        fields = before.fields
+        source, destination = (fields.get("saddr"), fields.get("sport")), (fields.get("daddr"), fields.get("dport"))
+        if before.name == "tcp_probe":  # the receiving socket's addresses: the segment came from its peer
+            source, destination = destination, source
+        length = int(fields.get("data_len", -1))
+        near = _captured_near(frames, frame_times, before.time_ns, slack + RECEIVE_WINDOW_NS, slack + RECEIVE_WINDOW_NS)
+        candidates = [
+            frame
+            for frame in near
+            if (frame.record.source, frame.record.source_port) == source
+            and (frame.record.destination, frame.record.destination_port) == destination
+            and (length < 0 or frame.record.payload_length == length)
+        ]
+        return min(candidates, key=lambda frame: abs((frame.record.timestamp_ns or 0) - before.time_ns), default=None)
+    near = _captured_near(frames, frame_times, drop.time_ns, slack + DROP_WINDOW_NS, slack)
+    unreceived = [frame for frame in near if frame.analysis & (NOT_RECEIVED | BAD_CHECKSUM)]
+    chosen = unreceived or near
+    return chosen[-1] if chosen else None
+
+
+def _captured_near(
+    frames: Sequence[FrameAnalysis], frame_times: list[int], time_ns: int, before: int, after: int
+) -> Sequence[FrameAnalysis]:
+    """The frames captured from ``before`` ns before ``time_ns`` to ``after`` ns after it, in order."""
+    low = bisect.bisect_left(frame_times, time_ns - before)
+    high = bisect.bisect_right(frame_times, time_ns + after)
+    return frames[low:high]
 
 
 def _own_reset(drop: KernelEvent, arrived_ns: int, resets: list[KernelEvent]) -> bool:
@@ -902,11 +977,10 @@ def _arrived(
 ) -> FrameAnalysis | None:
     """The frame captured closest to ``arrival`` whose IP length is the received buffer's."""
     length = int(arrival.fields.get("len", -1))
-    low = bisect.bisect_left(frame_times, arrival.time_ns - slack - RECEIVE_WINDOW_NS)
-    high = bisect.bisect_right(frame_times, arrival.time_ns + slack + RECEIVE_WINDOW_NS)
+    window = slack + RECEIVE_WINDOW_NS
     candidates = [
         frame
-        for frame in frames[low:high]
+        for frame in _captured_near(frames, frame_times, arrival.time_ns, window, window)
         if frame.record.original_length - (ETHERNET_HEADER if frame.record.link_type == LINKTYPE_ETHERNET else 0)
         == length
     ]

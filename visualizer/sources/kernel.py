@@ -38,7 +38,10 @@ How it records:
   once it is a quarter full (:data:`READ_FILL`, looked at every :data:`READ_INTERVAL`), and
   only its full pages: a short program's events are all read after it ended, a long one's in a
   few large batches. What is left of the cost while the program runs is the kernel's, per
-  event (a bulk transfer on loopback makes about two a packet: ``tcp_probe``, ``netif_receive_skb``).
+  event (a bulk transfer on loopback makes about one a packet: ``tcp_probe``). Packets' arrivals
+  (``net/netif_receive_skb``, one per packet) are not recorded: they cost a bulk transfer about a
+  tenth of its throughput, and a drop is tied to its frame without them (see
+  :func:`visualizer.analysis.kernel.join_kernel`).
 * **Lost events** are the sum of every CPU's ``overrun``, ``commit overrun`` and ``dropped
   events`` counters (``per_cpu/cpuN/stats``) of both instances, and pages that say events were
   missed before them; written in the sidecar's header.
@@ -90,7 +93,6 @@ SOCKET_EVENTS = (
     "tcp/tcp_send_reset",
     "tcp/tcp_receive_reset",
     "skb/kfree_skb",
-    "net/netif_receive_skb",
 )
 """Socket-level events, on the *socket* instance (any task: softirqs and timers emit most of them)."""
 SOCKET_CALLS = (
@@ -122,11 +124,9 @@ PROCESS_EVENTS = (
 FILTERS = {
     "sock/inet_sock_set_state": "protocol == 6",
     "skb/kfree_skb": "protocol == 2048 || protocol == 34525",
-    "net/netif_receive_skb": 'name == "lo"',
 }
 """Kernel-side filters: TCP state changes only; drops of IPv4 and IPv6 packets (the tracepoint
-stores skb->protocol in host order: ETH_P_IP 0x0800, ETH_P_IPV6 0x86dd); packets received on
-loopback (``netif_receive_skb`` ties a dropped buffer to the frame the capture saw arrive)."""
+stores skb->protocol in host order: ETH_P_IP 0x0800, ETH_P_IPV6 0x86dd)."""
 BUFFER_KB = {"calls": 4096, "socket": 16384}
 """Ring size per CPU of each instance: the socket instance holds about half a second of a bulk
 transfer's events on loopback (1M events/s at ~50 bytes, spread over the CPUs): far more than
@@ -628,9 +628,7 @@ def _record(tracefs: Path, sidecar: Path, pids: Sequence[int], control: int, rep
             key=lambda event: event.time_ns,
         )
         socket_level = [event for role, cpu, page in pages if role == "socket" for event in decoder.decode(page, cpu)]
-        decoded = sorted(
-            [*of_processes(calls, pids), *arrivals_of_drops(socket_level)], key=lambda event: event.time_ns
-        )
+        decoded = sorted([*of_processes(calls, pids), *socket_level], key=lambda event: event.time_ns)
         alignment = max(error_start, error_end) + abs(offset_end - offset_start)
         header = {
             "format": FORMAT_NAME,
@@ -669,25 +667,6 @@ def of_processes(events: Iterable[KernelEvent], pids: Sequence[int]) -> Iterator
         if event.name == "task_newtask":
             tasks.add(int(event.fields.get("pid", 0)))
         yield event
-
-
-def arrivals_of_drops(events: Iterable[KernelEvent]) -> list[KernelEvent]:
-    """The events, with only the ``netif_receive_skb`` arrivals of buffers that were then dropped
-    (``kfree_skb``): they tie a drop to its frame; the arrivals of every other packet are not kept."""
-    ordered = sorted(events, key=lambda event: event.time_ns)
-    dropped: set[object] = set()
-    kept: list[KernelEvent] = []
-    for event in reversed(ordered):
-        buffer = event.fields.get("skb")
-        if event.name == "kfree_skb":
-            dropped.add(buffer)
-        elif event.name == "netif_receive_skb":
-            if buffer not in dropped:
-                continue
-            dropped.discard(buffer)  # only the last arrival before the drop
-        kept.append(event)
-    kept.reverse()
-    return kept
 
 
 def write_sidecar(path: Path, header: dict[str, Any], events: Iterable[KernelEvent]) -> Path:
