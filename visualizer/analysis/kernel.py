@@ -1012,11 +1012,11 @@ def _delivered(peer_frames: list[FrameAnalysis], dropped: dict[int, str]) -> lis
             end = covered[following][0]  # so was what follows: the first new run is what it delivered
         if start < end:
             delivered.append((start, end, frame.record.number))
-        _cover(covered, frame.seq, frame.seq + length)
+        cover(covered, frame.seq, frame.seq + length)
     return delivered
 
 
-def _cover(covered: list[list[int]], start: int, end: int) -> None:
+def cover(covered: list[list[int]], start: int, end: int) -> None:
     """Add [start, end) to the sorted, merged ranges ``covered``."""
     index = bisect.bisect_right(covered, start, key=lambda item: item[0]) - 1
     if index >= 0 and covered[index][1] >= start:
@@ -1028,6 +1028,12 @@ def _cover(covered: list[list[int]], start: int, end: int) -> None:
         end = max(end, covered[last][1])
         last += 1
     covered[index:last] = [[start, end]]
+
+
+def covers(covered: list[list[int]], start: int, end: int) -> bool:
+    """Whether the sorted, merged ranges ``covered`` hold every byte of [start, end)."""
+    index = bisect.bisect_right(covered, start, key=lambda item: item[0]) - 1
+    return index >= 0 and covered[index][1] >= end
 
 
 def _overlapping(
@@ -1117,7 +1123,7 @@ def _queues(endpoint: EndpointKernel, own: list[FrameAnalysis], dropped: dict[in
     for time_ns, _, cause, value, extra in changes:
         number = 0
         if cause == "range":
-            _cover(arrived, value - 1, extra - 1)  # bytes from 0, as read
+            cover(arrived, value - 1, extra - 1)  # bytes from 0, as read
             in_order = arrived[0][1] if arrived[0][0] <= 0 else 0
             continue
         if cause == "send":

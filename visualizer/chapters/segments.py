@@ -15,13 +15,12 @@ Standard library only, no IO: the experiment is read already.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from visualizer.analysis.kernel import EndpointKernel, SocketCall, segment_size
+from visualizer.analysis.kernel import EndpointKernel, SocketCall, cover, covers, segment_size
 from visualizer.analysis.report import FrameAnalysis
 from visualizer.errors import UsageError
 from visualizer.model import ACK, FIN, SYN, parse_tcp_options
@@ -137,13 +136,13 @@ def _data_segments(frames: Sequence[FrameAnalysis], address: str, port: int) -> 
         for frame in frames
         if frame.record.payload_length and (frame.record.source, frame.record.source_port) == (address, port)
     ]
-    covered: list[tuple[int, int]] = []  # disjoint [start, end) ranges already seen, sorted
+    covered: list[list[int]] = []  # the [start, end) ranges already seen, sorted and merged
     first: list[FrameAnalysis] = []
     for frame in sent:
         start, end = frame.seq, frame.seq + frame.record.payload_length
-        if not _covers(covered, start, end):
+        if not covers(covered, start, end):
             first.append(frame)
-            covered = _merged(covered, start, end)
+            cover(covered, start, end)
     return tuple(
         Segment(
             frame.record.number,
@@ -153,21 +152,6 @@ def _data_segments(frames: Sequence[FrameAnalysis], address: str, port: int) -> 
         )
         for frame in sorted(first, key=_seq)
     )
-
-
-def _covers(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
-    """Whether the disjoint sorted ``ranges`` hold every byte of [start, end)."""
-    index = bisect.bisect_right(ranges, (start, math.inf)) - 1
-    return index >= 0 and ranges[index][0] <= start and end <= ranges[index][1]
-
-
-def _merged(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
-    """``ranges`` with [start, end) added, touching ranges joined."""
-    kept = [(low, high) for low, high in ranges if high < start or low > end]
-    for low, high in ranges:
-        if not (high < start or low > end):
-            start, end = min(start, low), max(end, high)
-    return sorted([*kept, (start, end)])
 
 
 def _seq(frame: FrameAnalysis) -> int:
