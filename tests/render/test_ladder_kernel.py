@@ -294,3 +294,26 @@ def test_a_queue_change_after_the_last_row_ends_the_last_page_only() -> None:
     assert 5 not in list(strip_line(figure, index, "recv").get_xdata())
     figure, _ = drawn(second)
     assert list(strip_line(figure, index, "recv").get_xdata())[-1] == 5
+
+
+def test_a_call_between_two_phases_does_not_open_a_phase_again() -> None:
+    """accept() returns after the handshake, after the client's send() call's row (a data row): its row
+    belongs with the data transfer, not to a second handshake band (seen in a throughput run)."""
+    from matplotlib.colors import to_rgba
+
+    from visualizer.render.ladder import PHASE_COLOURS
+
+    pcap = KERNEL.parent / "throughput" / "throughput-rate-1mbit-queue-100ms-reno.pcap"
+    report = analyse_file(pcap, keep_frames=True)
+    story = kernel_story(pcap, report.frame_analyses)
+    frames = [frame for frame in report.frame_analyses if frame.stream == 0 and frame.protocol == "tcp"]
+    layout = build_ladder(frames, origin_ns=report.first_time_ns, kernel=story)
+    ax = draw_ladder(layout)
+    try:
+        shaded = [
+            patch.get_facecolor() for patch in ax.patches if isinstance(patch, Rectangle) and patch.get_zorder() == 0
+        ]
+        handshake = to_rgba(PHASE_COLOURS["handshake"])
+        assert [colour for colour in shaded if colour == handshake] == [handshake]
+    finally:
+        ax.get_figure(root=True).clear()  # type: ignore[union-attr]

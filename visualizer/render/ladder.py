@@ -705,10 +705,12 @@ def _row_phase(row: Row) -> str:
 
 def _call_phases(rows: Sequence[Row], phases: list[str]) -> list[tuple[int, str]]:
     """The phase of each call's row: a call that waits for the peer (recv, accept) belongs with the
-    frames before it (they woke it), the others with the frames after it (they cause them: close(),
-    then its FIN), either with the only ones there are; socket, bind and listen before the first
-    frame are unshaded."""
+    row before it (the frames before it woke it; a call just before it has its phase already), the
+    others with the frames after it (they cause them: close(), then its FIN), either with the only
+    ones there are; socket, bind and listen before the first frame are unshaded. So a phase is never
+    opened again by a call between its rows and the next phase's."""
     framed = [index for index, row in enumerate(rows) if isinstance(row, (Arrow, Fold))]
+    resolved = list(phases)
     result = []
     for index, row in enumerate(rows):
         if not isinstance(row, Call):
@@ -716,10 +718,13 @@ def _call_phases(rows: Sequence[Row], phases: list[str]) -> list[tuple[int, str]
         at = bisect.bisect_left(framed, index)
         before, after = framed[max(0, at - 1) : at], framed[at : at + 1]
         if not before and row.call in ("socket", "bind", "listen"):
-            result.append((index, "setup"))
-            continue
-        chosen = (before or after) if row.call in WAITING_CALLS else (after or before)
-        result.append((index, phases[chosen[0]] if chosen else "data"))
+            resolved[index] = "setup"
+        elif row.call in WAITING_CALLS and before:
+            resolved[index] = resolved[index - 1]  # the frame before it, or the call after that frame
+        else:
+            chosen = after or before
+            resolved[index] = phases[chosen[0]] if chosen else "data"
+        result.append((index, resolved[index]))
     return result
 
 
