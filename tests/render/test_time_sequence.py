@@ -662,3 +662,13 @@ def test_a_mark_moves_one_step_per_kind_of_mark_under_it_not_per_mark() -> None:
     assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "duplicate_ack") == [FAN_OUT_POINTS]
     assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "fin") == [2 * FAN_OUT_POINTS]
     assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "rst") == [3 * FAN_OUT_POINTS]
+
+
+def test_a_pause_s_label_is_drawn_above_the_grid_and_under_the_data() -> None:
+    """A grid line along the rotated label hid the stroke of its "d" ("shortenec" in the README's
+    graph): the label goes above the grid (drawn with its axis), under the segments and ACKs."""
+    _, axes, _ = drawn("fast009")
+    for ax in axes:
+        (label,) = [text for text in ax.texts if text.get_text().endswith("pause, shortened")]
+        assert ax.yaxis.get_zorder() < label.get_zorder() and ax.xaxis.get_zorder() < label.get_zorder()
+        assert all(label.get_zorder() < line.get_zorder() for line in lines(ax, "data") + lines(ax, "ack"))

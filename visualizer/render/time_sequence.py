@@ -94,6 +94,9 @@ FAN_OUT_POINTS = 10.0
 TITLE_LINE = 120
 """Characters of a panel title that fit on one line above the 11-inch graph."""
 LEADER_COLOUR = "#333333"
+PAUSE_LABEL_ZORDER = 1.6
+"""Above the grid (drawn at 1.5, under the lines): a grid line along the label would hide a stroke of
+a letter (the rotated "d" of "shortened" read "shortenec"), below the data."""
 """The line from a mark moved off another (see :func:`_fan_out`) to its true place."""
 NEAR_X, NEAR_Y = 0.012, 0.03
 """Marks closer than these shares of the axes' width and height would hide each other (about 13 pixels)."""
@@ -954,7 +957,7 @@ class TimeAxis(NamedTuple):
                 va="center",
                 fontsize=8,
                 color="#555555",
-                zorder=1,
+                zorder=PAUSE_LABEL_ZORDER,
             )
 
 
