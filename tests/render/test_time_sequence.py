@@ -25,6 +25,7 @@ from visualizer.analysis.report import ANALYSIS_BITS, FrameAnalysis
 from visualizer.cli import main
 from visualizer.model import FIN, RST, SYN
 from visualizer.pipeline import analyse_file, kernel_story
+from visualizer.render.ladder import ladder_layout
 from visualizer.render.time_sequence import (
     BYTES,
     GID,
@@ -95,8 +96,25 @@ def mark_count(ax: Axes, kind: str) -> int:
     return sum(len(line.get_xdata()) for line in lines(ax, kind))
 
 
-def direction_of(ax: Axes) -> bool:
-    return "initiator → responder" in ax.get_title(loc="left")
+def direction_of(ax: Axes, frames: list[FrameAnalysis] | None = None) -> bool:
+    """Whether ``ax`` graphs the analysis' initiator's direction: by its title's roles, or, given the
+    stream's ``frames``, by the sender the title names (a stream whose SYN was not captured has the
+    server as the analysis' initiator: the graph calls it the responder, as the ladder does)."""
+    title = ax.get_title(loc="left")
+    if frames is None:
+        return "initiator → responder" in title
+    named = {
+        frame.from_initiator
+        for frame in frames
+        if f": {_sender_of(frame)} → " in title.replace(":\n", ": ")
+    }
+    assert len(named) == 1, title
+    return named.pop()
+
+
+def _sender_of(frame: FrameAnalysis) -> str:
+    address = frame.record.source
+    return f"[{address}]:{frame.record.source_port}" if ":" in address else f"{address}:{frame.record.source_port}"
 
 
 def expected_marks(frames: list[FrameAnalysis], from_initiator: bool) -> dict[str, int]:
@@ -122,7 +140,7 @@ def test_one_mark_per_flagged_frame_in_each_direction(name: str) -> None:
     _, axes, frames = drawn(name)
     assert axes
     for ax in axes:
-        expected = expected_marks(frames, direction_of(ax))
+        expected = expected_marks(frames, direction_of(ax, frames))
         assert {kind: mark_count(ax, kind) for kind in MARKS} == expected
 
 
@@ -672,3 +690,24 @@ def test_a_pause_s_label_is_drawn_above_the_grid_and_under_the_data() -> None:
         (label,) = [text for text in ax.texts if text.get_text().endswith("pause, shortened")]
         assert ax.yaxis.get_zorder() < label.get_zorder() and ax.xaxis.get_zorder() < label.get_zorder()
         assert all(label.get_zorder() < line.get_zorder() for line in lines(ax, "data") + lines(ax, "ack"))
+
+
+@pytest.mark.parametrize("name", ["ctu", "fast009"])
+def test_the_roles_are_the_ladder_s_when_the_syn_was_not_captured(name: str) -> None:
+    """The CTU capture starts at the server's SYN-ACK: the analysis calls its sender (the first to
+    send) the initiator, the ladder calls it the server. The graph names the server the responder,
+    as the ladder does, and draws the client's direction on top; a capture with its SYN is unchanged."""
+    _, axes, frames = drawn(name)
+    client = next(p for p in ladder_layout(frames).participants if p.role == "client")
+    client_name = f"{client.address}:{client.port}"
+    for ax in axes:
+        title = ax.get_title(loc="left")
+        from_client = f": {client_name} → " in title
+        assert ("initiator → responder" in title) == from_client, title
+    figure = axes[0].figure
+    notes = [text.get_text() for text in figure.texts]
+    if name == "ctu":
+        assert len(axes) == 1 and "responder → initiator" in axes[0].get_title(loc="left")
+        assert any(note.startswith(f"{client_name} → ") and "(initiator → responder) sends no data" in note for note in notes)
+    else:
+        assert "initiator → responder" in axes[0].get_title(loc="left")

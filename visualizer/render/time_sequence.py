@@ -46,6 +46,7 @@ from visualizer.analysis.report import (
     FrameAnalysis,
     Report,
 )
+from visualizer.analysis.narrate import server_spoke_first
 from visualizer.analysis.sequence import SEQUENCE_MASK
 from visualizer.model import ACK, FIN, RST, SYN, parse_tcp_options
 from visualizer.render.ladder import BLACK, BLUE, GREEN, GREY, ORANGE, PURPLE, SKY, VERMILLION
@@ -202,6 +203,9 @@ class TimeSequence:
         self.origin: int | None = None
         self.times: array[float] = array("d")
         """Every frame of the stream (its time since the origin)."""
+        self.server_first = False
+        """Whether the stream's first captured frame is the server's SYN-ACK (its SYN was not captured):
+        the analysis calls that frame's sender the initiator; the graph names it as the ladder does."""
         self._directions = {True: _Direction(), False: _Direction()}
 
     @classmethod
@@ -219,6 +223,8 @@ class TimeSequence:
         if frame.protocol != "tcp" or frame.stream != self.stream:
             return
         time = ((record.timestamp_ns or self.origin or 0) - (self.origin or 0)) / 1e9
+        if not self.times:
+            self.server_first = server_spoke_first(frame)
         self.times.append(time)
         sender = self._directions[frame.from_initiator]
         receiver = self._directions[not frame.from_initiator]
@@ -275,6 +281,12 @@ class TimeSequence:
     def direction(self, from_initiator: bool) -> _Direction:
         return self._directions[from_initiator]
 
+    def role(self, from_initiator: bool) -> str:
+        """The direction's roles, the client's being the initiator's (the ladder's left lifeline): in a
+        stream whose SYN was not captured, the analysis' initiator (the first to send) is the server."""
+        from_client = from_initiator != self.server_first
+        return "initiator → responder" if from_client else "responder → initiator"
+
     def frames_in(self, from_initiator: bool) -> int:
         """Frames of this direction and the ACKs coming back for it: what its graph draws from."""
         return self._directions[from_initiator].frames + self._directions[not from_initiator].frames
@@ -285,9 +297,11 @@ class TimeSequence:
 
     def directions_to_draw(self) -> list[bool]:
         """The directions (``from_initiator``) that send data; both that send anything when neither does."""
-        sending = [side for side in (True, False) if self._directions[side].payload_bytes]
-        sending = sending or [side for side in (True, False) if self._directions[side].retransmitted_bytes]
-        return sending or [side for side in (True, False) if self._directions[side].frames] or [True]
+        # The client's direction first (the upper graph), as on the ladder.
+        sides = (not self.server_first, self.server_first)
+        sending = [side for side in sides if self._directions[side].payload_bytes]
+        sending = sending or [side for side in sides if self._directions[side].retransmitted_bytes]
+        return sending or [side for side in sides if self._directions[side].frames] or [sides[0]]
 
     def time_axis(self) -> TimeAxis:
         """The time range both directions' graphs show, with the pauses drawn shortened: a pause
@@ -523,7 +537,7 @@ def draw_time_sequence_figure(
         if direction.frames:
             what = _sent_without_data(direction)
             figure.suptitle(
-                f"{direction.name} ({_role(side)}) sends no data ({what}): no graph of its own; "
+                f"{direction.name} ({sequence.role(side)}) sends no data ({what}): no graph of its own; "
                 "its ACKs are the ACK line below",
                 x=0.01,
                 ha="left",
@@ -730,10 +744,6 @@ def _sequence_of(data: Report | Sequence[FrameAnalysis] | TimeSequence, stream: 
     return TimeSequence.of(data.frame_analyses if isinstance(data, Report) else data, stream)
 
 
-def _role(from_initiator: bool) -> str:
-    return "initiator → responder" if from_initiator else "responder → initiator"
-
-
 def _endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
@@ -749,7 +759,7 @@ def _label_axes(ax: Axes, sequence: TimeSequence, sent: _Direction, from_initiat
     ax.set_ylabel("relative sequence number")
     ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True))  # 2.5 needs 2 decimals
     ax.yaxis.set_major_formatter(UnitFormatter(BYTES))
-    title = f"TCP stream {sequence.stream}, {_role(from_initiator)}"
+    title = f"TCP stream {sequence.stream}, {sequence.role(from_initiator)}"
     if sent.name:
         title += f": {sent.name}, {format_bytes(sent.payload_bytes)} of data"
         retransmissions = len(sent.marks.get("retransmission", ((),))[0])
