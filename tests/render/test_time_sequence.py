@@ -711,3 +711,17 @@ def test_the_roles_are_the_ladder_s_when_the_syn_was_not_captured(name: str) -> 
         assert any(note.startswith(f"{client_name} → ") and "(initiator → responder) sends no data" in note for note in notes)
     else:
         assert "initiator → responder" in axes[0].get_title(loc="left")
+
+
+def test_the_ack_line_holds_its_last_value_to_the_stream_s_end() -> None:
+    """The silent client acknowledges the server's 27 bytes never: its ACK line stays at 1 until the
+    RST 3.2 s later (it stopped at its last ACK, 1.4 ms in, hidden under the data segment, while the
+    legend listed it). The window edge holds with it."""
+    _, axes, frames = drawn("silent-client")
+    end = max(frame.record.timestamp_ns for frame in frames) / 1e9 - min(frame.record.timestamp_ns for frame in frames) / 1e9
+    download = next(ax for ax in axes if not direction_of(ax))
+    (ack,) = lines(download, "ack")
+    (edge,) = lines(download, "window")
+    assert ack.get_xdata()[-1] == pytest.approx(end) and ack.get_ydata()[-1] == 1
+    assert edge.get_xdata()[-1] == pytest.approx(end)
+    assert numpy.ptp(ack.get_xdata()) > 0.9 * (end - ack.get_xdata()[0])

@@ -373,13 +373,13 @@ def draw_time_sequence(
     acks = sent.acks
     window_edge = None
     if acks[0]:
-        xs, ys = _steps(acks[0], acks[1], start, end)
+        xs, ys = _held_to(end, *_steps(acks[0], acks[1], start, end))
         drawn["ack"] = ax.step(
             xs, ys, where="post", color=GREEN, linewidth=1.3, zorder=2, label="ACK from the receiver", gid=GID + "ack"
         )[0]
         lows.append(ys)
         highs.append(ys)
-        edge_xs, edge_ys = _steps(acks[0], acks[2], start, end)
+        edge_xs, edge_ys = _held_to(end, *_steps(acks[0], acks[2], start, end))
         window_edge = ax.step(
             edge_xs,
             edge_ys,
@@ -1129,6 +1129,15 @@ def _steps(
     xs = numpy.column_stack([times[firsts], times[firsts], times[lasts], times[lasts]]).ravel()
     ys = numpy.column_stack([values[firsts], lowest, highest, values[lasts]]).ravel()
     return xs, ys
+
+
+def _held_to(end: float, xs: numpy.ndarray, ys: numpy.ndarray) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """A step line that holds its last value until ``end`` (the stream's last frame): the receiver's
+    cumulative ACK stands until it sends another. Without, a receiver that never acknowledges again
+    (the silent client) had its ACK line stop at its last ACK, hidden under the first data segment."""
+    if not len(xs) or xs[-1] >= end:
+        return xs, ys
+    return numpy.r_[xs, end], numpy.r_[ys, ys[-1]]
 
 
 def _broken(first: numpy.ndarray, second: numpy.ndarray) -> numpy.ndarray:
