@@ -232,3 +232,15 @@ def test_wrap_title_keeps_a_short_parenthesis_on_one_line() -> None:
     for width in range(20, len(title)):
         assert any("(2 frames)" in line for line in wrap_title(title, width)), width
     assert wrap_title("a (" + "b " * 30 + ")", 20)  # one longer than a line still wraps
+
+
+def test_pages_are_even_and_no_page_is_a_leftover() -> None:
+    """The SSH capture with every frame four times has 302 rows: at 100 a page it made three full pages
+    and a fourth of 2 rows. As many pages, as even as can be; every row kept, in order."""
+    report = analyse_file(CORPUS / "zeek-ssh-dups.pcap", keep_frames=True)
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+    assert len(layout.rows) == 302
+    pages = layout.paginate(ROWS_PER_PAGE)
+    assert [len(page.rows) for page in pages] == [76, 76, 75, 75]
+    assert [row for page in pages for row in page.rows] == list(layout.rows)
+    assert [len(page.rows) for page in layout.paginate(151)] == [151, 151]

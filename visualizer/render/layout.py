@@ -362,10 +362,14 @@ class LadderLayout:
         return [row for row in self.rows if isinstance(row, Arrow)]
 
     def paginate(self, rows_per_page: int) -> list[LadderLayout]:
-        """Split into pages of at most ``rows_per_page`` rows (every row kept)."""
+        """Split into as few pages of at most ``rows_per_page`` rows as hold them all, as even as can be
+        (302 rows at 100 a page: 76, 76, 75, 75; not 100, 100, 100 and a page of 2)."""
         if rows_per_page <= 0 or len(self.rows) <= rows_per_page:
             return [self]
-        chunks = [self.rows[start : start + rows_per_page] for start in range(0, len(self.rows), rows_per_page)]
+        count = -(-len(self.rows) // rows_per_page)
+        size, longer = divmod(len(self.rows), count)
+        bounds = [index * size + min(index, longer) for index in range(count + 1)]
+        chunks = [self.rows[start:stop] for start, stop in zip(bounds, bounds[1:])]
         return [replace(self, rows=rows, page=index, pages=len(chunks)) for index, rows in enumerate(chunks)]
 
 
