@@ -605,3 +605,14 @@ def test_every_arc_ends_at_words_on_its_frames_row_and_no_two_arcs_share_an_end(
         ends_at.append((round(x, 3), round(y, 3)))
     assert len(set(ends_at)) == len(ends_at)
     plt.close("all")
+
+
+def test_a_frame_at_its_predecessor_s_timestamp_is_plus_zero_not_zero_nanoseconds() -> None:
+    """The CTU capture stamps frames to the microsecond; #2 has #1's timestamp. "+0 ns" claimed a
+    nanosecond clock: the gutter says "+0"; other deltas keep their unit."""
+    figure = Figure()
+    draw_ladder(analyse_file(CORPUS / "zeek-ctu-64702-888.pcap", keep_frames=True), figure=figure)
+    (ax,) = figure.axes
+    deltas = [text.get_text() for text in ax.texts if text.get_text()[:1] in "+-" and text.get_fontsize() == 6.5]
+    assert "+0" in deltas and not any(delta.endswith(" ns") and delta.startswith("+0") for delta in deltas)
+    assert "+716 µs" in deltas

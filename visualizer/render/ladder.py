@@ -245,7 +245,10 @@ def _lifeline_x(layout: LadderLayout) -> list[float]:
 
 
 def _duration(nanoseconds: int) -> str:
-    """The time since the previous row: "+12 µs"; "-41 µs" when the capture is out of time order."""
+    """The time since the previous row: "+12 µs"; "-41 µs" when the capture is out of time order;
+    "+0" for the same timestamp ("+0 ns" claimed a nanosecond clock of a microsecond capture)."""
+    if nanoseconds == 0:
+        return "+0"
     sign, value = ("+", nanoseconds) if nanoseconds >= 0 else ("-", -nanoseconds)
     return f"{sign}{duration_text(value)}"
 
