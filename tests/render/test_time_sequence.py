@@ -725,3 +725,14 @@ def test_the_ack_line_holds_its_last_value_to_the_stream_s_end() -> None:
     assert ack.get_xdata()[-1] == pytest.approx(end) and ack.get_ydata()[-1] == 1
     assert edge.get_xdata()[-1] == pytest.approx(end)
     assert numpy.ptp(ack.get_xdata()) > 0.9 * (end - ack.get_xdata()[0])
+
+
+def test_no_sequence_tick_below_zero_unless_something_drawn_is() -> None:
+    """The keep-alive graph (5 bytes) was padded down to a "-1 B" tick: no segment has a sequence
+    number before the ISN, so no tick says one; the range below 0 stays (the SYN's mark needs it)."""
+    _, axes, _ = drawn("keepalive")
+    (ax,) = axes
+    ticks = [tick for tick in ax.get_yticks() if ax.get_ylim()[0] <= tick <= ax.get_ylim()[1]]
+    assert ax.get_ylim()[0] < 0 and min(ticks) == 0
+    labels = [text.get_text() for text in ax.get_yticklabels() if text.get_text()]
+    assert "0 B" in labels and not any(label.startswith("-") for label in labels)

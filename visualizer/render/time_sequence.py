@@ -456,7 +456,7 @@ def draw_time_sequence(
             drawn["window"] = window_edge
         elif acks[0] and min(numpy.frombuffer(acks[2], dtype=numpy.int64)) > top:
             window_note = WINDOW_ABOVE
-    _label_axes(ax, sequence, sent, from_initiator)
+    _label_axes(ax, sequence, sent, from_initiator, floor=0.0 if extent is None or extent[0] >= 0 else None)
     shown = [
         (kind, artist)
         for kind, artist in sorted(drawn.items(), key=lambda item: LEGEND_ORDER.index(item[0]))
@@ -754,10 +754,14 @@ def _sent_without_data(direction: _Direction) -> str:
     return frames + (f": ACKs, {', '.join(kinds)}" if kinds else ", ACKs only")
 
 
-def _label_axes(ax: Axes, sequence: TimeSequence, sent: _Direction, from_initiator: bool) -> None:
+def _label_axes(
+    ax: Axes, sequence: TimeSequence, sent: _Direction, from_initiator: bool, *, floor: float | None
+) -> None:
+    """Titles and axes; the sequence axis has no tick below ``floor`` (0 when nothing drawn is below
+    the ISN: "-1 B" under a keep-alive's 5 bytes named a sequence number no segment has)."""
     ax.set_xlabel("time since the first frame")
     ax.set_ylabel("relative sequence number")
-    ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True))  # 2.5 needs 2 decimals
+    ax.yaxis.set_major_locator(_FlooredLocator(floor, nbins="auto", steps=[1, 2, 5, 10], integer=True))  # 2.5: 2 decimals
     ax.yaxis.set_major_formatter(UnitFormatter(BYTES))
     title = f"TCP stream {sequence.stream}, {sequence.role(from_initiator)}"
     if sent.name:
@@ -969,6 +973,18 @@ class TimeAxis(NamedTuple):
                 color="#555555",
                 zorder=PAUSE_LABEL_ZORDER,
             )
+
+
+class _FlooredLocator(MaxNLocator):
+    """:class:`MaxNLocator`'s ticks, none below ``floor`` (None: every tick)."""
+
+    def __init__(self, floor: float | None, **options: Any) -> None:
+        super().__init__(**options)
+        self.floor = floor
+
+    def tick_values(self, vmin: float, vmax: float) -> numpy.ndarray:
+        ticks = numpy.asarray(super().tick_values(vmin, vmax))
+        return ticks if self.floor is None else ticks[ticks >= self.floor]
 
 
 class _SegmentLocator(Locator):
