@@ -244,3 +244,17 @@ def test_pages_are_even_and_no_page_is_a_leftover() -> None:
     assert [len(page.rows) for page in pages] == [76, 76, 75, 75]
     assert [row for page in pages for row in page.rows] == list(layout.rows)
     assert [len(page.rows) for page in layout.paginate(151)] == [151, 151]
+
+
+def test_a_frame_of_no_conversation_says_what_it_is_not_data() -> None:
+    """The PPTP capture's GRE packet (#16) and the IPv6 DNS answer's fragments (#4, #6, #7) were
+    labelled "data" (their last decoded layer): the label says what was decoded of them."""
+    labels = {}
+    for name in ("tcpdump-pptp.pcap", "zeek-ipv6-fragmented-dns.pcap"):
+        report = analyse_file(CORPUS / name, keep_frames=True)
+        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns, fold=False)
+        labels[name] = {arrow.frame: arrow.label for arrow in layout.arrows() if arrow.kind == "other"}
+    assert labels["tcpdump-pptp.pcap"] == {16: "IPv4 packet of a protocol not decoded"}
+    fragments = labels["zeek-ipv6-fragmented-dns.pcap"]
+    assert sorted(fragments) == [4, 6, 7]
+    assert set(fragments.values()) == {"IPv6 fragment"}

@@ -395,6 +395,18 @@ def wrap_title(text: str, width: int) -> list[str]:
     return [line.replace("\0", " ") for line in textwrap.wrap(joined, width)]
 
 
+def _other_label(record: PacketRecord) -> str:
+    """A frame of no TCP or UDP conversation: what it is, as far as it was decoded. Its last layer
+    alone said "data" of a GRE packet (an IP protocol not decoded) and of an IPv6 fragment."""
+    layer = record.layers.rsplit(":", 1)[-1] if record.layers else ""
+    ip = {4: "IPv4", 6: "IPv6"}.get(record.network, "")
+    if ip and record.fragment:
+        return f"{ip} fragment"  # the datagram is drawn whole at its last fragment, if it completes
+    if ip and layer == "data":
+        return f"{ip} packet of a protocol not decoded"
+    return layer or "frame"
+
+
 def _tcp_label(frame: FrameAnalysis) -> str:
     """Stevens notation: flags, seq (and its range and length), ack, and the advertised window on
     every segment (the legend says so)."""
@@ -805,7 +817,7 @@ class LadderBuilder:
             code = f"type {record.icmp_type}" + (f" code {record.icmp_code}" if record.icmp_code else "")
             label = f"{protocol} {name} ({code})" if name else f"{protocol} {code}"
         else:
-            label = record.layers.rsplit(":", 1)[-1] if record.layers else "frame"
+            label = _other_label(record)
         events, event_kinds = _event_texts(frame)
         tooltip = f"frame {record.number}: {label}"
         if frame.findings:
