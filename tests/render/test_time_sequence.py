@@ -103,11 +103,7 @@ def direction_of(ax: Axes, frames: list[FrameAnalysis] | None = None) -> bool:
     title = ax.get_title(loc="left")
     if frames is None:
         return "initiator → responder" in title
-    named = {
-        frame.from_initiator
-        for frame in frames
-        if f": {_sender_of(frame)} → " in title.replace(":\n", ": ")
-    }
+    named = {frame.from_initiator for frame in frames if f": {_sender_of(frame)} → " in title.replace(":\n", ": ")}
     assert len(named) == 1, title
     return named.pop()
 
@@ -708,7 +704,9 @@ def test_the_roles_are_the_ladder_s_when_the_syn_was_not_captured(name: str) -> 
     notes = [text.get_text() for text in figure.texts]
     if name == "ctu":
         assert len(axes) == 1 and "responder → initiator" in axes[0].get_title(loc="left")
-        assert any(note.startswith(f"{client_name} → ") and "(initiator → responder) sends no data" in note for note in notes)
+        assert any(
+            note.startswith(f"{client_name} → ") and "(initiator → responder) sends no data" in note for note in notes
+        )
     else:
         assert "initiator → responder" in axes[0].get_title(loc="left")
 
@@ -718,7 +716,10 @@ def test_the_ack_line_holds_its_last_value_to_the_stream_s_end() -> None:
     RST 3.2 s later (it stopped at its last ACK, 1.4 ms in, hidden under the data segment, while the
     legend listed it). The window edge holds with it."""
     _, axes, frames = drawn("silent-client")
-    end = max(frame.record.timestamp_ns for frame in frames) / 1e9 - min(frame.record.timestamp_ns for frame in frames) / 1e9
+    end = (
+        max(frame.record.timestamp_ns for frame in frames) / 1e9
+        - min(frame.record.timestamp_ns for frame in frames) / 1e9
+    )
     download = next(ax for ax in axes if not direction_of(ax))
     (ack,) = lines(download, "ack")
     (edge,) = lines(download, "window")

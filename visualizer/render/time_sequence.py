@@ -34,6 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import Formatter, Locator, MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
+from visualizer.analysis.narrate import server_spoke_first
 from visualizer.analysis.report import (
     BAD_CHECKSUM,
     CHALLENGE_ACK,
@@ -46,7 +47,6 @@ from visualizer.analysis.report import (
     FrameAnalysis,
     Report,
 )
-from visualizer.analysis.narrate import server_spoke_first
 from visualizer.analysis.sequence import SEQUENCE_MASK
 from visualizer.model import ACK, FIN, RST, SYN, parse_tcp_options
 from visualizer.render.ladder import BLACK, BLUE, GREEN, GREY, ORANGE, PURPLE, SKY, VERMILLION
@@ -761,7 +761,8 @@ def _label_axes(
     the ISN: "-1 B" under a keep-alive's 5 bytes named a sequence number no segment has)."""
     ax.set_xlabel("time since the first frame")
     ax.set_ylabel("relative sequence number")
-    ax.yaxis.set_major_locator(_FlooredLocator(floor, nbins="auto", steps=[1, 2, 5, 10], integer=True))  # 2.5: 2 decimals
+    steps = [1, 2, 5, 10]  # not 2.5: it needs 2 decimals
+    ax.yaxis.set_major_locator(_FlooredLocator(floor, nbins="auto", steps=steps, integer=True))
     ax.yaxis.set_major_formatter(UnitFormatter(BYTES))
     title = f"TCP stream {sequence.stream}, {sequence.role(from_initiator)}"
     if sent.name:
@@ -982,9 +983,9 @@ class _FlooredLocator(MaxNLocator):
         super().__init__(**options)
         self.floor = floor
 
-    def tick_values(self, vmin: float, vmax: float) -> numpy.ndarray:
-        ticks = numpy.asarray(super().tick_values(vmin, vmax))
-        return ticks if self.floor is None else ticks[ticks >= self.floor]
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        ticks = [float(tick) for tick in super().tick_values(vmin, vmax)]
+        return ticks if self.floor is None else [tick for tick in ticks if tick >= self.floor]
 
 
 class _SegmentLocator(Locator):
