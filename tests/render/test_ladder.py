@@ -616,3 +616,19 @@ def test_a_frame_at_its_predecessor_s_timestamp_is_plus_zero_not_zero_nanosecond
     deltas = [text.get_text() for text in ax.texts if text.get_text()[:1] in "+-" and text.get_fontsize() == 6.5]
     assert "+0" in deltas and not any(delta.endswith(" ns") and delta.startswith("+0") for delta in deltas)
     assert "+716 µs" in deltas
+
+
+def test_the_window_rule_says_win_is_the_field_as_sent_where_the_scale_is_unknown() -> None:
+    """The gopacket capture starts mid-stream: its "win=10473" is the field as sent (the scale is set
+    by a handshake that was not captured), which the legend's "(scaled)" contradicted. The CTU
+    capture's client, whose SYN was not captured, too; the story, with its handshake, not."""
+
+    def rule(path: Path) -> str:
+        figure = Figure()
+        draw_ladder(analyse_file(path, keep_frames=True), figure=figure, stream=0)
+        (ax,) = figure.axes
+        return ax.get_legend().get_title().get_text()
+
+    for path in (CORPUS / "gopacket-test_loopback.pcap", CORPUS / "zeek-ctu-64702-888.pcap"):
+        assert "its scale is unknown: win= is the field as sent" in rule(path)
+    assert rule(STORY).startswith("win= the advertised window (scaled)") and "unknown" not in rule(STORY)

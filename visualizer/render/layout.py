@@ -212,6 +212,9 @@ class Arrow:
     ``ignored`` (a RST its receiver did not act on)."""
     event_kinds: tuple[str, ...] = ()
     """The finding kind of each of ``events`` (what colours it)."""
+    window_unscaled: bool = False
+    """A TCP segment (not a SYN) whose window scale is unknown (the handshake was not captured): its
+    ``win=`` is the field as sent, not the window it advertises."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +396,10 @@ def wrap_title(text: str, width: int) -> list[str]:
     stays on one line; one longer than a line may break)."""
     joined = _KEEP_TOGETHER.sub(lambda group: group[0].replace(" ", "\0") if len(group[0]) < width else group[0], text)
     return [line.replace("\0", " ") for line in textwrap.wrap(joined, width)]
+
+
+UNKNOWN_SCALE = -1
+"""``FrameAnalysis.window_scale`` when the handshake that sets it was not captured (Wireshark's -1)."""
 
 
 def _other_label(record: PacketRecord) -> str:
@@ -845,6 +852,7 @@ class LadderBuilder:
             frame.stream,
             fate,
             event_kinds,
+            frame.protocol == "tcp" and not record.tcp_flags & SYN and frame.window_scale == UNKNOWN_SCALE,
         )
 
     def _start_fold(self) -> None:
