@@ -737,3 +737,19 @@ def test_no_sequence_tick_below_zero_unless_something_drawn_is() -> None:
     assert ax.get_ylim()[0] < 0 and min(ticks) == 0
     labels = [text.get_text() for text in ax.get_yticklabels() if text.get_text()]
     assert "0 B" in labels and not any(label.startswith("-") for label in labels)
+
+
+def test_no_window_edge_where_the_window_scale_is_unknown() -> None:
+    """The gopacket capture starts mid-stream: its windows are the fields as sent, of an unknown scale.
+    Their edge was drawn 10 KB above the ACKs (the raw 10,473), under data the sender was allowed to
+    send: no edge, and the legend says why. A capture with its handshake keeps its edge or its note."""
+    _, axes, frames = drawn("loopback")
+    assert all(frame.window_scale == -1 for frame in frames)
+    for ax in axes:
+        assert not lines(ax, "window")
+        assert ax.get_legend().get_title().get_text().startswith("No window edge: the window scale is unknown")
+    _, axes, _ = drawn("lossy-bulk")
+    download = next(ax for ax in axes if not direction_of(ax))
+    assert lines(download, "window") and "ACK + advertised window (how far the sender may go)" in legend_labels(
+        download
+    )

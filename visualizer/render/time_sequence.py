@@ -50,6 +50,7 @@ from visualizer.analysis.report import (
 from visualizer.analysis.sequence import SEQUENCE_MASK
 from visualizer.model import ACK, FIN, RST, SYN, parse_tcp_options
 from visualizer.render.ladder import BLACK, BLUE, GREEN, GREY, ORANGE, PURPLE, SKY, VERMILLION
+from visualizer.render.layout import UNKNOWN_SCALE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -88,6 +89,7 @@ MAXIMUM_TICK_DECIMALS = 3
 FAR_BYTES = 65_535
 """Marks within this many bytes (or the data's span, if larger) of the data set the y range; farther
 ones are pinned to its edge with their number (see :func:`_near`)."""
+WINDOW_UNKNOWN = "No window edge: the window scale is unknown\n(the handshake that sets it was not captured)."
 WINDOW_ABOVE = "The window edge (ACK + advertised window) is above\nthe graph: the window never limited the sender."
 """Said in the legend when the window edge never comes down into the graph."""
 FAN_OUT_POINTS = 10.0
@@ -173,8 +175,11 @@ class _Direction:
     data: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
     """First transmissions: time, first and last byte."""
     retransmissions: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
-    acks: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
-    """ACKs this direction *receives*: time, ACK number, ACK number plus the advertised window."""
+    acks: tuple[array[float], array[int]] = field(default_factory=lambda: (array("d"), array("q")))
+    """ACKs this direction *receives*: time, ACK number."""
+    edges: tuple[array[float], array[int]] = field(default_factory=lambda: (array("d"), array("q")))
+    """The window edge, ACK number plus the advertised window, of the ACKs it receives whose window
+    means something (as :attr:`windows`): time, sequence number."""
     sacks: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
     windows: tuple[array[float], array[int]] = field(default_factory=lambda: (array("d"), array("q")))
     """The windows advertised to this direction (time, bytes after scaling): the ACKs it receives, less
@@ -265,10 +270,11 @@ class TimeSequence:
             return
         receiver.acks[0].append(time)
         receiver.acks[1].append(frame.ack)
-        receiver.acks[2].append(frame.ack + max(frame.window, 0))
-        if not flags & RST and frame.window_scale != -1:
+        if not flags & RST and frame.window_scale != UNKNOWN_SCALE:
             receiver.windows[0].append(time)
             receiver.windows[1].append(frame.window)
+            receiver.edges[0].append(time)
+            receiver.edges[1].append(frame.ack + max(frame.window, 0))
         if record.tcp_options and not length:
             blocks = parse_tcp_options(record.tcp_options).sack_blocks
             if blocks:
@@ -379,7 +385,9 @@ def draw_time_sequence(
         )[0]
         lows.append(ys)
         highs.append(ys)
-        edge_xs, edge_ys = _held_to(end, *_steps(acks[0], acks[2], start, end))
+    edges = sent.edges
+    if edges[0]:
+        edge_xs, edge_ys = _held_to(end, *_steps(edges[0], edges[1], start, end))
         window_edge = ax.step(
             edge_xs,
             edge_ys,
@@ -454,8 +462,10 @@ def draw_time_sequence(
     if window_edge is not None:
         if _shows(ax, window_edge, step=True):
             drawn["window"] = window_edge
-        elif acks[0] and min(numpy.frombuffer(acks[2], dtype=numpy.int64)) > top:
+        elif min(numpy.frombuffer(edges[1], dtype=numpy.int64)) > top:
             window_note = WINDOW_ABOVE
+    elif acks[0]:
+        window_note = WINDOW_UNKNOWN
     _label_axes(ax, sequence, sent, from_initiator, floor=0.0 if extent is None or extent[0] >= 0 else None)
     shown = [
         (kind, artist)
