@@ -213,8 +213,8 @@ class Arrow:
     event_kinds: tuple[str, ...] = ()
     """The finding kind of each of ``events`` (what colours it)."""
     window_unscaled: bool = False
-    """A TCP segment (not a SYN) whose window scale is unknown (the handshake was not captured): its
-    ``win=`` is the field as sent, not the window it advertises."""
+    """A TCP segment (not a SYN, whose window is never scaled, nor a RST, whose window means nothing)
+    whose window scale is unknown (the handshake was not captured): its ``win=`` is the field as sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -852,7 +852,7 @@ class LadderBuilder:
             frame.stream,
             fate,
             event_kinds,
-            frame.protocol == "tcp" and not record.tcp_flags & SYN and frame.window_scale == UNKNOWN_SCALE,
+            frame.protocol == "tcp" and not record.tcp_flags & (SYN | RST) and frame.window_scale == UNKNOWN_SCALE,
         )
 
     def _start_fold(self) -> None:
