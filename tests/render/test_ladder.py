@@ -605,3 +605,31 @@ def test_every_arc_ends_at_words_on_its_frames_row_and_no_two_arcs_share_an_end(
         ends_at.append((round(x, 3), round(y, 3)))
     assert len(set(ends_at)) == len(ends_at)
     plt.close("all")
+
+
+def test_a_frame_at_its_predecessor_s_timestamp_is_plus_zero_not_zero_nanoseconds() -> None:
+    """The CTU capture stamps frames to the microsecond; #2 has #1's timestamp. "+0 ns" claimed a
+    nanosecond clock: the gutter says "+0"; other deltas keep their unit."""
+    figure = Figure()
+    draw_ladder(analyse_file(CORPUS / "zeek-ctu-64702-888.pcap", keep_frames=True), figure=figure)
+    (ax,) = figure.axes
+    deltas = [text.get_text() for text in ax.texts if text.get_text()[:1] in "+-" and text.get_fontsize() == 6.5]
+    assert "+0" in deltas and not any(delta.endswith(" ns") and delta.startswith("+0") for delta in deltas)
+    assert "+716 µs" in deltas
+
+
+def test_the_window_rule_says_win_is_the_field_as_sent_where_the_scale_is_unknown() -> None:
+    """The gopacket capture starts mid-stream: its "win=10473" is the field as sent (the scale is set
+    by a handshake that was not captured), which the legend's "(scaled)" contradicted. The CTU
+    capture's client, whose SYN was not captured, too; the story, with its handshake, not."""
+
+    def rule(path: Path) -> str:
+        figure = Figure()
+        draw_ladder(analyse_file(path, keep_frames=True), figure=figure, stream=0)
+        (ax,) = figure.axes
+        return ax.get_legend().get_title().get_text()
+
+    for path in (CORPUS / "gopacket-test_loopback.pcap", CORPUS / "zeek-ctu-64702-888.pcap"):
+        assert "its scale is unknown: win= is the field as sent" in rule(path)
+    for path in (STORY, ROOT / "captures" / "refused.pcap"):  # a refused SYN's RST: its window means nothing
+        assert rule(path).startswith("win= the advertised window (scaled)") and "unknown" not in rule(path)

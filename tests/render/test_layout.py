@@ -232,3 +232,29 @@ def test_wrap_title_keeps_a_short_parenthesis_on_one_line() -> None:
     for width in range(20, len(title)):
         assert any("(2 frames)" in line for line in wrap_title(title, width)), width
     assert wrap_title("a (" + "b " * 30 + ")", 20)  # one longer than a line still wraps
+
+
+def test_pages_are_even_and_no_page_is_a_leftover() -> None:
+    """The SSH capture with every frame four times has 302 rows: at 100 a page it made three full pages
+    and a fourth of 2 rows. As many pages, as even as can be; every row kept, in order."""
+    report = analyse_file(CORPUS / "zeek-ssh-dups.pcap", keep_frames=True)
+    layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns)
+    assert len(layout.rows) == 302
+    pages = layout.paginate(ROWS_PER_PAGE)
+    assert [len(page.rows) for page in pages] == [76, 76, 75, 75]
+    assert [row for page in pages for row in page.rows] == list(layout.rows)
+    assert [len(page.rows) for page in layout.paginate(151)] == [151, 151]
+
+
+def test_a_frame_of_no_conversation_says_what_it_is_not_data() -> None:
+    """The PPTP capture's GRE packet (#16) and the IPv6 DNS answer's fragments (#4, #6, #7) were
+    labelled "data" (their last decoded layer): the label says what was decoded of them."""
+    labels = {}
+    for name in ("tcpdump-pptp.pcap", "zeek-ipv6-fragmented-dns.pcap"):
+        report = analyse_file(CORPUS / name, keep_frames=True)
+        layout = build_ladder(report.frame_analyses, origin_ns=report.first_time_ns, fold=False)
+        labels[name] = {arrow.frame: arrow.label for arrow in layout.arrows() if arrow.kind == "other"}
+    assert labels["tcpdump-pptp.pcap"] == {16: "IPv4 packet of a protocol not decoded"}
+    fragments = labels["zeek-ipv6-fragmented-dns.pcap"]
+    assert sorted(fragments) == [4, 6, 7]
+    assert set(fragments.values()) == {"IPv6 fragment"}

@@ -25,6 +25,7 @@ from visualizer.analysis.report import ANALYSIS_BITS, FrameAnalysis
 from visualizer.cli import main
 from visualizer.model import FIN, RST, SYN
 from visualizer.pipeline import analyse_file, kernel_story
+from visualizer.render.ladder import ladder_layout
 from visualizer.render.time_sequence import (
     BYTES,
     GID,
@@ -95,8 +96,21 @@ def mark_count(ax: Axes, kind: str) -> int:
     return sum(len(line.get_xdata()) for line in lines(ax, kind))
 
 
-def direction_of(ax: Axes) -> bool:
-    return "initiator → responder" in ax.get_title(loc="left")
+def direction_of(ax: Axes, frames: list[FrameAnalysis] | None = None) -> bool:
+    """Whether ``ax`` graphs the analysis' initiator's direction: by its title's roles, or, given the
+    stream's ``frames``, by the sender the title names (a stream whose SYN was not captured has the
+    server as the analysis' initiator: the graph calls it the responder, as the ladder does)."""
+    title = ax.get_title(loc="left")
+    if frames is None:
+        return "initiator → responder" in title
+    named = {frame.from_initiator for frame in frames if f": {_sender_of(frame)} → " in title.replace(":\n", ": ")}
+    assert len(named) == 1, title
+    return named.pop()
+
+
+def _sender_of(frame: FrameAnalysis) -> str:
+    address = frame.record.source
+    return f"[{address}]:{frame.record.source_port}" if ":" in address else f"{address}:{frame.record.source_port}"
 
 
 def expected_marks(frames: list[FrameAnalysis], from_initiator: bool) -> dict[str, int]:
@@ -122,7 +136,7 @@ def test_one_mark_per_flagged_frame_in_each_direction(name: str) -> None:
     _, axes, frames = drawn(name)
     assert axes
     for ax in axes:
-        expected = expected_marks(frames, direction_of(ax))
+        expected = expected_marks(frames, direction_of(ax, frames))
         assert {kind: mark_count(ax, kind) for kind in MARKS} == expected
 
 
@@ -662,3 +676,80 @@ def test_a_mark_moves_one_step_per_kind_of_mark_under_it_not_per_mark() -> None:
     assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "duplicate_ack") == [FAN_OUT_POINTS]
     assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "fin") == [2 * FAN_OUT_POINTS]
     assert _fan_out(time_axis, (0.0, 100.0), *one, placed, "rst") == [3 * FAN_OUT_POINTS]
+
+
+def test_a_pause_s_label_is_drawn_above_the_grid_and_under_the_data() -> None:
+    """A grid line along the rotated label hid the stroke of its "d" ("shortenec" in the README's
+    graph): the label goes above the grid (drawn with its axis), under the segments and ACKs."""
+    _, axes, _ = drawn("fast009")
+    for ax in axes:
+        (label,) = [text for text in ax.texts if text.get_text().endswith("pause, shortened")]
+        assert ax.yaxis.get_zorder() < label.get_zorder() and ax.xaxis.get_zorder() < label.get_zorder()
+        assert all(label.get_zorder() < line.get_zorder() for line in lines(ax, "data") + lines(ax, "ack"))
+
+
+@pytest.mark.parametrize("name", ["ctu", "fast009"])
+def test_the_roles_are_the_ladder_s_when_the_syn_was_not_captured(name: str) -> None:
+    """The CTU capture starts at the server's SYN-ACK: the analysis calls its sender (the first to
+    send) the initiator, the ladder calls it the server. The graph names the server the responder,
+    as the ladder does, and draws the client's direction on top; a capture with its SYN is unchanged."""
+    _, axes, frames = drawn(name)
+    client = next(p for p in ladder_layout(frames).participants if p.role == "client")
+    client_name = f"{client.address}:{client.port}"
+    for ax in axes:
+        title = ax.get_title(loc="left")
+        from_client = f": {client_name} → " in title
+        assert ("initiator → responder" in title) == from_client, title
+    figure = axes[0].figure
+    notes = [text.get_text() for text in figure.texts]
+    if name == "ctu":
+        assert len(axes) == 1 and "responder → initiator" in axes[0].get_title(loc="left")
+        assert any(
+            note.startswith(f"{client_name} → ") and "(initiator → responder) sends no data" in note for note in notes
+        )
+    else:
+        assert "initiator → responder" in axes[0].get_title(loc="left")
+
+
+def test_the_ack_line_holds_its_last_value_to_the_stream_s_end() -> None:
+    """The silent client acknowledges the server's 27 bytes never: its ACK line stays at 1 until the
+    RST 3.2 s later (it stopped at its last ACK, 1.4 ms in, hidden under the data segment, while the
+    legend listed it). The window edge holds with it."""
+    _, axes, frames = drawn("silent-client")
+    end = (
+        max(frame.record.timestamp_ns for frame in frames) / 1e9
+        - min(frame.record.timestamp_ns for frame in frames) / 1e9
+    )
+    download = next(ax for ax in axes if not direction_of(ax))
+    (ack,) = lines(download, "ack")
+    (edge,) = lines(download, "window")
+    assert ack.get_xdata()[-1] == pytest.approx(end) and ack.get_ydata()[-1] == 1
+    assert edge.get_xdata()[-1] == pytest.approx(end)
+    assert numpy.ptp(ack.get_xdata()) > 0.9 * (end - ack.get_xdata()[0])
+
+
+def test_no_sequence_tick_below_zero_unless_something_drawn_is() -> None:
+    """The keep-alive graph (5 bytes) was padded down to a "-1 B" tick: no segment has a sequence
+    number before the ISN, so no tick says one; the range below 0 stays (the SYN's mark needs it)."""
+    _, axes, _ = drawn("keepalive")
+    (ax,) = axes
+    ticks = [tick for tick in ax.get_yticks() if ax.get_ylim()[0] <= tick <= ax.get_ylim()[1]]
+    assert ax.get_ylim()[0] < 0 and min(ticks) == 0
+    labels = [text.get_text() for text in ax.get_yticklabels() if text.get_text()]
+    assert "0 B" in labels and not any(label.startswith("-") for label in labels)
+
+
+def test_no_window_edge_where_the_window_scale_is_unknown() -> None:
+    """The gopacket capture starts mid-stream: its windows are the fields as sent, of an unknown scale.
+    Their edge was drawn 10 KB above the ACKs (the raw 10,473), under data the sender was allowed to
+    send: no edge, and the legend says why. A capture with its handshake keeps its edge or its note."""
+    _, axes, frames = drawn("loopback")
+    assert all(frame.window_scale == -1 for frame in frames)
+    for ax in axes:
+        assert not lines(ax, "window")
+        assert ax.get_legend().get_title().get_text().startswith("No window edge: the window scale is unknown")
+    _, axes, _ = drawn("lossy-bulk")
+    download = next(ax for ax in axes if not direction_of(ax))
+    assert lines(download, "window") and "ACK + advertised window (how far the sender may go)" in legend_labels(
+        download
+    )

@@ -180,6 +180,10 @@ up to the maximum, some 20 doublings on: a longer pause is cut short there, with
 its duration."""
 WIN_RULE = "win= the advertised window (scaled), on every segment; payload quoted only when it is text"
 """What the legend says about the labels (one rule for every segment, whatever is folded or paged)."""
+WIN_RULE_UNSCALED = (
+    f"{WIN_RULE}\n(where the handshake was not captured, its scale is unknown: win= is the field as sent)"
+)
+"""The rule when a segment's window scale is unknown."""
 
 
 def column_order(layout: LadderLayout) -> list[int]:
@@ -245,7 +249,10 @@ def _lifeline_x(layout: LadderLayout) -> list[float]:
 
 
 def _duration(nanoseconds: int) -> str:
-    """The time since the previous row: "+12 µs"; "-41 µs" when the capture is out of time order."""
+    """The time since the previous row: "+12 µs"; "-41 µs" when the capture is out of time order;
+    "+0" for the same timestamp ("+0 ns" claimed a nanosecond clock of a microsecond capture)."""
+    if nanoseconds == 0:
+        return "+0"
     sign, value = ("+", nanoseconds) if nanoseconds >= 0 else ("-", -nanoseconds)
     return f"{sign}{duration_text(value)}"
 
@@ -956,6 +963,16 @@ def _draw_gutter(ax: Axes, row: Arrow | Mark, y: float, origin: int | None) -> N
     ax.text(0.3, y + 0.05, f"#{row.frame}", ha="left", va="center", fontsize=7, color="#777777")
 
 
+def _window_rule(layout: LadderLayout) -> str | None:
+    """What ``win=`` means, when a TCP segment is drawn: the scaled window, or the field as sent for the
+    segments of a stream whose handshake was not captured (the gopacket capture's first GET said
+    "win=10473" under "scaled")."""
+    arrows = [row for row in layout.rows if isinstance(row, Arrow) and row.protocol == "tcp"]
+    if not arrows:
+        return None
+    return WIN_RULE_UNSCALED if any(arrow.window_unscaled for arrow in arrows) else WIN_RULE
+
+
 MARK_STYLE = {"marker": "X", "markersize": 9, "color": VERMILLION, "markeredgecolor": "white", "markeredgewidth": 0.8}
 """An undecodable frame: a vermillion cross on its sender's lifeline."""
 SELF_MARK_STYLE = {"marker": "o", "markersize": 7, "color": GREY, "markeredgecolor": "white", "markeredgewidth": 0.8}
@@ -1656,7 +1673,7 @@ def _draw_legend(
         fontsize=8,
         frameon=False,
         handlelength=3,
-        title=WIN_RULE if any(isinstance(row, Arrow) and row.protocol == "tcp" for row in layout.rows) else None,
+        title=_window_rule(layout),
         title_fontsize=8,
         handler_map={FancyArrowPatch: _ArrowHandler()},
     )

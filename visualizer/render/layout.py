@@ -212,6 +212,9 @@ class Arrow:
     ``ignored`` (a RST its receiver did not act on)."""
     event_kinds: tuple[str, ...] = ()
     """The finding kind of each of ``events`` (what colours it)."""
+    window_unscaled: bool = False
+    """A TCP segment (not a SYN, whose window is never scaled, nor a RST, whose window means nothing)
+    whose window scale is unknown (the handshake was not captured): its ``win=`` is the field as sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,10 +365,14 @@ class LadderLayout:
         return [row for row in self.rows if isinstance(row, Arrow)]
 
     def paginate(self, rows_per_page: int) -> list[LadderLayout]:
-        """Split into pages of at most ``rows_per_page`` rows (every row kept)."""
+        """Split into as few pages of at most ``rows_per_page`` rows as hold them all, as even as can be
+        (302 rows at 100 a page: 76, 76, 75, 75; not 100, 100, 100 and a page of 2)."""
         if rows_per_page <= 0 or len(self.rows) <= rows_per_page:
             return [self]
-        chunks = [self.rows[start : start + rows_per_page] for start in range(0, len(self.rows), rows_per_page)]
+        count = -(-len(self.rows) // rows_per_page)
+        size, longer = divmod(len(self.rows), count)
+        bounds = [index * size + min(index, longer) for index in range(count + 1)]
+        chunks = [self.rows[start:stop] for start, stop in zip(bounds, bounds[1:])]
         return [replace(self, rows=rows, page=index, pages=len(chunks)) for index, rows in enumerate(chunks)]
 
 
@@ -389,6 +396,22 @@ def wrap_title(text: str, width: int) -> list[str]:
     stays on one line; one longer than a line may break)."""
     joined = _KEEP_TOGETHER.sub(lambda group: group[0].replace(" ", "\0") if len(group[0]) < width else group[0], text)
     return [line.replace("\0", " ") for line in textwrap.wrap(joined, width)]
+
+
+UNKNOWN_SCALE = -1
+"""``FrameAnalysis.window_scale`` when the handshake that sets it was not captured (Wireshark's -1)."""
+
+
+def _other_label(record: PacketRecord) -> str:
+    """A frame of no TCP or UDP conversation: what it is, as far as it was decoded. Its last layer
+    alone said "data" of a GRE packet (an IP protocol not decoded) and of an IPv6 fragment."""
+    layer = record.layers.rsplit(":", 1)[-1] if record.layers else ""
+    ip = {4: "IPv4", 6: "IPv6"}.get(record.network, "")
+    if ip and record.fragment:
+        return f"{ip} fragment"  # the datagram is drawn whole at its last fragment, if it completes
+    if ip and layer == "data":
+        return f"{ip} packet of a protocol not decoded"
+    return layer or "frame"
 
 
 def _tcp_label(frame: FrameAnalysis) -> str:
@@ -801,7 +824,7 @@ class LadderBuilder:
             code = f"type {record.icmp_type}" + (f" code {record.icmp_code}" if record.icmp_code else "")
             label = f"{protocol} {name} ({code})" if name else f"{protocol} {code}"
         else:
-            label = record.layers.rsplit(":", 1)[-1] if record.layers else "frame"
+            label = _other_label(record)
         events, event_kinds = _event_texts(frame)
         tooltip = f"frame {record.number}: {label}"
         if frame.findings:
@@ -829,6 +852,7 @@ class LadderBuilder:
             frame.stream,
             fate,
             event_kinds,
+            frame.protocol == "tcp" and not record.tcp_flags & (SYN | RST) and frame.window_scale == UNKNOWN_SCALE,
         )
 
     def _start_fold(self) -> None:

@@ -34,6 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import Formatter, Locator, MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
+from visualizer.analysis.narrate import server_spoke_first
 from visualizer.analysis.report import (
     BAD_CHECKSUM,
     CHALLENGE_ACK,
@@ -49,6 +50,7 @@ from visualizer.analysis.report import (
 from visualizer.analysis.sequence import SEQUENCE_MASK
 from visualizer.model import ACK, FIN, RST, SYN, parse_tcp_options
 from visualizer.render.ladder import BLACK, BLUE, GREEN, GREY, ORANGE, PURPLE, SKY, VERMILLION
+from visualizer.render.layout import UNKNOWN_SCALE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -87,6 +89,7 @@ MAXIMUM_TICK_DECIMALS = 3
 FAR_BYTES = 65_535
 """Marks within this many bytes (or the data's span, if larger) of the data set the y range; farther
 ones are pinned to its edge with their number (see :func:`_near`)."""
+WINDOW_UNKNOWN = "No window edge: the window scale is unknown\n(the handshake that sets it was not captured)."
 WINDOW_ABOVE = "The window edge (ACK + advertised window) is above\nthe graph: the window never limited the sender."
 """Said in the legend when the window edge never comes down into the graph."""
 FAN_OUT_POINTS = 10.0
@@ -94,6 +97,9 @@ FAN_OUT_POINTS = 10.0
 TITLE_LINE = 120
 """Characters of a panel title that fit on one line above the 11-inch graph."""
 LEADER_COLOUR = "#333333"
+PAUSE_LABEL_ZORDER = 1.6
+"""Above the grid (drawn at 1.5, under the lines): a grid line along the label would hide a stroke of
+a letter (the rotated "d" of "shortened" read "shortenec"), below the data."""
 """The line from a mark moved off another (see :func:`_fan_out`) to its true place."""
 NEAR_X, NEAR_Y = 0.012, 0.03
 """Marks closer than these shares of the axes' width and height would hide each other (about 13 pixels)."""
@@ -169,8 +175,11 @@ class _Direction:
     data: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
     """First transmissions: time, first and last byte."""
     retransmissions: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
-    acks: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
-    """ACKs this direction *receives*: time, ACK number, ACK number plus the advertised window."""
+    acks: tuple[array[float], array[int]] = field(default_factory=lambda: (array("d"), array("q")))
+    """ACKs this direction *receives*: time, ACK number."""
+    edges: tuple[array[float], array[int]] = field(default_factory=lambda: (array("d"), array("q")))
+    """The window edge, ACK number plus the advertised window, of the ACKs it receives whose window
+    means something (as :attr:`windows`): time, sequence number."""
     sacks: tuple[array[float], array[int], array[int]] = field(default_factory=_columns)
     windows: tuple[array[float], array[int]] = field(default_factory=lambda: (array("d"), array("q")))
     """The windows advertised to this direction (time, bytes after scaling): the ACKs it receives, less
@@ -199,6 +208,9 @@ class TimeSequence:
         self.origin: int | None = None
         self.times: array[float] = array("d")
         """Every frame of the stream (its time since the origin)."""
+        self.server_first = False
+        """Whether the stream's first captured frame is the server's SYN-ACK (its SYN was not captured):
+        the analysis calls that frame's sender the initiator; the graph names it as the ladder does."""
         self._directions = {True: _Direction(), False: _Direction()}
 
     @classmethod
@@ -216,6 +228,8 @@ class TimeSequence:
         if frame.protocol != "tcp" or frame.stream != self.stream:
             return
         time = ((record.timestamp_ns or self.origin or 0) - (self.origin or 0)) / 1e9
+        if not self.times:
+            self.server_first = server_spoke_first(frame)
         self.times.append(time)
         sender = self._directions[frame.from_initiator]
         receiver = self._directions[not frame.from_initiator]
@@ -256,10 +270,11 @@ class TimeSequence:
             return
         receiver.acks[0].append(time)
         receiver.acks[1].append(frame.ack)
-        receiver.acks[2].append(frame.ack + max(frame.window, 0))
-        if not flags & RST and frame.window_scale != -1:
+        if not flags & RST and frame.window_scale != UNKNOWN_SCALE:
             receiver.windows[0].append(time)
             receiver.windows[1].append(frame.window)
+            receiver.edges[0].append(time)
+            receiver.edges[1].append(frame.ack + max(frame.window, 0))
         if record.tcp_options and not length:
             blocks = parse_tcp_options(record.tcp_options).sack_blocks
             if blocks:
@@ -272,6 +287,12 @@ class TimeSequence:
     def direction(self, from_initiator: bool) -> _Direction:
         return self._directions[from_initiator]
 
+    def role(self, from_initiator: bool) -> str:
+        """The direction's roles, the client's being the initiator's (the ladder's left lifeline): in a
+        stream whose SYN was not captured, the analysis' initiator (the first to send) is the server."""
+        from_client = from_initiator != self.server_first
+        return "initiator → responder" if from_client else "responder → initiator"
+
     def frames_in(self, from_initiator: bool) -> int:
         """Frames of this direction and the ACKs coming back for it: what its graph draws from."""
         return self._directions[from_initiator].frames + self._directions[not from_initiator].frames
@@ -282,9 +303,11 @@ class TimeSequence:
 
     def directions_to_draw(self) -> list[bool]:
         """The directions (``from_initiator``) that send data; both that send anything when neither does."""
-        sending = [side for side in (True, False) if self._directions[side].payload_bytes]
-        sending = sending or [side for side in (True, False) if self._directions[side].retransmitted_bytes]
-        return sending or [side for side in (True, False) if self._directions[side].frames] or [True]
+        # The client's direction first (the upper graph), as on the ladder.
+        sides = (not self.server_first, self.server_first)
+        sending = [side for side in sides if self._directions[side].payload_bytes]
+        sending = sending or [side for side in sides if self._directions[side].retransmitted_bytes]
+        return sending or [side for side in sides if self._directions[side].frames] or [sides[0]]
 
     def time_axis(self) -> TimeAxis:
         """The time range both directions' graphs show, with the pauses drawn shortened: a pause
@@ -356,13 +379,15 @@ def draw_time_sequence(
     acks = sent.acks
     window_edge = None
     if acks[0]:
-        xs, ys = _steps(acks[0], acks[1], start, end)
+        xs, ys = _held_to(end, *_steps(acks[0], acks[1], start, end))
         drawn["ack"] = ax.step(
             xs, ys, where="post", color=GREEN, linewidth=1.3, zorder=2, label="ACK from the receiver", gid=GID + "ack"
         )[0]
         lows.append(ys)
         highs.append(ys)
-        edge_xs, edge_ys = _steps(acks[0], acks[2], start, end)
+    edges = sent.edges
+    if edges[0]:
+        edge_xs, edge_ys = _held_to(end, *_steps(edges[0], edges[1], start, end))
         window_edge = ax.step(
             edge_xs,
             edge_ys,
@@ -437,9 +462,11 @@ def draw_time_sequence(
     if window_edge is not None:
         if _shows(ax, window_edge, step=True):
             drawn["window"] = window_edge
-        elif acks[0] and min(numpy.frombuffer(acks[2], dtype=numpy.int64)) > top:
+        elif min(numpy.frombuffer(edges[1], dtype=numpy.int64)) > top:
             window_note = WINDOW_ABOVE
-    _label_axes(ax, sequence, sent, from_initiator)
+    elif acks[0]:
+        window_note = WINDOW_UNKNOWN
+    _label_axes(ax, sequence, sent, from_initiator, floor=0.0 if extent is None or extent[0] >= 0 else None)
     shown = [
         (kind, artist)
         for kind, artist in sorted(drawn.items(), key=lambda item: LEGEND_ORDER.index(item[0]))
@@ -520,7 +547,7 @@ def draw_time_sequence_figure(
         if direction.frames:
             what = _sent_without_data(direction)
             figure.suptitle(
-                f"{direction.name} ({_role(side)}) sends no data ({what}): no graph of its own; "
+                f"{direction.name} ({sequence.role(side)}) sends no data ({what}): no graph of its own; "
                 "its ACKs are the ACK line below",
                 x=0.01,
                 ha="left",
@@ -727,10 +754,6 @@ def _sequence_of(data: Report | Sequence[FrameAnalysis] | TimeSequence, stream: 
     return TimeSequence.of(data.frame_analyses if isinstance(data, Report) else data, stream)
 
 
-def _role(from_initiator: bool) -> str:
-    return "initiator → responder" if from_initiator else "responder → initiator"
-
-
 def _endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
@@ -741,12 +764,17 @@ def _sent_without_data(direction: _Direction) -> str:
     return frames + (f": ACKs, {', '.join(kinds)}" if kinds else ", ACKs only")
 
 
-def _label_axes(ax: Axes, sequence: TimeSequence, sent: _Direction, from_initiator: bool) -> None:
+def _label_axes(
+    ax: Axes, sequence: TimeSequence, sent: _Direction, from_initiator: bool, *, floor: float | None
+) -> None:
+    """Titles and axes; the sequence axis has no tick below ``floor`` (0 when nothing drawn is below
+    the ISN: "-1 B" under a keep-alive's 5 bytes named a sequence number no segment has)."""
     ax.set_xlabel("time since the first frame")
     ax.set_ylabel("relative sequence number")
-    ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True))  # 2.5 needs 2 decimals
+    steps = [1, 2, 5, 10]  # not 2.5: it needs 2 decimals
+    ax.yaxis.set_major_locator(_FlooredLocator(floor, nbins="auto", steps=steps, integer=True))
     ax.yaxis.set_major_formatter(UnitFormatter(BYTES))
-    title = f"TCP stream {sequence.stream}, {_role(from_initiator)}"
+    title = f"TCP stream {sequence.stream}, {sequence.role(from_initiator)}"
     if sent.name:
         title += f": {sent.name}, {format_bytes(sent.payload_bytes)} of data"
         retransmissions = len(sent.marks.get("retransmission", ((),))[0])
@@ -954,8 +982,20 @@ class TimeAxis(NamedTuple):
                 va="center",
                 fontsize=8,
                 color="#555555",
-                zorder=1,
+                zorder=PAUSE_LABEL_ZORDER,
             )
+
+
+class _FlooredLocator(MaxNLocator):
+    """:class:`MaxNLocator`'s ticks, none below ``floor`` (None: every tick)."""
+
+    def __init__(self, floor: float | None, **options: Any) -> None:
+        super().__init__(**options)
+        self.floor = floor
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        ticks = [float(tick) for tick in super().tick_values(vmin, vmax)]
+        return ticks if self.floor is None else [tick for tick in ticks if tick >= self.floor]
 
 
 class _SegmentLocator(Locator):
@@ -1116,6 +1156,15 @@ def _steps(
     xs = numpy.column_stack([times[firsts], times[firsts], times[lasts], times[lasts]]).ravel()
     ys = numpy.column_stack([values[firsts], lowest, highest, values[lasts]]).ravel()
     return xs, ys
+
+
+def _held_to(end: float, xs: numpy.ndarray, ys: numpy.ndarray) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """A step line that holds its last value until ``end`` (the stream's last frame): the receiver's
+    cumulative ACK stands until it sends another. Without, a receiver that never acknowledges again
+    (the silent client) had its ACK line stop at its last ACK, hidden under the first data segment."""
+    if not len(xs) or xs[-1] >= end:
+        return xs, ys
+    return numpy.r_[xs, end], numpy.r_[ys, ys[-1]]
 
 
 def _broken(first: numpy.ndarray, second: numpy.ndarray) -> numpy.ndarray:
