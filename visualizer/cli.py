@@ -1421,7 +1421,7 @@ def _print_flow_table(conversations: list[ConversationSummary], origin: int, out
             for conversation in chosen
         ]
         headers = _FLOW_HEADERS[:columns]
-        widths = [max(len(headers[index]), max(len(line[index]) for line in table)) for index in range(columns)]
+        widths = [max(len(header), max(map(len, column))) for header, column in zip(headers, zip(*table))]
         template = "  ".join(
             f"{{:{'>' if _FLOW_RIGHT_ALIGNED[index] else '<'}{widths[index]}}}" for index in range(columns)
         )
