@@ -13,7 +13,7 @@ from visualizer import pipeline
 from visualizer.analysis import Analyzer, Report
 from visualizer.errors import UsageError
 from visualizer.model import SegmentRun
-from visualizer.sources import CaptureReader, FrameDecoder, capture_file
+from visualizer.sources import CaptureReader, FrameDecoder, bulk, capture_file
 from visualizer.sources.bulk import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
 from visualizer.sources.pcap_writer import PcapWriter
 
@@ -85,16 +85,20 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_bulk_decoding_gives_the_same_records(capture: Path) -> None:
+@pytest.mark.parametrize("flow_keys_kept", [bulk.FLOW_KEY_CACHE_SIZE, 8])
+def test_bulk_decoding_gives_the_same_records(
+    capture: Path, flow_keys_kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "FLOW_KEY_CACHE_SIZE", flow_keys_kept)  # 8: the cache starts again in every chunk
     scalar = list(CaptureReader(capture).read(FrameDecoder().decode_from))
     reader = CaptureReader(capture)
     assert reader.pcap_header is not None
     decoder = FrameDecoder()
-    bulk = [
+    decoded = [
         record for chunk in reader.pcap_chunks() for record in decode_pcap_chunk(decoder, chunk, reader.pcap_header)
     ]
     assert len(scalar) > 3000
-    assert bulk == scalar
+    assert decoded == scalar
 
 
 def test_column_runs_give_the_same_analysis_as_records(capture: Path) -> None:

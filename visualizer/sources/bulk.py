@@ -382,20 +382,16 @@ def _numpy_tables() -> tuple[Any, Any, Any]:
 def _flow_keys(flows: list[bytes]) -> list[tuple[str, str, int, int]]:
     """The (source, destination, source port, destination port) keys of flows given as their 12 raw
     bytes: IPv4 addresses, then TCP or UDP ports (cached, as the analysis meets the same ones again)."""
-    keys: list[tuple[str, str, int, int] | None] = list(map(_flow_key_by_bytes.get, flows))
-    if None in keys:
-        if len(_flow_key_by_bytes) > FLOW_KEY_CACHE_SIZE:
-            _flow_key_by_bytes.clear()
-        for index, key in enumerate(keys):
-            if key is None:
-                flow = flows[index]
-                key = _flow_key_by_bytes.get(flow)
-                if key is None:
-                    key = _flow_key_by_bytes[flow] = (
-                        ipv4_text(flow[:4]),
-                        ipv4_text(flow[4:8]),
-                        int.from_bytes(flow[8:10], "big"),
-                        int.from_bytes(flow[10:12], "big"),
-                    )
-                keys[index] = key
-    return keys  # type: ignore[return-value]
+    cache = _flow_key_by_bytes
+    new = set(flows).difference(cache)
+    if new and len(cache) + len(new) > FLOW_KEY_CACHE_SIZE:
+        cache.clear()
+        new = set(flows)
+    for flow in new:
+        cache[flow] = (
+            ipv4_text(flow[:4]),
+            ipv4_text(flow[4:8]),
+            int.from_bytes(flow[8:10], "big"),
+            int.from_bytes(flow[10:12], "big"),
+        )
+    return list(map(cache.__getitem__, flows))
