@@ -18,8 +18,10 @@ gives (the tests check it):
   independent, so each worker reads the whole file but decodes and analyses only the
   conversations of its share (chosen by a hash that does not depend on direction);
   the reports are then merged and the streams renumbered in order of first
-  appearance, exactly as one process would number them. Per-frame results always
-  come from one process.
+  appearance, exactly as one process would number them. Where the records of a pcap
+  file lie is found once, each worker scanning a stretch of it and sharing what it
+  found (checked: see "Parallel analysis" below). Per-frame results always come from
+  one process.
 * Chosen streams of a large file are found in two passes: the report first
   (parallel), then only the frames of those conversations, picked from their bytes.
 
@@ -267,15 +269,16 @@ def _with_progress(items: Iterator[T], reader: CaptureReader, progress: Progress
 # Conversations are independent, so each worker analyses a share of them (see
 # visualizer.sources.bulk.Share) and _merge_reports joins the reports. Every worker
 # reads the whole file (the page cache serves it once) and decodes only the frames of
-# its share, plus the frames it cannot assign from their bytes. (Letting one process
-# find the frames and hand their offsets to the others measured no faster.)
+# its share, plus the frames it cannot assign from their bytes.
 #
 # Where the records of a large pcap file lie is found once, in parts: the file is cut
 # into stretches at guessed record boundaries (CaptureReader.pcap_record_near), each
 # worker scans one stretch's record headers, and the workers share what they found
 # (_share_layout). The guesses are only trusted when the chain of records from the
 # file's first one lands exactly on each of them; otherwise every worker scans the
-# whole file itself, as it would without them.
+# whole file itself, as it would without them. (One process scanning every header and
+# handing the offsets to the others measured no faster: scanning in parts divides the
+# work, 0.47 s per worker for a million records on two CPUs before, 0.23 s after.)
 
 
 def _analyse_share(

@@ -204,8 +204,13 @@ def decode_pcap_chunk(
         # more than a timestamp (SACK blocks of duplicate ACKs, RFC 2018): rare rows, cheap to cut.
         options = [b""] * length
         with_options = (flag_bits & 0x02) | ((picked_total == 20 + picked_header) & (picked_header > 32))
-        for row in numpy.flatnonzero(with_options).tolist():
-            options[row] = buffer[int(frame_starts[row]) + 54 : int(payload_start[row])]
+        rows_with_options = numpy.flatnonzero(with_options)
+        for row, start, stop in zip(
+            rows_with_options.tolist(),
+            (frame_starts[rows_with_options] + 54).tolist(),
+            payload_start[rows_with_options].tolist(),
+        ):
+            options[row] = buffer[start:stop]
         columns = (numbers, timestamps, keys, seqs, acks, flags, windows, options, payload_lengths, originals)
         if not others:
             return [SegmentRun._make(columns)]
