@@ -102,6 +102,8 @@ ORIGINALS_PRUNE = 64
 
 _UNKNOWN_WINDOW = 0xFFFFFFFF
 _SYN_FIN_RST = SYN | FIN | RST
+_SYN_FIN = SYN | FIN
+_KEEP_ALIVE_OR_PROBE = KEEP_ALIVE | ZERO_WINDOW_PROBE
 _PROTOCOL_NAMES = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp", PROTOCOL_ICMP: "icmp", PROTOCOL_ICMPV6: "icmpv6"}
 _ESTABLISHED = State.ESTABLISHED
 _new_frame_analysis = tuple.__new__  # builds the NamedTuple from one tuple, without keyword handling
@@ -598,8 +600,10 @@ class Analyzer:
                     if rev.dupacknum == 0:
                         analysis |= ACK_LOST_SEGMENT
                     rev.dupacknum = -1
-            segment_end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & SEQUENCE_MASK
-            if (seglen or flags & (SYN | FIN)) and not analysis & (KEEP_ALIVE | ZERO_WINDOW_PROBE):
+            syn_or_fin = flags & _SYN_FIN
+            occupies = seglen or syn_or_fin  # takes sequence space: data, SYN or FIN (RFC 9293 s3.4)
+            segment_end = (seq + seglen + (1 if syn_or_fin else 0)) & SEQUENCE_MASK
+            if occupies and not analysis & _KEEP_ALIVE_OR_PROBE:
                 not_advanced = seq != nextseq and nextseq and (nextseq - seq) & SEQUENCE_MASK < HALF_SPACE
                 if not_advanced and seglen > 1 and (nextseq - 1) & SEQUENCE_MASK == seq:
                     not_advanced = False  # new data after a possible zero-window probe
@@ -623,7 +627,7 @@ class Analyzer:
                         analysis |= RETRANSMISSION
             sent_before = fwd.sent_end
             if not analysis & ZERO_WINDOW_PROBE:  # probes do not advance the sequence space
-                if (seglen or flags & (SYN | FIN)) and (
+                if occupies and (
                     fwd.sent_end < 0 or (segment_end - fwd.sent_end) & SEQUENCE_MASK < HALF_SPACE
                 ):
                     fwd.sent_end = segment_end
@@ -641,7 +645,7 @@ class Analyzer:
             if flags & SYN and flags & ACK and analysis & RETRANSMISSION and fwd.plain_syn and rev.plain_syn:
                 # Both sent a SYN: this SYN-ACK answers the peer's (RFC 9293 Figure 7), it repeats nothing.
                 analysis = analysis & ~RETRANSMISSION | SIMULTANEOUS_OPEN
-            if record is not None and (seglen or flags & (SYN | FIN)) and not analysis & _NOT_FIRST_TRANSMISSION:
+            if record is not None and occupies and not analysis & _NOT_FIRST_TRANSMISSION:
                 # Remembered for per-frame analysis only: it costs the report-only path a third of its speed.
                 originals = fwd.originals
                 originals[seq] = (segment_end, number)
@@ -701,7 +705,7 @@ class Analyzer:
                     conversation.summary.stream,
                     seq,
                     ack,
-                    segment_end if seglen or flags & (SYN | FIN) else seq,
+                    segment_end if occupies else seq,
                     window,
                     window_scale,
                     0,
