@@ -491,11 +491,13 @@ class Analyzer:
             record,
             bad_checksum,
         ) in rows:
+            syn = flags & SYN
+            has_ack = flags & ACK
             entry = tcp.get(key)
             analysis = 0
             if entry is None:
                 entry = self._new_tcp(key, number, flags, now)
-            elif flags & SYN and not flags & ACK and entry[1].base_set and raw_seq != entry[1].base_seq:
+            elif syn and not has_ack and entry[1].base_set and raw_seq != entry[1].base_seq:
                 # A new SYN with another ISN on a known port pair: a new connection.
                 entry = self._new_tcp(key, number, flags, now)
                 analysis = REUSED_PORTS
@@ -511,21 +513,21 @@ class Analyzer:
             # from the first ACK, as ack - 1).
             if not conversation.bases_known:
                 if not fwd.base_set:
-                    fwd.base_seq = raw_seq if flags & SYN else (raw_seq - 1) & SEQUENCE_MASK
+                    fwd.base_seq = raw_seq if syn else (raw_seq - 1) & SEQUENCE_MASK
                     fwd.base_set = True
-                if flags & ACK and not rev.base_set:
+                if has_ack and not rev.base_set:
                     rev.base_seq = (raw_ack - 1) & SEQUENCE_MASK
                     rev.base_set = True
                 conversation.bases_known = fwd.base_set and rev.base_set
             seq = (raw_seq - fwd.base_seq) & SEQUENCE_MASK
-            ack = (raw_ack - rev.base_seq) & SEQUENCE_MASK if flags & ACK else raw_ack
+            ack = (raw_ack - rev.base_seq) & SEQUENCE_MASK if has_ack else raw_ack
 
-            if flags & SYN:
+            if syn:
                 # Window scaling (RFC 7323 s2.2): announced in SYNs, applied to every later segment.
                 shift = window_scale_of(options)
                 if shift is not None:
                     fwd.window_scale = min(shift, MAXIMUM_WINDOW_SHIFT)
-                if flags & ACK:
+                if has_ack:
                     conversation.synack_seen = True
                     if shift is None or rev.window_scale == -2:
                         fwd.window_scale = rev.window_scale = -2
@@ -539,7 +541,7 @@ class Analyzer:
                 scale = fwd.window_scale
                 window = raw_window << scale if scale >= 0 else raw_window
                 # Wireshark's first RTT: from the latest SYN to the first ACK after it.
-                if not conversation.first_rtt and flags & ACK and conversation.last_syn_time:
+                if not conversation.first_rtt and has_ack and conversation.last_syn_time:
                     conversation.first_rtt = now - conversation.last_syn_time
 
             # --- Wireshark's tcp_analyze_sequence_number, test by test. ---
@@ -589,7 +591,7 @@ class Analyzer:
                 if fwd.duplicate_acks:
                     fwd.duplicate_acks = []
             mark = rev.maxseqtobeacked
-            if flags & ACK and mark and ack != mark and (ack - mark) & SEQUENCE_MASK < HALF_SPACE:
+            if has_ack and mark and ack != mark and (ack - mark) & SEQUENCE_MASK < HALF_SPACE:
                 # Flag once per gap. When the peer has sent past the mark, move the mark up;
                 # while it only sends pure ACKs, its duplicate-ACK counter (-1) says "flagged".
                 gap = (rev.nextseq - mark) & SEQUENCE_MASK
@@ -642,7 +644,7 @@ class Analyzer:
             fwd.last_flags = analysis
 
             # --- What the flags refer to, and what the receiver made of the segment. ---
-            if flags & SYN and flags & ACK and analysis & RETRANSMISSION and fwd.plain_syn and rev.plain_syn:
+            if syn and has_ack and analysis & RETRANSMISSION and fwd.plain_syn and rev.plain_syn:
                 # Both sent a SYN: this SYN-ACK answers the peer's (RFC 9293 Figure 7), it repeats nothing.
                 analysis = analysis & ~RETRANSMISSION | SIMULTANEOUS_OPEN
             if record is not None and occupies and not analysis & _NOT_FIRST_TRANSMISSION:
@@ -683,12 +685,12 @@ class Analyzer:
                 continue
             held.analysis |= analysis
             held.mark = state_mark
-            if flags & SYN:
+            if syn:
                 window_scale = 0
             else:
                 scale = fwd.window_scale
                 window_scale = 1 << scale if scale >= 0 else scale
-            if flags & SYN:
+            if syn:
                 phase = "handshake"
             elif not conversation.handshake_done and conversation.synack_seen and not flags & (FIN | RST):
                 conversation.handshake_done = True  # the ACK that completes the three-way handshake
