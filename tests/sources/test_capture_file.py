@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from visualizer.cli import main
-from visualizer.errors import CaptureFileError
+from visualizer.errors import CaptureFileError, UsageError
 from visualizer.sources import capture_file
 from visualizer.sources.capture_file import PCAP_FILE_HEADER_LENGTH, CaptureReader, PcapStretch
 from visualizer.sources.pcap_writer import PcapWriter
@@ -252,3 +252,11 @@ def test_no_record_is_guessed_in_bytes_that_hold_none(tmp_path: Path) -> None:
     path = tmp_path / "noise.pcap"
     path.write_bytes(pcap_bytes("<", 0xA1B2C3D4, [(1, 0, FRAME)]) + b"\xff" * 5000)
     assert CaptureReader(path).pcap_record_near(1000) is None
+
+
+@pytest.mark.parametrize("method", ["scan_pcap", "pcap_record_near"])
+def test_finding_pcap_records_is_for_pcap_files_only(method: str) -> None:
+    reader = CaptureReader(Path(__file__).parents[1] / "data/corpus/captures/gopacket-le-test901.pcapng")
+    find = getattr(reader, method)
+    with pytest.raises(UsageError, match=f"{method}\\(\\) reads pcap files only \\(this is pcapng\\)"):
+        find(0, 100) if method == "scan_pcap" else find(0)

@@ -629,9 +629,7 @@ class Analyzer:
                         analysis |= RETRANSMISSION
             sent_before = fwd.sent_end
             if not analysis & ZERO_WINDOW_PROBE:  # probes do not advance the sequence space
-                if occupies and (
-                    fwd.sent_end < 0 or (segment_end - fwd.sent_end) & SEQUENCE_MASK < HALF_SPACE
-                ):
+                if occupies and (fwd.sent_end < 0 or (segment_end - fwd.sent_end) & SEQUENCE_MASK < HALF_SPACE):
                     fwd.sent_end = segment_end
                 if not nextseq or (segment_end != nextseq and (segment_end - nextseq) & SEQUENCE_MASK < HALF_SPACE):
                     fwd.nextseq = segment_end

@@ -343,6 +343,11 @@ class CaptureReader:
             _record_reader(order, fraction, swapped, maybe_swapped),
         )
 
+    def _pcap_only(self, method: str) -> PcapHeader:
+        if self.pcap_header is None:
+            raise UsageError(f"{self.path}: {method}() reads pcap files only (this is {self.format})")
+        return self.pcap_header
+
     def pcap_chunks(self, layout: Sequence[PcapStretch] | None = None) -> Iterator[PcapChunk]:
         """The frames of a pcap file, a read buffer at a time (the fast way through a big file).
 
@@ -355,12 +360,10 @@ class CaptureReader:
         the file ends or goes bad (parallel readers each find one stretch and share them).
         The chunks, counts and warnings are then the same, without a scan of the record headers.
         """
-        header = self.pcap_header
-        if header is None:
-            raise UsageError(f"{self.path}: pcap_chunks() reads pcap files only (this is {self.format})")
+        header = self._pcap_only("pcap_chunks")
         if layout is None:
             end = _ScanEnd(PCAP_FILE_HEADER_LENGTH)
-            buffers = self._scan_buffers(PCAP_FILE_HEADER_LENGTH, self.size, end)
+            buffers = self._scan_buffers(header, PCAP_FILE_HEADER_LENGTH, self.size, end)
         else:
             end = _ScanEnd(layout[-1].end, layout[-1].damaged)
             buffers = self._read_layout(layout, end)
@@ -394,7 +397,8 @@ class CaptureReader:
         end = _ScanEnd(start)
         buffers: list[tuple[int, Sequence[int], list[int]]] = []
         previous = start
-        for _, offsets, empty, whole in self._scan_buffers(start, stop, end, keep=False):
+        header = self._pcap_only("scan_pcap")
+        for _, offsets, empty, whole in self._scan_buffers(header, start, stop, end, keep=False):
             buffers.append((whole - previous, array.array("I", offsets), empty))
             previous = whole
         return PcapStretch(start, buffers, end.position, end.damaged)
@@ -406,8 +410,7 @@ class CaptureReader:
         in a row that each hold a plausible time and lengths. Only the chain of records from the
         file's first one can confirm it (parallel readers scan from such guesses, then check).
         """
-        header = self.pcap_header
-        assert header is not None
+        header = self._pcap_only("pcap_record_near")
         self._handle.seek(offset)
         buffer = self._handle.read(_GUESS_WINDOW)
         fields = struct.Struct(header.byte_order + "IIII").unpack_from
@@ -452,7 +455,7 @@ class CaptureReader:
                 yield buffer, offsets, empty, position
 
     def _scan_buffers(
-        self, start: int, stop: int, end: _ScanEnd, *, keep: bool = True
+        self, header: PcapHeader, start: int, stop: int, end: _ScanEnd, *, keep: bool = True
     ) -> Iterator[tuple[bytes, Sequence[int], list[int], int]]:
         """Read the file's bytes [start, stop) a buffer at a time, following the chain of record headers.
 
@@ -462,8 +465,6 @@ class CaptureReader:
         starts). Leaves in ``end`` where the chain ended, and the captured length of the
         impossible record found there.
         """
-        header = self.pcap_header
-        assert header is not None
         # The captured length is the third header field, or the fourth when the lengths are swapped.
         length_at = 12 if header.lengths_swapped else 8
         other_at = 8 if header.lengths_swapped else 12
