@@ -43,30 +43,27 @@ from synthetic import PROFILES  # noqa: E402
 
 
 def _tree_rss_kb(root: int) -> int:
-    """Resident memory of a process and all its descendants, in kB."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            parent = int(fields[1])
-            with open(f"/proc/{entry}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        rss[int(entry)] = int(line.split()[1])
-                        break
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
+    """Resident memory of a process and all its descendants, in kB.
+
+    Reads only the tree's own /proc entries (its children from ``task/*/children``): a walk
+    of every process took 4 ms of CPU per sample, a quarter of a CPU at one sample every
+    10 ms, taken from the measured command when it keeps every CPU busy.
+    """
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1]) * _PAGE_KB
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as children:
+                    stack.extend(int(child) for child in children.read().split())
+        except (OSError, ValueError):  # the process ended meanwhile
+            continue
     return total
+
+
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def measure(command: list[str], folder: Path | None = None) -> tuple[float, int]:

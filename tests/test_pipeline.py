@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from visualizer import pipeline
 from visualizer.analysis import Analyzer, Report
 from visualizer.errors import UsageError
 from visualizer.model import SegmentRun
-from visualizer.sources import CaptureReader, FrameDecoder, capture_file
+from visualizer.sources import CaptureReader, FrameDecoder, bulk, capture_file
 from visualizer.sources.bulk import WHOLE, decode_pcap_chunk, mixing_byte, plan_shares
 from visualizer.sources.pcap_writer import PcapWriter
 
@@ -84,16 +85,20 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_bulk_decoding_gives_the_same_records(capture: Path) -> None:
+@pytest.mark.parametrize("flow_keys_kept", [bulk.FLOW_KEY_CACHE_SIZE, 8])
+def test_bulk_decoding_gives_the_same_records(
+    capture: Path, flow_keys_kept: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "FLOW_KEY_CACHE_SIZE", flow_keys_kept)  # 8: the cache starts again in every chunk
     scalar = list(CaptureReader(capture).read(FrameDecoder().decode_from))
     reader = CaptureReader(capture)
     assert reader.pcap_header is not None
     decoder = FrameDecoder()
-    bulk = [
+    decoded = [
         record for chunk in reader.pcap_chunks() for record in decode_pcap_chunk(decoder, chunk, reader.pcap_header)
     ]
     assert len(scalar) > 3000
-    assert bulk == scalar
+    assert decoded == scalar
 
 
 def test_column_runs_give_the_same_analysis_as_records(capture: Path) -> None:
@@ -121,6 +126,45 @@ def test_parallel_analysis_equals_one_process(capture: Path, workers: int, monke
     monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)  # force the NumPy path on this small file
     assert summary(pipeline.analyse_file(capture, workers=1)) == summary(one)
     assert summary(pipeline.analyse_file(capture, workers=workers)) == summary(one)
+
+
+@pytest.fixture
+def layouts(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What the parallel analysis of a file (read as a large one) found of where its records lie."""
+    monkeypatch.setattr(pipeline, "BULK_MINIMUM_BYTES", 0)
+    found: list[object] = []
+    share_layout = pipeline._share_layout
+
+    def watched(*arguments: Any) -> Any:
+        found.append(share_layout(*arguments))
+        return found[-1]
+
+    monkeypatch.setattr(pipeline, "_share_layout", watched)
+    return found
+
+
+def test_parallel_workers_share_the_records_they_found(capture: Path, layouts: list[object]) -> None:
+    assert summary(pipeline.analyse_file(capture, workers=3)) == summary(pipeline.analyse_file(capture, workers=1))
+    (layout,) = layouts
+    assert isinstance(layout, list) and len(layout) == 3
+    assert [stretch.end for stretch in layout[:-1]] == [stretch.start for stretch in layout[1:]]
+    assert layout[-1].end == capture.stat().st_size
+
+
+@pytest.mark.parametrize("guess", ["off_a_boundary", "none"])
+def test_parallel_analysis_trusts_no_wrong_guess_of_where_a_record_starts(
+    capture: Path, guess: str, layouts: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = pipeline.analyse_file(capture, workers=1)
+    near = CaptureReader.pcap_record_near
+
+    def wrong(reader: CaptureReader, offset: int) -> int | None:
+        found = near(reader, offset)
+        return found + 1 if found is not None and guess == "off_a_boundary" else None
+
+    monkeypatch.setattr(CaptureReader, "pcap_record_near", wrong)
+    assert summary(pipeline.analyse_file(capture, workers=2)) == summary(one)
+    assert layouts == ([None] if guess == "off_a_boundary" else [])  # not confirmed: every worker scanned all
 
 
 def test_parallel_analysis_of_a_pcapng_file() -> None:

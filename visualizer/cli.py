@@ -952,7 +952,6 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pathlib import Path
 
     from visualizer.files import check_writable
-    from visualizer.pipeline import analyse_file
     from visualizer.render.export import save_ladder, save_time_sequence
     from visualizer.render.overview import MAXIMUM_OVERVIEW
 
@@ -984,8 +983,7 @@ def _run_draw(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         check_writable(output)
     streams = set(arguments.stream or [])
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
-    report = analyse_file(arguments.file, progress=progress)
-    gc.freeze()  # the report lives until the end: the table's many small strings need not make collections walk it
+    report = _analyse_long_lived(arguments.file, progress)
     if progress is not None:
         progress.clear()
     if not report.frames and report.warnings:
@@ -1313,12 +1311,29 @@ def _format_bytes(count: int) -> str:
     return f"{count} B"
 
 
-def _run_flows(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from visualizer.pipeline import analyse_file
+def _analyse_long_lived(path: str, progress: _Progress | None) -> Report:
+    """The report of a whole file, for a command that keeps it until it ends.
 
+    The cycle collector stays off until the report's many objects are frozen: the first
+    collection after a long pause would walk every object made during it (0.2 s for a
+    million frames), and later ones the table's many small strings.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from visualizer.pipeline import analyse_file
+
+        report = analyse_file(path, progress=progress)
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
+    return report
+
+
+def _run_flows(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress = None if arguments.quiet or not err.isatty() else _Progress(err, "reading")
-    report = analyse_file(arguments.file, progress=progress)
-    gc.freeze()  # the report lives until the end: the table's many small strings need not make collections walk it
+    report = _analyse_long_lived(arguments.file, progress)
     if progress is not None:
         progress.clear()
     if not report.frames and report.warnings:
@@ -1406,7 +1421,7 @@ def _print_flow_table(conversations: list[ConversationSummary], origin: int, out
             for conversation in chosen
         ]
         headers = _FLOW_HEADERS[:columns]
-        widths = [max(len(headers[index]), max(len(line[index]) for line in table)) for index in range(columns)]
+        widths = [max(len(header), max(map(len, column))) for header, column in zip(headers, zip(*table))]
         template = "  ".join(
             f"{{:{'>' if _FLOW_RIGHT_ALIGNED[index] else '<'}{widths[index]}}}" for index in range(columns)
         )

@@ -18,8 +18,10 @@ gives (the tests check it):
   independent, so each worker reads the whole file but decodes and analyses only the
   conversations of its share (chosen by a hash that does not depend on direction);
   the reports are then merged and the streams renumbered in order of first
-  appearance, exactly as one process would number them. Per-frame results always
-  come from one process.
+  appearance, exactly as one process would number them. Where the records of a pcap
+  file lie is found once, each worker scanning a stretch of it and sharing what it
+  found (checked: see "Parallel analysis" below). Per-frame results always come from
+  one process.
 * Chosen streams of a large file are found in two passes: the report first
   (parallel), then only the frames of those conversations, picked from their bytes.
 
@@ -35,7 +37,7 @@ import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from visualizer.analysis import Analyzer, FrameAnalysis, Report
 from visualizer.analysis.report import Finding, in_stream
@@ -51,6 +53,7 @@ from visualizer.sources.bulk import (
     in_share,
     plan_shares,
 )
+from visualizer.sources.capture_file import PCAP_FILE_HEADER_LENGTH, PcapStretch
 
 if TYPE_CHECKING:
     from visualizer.analysis.kernel import KernelStory
@@ -266,41 +269,52 @@ def _with_progress(items: Iterator[T], reader: CaptureReader, progress: Progress
 # Conversations are independent, so each worker analyses a share of them (see
 # visualizer.sources.bulk.Share) and _merge_reports joins the reports. Every worker
 # reads the whole file (the page cache serves it once) and decodes only the frames of
-# its share, plus the frames it cannot assign from their bytes. (Letting one process
-# find the frames and hand their offsets to the others measured no faster.)
+# its share, plus the frames it cannot assign from their bytes.
+#
+# Where the records of a large pcap file lie is found once, in parts: the file is cut
+# into stretches at guessed record boundaries (CaptureReader.pcap_record_near), each
+# worker scans one stretch's record headers, and the workers share what they found
+# (_share_layout). The guesses are only trusted when the chain of records from the
+# file's first one lands exactly on each of them; otherwise every worker scans the
+# whole file itself, as it would without them. (One process scanning every header and
+# handing the offsets to the others measured no faster: scanning in parts divides the
+# work, 0.47 s per worker for a million records on two CPUs before, 0.23 s after.)
 
 
 def _analyse_share(
-    path: str, share: Share, progress: ProgressCallback | None = None
+    reader: CaptureReader,
+    share: Share,
+    progress: ProgressCallback | None = None,
+    layout: Sequence[PcapStretch] | None = None,
 ) -> tuple[Report, int, list[str], int | None]:
     """Read the whole file and analyse the conversations of ``share``.
 
     Also gives what the reader saw of every frame: their number, the warnings, and the
     time of the first frame that has one (the analysis of a share sees only its frames).
     """
-    reader = CaptureReader(path)
-    analyzer = Analyzer(source=path)
+    analyzer = Analyzer(source=reader.path)
     with _collection_paused():
-        analyzer.feed(_with_progress(_records(reader, share), reader, progress))
+        analyzer.feed(_with_progress(_records(reader, share, layout), reader, progress))
         report = analyzer.finish()
     return report, reader.frames_read, reader.warnings, reader.first_timestamp_ns
 
 
 def _records(
-    reader: CaptureReader, share: Share = WHOLE
+    reader: CaptureReader, share: Share = WHOLE, layout: Sequence[PcapStretch] | None = None
 ) -> Iterator[PacketRecord] | Iterator[PacketRecord | SegmentRun]:
     """The records of a capture (or of one share of its conversations), in frame order.
 
     A large pcap file is decoded a read buffer at a time (NumPy; plain TCP frames
-    come as column runs); anything else frame by frame. Every worker decodes the
-    frames it cannot assign from their bytes (IP reassembly needs all fragments).
+    come as column runs), from ``layout`` when where its records lie is known
+    already; anything else frame by frame. Every worker decodes the frames it
+    cannot assign from their bytes (IP reassembly needs all fragments).
     """
     if reader.format == "pcap" and reader.pcap_header is not None and reader.size >= BULK_MINIMUM_BYTES:
         decoder = FrameDecoder()  # no checksums in bulk (documented: flows finds no bad_checksum there)
         header = reader.pcap_header
 
         def by_chunk() -> Iterator[PacketRecord | SegmentRun]:
-            for chunk in reader.pcap_chunks():
+            for chunk in reader.pcap_chunks(layout):
                 yield from decode_pcap_chunk(decoder, chunk, header, share, runs=True, time_order=reader)
 
         return by_chunk()
@@ -325,43 +339,89 @@ def _records(
     return reader.read(make)
 
 
-def _worker(path: str, share: Share, results: Connection) -> None:
+def _stretch_starts(reader: CaptureReader, workers: int) -> list[int] | None:
+    """Where each worker's stretch of a large pcap file begins: the file's first record, then
+    guessed record boundaries at equal distances; None when a guess fails (each worker then scans all)."""
+    if reader.pcap_header is None or reader.size < BULK_MINIMUM_BYTES:
+        return None
+    starts = [PCAP_FILE_HEADER_LENGTH]
+    for index in range(1, workers):
+        guess = reader.pcap_record_near(reader.size * index // workers)
+        if guess is None or guess <= starts[-1]:
+            return None
+        starts.append(guess)
+    return starts
+
+
+def _own_stretch(reader: CaptureReader, starts: list[int], index: int) -> PcapStretch:
+    stop = starts[index + 1] if index + 1 < len(starts) else reader.size
+    return reader.scan_pcap(starts[index], stop)
+
+
+def _share_layout(reader: CaptureReader, starts: list[int], workers: Sequence[Connection]) -> list[PcapStretch] | None:
+    """This process's side of finding the records: scan the first stretch, gather the workers'
+    stretches, and give each worker the others' when the chain from the first record confirms every
+    guessed start (else None, to every worker: each then scans the whole file)."""
+    stretches = [_own_stretch(reader, starts, 0)]
+    stretches.extend(_received(connection, "stretch", reader.path) for connection in workers)
+    confirmed = all(not stretch.damaged and stretch.end == start for stretch, start in zip(stretches, starts[1:]))
+    for index, connection in enumerate(workers, 1):  # each worker has its own stretch: send it the others
+        others = [None if other == index else stretch for other, stretch in enumerate(stretches)]
+        connection.send(("layout", others if confirmed else None))
+    return stretches if confirmed else None
+
+
+def _received(connection: Connection, expected: str, path: str) -> Any:
+    status, payload = connection.recv()
+    if status != expected:
+        raise AnalysisError(f"{path}: analysis worker failed: {payload}")
+    return payload
+
+
+def _worker(path: str, share: Share, connection: Connection, starts: list[int] | None, index: int) -> None:
     try:
-        results.send(("ok", _analyse_share(path, share)))
+        reader = CaptureReader(path)
+        layout = None
+        if starts is not None:
+            own = _own_stretch(reader, starts, index)
+            connection.send(("stretch", own))
+            layout = _received(connection, "layout", path)
+            if layout is not None:
+                layout[index] = own
+        connection.send(("ok", _analyse_share(reader, share, layout=layout)))
     except BaseException as error:  # reported to the parent, which raises it
-        results.send(("error", f"{type(error).__name__}: {error}"))
+        connection.send(("error", f"{type(error).__name__}: {error}"))
     finally:
-        results.close()
+        connection.close()
 
 
 def _analyse_in_parallel(path: str | os.PathLike[str], workers: int, progress: ProgressCallback | None) -> Report:
     """Share 0 is analysed in this process (drawing the progress bar), the others in forked ones."""
     name = os.fspath(path)
     probe = CaptureReader(name)  # a file that is not a capture fails here, in this process
+    starts = _stretch_starts(probe, workers)
     probe.close()
     if probe.format == "pcap" and probe.size >= BULK_MINIMUM_BYTES:
         import numpy  # noqa: F401  (loaded once here, shared by the forked workers)
     shares = plan_shares(workers)
     context = multiprocessing.get_context("fork")
     processes = []
-    results: list[Connection] = []
+    connections: list[Connection] = []
     # The reports are many objects: a cycle collection while they are received and merged walks them all
     # (and in a forked worker, which inherits the pause, it would only walk and copy the parent's heap).
     with _collection_paused():
         try:
-            for share in shares[1:]:
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_worker, args=(name, share, sender), daemon=True)
+            for index, share in enumerate(shares[1:], 1):
+                mine, theirs = context.Pipe()
+                process = context.Process(target=_worker, args=(name, share, theirs, starts, index), daemon=True)
                 process.start()
-                sender.close()
+                theirs.close()
                 processes.append(process)
-                results.append(receiver)
-            collected = [_analyse_share(name, shares[0], progress)]
-            for receiver in results:
-                status, payload = receiver.recv()
-                if status != "ok":
-                    raise AnalysisError(f"{name}: analysis worker failed: {payload}")
-                collected.append(payload)
+                connections.append(mine)
+            reader = CaptureReader(name)
+            layout = _share_layout(reader, starts, connections) if starts is not None else None
+            collected = [_analyse_share(reader, shares[0], progress, layout)]
+            collected.extend(_received(connection, "ok", name) for connection in connections)
         finally:
             for process in processes:
                 if process.is_alive():

@@ -1,10 +1,12 @@
-"""Stream membership: one rule for the CLI, the ingest module and the ladder."""
+"""Stream membership: one rule for the CLI, the ingest module and the ladder; reports between processes."""
 
 from __future__ import annotations
 
+import pickle
+
 from tests.packets import SYN, decode_all, ethernet, ipv4, tcp, udp
 from visualizer.analysis import Analyzer
-from visualizer.analysis.report import in_stream
+from visualizer.analysis.report import ConversationSummary, Finding, in_stream
 
 
 def test_a_frame_is_in_its_own_protocols_stream_only() -> None:
@@ -26,3 +28,14 @@ def test_an_icmp_error_is_in_the_stream_it_quotes() -> None:
     sent, error = Analyzer().frames(decode_all([(0, ethernet(datagram)), (0, ethernet(unreachable))]))
     assert error.protocol == "icmp" and error.stream == sent.stream == 0
     assert in_stream(error, "udp", 0) and not in_stream(error, "tcp", 0)
+
+
+def test_findings_and_conversations_cross_processes_whole() -> None:
+    # Parallel workers pickle their reports: every field, in its place, comes back.
+    finding = Finding("retransmission", 9, "tcp", 2, "seq 5 again", (4,), 4)
+    conversation = ConversationSummary("tcp", 3, "10.0.0.1", 40000, "10.0.0.2", 80, 7, 1_000, 2_000, 4, 400, 3, 30)
+    conversation.outcome, conversation.state_a, conversation.state_b = "reset", "CLOSED", "TIME-WAIT"
+    conversation.analysis_counts["retransmission"] = 1
+    for item in (finding, conversation):
+        copy = pickle.loads(pickle.dumps(item))
+        assert copy == item and copy is not item

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from visualizer.cli import main
-from visualizer.errors import CaptureFileError
-from visualizer.sources.capture_file import CaptureReader
+from visualizer.errors import CaptureFileError, UsageError
+from visualizer.sources import capture_file
+from visualizer.sources.capture_file import PCAP_FILE_HEADER_LENGTH, CaptureReader, PcapStretch
 from visualizer.sources.pcap_writer import PcapWriter
 
 FRAME = bytes(range(60))
@@ -208,3 +209,54 @@ def test_time_going_backwards_is_warned_once_with_its_first_frame(tmp_path: Path
     reader = CaptureReader(nanoseconds)
     assert len(list(reader)) == 2
     assert reader.warnings == [f"{nanoseconds}: time goes backwards at frame 2 (0.000001 s before frame 1)"]
+
+
+def chunk_frames(reader: CaptureReader, layout: list[PcapStretch] | None = None) -> list[tuple[int, bytes]]:
+    return [
+        (
+            chunk.first_number + index,
+            chunk.buffer[offset : offset + 16 + struct.unpack_from("<I", chunk.buffer, offset + 8)[0]],
+        )
+        for chunk in reader.pcap_chunks(layout)
+        for index, offset in enumerate(chunk.offsets)
+    ]
+
+
+@pytest.mark.parametrize("ending", ["whole", "cut", "damaged"])
+def test_stretches_scanned_apart_read_as_one_scan(tmp_path: Path, ending: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capture_file, "_CHUNK", 512)  # several read buffers in each stretch
+    records = [(1000 + index, index, FRAME[: index % 61]) for index in range(400)]  # frame 1 carries no bytes
+    content = pcap_bytes("<", 0xA1B2C3D4, records)
+    if ending == "cut":
+        content = content[:-5]
+    elif ending == "damaged":
+        content += struct.pack("<IIII", 2000, 0, 5_000_000, 5_000_000) + FRAME
+    path = tmp_path / "a.pcap"
+    path.write_bytes(content)
+    whole = CaptureReader(path)
+    expected = chunk_frames(whole)
+    boundaries = {24 + sum(16 + len(data) for *_, data in records[:index]) for index in range(len(records))}
+    reader = CaptureReader(path)
+    guess = reader.pcap_record_near(len(content) // 2)
+    assert guess in boundaries and guess > len(content) // 2 - 80
+    layout = [reader.scan_pcap(PCAP_FILE_HEADER_LENGTH, guess), reader.scan_pcap(guess, reader.size)]
+    assert layout[0].end == guess and not layout[0].damaged  # the chain from the first record confirms the guess
+    assert chunk_frames(reader, layout) == expected
+    assert (reader.frames_read, reader.warnings) == (whole.frames_read, whole.warnings)
+    assert len(whole.warnings) == (1 if ending == "whole" else 2)  # the empty frame, and the end if odd
+    # A stretch that ends off a record boundary is told by where its chain ended.
+    assert CaptureReader(path).scan_pcap(PCAP_FILE_HEADER_LENGTH, guess + 1).end != guess + 1
+
+
+def test_no_record_is_guessed_in_bytes_that_hold_none(tmp_path: Path) -> None:
+    path = tmp_path / "noise.pcap"
+    path.write_bytes(pcap_bytes("<", 0xA1B2C3D4, [(1, 0, FRAME)]) + b"\xff" * 5000)
+    assert CaptureReader(path).pcap_record_near(1000) is None
+
+
+@pytest.mark.parametrize("method", ["scan_pcap", "pcap_record_near"])
+def test_finding_pcap_records_is_for_pcap_files_only(method: str) -> None:
+    reader = CaptureReader(Path(__file__).parents[1] / "data/corpus/captures/gopacket-le-test901.pcapng")
+    find = getattr(reader, method)
+    with pytest.raises(UsageError, match=f"{method}\\(\\) reads pcap files only \\(this is pcapng\\)"):
+        find(0, 100) if method == "scan_pcap" else find(0)

@@ -102,6 +102,8 @@ ORIGINALS_PRUNE = 64
 
 _UNKNOWN_WINDOW = 0xFFFFFFFF
 _SYN_FIN_RST = SYN | FIN | RST
+_SYN_FIN = SYN | FIN
+_KEEP_ALIVE_OR_PROBE = KEEP_ALIVE | ZERO_WINDOW_PROBE
 _PROTOCOL_NAMES = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp", PROTOCOL_ICMP: "icmp", PROTOCOL_ICMPV6: "icmpv6"}
 _ESTABLISHED = State.ESTABLISHED
 _new_frame_analysis = tuple.__new__  # builds the NamedTuple from one tuple, without keyword handling
@@ -489,11 +491,13 @@ class Analyzer:
             record,
             bad_checksum,
         ) in rows:
+            syn = flags & SYN
+            has_ack = flags & ACK
             entry = tcp.get(key)
             analysis = 0
             if entry is None:
                 entry = self._new_tcp(key, number, flags, now)
-            elif flags & SYN and not flags & ACK and entry[1].base_set and raw_seq != entry[1].base_seq:
+            elif syn and not has_ack and entry[1].base_set and raw_seq != entry[1].base_seq:
                 # A new SYN with another ISN on a known port pair: a new connection.
                 entry = self._new_tcp(key, number, flags, now)
                 analysis = REUSED_PORTS
@@ -509,21 +513,21 @@ class Analyzer:
             # from the first ACK, as ack - 1).
             if not conversation.bases_known:
                 if not fwd.base_set:
-                    fwd.base_seq = raw_seq if flags & SYN else (raw_seq - 1) & SEQUENCE_MASK
+                    fwd.base_seq = raw_seq if syn else (raw_seq - 1) & SEQUENCE_MASK
                     fwd.base_set = True
-                if flags & ACK and not rev.base_set:
+                if has_ack and not rev.base_set:
                     rev.base_seq = (raw_ack - 1) & SEQUENCE_MASK
                     rev.base_set = True
                 conversation.bases_known = fwd.base_set and rev.base_set
             seq = (raw_seq - fwd.base_seq) & SEQUENCE_MASK
-            ack = (raw_ack - rev.base_seq) & SEQUENCE_MASK if flags & ACK else raw_ack
+            ack = (raw_ack - rev.base_seq) & SEQUENCE_MASK if has_ack else raw_ack
 
-            if flags & SYN:
+            if syn:
                 # Window scaling (RFC 7323 s2.2): announced in SYNs, applied to every later segment.
                 shift = window_scale_of(options)
                 if shift is not None:
                     fwd.window_scale = min(shift, MAXIMUM_WINDOW_SHIFT)
-                if flags & ACK:
+                if has_ack:
                     conversation.synack_seen = True
                     if shift is None or rev.window_scale == -2:
                         fwd.window_scale = rev.window_scale = -2
@@ -537,7 +541,7 @@ class Analyzer:
                 scale = fwd.window_scale
                 window = raw_window << scale if scale >= 0 else raw_window
                 # Wireshark's first RTT: from the latest SYN to the first ACK after it.
-                if not conversation.first_rtt and flags & ACK and conversation.last_syn_time:
+                if not conversation.first_rtt and has_ack and conversation.last_syn_time:
                     conversation.first_rtt = now - conversation.last_syn_time
 
             # --- Wireshark's tcp_analyze_sequence_number, test by test. ---
@@ -587,7 +591,7 @@ class Analyzer:
                 if fwd.duplicate_acks:
                     fwd.duplicate_acks = []
             mark = rev.maxseqtobeacked
-            if flags & ACK and mark and ack != mark and (ack - mark) & SEQUENCE_MASK < HALF_SPACE:
+            if has_ack and mark and ack != mark and (ack - mark) & SEQUENCE_MASK < HALF_SPACE:
                 # Flag once per gap. When the peer has sent past the mark, move the mark up;
                 # while it only sends pure ACKs, its duplicate-ACK counter (-1) says "flagged".
                 gap = (rev.nextseq - mark) & SEQUENCE_MASK
@@ -598,8 +602,10 @@ class Analyzer:
                     if rev.dupacknum == 0:
                         analysis |= ACK_LOST_SEGMENT
                     rev.dupacknum = -1
-            segment_end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & SEQUENCE_MASK
-            if (seglen or flags & (SYN | FIN)) and not analysis & (KEEP_ALIVE | ZERO_WINDOW_PROBE):
+            syn_or_fin = flags & _SYN_FIN
+            occupies = seglen or syn_or_fin  # takes sequence space: data, SYN or FIN (RFC 9293 s3.4)
+            segment_end = (seq + seglen + (1 if syn_or_fin else 0)) & SEQUENCE_MASK
+            if occupies and not analysis & _KEEP_ALIVE_OR_PROBE:
                 not_advanced = seq != nextseq and nextseq and (nextseq - seq) & SEQUENCE_MASK < HALF_SPACE
                 if not_advanced and seglen > 1 and (nextseq - 1) & SEQUENCE_MASK == seq:
                     not_advanced = False  # new data after a possible zero-window probe
@@ -623,9 +629,7 @@ class Analyzer:
                         analysis |= RETRANSMISSION
             sent_before = fwd.sent_end
             if not analysis & ZERO_WINDOW_PROBE:  # probes do not advance the sequence space
-                if (seglen or flags & (SYN | FIN)) and (
-                    fwd.sent_end < 0 or (segment_end - fwd.sent_end) & SEQUENCE_MASK < HALF_SPACE
-                ):
+                if occupies and (fwd.sent_end < 0 or (segment_end - fwd.sent_end) & SEQUENCE_MASK < HALF_SPACE):
                     fwd.sent_end = segment_end
                 if not nextseq or (segment_end != nextseq and (segment_end - nextseq) & SEQUENCE_MASK < HALF_SPACE):
                     fwd.nextseq = segment_end
@@ -638,10 +642,10 @@ class Analyzer:
             fwd.last_flags = analysis
 
             # --- What the flags refer to, and what the receiver made of the segment. ---
-            if flags & SYN and flags & ACK and analysis & RETRANSMISSION and fwd.plain_syn and rev.plain_syn:
+            if syn and has_ack and analysis & RETRANSMISSION and fwd.plain_syn and rev.plain_syn:
                 # Both sent a SYN: this SYN-ACK answers the peer's (RFC 9293 Figure 7), it repeats nothing.
                 analysis = analysis & ~RETRANSMISSION | SIMULTANEOUS_OPEN
-            if record is not None and (seglen or flags & (SYN | FIN)) and not analysis & _NOT_FIRST_TRANSMISSION:
+            if record is not None and occupies and not analysis & _NOT_FIRST_TRANSMISSION:
                 # Remembered for per-frame analysis only: it costs the report-only path a third of its speed.
                 originals = fwd.originals
                 originals[seq] = (segment_end, number)
@@ -679,12 +683,12 @@ class Analyzer:
                 continue
             held.analysis |= analysis
             held.mark = state_mark
-            if flags & SYN:
+            if syn:
                 window_scale = 0
             else:
                 scale = fwd.window_scale
                 window_scale = 1 << scale if scale >= 0 else scale
-            if flags & SYN:
+            if syn:
                 phase = "handshake"
             elif not conversation.handshake_done and conversation.synack_seen and not flags & (FIN | RST):
                 conversation.handshake_done = True  # the ACK that completes the three-way handshake
@@ -701,7 +705,7 @@ class Analyzer:
                     conversation.summary.stream,
                     seq,
                     ack,
-                    segment_end if seglen or flags & (SYN | FIN) else seq,
+                    segment_end if occupies else seq,
                     window,
                     window_scale,
                     0,

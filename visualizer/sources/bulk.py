@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from visualizer.model import PROTOCOL_TCP, PROTOCOL_UDP, PacketRecord, SegmentRun
 from visualizer.sources.capture_file import CaptureReader, PcapChunk, PcapHeader
 from visualizer.sources.decode import FrameDecoder
-from visualizer.sources.ip import ipv4_by_number, ipv4_text_from_number
+from visualizer.sources.ip import ipv4_text
 from visualizer.sources.link import LINKTYPE_ETHERNET
 from visualizer.sources.record import build_record
 
@@ -38,6 +38,9 @@ _PROBE_OFFSETS = (12, 13, 14, 20, 21, 23, 16, 17, 46, 29, 33, 35, 37)
 _WINDOW = PCAP_RECORD_HEADER_LENGTH + 54
 """Bytes read from each frame's start (its pcap record header, then Ethernet, IPv4 and TCP headers)."""
 _tables: tuple[Any, Any, Any] | None = None
+FLOW_KEY_CACHE_SIZE = 1 << 16
+"""Flow keys kept by their raw bytes (the cache starts again when it holds more)."""
+_flow_key_by_bytes: dict[bytes, tuple[str, str, int, int]] = {}
 
 
 # -- Sharing conversations among worker processes -----------------------------------------------
@@ -129,11 +132,8 @@ def decode_pcap_chunk(
         if time_order is not None:
             check_time_order(time_order, chunk, header)
         return list(one_by_one(range(count)))
-    # Each frame's first bytes, record header included, as one row: a sliding window over the
-    # buffer (padded, so that short frames at its end still have a full row) indexed by frame.
-    data = numpy.frombuffer(buffer + bytes(_WINDOW), numpy.uint8)
     frames = numpy.asarray(offsets, dtype=numpy.int64)
-    rows = numpy.lib.stride_tricks.sliding_window_view(data, _WINDOW)[frames]
+    rows = _frame_windows(numpy, buffer, frames)
     fields = numpy.ascontiguousarray(rows[:, :PCAP_RECORD_HEADER_LENGTH]).view(numpy.dtype(header.byte_order + "u4"))
     seconds, fractional = fields[:, 0], fields[:, 1]
     if time_order is not None:  # where time first goes backwards, from the times already gathered
@@ -180,18 +180,15 @@ def decode_pcap_chunk(
         return list(one_by_one(others, assigned))
     frame_starts = starts[picked]
     head = rows[picked][:, PCAP_RECORD_HEADER_LENGTH + header_offsets]  # IPv4 addresses and the TCP header
-    addresses = head[:, :8].copy().view(">u4")
     tcp = head[:, 8:]
-    ports = tcp[:, 0:4].copy().view(">u2")
     numbers = (picked + first_number).tolist()
     timestamps = (
         seconds[picked].astype(numpy.int64) * 1_000_000_000
         + fractional[picked].astype(numpy.int64) * header.fraction_ns
     ).tolist()
-    sources = _ipv4_texts(addresses[:, 0].tolist())
-    destinations = _ipv4_texts(addresses[:, 1].tolist())
-    source_ports = ports[:, 0].tolist()
-    destination_ports = ports[:, 1].tolist()
+    # The addresses and ports are 12 bytes in a row (IPv4 source and destination, TCP source and
+    # destination ports): one bytes object per frame finds its flow key, built once per flow.
+    keys = _flow_keys(head[:, :12].copy().view("V12")[:, 0].tolist())
     picked_header = tcp_header[picked]
     picked_total = total[picked]
     payload_start = frame_starts + 34 + picked_header
@@ -207,9 +204,13 @@ def decode_pcap_chunk(
         # more than a timestamp (SACK blocks of duplicate ACKs, RFC 2018): rare rows, cheap to cut.
         options = [b""] * length
         with_options = (flag_bits & 0x02) | ((picked_total == 20 + picked_header) & (picked_header > 32))
-        for row in numpy.flatnonzero(with_options).tolist():
-            options[row] = buffer[int(frame_starts[row]) + 54 : int(payload_start[row])]
-        keys = list(zip(sources, destinations, source_ports, destination_ports))
+        rows_with_options = numpy.flatnonzero(with_options)
+        for row, start, stop in zip(
+            rows_with_options.tolist(),
+            (frame_starts[rows_with_options] + 54).tolist(),
+            payload_start[rows_with_options].tolist(),
+        ):
+            options[row] = buffer[start:stop]
         columns = (numbers, timestamps, keys, seqs, acks, flags, windows, options, payload_lengths, originals)
         if not others:
             return [SegmentRun._make(columns)]
@@ -226,6 +227,7 @@ def decode_pcap_chunk(
         if previous < length:
             items.append(SegmentRun._make(column[previous:] for column in columns))
         return items
+    sources, destinations, source_ports, destination_ports = zip(*keys)
     options_start = (frame_starts + 54).tolist()
     payload_starts = payload_start.tolist()
     payload_end = (frame_starts + numpy.minimum(captured[picked], 14 + picked_total)).tolist()
@@ -268,6 +270,22 @@ def decode_pcap_chunk(
     together: list[PacketRecord | SegmentRun] = [*records, *one_by_one(others, assigned)]
     order = numpy.argsort([item[0] for item in together], kind="stable").tolist()
     return list(itemgetter(*order)(together)) if len(together) > 1 else together
+
+
+def _frame_windows(numpy: Any, buffer: bytes, frames: Any) -> Any:
+    """Each frame's first :data:`_WINDOW` bytes, record header included, as one row (zeros past the buffer's end).
+
+    A sliding window over the buffer, indexed by frame; the few frames too near the end for a
+    full row take theirs from a padded copy of the buffer's tail (not of the whole buffer).
+    """
+    inside = int(numpy.searchsorted(frames, len(buffer) - _WINDOW, side="right"))
+    window = numpy.lib.stride_tricks.sliding_window_view
+    rows = window(numpy.frombuffer(buffer, numpy.uint8), _WINDOW)[frames[:inside]] if inside else None
+    if inside == len(frames):
+        return rows
+    start = int(frames[inside])
+    tail = window(numpy.frombuffer(buffer[start:] + bytes(_WINDOW), numpy.uint8), _WINDOW)[frames[inside:] - start]
+    return tail if rows is None else numpy.concatenate((rows, tail))
 
 
 def check_time_order(reader: CaptureReader, chunk: PcapChunk, header: PcapHeader) -> None:
@@ -366,9 +384,19 @@ def _numpy_tables() -> tuple[Any, Any, Any]:
     return _tables
 
 
-def _ipv4_texts(numbers: list[int]) -> list[str]:
-    """Dotted-quad text of IPv4 addresses given as integers (cached)."""
-    texts: list[str | None] = list(map(ipv4_by_number.get, numbers))
-    if None in texts:
-        texts = [text or ipv4_text_from_number(number) for text, number in zip(texts, numbers)]
-    return texts  # type: ignore[return-value]
+def _flow_keys(flows: list[bytes]) -> list[tuple[str, str, int, int]]:
+    """The (source, destination, source port, destination port) keys of flows given as their 12 raw
+    bytes: IPv4 addresses, then TCP or UDP ports (cached, as the analysis meets the same ones again)."""
+    cache = _flow_key_by_bytes
+    new = set(flows).difference(cache)
+    if new and len(cache) + len(new) > FLOW_KEY_CACHE_SIZE:
+        cache.clear()
+        new = set(flows)
+    for flow in new:
+        cache[flow] = (
+            ipv4_text(flow[:4]),
+            ipv4_text(flow[4:8]),
+            int.from_bytes(flow[8:10], "big"),
+            int.from_bytes(flow[10:12], "big"),
+        )
+    return list(map(cache.__getitem__, flows))

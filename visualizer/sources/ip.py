@@ -60,8 +60,6 @@ _ipv4_text: dict[bytes, str] = {}
 _ipv6_text: dict[bytes, str] = {}
 ipv4_pairs: dict[bytes, tuple[str, str]] = {}
 """Source and destination text by the 8 address bytes of an IPv4 header (filled by :func:`ipv4_pair_text`)."""
-ipv4_by_number: dict[int, str] = {}
-"""IPv4 address text by the address as an integer (filled by :func:`ipv4_text_from_number`)."""
 
 
 def ipv4_text(raw: bytes) -> str:
@@ -79,14 +77,6 @@ def ipv4_pair_text(raw: bytes) -> tuple[str, str]:
         ipv4_pairs.clear()
     pair = ipv4_pairs[raw] = (ipv4_text(raw[:4]), ipv4_text(raw[4:]))
     return pair
-
-
-def ipv4_text_from_number(value: int) -> str:
-    """Text of an IPv4 address given as an integer (cached in :data:`ipv4_by_number`)."""
-    if len(ipv4_by_number) > ADDRESS_CACHE_SIZE:
-        ipv4_by_number.clear()
-    text = ipv4_by_number[value] = ipv4_text(value.to_bytes(4, "big"))
-    return text
 
 
 def ipv6_text(raw: bytes) -> str:
