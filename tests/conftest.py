@@ -8,11 +8,19 @@ runs as root and must exercise sniffing, crafting and namespaces for real.
 from __future__ import annotations
 
 import os
+import signal
 
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # The Ctrl-C tests need SIGINT to arrive, here and in the programs they start. A test run started
+    # in the background by a non-interactive shell (`./scripts/test.sh &`, `su -c`, some CI runners)
+    # inherits it ignored, and Python then keeps ignoring it, as a program started so should: the
+    # tests restore what a terminal gives (a handler here; the default in every program started).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _in_ci() -> bool:
