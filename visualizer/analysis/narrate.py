@@ -61,10 +61,10 @@ SHORT_RUN = 6
 SUMMARY_SEGMENTS = 3
 """A run in which one endpoint sends this many data segments is summarised, however short."""
 CALLS_LISTED = 6
+"""Consecutive calls of one endpoint listed one by one at most; beyond, counted by kind."""
 CALLS_TOGETHER_NS = 1_000_000
 """Calls told in one sentence follow each other within this time (one sentence has one time: a
 close() 20 ms after a recv() is a sentence of its own, where it happened)."""
-"""Consecutive calls of one endpoint listed one by one at most; beyond, counted by kind."""
 WRAP_COLUMNS = 100
 
 # The RFC sections the sentences cite (checked against the RFC texts).

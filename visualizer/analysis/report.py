@@ -130,6 +130,10 @@ class Finding:
 _FINDING_FIELDS = attrgetter(*(item.name for item in fields(Finding)))
 
 
+WINDOW_SCALE_UNKNOWN = -1
+"""``FrameAnalysis.window_scale`` when the handshake that sets it was not captured (Wireshark's -1)."""
+
+
 class FrameAnalysis(NamedTuple):
     """The analysis of one frame. Fields that do not apply hold -1 or ``""``."""
 
@@ -146,7 +150,8 @@ class FrameAnalysis(NamedTuple):
     window: int
     """The advertised window after scaling (tcp.window_size)."""
     window_scale: int
-    """Wireshark's tcp.window_size_scalefactor: the multiplier, -1 unknown, -2 no scaling."""
+    """Wireshark's tcp.window_size_scalefactor: the multiplier, WINDOW_SCALE_UNKNOWN (-1: the handshake
+    that sets it was not captured), -2 no scaling."""
     analysis: int
     """Bit set of analysis flags; :func:`analysis_names` names them."""
     duplicate_ack_number: int

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from visualizer.analysis.report import Finding, FrameAnalysis, analysis_names
+from visualizer.analysis.report import WINDOW_SCALE_UNKNOWN, Finding, FrameAnalysis, analysis_names
 from visualizer.analysis.states import INITIAL_STATES
 from visualizer.model import (
     ACK,
@@ -396,10 +396,6 @@ def wrap_title(text: str, width: int) -> list[str]:
     stays on one line; one longer than a line may break)."""
     joined = _KEEP_TOGETHER.sub(lambda group: group[0].replace(" ", "\0") if len(group[0]) < width else group[0], text)
     return [line.replace("\0", " ") for line in textwrap.wrap(joined, width)]
-
-
-UNKNOWN_SCALE = -1
-"""``FrameAnalysis.window_scale`` when the handshake that sets it was not captured (Wireshark's -1)."""
 
 
 def _other_label(record: PacketRecord) -> str:
@@ -852,7 +848,9 @@ class LadderBuilder:
             frame.stream,
             fate,
             event_kinds,
-            frame.protocol == "tcp" and not record.tcp_flags & (SYN | RST) and frame.window_scale == UNKNOWN_SCALE,
+            frame.protocol == "tcp"
+            and not record.tcp_flags & (SYN | RST)
+            and frame.window_scale == WINDOW_SCALE_UNKNOWN,
         )
 
     def _start_fold(self) -> None:

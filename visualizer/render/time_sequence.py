@@ -42,6 +42,7 @@ from visualizer.analysis.report import (
     KEEP_ALIVE,
     NOT_RECEIVED,
     RETRANSMISSION,
+    WINDOW_SCALE_UNKNOWN,
     ZERO_WINDOW,
     ZERO_WINDOW_PROBE,
     FrameAnalysis,
@@ -50,7 +51,6 @@ from visualizer.analysis.report import (
 from visualizer.analysis.sequence import SEQUENCE_MASK
 from visualizer.model import ACK, FIN, RST, SYN, parse_tcp_options
 from visualizer.render.ladder import BLACK, BLUE, GREEN, GREY, ORANGE, PURPLE, SKY, VERMILLION
-from visualizer.render.layout import UNKNOWN_SCALE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -270,7 +270,7 @@ class TimeSequence:
             return
         receiver.acks[0].append(time)
         receiver.acks[1].append(frame.ack)
-        if not flags & RST and frame.window_scale != UNKNOWN_SCALE:
+        if not flags & RST and frame.window_scale != WINDOW_SCALE_UNKNOWN:
             receiver.windows[0].append(time)
             receiver.windows[1].append(frame.window)
             receiver.edges[0].append(time)
