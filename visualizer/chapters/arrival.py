@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from visualizer.analysis.kernel import cover, covers
 from visualizer.analysis.report import (
     DUPLICATE_ACK,
     FAST_RETRANSMISSION,
@@ -77,16 +78,23 @@ class Acknowledgement:
 
 
 def acknowledgements(experiment: Experiment, stream: int = 0) -> list[Acknowledgement]:
-    """Every first transmission of data, SYN or FIN in a TCP stream, with the ACK that covers it."""
+    """Every first transmission of data, SYN or FIN in a TCP stream, with the ACK that covers it.
+
+    A first transmission takes sequence space no earlier captured segment of its sender took (as
+    chapter 2 counts them): Wireshark's retransmission label is not the test, as it also names a
+    first copy that reordering delayed past its out-of-order time."""
     frames = experiment.frames_of(stream)
     found = []
+    sent: dict[bool, list[list[int]]] = {True: [], False: []}  # each sender's sequence space seen
     for index, frame in enumerate(frames):
         record = frame.record
-        if not (record.payload_length or record.tcp_flags & (SYN | FIN)) or frame.analysis & RETRANSMISSION:
-            continue
-        if record.tcp_flags & RST:
+        if not (record.payload_length or record.tcp_flags & (SYN | FIN)) or record.tcp_flags & RST:
             continue
         end = _end(frame)
+        seen = sent[frame.from_initiator]
+        if covers(seen, frame.seq, end):
+            continue
+        cover(seen, frame.seq, end)
         covering = covering_ack(frames, index, frame.from_initiator, end)
         found.append(
             Acknowledgement(
